@@ -1,0 +1,320 @@
+"""The API Lambda: Chalice routes only — parse, call a service, shape the response.
+
+``handler`` is what Lambda (and the local server) invokes: Powertools wraps
+the Chalice app with request-scoped logging, tracing and metrics.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+from chalice.app import Chalice, Request, Response
+
+from chalicelib import bootstrap
+from chalicelib.auth import authenticate
+from chalicelib.domain.errors import BadRequest, DomainError
+from chalicelib.domain.model import parse_limit
+from chalicelib.domain.patching import PATCH_MEDIA_TYPES
+from chalicelib.domain.principal import Principal
+from chalicelib.http import (
+    JSON,
+    SECURITY_HEADERS,
+    json_response,
+    media_type,
+    parse_json_body,
+    problem,
+    problem_from_error,
+    request_id,
+    rewrite_chalice_error,
+)
+from chalicelib.observability import logger, metrics, tracer
+from chalicelib.openapi import openapi_document
+
+app = Chalice(app_name="docs-service")
+app.log.disabled = True  # Powertools logs; Chalice's own logger would double every error
+ANY = ["*/*"]  # media types are checked by the views, so errors are problem+json
+ACCEPT_PATCH = ", ".join(PATCH_MEDIA_TYPES)
+NO_STORE = {"Cache-Control": "no-store"}
+REVALIDATE = {"Cache-Control": "private, no-cache"}
+
+
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None
+    return request
+
+
+def _path(request: Request) -> str:
+    """The requested path (Chalice's ``request.path`` is the resource template)."""
+    return str(request.to_original_event().get("path") or request.path)
+
+
+def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    """Authenticate, run the view, map domain errors to problem+json."""
+
+    def wrap(view: Callable[..., Response]) -> Callable[..., Response]:
+        @functools.wraps(view)
+        def run(**path: str) -> Response:
+            request = _request()
+            rid = request_id(request)
+            try:
+                if auth:
+                    settings = bootstrap.container().settings
+                    who = authenticate(request.headers, request.context or {}, settings, rid)
+                    logger.append_keys(org=who.org, sub=who.sub)
+                    return view(who, **path)
+                return view(**path)
+            except DomainError as exc:
+                if exc.status >= 500:
+                    logger.warning("dependency unavailable", exc_info=exc)
+                    metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
+                return problem_from_error(exc, _path(request))
+
+        return run
+
+    return wrap
+
+
+@app.middleware("http")
+def edge(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Every response: problem+json for Chalice's own errors, request id, security headers."""
+    started = time.perf_counter()
+    rid = request_id(event)
+    response = rewrite_chalice_error(get_response(event), _path(event))
+    headers = response.headers
+    headers["X-Request-Id"] = rid
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    headers.setdefault("Cache-Control", "no-store")
+    if response.status_code >= 500:
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    logger.debug(
+        "request",
+        method=event.method,
+        path=event.path,
+        status=response.status_code,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return response
+
+
+def _doc_headers(
+    etag: str, *, cache: str | None = None, location: str | None = None
+) -> dict[str, str]:
+    headers = {"ETag": etag, **REVALIDATE}
+    if cache:
+        headers["X-Cache"] = cache
+    if location:
+        headers["Location"] = location
+    return headers
+
+
+def _body(request: Request, allowed: tuple[str, ...] = (JSON,), doc_id: str | None = None) -> Any:
+    settings = bootstrap.container().settings
+    return parse_json_body(
+        request,
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        allowed=allowed,
+        upload_hint=f"/documents/{doc_id}/content" if doc_id else "/documents/{id}/content",
+    )
+
+
+def _int(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer.") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer.")
+    return value
+
+
+# ---------------------------------------------------------------- documents
+@app.route("/documents", methods=["POST"], content_types=ANY)
+@endpoint()
+def create_document(who: Principal) -> Response:
+    doc = bootstrap.container().documents.create(who, _body(_request()))
+    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    return json_response(
+        doc.to_json(),
+        status=201,
+        headers=_doc_headers(doc.etag, location=f"/documents/{doc.id}"),
+    )
+
+
+@app.route("/documents", methods=["GET"], content_types=ANY)
+@endpoint()
+def list_documents(who: Principal) -> Response:
+    params = _request().query_params or {}
+    page, cache = bootstrap.container().documents.list(
+        who,
+        limit=parse_limit(params.get("limit")),
+        page_token=params.get("page_token"),
+        tag=params.get("tag"),
+    )
+    return json_response(page, headers={"X-Cache": cache, **REVALIDATE})
+
+
+@app.route("/documents/{doc_id}", methods=["GET"], content_types=ANY)
+@endpoint()
+def get_document(who: Principal, doc_id: str) -> Response:
+    request = _request()
+    rendered = bootstrap.container().documents.get(
+        who, doc_id, if_none_match=request.headers.get("if-none-match")
+    )
+    metrics.add_metric(
+        name="CacheHits" if rendered.cache == "hit" else "CacheMisses",
+        unit=MetricUnit.Count,
+        value=1,
+    )
+    headers = {**_doc_headers(rendered.etag, cache=rendered.cache), "Accept-Patch": ACCEPT_PATCH}
+    if rendered.not_modified:
+        return Response(body="", status_code=304, headers=headers)
+    return json_response(rendered.body, headers=headers)
+
+
+@app.route("/documents/{doc_id}", methods=["PUT"], content_types=ANY)
+@endpoint()
+def put_document(who: Principal, doc_id: str) -> Response:
+    request = _request()
+    doc, created = bootstrap.container().documents.put(
+        who,
+        doc_id,
+        _body(request, doc_id=doc_id),
+        if_match=request.headers.get("if-match"),
+        if_none_match=request.headers.get("if-none-match"),
+    )
+    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    return json_response(
+        doc.to_json(),
+        status=201 if created else 200,
+        headers=_doc_headers(doc.etag, location=f"/documents/{doc.id}" if created else None),
+    )
+
+
+def _change(who: Principal, doc_id: str) -> Response:
+    request = _request()
+    mtype = media_type(request)
+    patch = _body(request, allowed=PATCH_MEDIA_TYPES, doc_id=doc_id)
+    doc = bootstrap.container().documents.change(
+        who, doc_id, mtype, patch, if_match=request.headers.get("if-match")
+    )
+    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
+
+
+@app.route("/documents/{doc_id}/changes", methods=["POST"], content_types=ANY)
+@endpoint()
+def post_changes(who: Principal, doc_id: str) -> Response:
+    return _change(who, doc_id)
+
+
+@app.route("/documents/{doc_id}", methods=["PATCH"], content_types=ANY)
+@endpoint()
+def patch_document(who: Principal, doc_id: str) -> Response:
+    response = _change(who, doc_id)
+    response.headers["Accept-Patch"] = ACCEPT_PATCH
+    return response
+
+
+@app.route("/documents/{doc_id}", methods=["DELETE"], content_types=ANY)
+@endpoint()
+def delete_document(who: Principal, doc_id: str) -> Response:
+    bootstrap.container().documents.delete(who, doc_id, if_match=_request().headers.get("if-match"))
+    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    return Response(body="", status_code=204, headers=dict(NO_STORE))
+
+
+@app.route("/documents/{doc_id}/restore", methods=["POST"], content_types=ANY)
+@endpoint()
+def restore_document(who: Principal, doc_id: str) -> Response:
+    doc = bootstrap.container().documents.restore(who, doc_id)
+    return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
+
+
+@app.route("/documents/{doc_id}/versions", methods=["GET"], content_types=ANY)
+@endpoint()
+def list_versions(who: Principal, doc_id: str) -> Response:
+    params = _request().query_params or {}
+    page = bootstrap.container().documents.list_versions(
+        who, doc_id, limit=parse_limit(params.get("limit")), page_token=params.get("page_token")
+    )
+    return json_response(
+        {"items": page.items, "next_page_token": page.next_page_token}, headers=REVALIDATE
+    )
+
+
+@app.route("/documents/{doc_id}/versions/{n}", methods=["GET"], content_types=ANY)
+@endpoint()
+def get_version(who: Principal, doc_id: str, n: str) -> Response:
+    version = bootstrap.container().documents.get_version(who, doc_id, _int(n, "version"))
+    # an old version never changes: it may be cached by the client for long
+    return json_response(
+        version,
+        headers={"ETag": version["etag"], "Cache-Control": "private, max-age=86400, immutable"},
+    )
+
+
+@app.route("/documents/{doc_id}/versions/{n}/restore", methods=["POST"], content_types=ANY)
+@endpoint()
+def restore_version(who: Principal, doc_id: str, n: str) -> Response:
+    doc = bootstrap.container().documents.restore_version(
+        who, doc_id, _int(n, "version"), if_match=_request().headers.get("if-match")
+    )
+    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
+
+
+# ------------------------------------------------------------------ service
+@app.route("/health", methods=["GET"], content_types=ANY)
+@endpoint(auth=False)
+def health() -> Response:
+    c = bootstrap.container()
+    checks: dict[str, str] = {}
+    try:
+        c.uow.ping()
+        checks["postgres"] = "ok"
+    except DomainError:
+        checks["postgres"] = "down"
+    ping = getattr(c.cache, "ping", None)
+    if ping is not None:
+        ping()
+    checks["redis"] = c.cache.status()
+    ok = checks["postgres"] == "ok"  # Redis is optional: reads fall back to PostgreSQL
+    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if not ok:
+        return json_response(body, status=503, headers={"Retry-After": "5", **NO_STORE})
+    return json_response(body, headers=dict(NO_STORE))
+
+
+@app.route("/openapi.json", methods=["GET"], content_types=ANY)
+@endpoint(auth=False)
+def openapi() -> Response:
+    return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})
+
+
+def _not_found_problem(path: str) -> dict[str, Any]:
+    response = problem(404, "not-found", "Not found", f"No route for {path}.", instance=path)
+    response.headers.update(SECURITY_HEADERS)
+    return response.to_dict()
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point for API Gateway proxy events."""
+    resource = (event.get("requestContext") or {}).get("resourcePath")
+    if resource is not None and resource not in app.routes:
+        return _not_found_problem(event.get("path") or resource)
+    result: dict[str, Any] = app(event, context)
+    return result

@@ -1,0 +1,327 @@
+"""PostgreSQL adapter: a process-wide pool, one transaction per unit of work.
+
+RDS Proxy friendly: the pool is created once per execution environment and
+reused across invocations; server-side prepared statements are off
+(``prepare_threshold=None``); nothing is set on the session: the tenant, the
+``docs_app`` role (so row-level security applies) and the statement timeout
+are all set with ``set_config(..., true)``, i.e. ``SET LOCAL``, and vanish at
+commit.  With ``DOCS_DB_IAM_AUTH`` each new connection gets a fresh IAM token.
+
+Vendor errors are mapped here, once: connection-level failures become
+``DependencyUnavailable`` (503 + Retry-After), never a 500.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from chalicelib.config import Settings
+from chalicelib.domain.errors import DependencyUnavailable
+from chalicelib.domain.model import Document
+from chalicelib.domain.ports import ListCursor, VersionRecord
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_LOCK = 0x646F6373  # "docs"
+_DOC_COLUMNS = (
+    "org, id, title, body, tags, metadata, version, owner, created_at, updated_at, "
+    "deleted_at, content"
+)
+_OP_FOR_ACTION = {"delete": "delete", "purge": "purge"}
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+def _doc(row: dict[str, Any]) -> Document:
+    return Document(
+        org=row["org"],
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        tags=list(row["tags"]),
+        metadata=row["metadata"],
+        version=row["version"],
+        owner=row["owner"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+        content=row["content"],
+    )
+
+
+class PostgresRepository:
+    """Implements ``DocumentRepository`` on one open transaction."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], org: str) -> None:
+        self.conn = conn
+        self.org = org
+
+    def get(self, doc_id: str, *, for_update: bool = False) -> Document | None:
+        lock = " FOR UPDATE" if for_update else ""
+        row = self.conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s{lock}",
+            (self.org, doc_id),
+        ).fetchone()
+        return _doc(row) if row else None
+
+    def insert(self, doc: Document) -> bool:
+        cur = self.conn.execute(
+            f"INSERT INTO documents ({_DOC_COLUMNS}) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (org, id) DO NOTHING",
+            (
+                self.org,
+                doc.id,
+                doc.title,
+                Jsonb(doc.body),
+                doc.tags,
+                Jsonb(doc.metadata),
+                doc.version,
+                doc.owner,
+                doc.created_at,
+                doc.updated_at,
+                doc.deleted_at,
+                Jsonb(doc.content) if doc.content is not None else None,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def update(self, doc: Document, *, expected_version: int) -> bool:
+        cur = self.conn.execute(
+            "UPDATE documents SET title = %s, body = %s, tags = %s, metadata = %s, "
+            "version = %s, owner = %s, created_at = %s, updated_at = %s, deleted_at = %s, "
+            "content = %s WHERE org = %s AND id = %s AND version = %s",
+            (
+                doc.title,
+                Jsonb(doc.body),
+                doc.tags,
+                Jsonb(doc.metadata),
+                doc.version,
+                doc.owner,
+                doc.created_at,
+                doc.updated_at,
+                doc.deleted_at,
+                Jsonb(doc.content) if doc.content is not None else None,
+                self.org,
+                doc.id,
+                expected_version,
+            ),
+        )
+        return cur.rowcount == 1
+
+    def record_change(
+        self, doc: Document, *, action: str, actor: str, request_id: str | None
+    ) -> None:
+        op = "delete" if doc.deleted else _OP_FOR_ACTION.get(action, "upsert")
+        self.conn.execute(
+            "INSERT INTO document_versions (org, id, version, title, body, tags, metadata, "
+            "content, deleted, author, action, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.org,
+                doc.id,
+                doc.version,
+                doc.title,
+                Jsonb(doc.body),
+                doc.tags,
+                Jsonb(doc.metadata),
+                Jsonb(doc.content) if doc.content is not None else None,
+                doc.deleted,
+                actor,
+                action,
+                doc.updated_at,
+            ),
+        )
+        self.conn.execute(
+            "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, %s)",
+            (self.org, doc.id, doc.version, op),
+        )
+        self.conn.execute(
+            "INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, details) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.org,
+                actor,
+                action,
+                doc.id,
+                doc.version,
+                request_id,
+                Jsonb({"title": doc.title, "deleted": doc.deleted}),
+            ),
+        )
+
+    def list_documents(
+        self, *, limit: int, after: ListCursor | None, tag: str | None
+    ) -> list[Document]:
+        clauses = ["org = %s", "deleted_at IS NULL"]
+        params: list[Any] = [self.org]
+        if after is not None:
+            clauses.append("(created_at, id) < (%s, %s)")
+            params += [after.created_at, after.id]
+        if tag is not None:
+            clauses.append("tags @> ARRAY[%s]::text[]")
+            params.append(tag)
+        params.append(limit)
+        rows = self.conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE {' AND '.join(clauses)} "
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            params,
+        ).fetchall()
+        return [_doc(r) for r in rows]
+
+    def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
+        rows = self.conn.execute(
+            "SELECT * FROM document_versions WHERE org = %s AND id = %s AND version < %s "
+            "ORDER BY version DESC LIMIT %s",
+            (self.org, doc_id, before if before is not None else 2**62, limit),
+        ).fetchall()
+        return [_version(r) for r in rows]
+
+    def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
+        row = self.conn.execute(
+            "SELECT * FROM document_versions WHERE org = %s AND id = %s AND version = %s",
+            (self.org, doc_id, version),
+        ).fetchone()
+        return _version(row) if row else None
+
+
+def _version(row: dict[str, Any]) -> VersionRecord:
+    return VersionRecord(
+        version=row["version"],
+        title=row["title"],
+        body=row["body"],
+        tags=list(row["tags"]),
+        metadata=row["metadata"],
+        deleted=row["deleted"],
+        author=row["author"],
+        action=row["action"],
+        created_at=row["created_at"],
+        content=row["content"],
+    )
+
+
+class PostgresUnitOfWork:
+    """Owns the pool; hands out one tenant-scoped transaction at a time."""
+
+    def __init__(self, settings: Settings, *, pool_max: int | None = None) -> None:
+        self.settings = settings
+        self._pool_max = pool_max or settings.db_pool_max
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
+        self._lock = threading.Lock()
+
+    # -- connection management ------------------------------------------------
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "autocommit": False,
+            "prepare_threshold": None,
+            "row_factory": dict_row,
+            "connect_timeout": max(1, round(self.settings.db_connect_timeout_s)),
+            "application_name": "docs-service",
+        }
+        if self.settings.db_sslmode:
+            kwargs["sslmode"] = self.settings.db_sslmode
+        if self.settings.db_iam_auth:
+            kwargs["password"] = self._iam_token()
+            kwargs.setdefault("sslmode", "require")
+        return kwargs
+
+    def _iam_token(self) -> str:
+        import boto3  # lazy: only IAM-auth deployments pay for it
+
+        url = urlparse(self.settings.database_url)
+        client = boto3.client("rds", region_name=self.settings.aws_region)
+        return str(
+            client.generate_db_auth_token(
+                DBHostname=url.hostname or "",
+                Port=url.port or 5432,
+                DBUsername=unquote(url.username or ""),
+                Region=self.settings.aws_region,
+            )
+        )
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[dict[str, Any]]]:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ConnectionPool(
+                        self.settings.database_url,
+                        kwargs=self._connect_kwargs,  # type: ignore[arg-type]
+                        min_size=min(self.settings.db_pool_min, self._pool_max),
+                        max_size=self._pool_max,
+                        timeout=self.settings.db_connect_timeout_s,
+                        reconnect_timeout=30.0,
+                        open=True,
+                        name="docs",
+                        check=ConnectionPool.check_connection,
+                    )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- units of work -----------------------------------------------------------
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise DependencyUnavailable(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+
+    @contextmanager
+    def transaction(self, org: str) -> Iterator[PostgresRepository]:
+        with self.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('role', 'docs_app', true), "
+                "set_config('app.org', %s, true), "
+                "set_config('statement_timeout', %s, true)",
+                (org, str(self.settings.db_statement_timeout_ms)),
+            )
+            yield PostgresRepository(conn, org)
+
+    def ping(self) -> None:
+        with self.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+            conn.rollback()
+
+
+def migrate(database_url: str) -> list[str]:
+    """Apply pending migrations in order; safe to run twice and concurrently.
+
+    Each file runs in its own transaction under a transaction-level advisory
+    lock, and is recorded in ``schema_migrations`` in that same transaction.
+    """
+    applied_now: list[str] = []
+    files = sorted(p for p in MIGRATIONS_DIR.glob("*.sql"))
+    with psycopg.connect(database_url, autocommit=False, prepare_threshold=None) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+        for path in files:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                done = conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = %s", (path.stem,)
+                ).fetchone()
+                if done:
+                    continue
+                conn.execute(path.read_text().encode())
+                conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
+                applied_now.append(path.stem)
+    return applied_now

@@ -1,0 +1,69 @@
+"""Composition root: reads config once, builds adapters lazily, wires services.
+
+Module-scope and cached, so a Lambda execution environment builds its pool
+and clients once and reuses them across invocations; nothing connects at
+import time (cold starts stay short, and tests can swap the container).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.config import Settings, get_settings
+from chalicelib.domain.ports import DocumentCache, UnitOfWork
+from chalicelib.service_layer.documents import DocumentService
+
+
+@dataclass
+class Container:
+    settings: Settings
+    uow: UnitOfWork
+    cache: DocumentCache
+    documents: DocumentService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build(
+    settings: Settings | None = None,
+    *,
+    uow: UnitOfWork | None = None,
+    cache: DocumentCache | None = None,
+) -> Container:
+    settings = settings or get_settings()
+    if uow is None:
+        from chalicelib.adapters.postgres import PostgresUnitOfWork
+
+        uow = PostgresUnitOfWork(settings)
+    if cache is None:
+        from chalicelib.adapters.redis_cache import RedisCache
+
+        cache = RedisCache(settings)
+    documents = DocumentService(
+        uow,
+        cache,
+        page_secret=settings.page_token_secret,
+        retention=timedelta(days=settings.delete_retention_days),
+    )
+    return Container(settings=settings, uow=uow, cache=cache, documents=documents)
+
+
+_container: Container | None = None
+_lock = threading.Lock()
+
+
+def container() -> Container:
+    global _container  # noqa: PLW0603 - the process-wide composition root
+    if _container is None:
+        with _lock:
+            if _container is None:
+                _container = build()
+    return _container
+
+
+def set_container(value: Container | None) -> None:
+    """Swap the composition root (tests, local server after config changes)."""
+    global _container  # noqa: PLW0603
+    _container = value

@@ -1,0 +1,69 @@
+"""Configuration: every knob is an environment variable with a sane default.
+
+Read once per process (``get_settings`` is cached) so a Lambda execution
+environment pays for it at cold start only.  Names are prefixed ``DOCS_``
+except the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``OPENSEARCH_URL``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCS_", extra="ignore")
+
+    # --- PostgreSQL (RDS Proxy in AWS) -------------------------------------
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        validation_alias=AliasChoices("DATABASE_URL", "DOCS_DATABASE_URL"),
+    )
+    db_schema: str = "public"
+    db_pool_min: int = 1
+    db_pool_max: int = 4
+    db_connect_timeout_s: float = 3.0
+    db_statement_timeout_ms: int = 5000
+    # IAM auth against RDS Proxy: when set, a fresh token is generated per connection.
+    db_iam_auth: bool = False
+    db_sslmode: str | None = None
+    aws_region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+
+    # --- Redis (ElastiCache in AWS) ----------------------------------------
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "DOCS_REDIS_URL"),
+    )
+    redis_key_prefix: str = ""
+    redis_socket_timeout_s: float = 0.25
+    redis_connect_timeout_s: float = 0.25
+    cache_enabled: bool = True
+    cache_doc_ttl_s: int = 300
+    cache_list_ttl_s: int = 30
+    breaker_failure_threshold: int = 5
+    breaker_reset_s: float = 5.0
+
+    # --- Auth ---------------------------------------------------------------
+    jwt_secret: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "docs-local"
+    jwt_audience: str = "docs-api"
+    jwt_leeway_s: int = 30
+    # Behind API Gateway the authorizer has verified the token already; trust
+    # the claims it puts in the request context instead of verifying again.
+    trust_authorizer_claims: bool = False
+
+    # --- HTTP contract --------------------------------------------------------
+    max_body_bytes: int = 1024 * 1024
+    max_json_depth: int = 32
+    page_token_secret: str = "local-page-token-secret"  # noqa: S105 - overridden in AWS
+    delete_retention_days: int = 30
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

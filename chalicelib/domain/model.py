@@ -1,0 +1,209 @@
+"""The document model: what a document is, its editable part, version/ETag rules.
+
+A document's *editable* part (title, body, tags, metadata) is what clients
+write; everything else (id, org, version, owner, timestamps, content) is
+assigned by the service.  Every committed change bumps ``version`` by one;
+the ETag is a strong validator derived from (org, id, version), so it changes
+exactly when the representation does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from chalicelib.domain.errors import (
+    BadRequest,
+    PreconditionFailed,
+    PreconditionRequired,
+    ValidationFailed,
+)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+EDITABLE_FIELDS = ("title", "body", "tags", "metadata")
+READ_ONLY_FIELDS = (
+    "id",
+    "org",
+    "version",
+    "etag",
+    "owner",
+    "created_at",
+    "updated_at",
+    "content",
+)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class DocumentIn(BaseModel):
+    """The editable part of a document, as clients send it (POST, PUT, patch results)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str = Field(min_length=1, max_length=500)
+    body: Any = None
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_are_short_and_unique(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not 1 <= len(tag) <= 64:
+                raise ValueError("each tag must be 1 to 64 characters")
+        return list(dict.fromkeys(tags))
+
+
+def validate_editable(data: Any) -> DocumentIn:
+    """Validate client JSON into ``DocumentIn`` or raise 422 with per-field errors."""
+    if not isinstance(data, dict):
+        raise ValidationFailed(
+            "The request body must be a JSON object.",
+            errors=[{"loc": [], "msg": "expected an object", "type": "type_error"}],
+        )
+    try:
+        return DocumentIn.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise ValidationFailed("The document is not valid.", errors=errors) from None
+
+
+def validate_id(doc_id: str) -> str:
+    if not ID_PATTERN.match(doc_id):
+        raise ValidationFailed(
+            "Document ids are 1-128 characters of A-Z, a-z, 0-9, '.', '_' or '-'.",
+            errors=[{"loc": ["path", "id"], "msg": "invalid id", "type": "value_error"}],
+        )
+    return doc_id
+
+
+def new_id() -> str:
+    """A ULID: 48-bit millisecond timestamp + 80 random bits, Crockford base32."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def make_etag(org: str, doc_id: str, version: int) -> str:
+    digest = hashlib.sha256(f"{org}\x00{doc_id}\x00{version}".encode()).hexdigest()[:24]
+    return f'"{digest}"'
+
+
+def _etag_list(header: str) -> list[str]:
+    return [part.strip() for part in header.split(",") if part.strip()]
+
+
+def if_match_satisfied(header: str, current_etag: str | None) -> bool:
+    """RFC 9110 If-Match with strong comparison; ``*`` matches any existing representation."""
+    if current_etag is None:
+        return False
+    tags = _etag_list(header)
+    return "*" in tags or current_etag in tags
+
+
+def if_none_match_matches(header: str, current_etag: str | None) -> bool:
+    """True when If-None-Match matches (weak comparison, as RFC 9110 says for it)."""
+    if current_etag is None:
+        return False
+    tags = [t.removeprefix("W/") for t in _etag_list(header)]
+    return "*" in tags or current_etag in tags
+
+
+@dataclass(frozen=True)
+class Document:
+    org: str
+    id: str
+    title: str
+    body: Any
+    tags: list[str]
+    metadata: dict[str, Any]
+    version: int
+    owner: str
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+    content: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def etag(self) -> str:
+        return make_etag(self.org, self.id, self.version)
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def editable(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "body": self.body,
+            "tags": list(self.tags),
+            "metadata": dict(self.metadata),
+        }
+
+    def with_changes(self, change: DocumentIn, *, at: datetime) -> Document:
+        return replace(
+            self,
+            title=change.title,
+            body=change.body,
+            tags=change.tags,
+            metadata=change.metadata,
+            version=self.version + 1,
+            updated_at=at,
+            deleted_at=None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "org": self.org,
+            "title": self.title,
+            "body": self.body,
+            "tags": list(self.tags),
+            "metadata": self.metadata,
+            "version": self.version,
+            "etag": self.etag,
+            "owner": self.owner,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "content": self.content,
+        }
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def require_if_match(if_match: str | None, current: Document) -> None:
+    """Writes to an existing document need a matching If-Match (428 / 412)."""
+    if if_match is None:
+        raise PreconditionRequired(
+            "This write needs an If-Match header with the document's current ETag.",
+            headers={"ETag": current.etag},
+        )
+    if not if_match_satisfied(if_match, current.etag):
+        raise PreconditionFailed(
+            "The document has changed since that ETag; read it again and retry.",
+            headers={"ETag": current.etag},
+        )
+
+
+def parse_limit(raw: str | None, *, default: int = 20, maximum: int = 100) -> int:
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"limit must be an integer from 1 to {maximum}.") from None
+    if not 1 <= value <= maximum:
+        raise BadRequest(f"limit must be an integer from 1 to {maximum}.")
+    return value

@@ -1,0 +1,95 @@
+"""The ports the service layer depends on; adapters implement them.
+
+Unit tests pass in-memory fakes of these (tests/unit/fakes.py); integration
+tests run the real adapters (PostgreSQL, Redis) against real servers.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from chalicelib.domain.model import Document
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    version: int
+    title: str
+    body: Any
+    tags: list[str]
+    metadata: dict[str, Any]
+    deleted: bool
+    author: str
+    action: str
+    created_at: datetime
+    content: dict[str, Any] | None = None
+
+
+class DocumentRepository(Protocol):
+    """Reads and writes of one transaction, scoped to one org."""
+
+    def get(self, doc_id: str, *, for_update: bool = False) -> Document | None:
+        """The document, deleted or not; ``None`` when it never existed in this org."""
+
+    def insert(self, doc: Document) -> bool:
+        """Insert a new document; False when the id is taken."""
+
+    def update(self, doc: Document, *, expected_version: int) -> bool:
+        """Replace the row if it is still at ``expected_version`` (optimistic concurrency)."""
+
+    def record_change(
+        self, doc: Document, *, action: str, actor: str, request_id: str | None
+    ) -> None:
+        """Append the version row, the outbox row and the audit row for ``doc``."""
+
+    def list_documents(
+        self, *, limit: int, after: ListCursor | None, tag: str | None
+    ) -> list[Document]:
+        """Live documents, newest first, keyset-paginated."""
+
+    def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
+        """Versions of a document, newest first."""
+
+    def get_version(self, doc_id: str, version: int) -> VersionRecord | None: ...
+
+
+class UnitOfWork(Protocol):
+    def transaction(self, org: str) -> AbstractContextManager[DocumentRepository]:
+        """One database transaction with the tenant set; commits on clean exit."""
+
+    def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class CachedDocument:
+    version: int
+    etag: str
+    body: str | None  # the rendered JSON representation; None marks a deleted document
+
+
+class DocumentCache(Protocol):
+    def get(self, org: str, doc_id: str) -> CachedDocument | None:
+        """A cached document (or tombstone); None on a miss *or* when the cache is unavailable."""
+
+    def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
+        """Store ``entry`` unless the cache already holds a newer version (atomic)."""
+
+    def get_list(self, org: str, key: str) -> tuple[str | None, str]:
+        """(cached page or None, generation token to pass to ``put_list``)."""
+
+    def put_list(self, org: str, key: str, generation: str, value: str) -> None: ...
+
+    def bump_lists(self, org: str) -> None:
+        """Make every cached list page of ``org`` unreachable (after a write)."""
+
+    def status(self) -> str:
+        """'ok', 'degraded' (breaker open) or 'disabled'."""

@@ -1,0 +1,26 @@
+"""Who is calling: the verified token's subject, org (tenant) and roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.domain.errors import Forbidden
+
+ROLE_RANK = {"reader": 1, "writer": 2, "admin": 3}
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    org: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    request_id: str | None = None
+
+    @property
+    def rank(self) -> int:
+        return max((ROLE_RANK.get(r, 0) for r in self.roles), default=0)
+
+    def require(self, role: str) -> None:
+        """Roles are cumulative: writer can read, admin can write."""
+        if self.rank < ROLE_RANK[role]:
+            raise Forbidden(f"This needs the '{role}' role.")

@@ -1,0 +1,160 @@
+"""HTTP edge shared by the routes: problem+json, body parsing, common headers.
+
+Domain errors become RFC 9457 problem documents in one place (``problem``);
+Chalice's own error bodies (405, 415, unhandled 500) are rewritten into the
+same shape by the app middleware, so a client only ever sees one error format.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from chalice.app import Request, Response
+
+from chalicelib.domain.errors import (
+    BadRequest,
+    DomainError,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+_CHALICE_CODES = {
+    400: ("bad-request", "Bad request"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    500: ("internal", "Internal error"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(
+        body=json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        headers={"Content-Type": PROBLEM_JSON, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def problem_from_error(exc: DomainError, instance: str | None) -> Response:
+    return problem(
+        exc.status,
+        exc.slug,
+        exc.title,
+        exc.detail,
+        instance=instance,
+        errors=exc.errors,
+        headers=exc.headers,
+    )
+
+
+def rewrite_chalice_error(response: Response, instance: str | None) -> Response:
+    """Chalice answers some errors itself as ``{"Code", "Message"}``: make them problems."""
+    body = response.body
+    if not (isinstance(body, dict) and "Code" in body and "Message" in body):
+        return response
+    slug, title = _CHALICE_CODES.get(response.status_code, ("error", "Error"))
+    detail = str(body["Message"])
+    if response.status_code >= 500:
+        detail = "An internal error occurred; it has been logged with this request's id."
+    extra = {k: str(v) for k, v in response.headers.items() if k.lower() == "allow"}
+    return problem(response.status_code, slug, title, detail, instance=instance, headers=extra)
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 200 and given.isprintable():
+        return str(given)
+    ctx_id = request.context.get("requestId") if request.context else None
+    return str(ctx_id) if ctx_id else str(uuid.uuid4())
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Depth of nested containers, without recursion (so deep input cannot blow the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def media_type(request: Request) -> str:
+    raw = request.headers.get("content-type") or JSON
+    return raw.split(";", 1)[0].strip().lower()
+
+
+def parse_json_body(
+    request: Request,
+    *,
+    max_bytes: int,
+    max_depth: int,
+    allowed: tuple[str, ...] = (JSON,),
+    upload_hint: str | None = None,
+) -> Any:
+    """Parse the request body as JSON within the size and depth limits."""
+    mtype = media_type(request)
+    if mtype not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {mtype!r} is not accepted here; use one of: {', '.join(allowed)}."
+        )
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        hint = f" Upload large content with POST {upload_hint}." if upload_hint else ""
+        raise PayloadTooLarge(f"The request body is over {max_bytes} bytes.{hint}")
+    if not raw.strip():
+        raise BadRequest("The request body is empty; send a JSON document.")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.") from None
+    if _depth(value, max_depth) > max_depth:
+        raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.")
+    return value
+
+
+def json_response(
+    body: str | dict[str, Any] | list[Any] | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    text = body if isinstance(body, str) or body is None else json.dumps(body, ensure_ascii=False)
+    base = {"Content-Type": JSON} if text is not None else {}
+    return Response(body=text or "", status_code=status, headers={**base, **(headers or {})})

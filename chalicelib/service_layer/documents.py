@@ -1,0 +1,366 @@
+"""Document use cases: create, read, list, change, delete, restore, versions.
+
+Each write is one PostgreSQL transaction (the row, a version row, an outbox
+row and an audit row) and, after it commits and *before* the caller answers,
+the cache entry is replaced with the new version through a set-if-newer
+script.  Reads go to the cache first and fill it on a miss with the version
+read from PostgreSQL; because fills and write-backs are both "set if newer",
+a slow fill carrying an old version can never overwrite a newer one, so a read
+that starts after a write was acknowledged never sees an older version (as
+long as the post-commit write-back reached Redis; when Redis is unreachable
+the breaker is open and reads bypass the cache, see adapters/redis_cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.domain import patching
+from chalicelib.domain.errors import Conflict, Gone, NotFound, PreconditionFailed
+from chalicelib.domain.model import (
+    Document,
+    DocumentIn,
+    if_match_satisfied,
+    if_none_match_matches,
+    make_etag,
+    new_id,
+    require_if_match,
+    validate_editable,
+    validate_id,
+)
+from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.ports import (
+    CachedDocument,
+    DocumentCache,
+    ListCursor,
+    UnitOfWork,
+    VersionRecord,
+)
+from chalicelib.domain.principal import Principal
+
+
+def render(doc: Document) -> str:
+    """The JSON representation, serialized once and cached as is."""
+    return json.dumps(doc.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A document ready for the wire: body, validator, where it came from."""
+
+    body: str | None  # None for 304 Not Modified
+    etag: str
+    version: int
+    cache: str  # "hit" | "miss" | "bypass"
+
+    @property
+    def not_modified(self) -> bool:
+        return self.body is None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_page_token: str | None
+
+
+class DocumentService:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        cache: DocumentCache,
+        *,
+        page_secret: str,
+        retention: timedelta = timedelta(days=30),
+        clock: Any = None,
+    ) -> None:
+        self.uow = uow
+        self.cache = cache
+        self.page_secret = page_secret
+        self.retention = retention
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ reads
+    def get(self, who: Principal, doc_id: str, *, if_none_match: str | None = None) -> Rendered:
+        who.require("reader")
+        validate_id(doc_id)
+        cached = self.cache.get(who.org, doc_id)
+        if cached is not None:
+            if cached.body is None:
+                raise NotFound(f"Document {doc_id!r} not found.")
+            if if_none_match and if_none_match_matches(if_none_match, cached.etag):
+                return Rendered(None, cached.etag, cached.version, "hit")
+            return Rendered(cached.body, cached.etag, cached.version, "hit")
+        with self.uow.transaction(who.org) as repo:
+            doc = repo.get(doc_id)
+        if doc is None:
+            raise NotFound(f"Document {doc_id!r} not found.")
+        if doc.deleted:
+            self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, None))
+            raise NotFound(f"Document {doc_id!r} not found.")
+        body = render(doc)
+        self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, body))
+        if if_none_match and if_none_match_matches(if_none_match, doc.etag):
+            return Rendered(None, doc.etag, doc.version, "miss")
+        return Rendered(body, doc.etag, doc.version, "miss")
+
+    def list(
+        self, who: Principal, *, limit: int, page_token: str | None, tag: str | None
+    ) -> tuple[str, str]:
+        """A page of live documents as rendered JSON, and whether it was cached."""
+        who.require("reader")
+        cursor = decode_token(page_token, self.page_secret)
+        key = hashlib.sha256(f"{limit}\x00{page_token or ''}\x00{tag or ''}".encode()).hexdigest()
+        cached, generation = self.cache.get_list(who.org, key)
+        if cached is not None:
+            return cached, "hit"
+        after = None
+        if cursor is not None:
+            try:
+                after = ListCursor(datetime.fromisoformat(cursor["c"]), str(cursor["i"]))
+            except (KeyError, ValueError, TypeError):
+                after = None
+        with self.uow.transaction(who.org) as repo:
+            docs = repo.list_documents(limit=limit + 1, after=after, tag=tag)
+        next_token = None
+        if len(docs) > limit:
+            docs = docs[:limit]
+            last = docs[-1]
+            next_token = encode_token(
+                {"c": last.created_at.isoformat(), "i": last.id}, self.page_secret
+            )
+        page = json.dumps(
+            {"items": [d.to_json() for d in docs], "next_page_token": next_token},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        self.cache.put_list(who.org, key, generation, page)
+        return page, "miss"
+
+    def list_versions(
+        self, who: Principal, doc_id: str, *, limit: int, page_token: str | None
+    ) -> Page:
+        who.require("reader")
+        validate_id(doc_id)
+        cursor = decode_token(page_token, self.page_secret)
+        before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
+        with self.uow.transaction(who.org) as repo:
+            doc = repo.get(doc_id)
+            if doc is None or doc.deleted:
+                raise NotFound(f"Document {doc_id!r} not found.")
+            versions = repo.list_versions(doc_id, limit=limit + 1, before=before)
+        next_token = None
+        if len(versions) > limit:
+            versions = versions[:limit]
+            next_token = encode_token({"v": versions[-1].version}, self.page_secret)
+        items = [self._version_json(doc, v, summary=True) for v in versions]
+        return Page(items, next_token)
+
+    def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
+        who.require("reader")
+        validate_id(doc_id)
+        with self.uow.transaction(who.org) as repo:
+            doc = repo.get(doc_id)
+            if doc is None or doc.deleted:
+                raise NotFound(f"Document {doc_id!r} not found.")
+            record = repo.get_version(doc_id, version)
+        if record is None:
+            raise NotFound(f"Document {doc_id!r} has no version {version}.")
+        return self._version_json(doc, record, summary=False)
+
+    @staticmethod
+    def _version_json(doc: Document, v: VersionRecord, *, summary: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": doc.id,
+            "version": v.version,
+            "title": v.title,
+            "author": v.author,
+            "action": v.action,
+            "deleted": v.deleted,
+            "created_at": v.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "etag": make_etag(doc.org, doc.id, v.version),
+        }
+        if not summary:
+            out.update(body=v.body, tags=v.tags, metadata=v.metadata, content=v.content)
+        return out
+
+    # ----------------------------------------------------------------- writes
+    def create(self, who: Principal, data: Any, *, doc_id: str | None = None) -> Document:
+        who.require("writer")
+        change = validate_editable(data)
+        now = self._clock()
+        doc = Document(
+            org=who.org,
+            id=doc_id or new_id(),
+            title=change.title,
+            body=change.body,
+            tags=change.tags,
+            metadata=change.metadata,
+            version=1,
+            owner=who.sub,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.uow.transaction(who.org) as repo:
+            if not repo.insert(doc):
+                raise PreconditionFailed(f"Document {doc.id!r} already exists.")
+            repo.record_change(doc, action="create", actor=who.sub, request_id=who.request_id)
+        self._publish(doc)
+        return doc
+
+    def put(
+        self,
+        who: Principal,
+        doc_id: str,
+        data: Any,
+        *,
+        if_match: str | None,
+        if_none_match: str | None,
+    ) -> tuple[Document, bool]:
+        """Create (True) or replace (False) the document at a client-chosen id."""
+        who.require("writer")
+        validate_id(doc_id)
+        change = validate_editable(data)
+        with self.uow.transaction(who.org) as repo:
+            current = repo.get(doc_id)
+            live = current is not None and not current.deleted
+            if if_none_match is not None and if_none_match.strip() == "*" and live:
+                raise PreconditionFailed(
+                    f"Document {doc_id!r} already exists.",
+                    headers={"ETag": current.etag} if current else {},
+                )
+            if current is None:
+                if if_match is not None:
+                    raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
+                now = self._clock()
+                doc = Document(
+                    org=who.org,
+                    id=doc_id,
+                    title=change.title,
+                    body=change.body,
+                    tags=change.tags,
+                    metadata=change.metadata,
+                    version=1,
+                    owner=who.sub,
+                    created_at=now,
+                    updated_at=now,
+                )
+                if not repo.insert(doc):
+                    raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
+                repo.record_change(doc, action="create", actor=who.sub, request_id=who.request_id)
+                created = True
+            else:
+                if live:
+                    require_if_match(if_match, current)
+                elif if_match is not None:
+                    raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
+                doc = current.with_changes(change, at=self._clock())
+                if not live:  # re-creating over a deleted document keeps counting versions
+                    doc = replace(doc, owner=who.sub, created_at=doc.updated_at)
+                self._update(repo, doc, current, action="replace" if live else "create", who=who)
+                created = not live
+        self._publish(doc)
+        return doc, created
+
+    def change(
+        self,
+        who: Principal,
+        doc_id: str,
+        media_type: str,
+        patch: Any,
+        *,
+        if_match: str | None,
+    ) -> Document:
+        who.require("writer")
+        validate_id(doc_id)
+        with self.uow.transaction(who.org) as repo:
+            current = self._live(repo.get(doc_id), doc_id)
+            require_if_match(if_match, current)
+            change = patching.apply_patch(media_type, current.editable(), patch)
+            doc = current.with_changes(change, at=self._clock())
+            self._update(repo, doc, current, action="change", who=who)
+        self._publish(doc)
+        return doc
+
+    def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
+        who.require("writer")
+        validate_id(doc_id)
+        with self.uow.transaction(who.org) as repo:
+            current = self._live(repo.get(doc_id), doc_id)
+            if if_match is not None and not if_match_satisfied(if_match, current.etag):
+                raise PreconditionFailed(
+                    "The document has changed since that ETag.", headers={"ETag": current.etag}
+                )
+            now = self._clock()
+            doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=now)
+            self._update(repo, doc, current, action="delete", who=who)
+        self._publish(doc)
+
+    def restore(self, who: Principal, doc_id: str) -> Document:
+        """Undo a soft delete within the retention window (admin)."""
+        who.require("admin")
+        validate_id(doc_id)
+        with self.uow.transaction(who.org) as repo:
+            current = repo.get(doc_id)
+            if current is None:
+                raise NotFound(f"Document {doc_id!r} not found.")
+            if current.deleted_at is None:
+                raise Conflict(f"Document {doc_id!r} is not deleted.")
+            now = self._clock()
+            if now - current.deleted_at > self.retention:
+                raise Gone(f"Document {doc_id!r} was deleted too long ago to restore.")
+            doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=None)
+            self._update(repo, doc, current, action="restore", who=who)
+        self._publish(doc)
+        return doc
+
+    def restore_version(
+        self, who: Principal, doc_id: str, version: int, *, if_match: str | None
+    ) -> Document:
+        """Make an old version current again, as a new version."""
+        who.require("writer")
+        validate_id(doc_id)
+        with self.uow.transaction(who.org) as repo:
+            current = self._live(repo.get(doc_id), doc_id)
+            require_if_match(if_match, current)
+            old = repo.get_version(doc_id, version)
+            if old is None:
+                raise NotFound(f"Document {doc_id!r} has no version {version}.")
+            change = DocumentIn(
+                title=old.title, body=old.body, tags=old.tags, metadata=old.metadata
+            )
+            doc = current.with_changes(change, at=self._clock())
+            self._update(repo, doc, current, action=f"restore-version:{version}", who=who)
+        self._publish(doc)
+        return doc
+
+    # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _live(doc: Document | None, doc_id: str) -> Document:
+        if doc is None or doc.deleted:
+            raise NotFound(f"Document {doc_id!r} not found.")
+        return doc
+
+    @staticmethod
+    def _update(
+        repo: Any, doc: Document, current: Document, *, action: str, who: Principal
+    ) -> None:
+        if not repo.update(doc, expected_version=current.version):
+            # Someone else committed between our read and our write; under READ
+            # COMMITTED a new statement sees their row, so we can name its ETag.
+            latest = repo.get(doc.id)
+            raise PreconditionFailed(
+                "The document was changed concurrently; read it again and retry.",
+                headers={"ETag": latest.etag} if latest and not latest.deleted else {},
+            )
+        repo.record_change(doc, action=action, actor=who.sub, request_id=who.request_id)
+
+    def _publish(self, doc: Document) -> None:
+        """After commit, before answering: write the new version back to the cache."""
+        body = None if doc.deleted else render(doc)
+        self.cache.put_if_newer(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body))
+        self.cache.bump_lists(doc.org)
