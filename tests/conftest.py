@@ -1,0 +1,169 @@
+"""Shared fixtures: a private database and Redis key prefix per test run.
+
+Integration and e2e tests use the real PostgreSQL and Redis of the machine
+(DATABASE_URL / REDIS_URL, else the defaults).  Each run creates its own
+database ``docs_t_<random>`` (dropped at the end) and its own Redis key
+prefix (its keys are deleted at the end); nothing shared is flushed or stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from chalicelib.config import Settings
+
+ADMIN_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def database_url_for(name: str, base: str = ADMIN_DATABASE_URL) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def create_database(base: str = ADMIN_DATABASE_URL) -> str:
+    """Create and migrate a fresh database; returns its URL."""
+    from chalicelib.adapters.postgres import migrate
+
+    name = f"docs_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_for(name, base)
+    migrate(url)
+    return url
+
+
+def drop_database(url: str, base: str = ADMIN_DATABASE_URL) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:  # type: ignore[type-arg]
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> Iterator[str]:
+    prefix = f"t:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_prefix: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_key_prefix=redis_prefix,
+        jwt_secret=JWT_SECRET,
+        db_pool_max=8,
+    )
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Any]:
+    """The real composition root (PostgreSQL + Redis), installed as the app's."""
+    from chalicelib import bootstrap
+
+    built = bootstrap.build(settings)
+    bootstrap.set_container(built)
+    yield built
+    bootstrap.set_container(None)
+    built.uow.close()  # type: ignore[attr-defined]
+
+
+def make_token(
+    org: str = "acme", sub: str = "alice", roles: tuple[str, ...] = ("writer",), **claims: Any
+) -> str:
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    payload = {
+        "sub": sub,
+        "org": org,
+        "roles": list(roles),
+        "iss": "docs-local",
+        "aud": "docs-api",
+        "iat": now,
+        "exp": now + 600,
+        **claims,
+    }
+    return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
+
+
+class Invoker:
+    """Calls ``app.handler`` with API Gateway events, as Lambda would."""
+
+    def __init__(self, token: str | None) -> None:
+        import app as app_module
+        from chalicelib.local.events import LambdaContext, api_gateway_event
+
+        self.app = app_module
+        self.resources = tuple(app_module.app.routes)
+        self._event = api_gateway_event
+        self._context = LambdaContext
+        self.token = token
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        token: str | bool | None = True,
+    ) -> Response:
+        hdrs = {"Content-Type": "application/json"}
+        use = self.token if token is True else token
+        if use:
+            hdrs["Authorization"] = f"Bearer {use}"
+        hdrs.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        event = self._event(self.resources, method, path, headers=hdrs, body=data)
+        assert event is not None, f"no route for {path}"
+        result = self.app.handler(event, self._context.new())
+        return Response(result)
+
+
+class Response:
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.status = int(result["statusCode"])
+        self.headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        self.text = result.get("body") or ""
+
+    def json(self) -> Any:
+        return json.loads(self.text)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.text[:200]}>"
+
+
+@pytest.fixture
+def invoke(container: Any) -> Callable[..., Response]:
+    return Invoker(make_token())

@@ -1,0 +1,63 @@
+"""How the local stack finds (or starts) PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.adapters.postgres import migrate
+from chalicelib.local import services
+
+pytestmark = pytest.mark.integration
+
+
+def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> None:
+    port = services.free_port()
+    with pytest.raises(services.ServiceUnavailable) as err:
+        services.resolve(
+            env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x"},
+            data_dir=tmp_path,
+            with_moto=False,
+        )
+    assert "DATABASE_URL is set" in str(err.value)
+    with pytest.raises(services.ServiceUnavailable) as err:
+        services.resolve(
+            env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"}, data_dir=tmp_path, with_moto=False
+        )
+    assert "REDIS_URL is set" in str(err.value)
+
+
+def test_defaults_are_used_when_they_answer(tmp_path) -> None:
+    if services.postgres_reachable(services.DEFAULT_DATABASE_URL) or services.redis_reachable(
+        services.DEFAULT_REDIS_URL
+    ):
+        pytest.skip("nothing answers on the default PostgreSQL/Redis addresses here")
+    stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False)
+    try:
+        assert stack.database_url == services.DEFAULT_DATABASE_URL
+        assert stack.redis_url == services.DEFAULT_REDIS_URL
+    finally:
+        stack.stop()
+
+
+def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> None:
+    stack = services.resolve(embedded=True, env={}, data_dir=tmp_path, with_moto=True)
+    try:
+        assert "embedded" in stack.notes[0] and "embedded" in stack.notes[1]
+        assert stack.database_url != services.DEFAULT_DATABASE_URL
+        assert services.postgres_reachable(stack.database_url) is None
+        assert services.redis_reachable(stack.redis_url) is None
+        assert migrate(stack.database_url) == ["0001_documents"]
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=stack.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        s3.create_bucket(Bucket="probe")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["probe"]
+    finally:
+        stack.stop()
+    assert services.redis_reachable(stack.redis_url) is not None, "embedded Redis was stopped"

@@ -1,0 +1,113 @@
+"""The PostgreSQL adapter and migrations against the machine's PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from chalicelib.adapters.postgres import PostgresUnitOfWork, migrate
+from chalicelib.config import Settings
+from chalicelib.domain.errors import DependencyUnavailable
+from chalicelib.domain.model import Document
+from tests.conftest import ADMIN_DATABASE_URL, database_url_for, drop_database
+
+pytestmark = pytest.mark.integration
+
+
+def _doc(org: str, doc_id: str, version: int = 1) -> Document:
+    now = datetime.now(UTC)
+    return Document(org, doc_id, "t", {"b": 1}, ["x"], {}, version, "alice", now, now)
+
+
+def test_migrations_are_idempotent_and_safe_concurrently() -> None:
+    name = "docs_t_mig_" + datetime.now().strftime("%H%M%S%f")
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = database_url_for(name)
+    try:
+        results: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                results.append(migrate(url))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert sorted(map(tuple, results)) == [(), (), (), ("0001_documents",)]
+        assert migrate(url) == []
+    finally:
+        drop_database(url)
+
+
+def test_row_level_security_is_a_backstop(settings: Settings) -> None:
+    uow = PostgresUnitOfWork(settings)
+    try:
+        with uow.transaction("org-a") as repo:
+            assert repo.insert(_doc("org-a", "rls-1"))
+        with uow.transaction("org-b") as repo:
+            assert repo.insert(_doc("org-b", "rls-1"))
+        # a query that forgets its org filter still sees only the tenant's rows
+        with uow.transaction("org-a") as repo:
+            rows = repo.conn.execute("SELECT org FROM documents WHERE id = 'rls-1'").fetchall()
+            assert rows == [{"org": "org-a"}]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                repo.conn.execute(
+                    "INSERT INTO documents (org, id, title, version, owner, created_at, updated_at)"
+                    " VALUES ('org-b', 'sneaky', 't', 1, 'x', now(), now())"
+                )
+    finally:
+        uow.close()
+
+
+def test_optimistic_update_and_tenant_is_not_session_state(settings: Settings) -> None:
+    uow = PostgresUnitOfWork(settings, pool_max=1)
+    try:
+        with uow.transaction("org-c") as repo:
+            repo.insert(_doc("org-c", "opt-1"))
+        with uow.transaction("org-c") as repo:
+            assert repo.update(_doc("org-c", "opt-1", 2), expected_version=1)
+            assert not repo.update(_doc("org-c", "opt-1", 3), expected_version=1)
+        # after commit nothing lingers on the (single, reused) connection
+        with uow.connection() as conn:
+            row = conn.execute(
+                "SELECT current_user AS u, current_setting('app.org', true) AS org, "
+                "current_setting('statement_timeout') AS st"
+            ).fetchone()
+            conn.rollback()
+        assert row["u"] != "docs_app" and row["org"] in ("", None) and row["st"] == "0"
+    finally:
+        uow.close()
+
+
+def test_audit_log_is_append_only(settings: Settings) -> None:
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO audit_log (org, actor, action) VALUES ('o', 'a', 'x')")
+        with pytest.raises(psycopg.errors.RaiseException):
+            conn.execute("UPDATE audit_log SET actor = 'mallory'")
+        with pytest.raises(psycopg.errors.RaiseException):
+            conn.execute("DELETE FROM audit_log")
+
+
+def test_unreachable_database_is_503_not_500() -> None:
+    from chalicelib.local.services import free_port
+
+    dead = Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x", db_connect_timeout_s=1
+    )
+    uow = PostgresUnitOfWork(dead)
+    try:
+        with pytest.raises(DependencyUnavailable) as err:
+            uow.ping()
+        assert err.value.status == 503 and err.value.headers["Retry-After"]
+    finally:
+        uow.close()

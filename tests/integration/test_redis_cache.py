@@ -1,0 +1,78 @@
+"""The Redis cache adapter against the machine's Redis (own key prefix)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from chalicelib.adapters.redis_cache import RedisCache
+from chalicelib.config import Settings
+from chalicelib.domain.ports import CachedDocument
+from chalicelib.local.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def cache(settings: Settings) -> RedisCache:
+    return RedisCache(settings)
+
+
+def test_set_if_newer_is_atomic_under_races(cache: RedisCache) -> None:
+    barrier = threading.Barrier(20)
+
+    def fill(version: int) -> None:
+        barrier.wait()
+        cache.put_if_newer(
+            "o", "race", CachedDocument(version, f'"{version}"', f'{{"v":{version}}}')
+        )
+
+    threads = [threading.Thread(target=fill, args=(v,)) for v in range(1, 21)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = cache.get("o", "race")
+    assert got is not None and got.version == 20 and got.body == '{"v":20}'
+    cache.put_if_newer("o", "race", CachedDocument(3, '"3"', "{}"))
+    assert cache.get("o", "race").version == 20
+
+
+def test_tombstone_blocks_resurrection_and_keys_are_org_scoped(cache: RedisCache) -> None:
+    cache.put_if_newer("o", "gone", CachedDocument(1, '"1"', "{}"))
+    cache.put_if_newer("o", "gone", CachedDocument(2, '"2"', None))
+    cache.put_if_newer("o", "gone", CachedDocument(1, '"1"', "{}"))  # a late fill
+    entry = cache.get("o", "gone")
+    assert entry is not None and entry.version == 2 and entry.body is None
+    assert cache.get("other-org", "gone") is None
+    keys = [k.decode() for k in cache.client.scan_iter(match=f"{cache.prefix}*gone")]
+    assert keys == [f"{cache.prefix}doc:o:gone"]
+
+
+def test_ttl_is_applied(cache: RedisCache, settings: Settings) -> None:
+    cache.put_if_newer("o", "ttl", CachedDocument(1, '"1"', "{}"))
+    ttl = cache.client.pttl(f"{cache.prefix}doc:o:ttl")
+    assert 0 < ttl <= settings.cache_doc_ttl_s * 1000
+
+
+def test_list_generation_makes_old_pages_unreachable(cache: RedisCache) -> None:
+    page, gen = cache.get_list("o", "k")
+    assert page is None
+    cache.put_list("o", "k", gen, "page-1")
+    assert cache.get_list("o", "k")[0] == "page-1"
+    cache.bump_lists("o")
+    assert cache.get_list("o", "k")[0] is None
+    cache.put_list("o", "k", gen, "stale page built before the write")
+    assert cache.get_list("o", "k")[0] is None
+
+
+def test_dead_redis_degrades_to_misses_and_opens_the_breaker() -> None:
+    dead = RedisCache(
+        Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", breaker_failure_threshold=3)
+    )
+    for _ in range(5):
+        assert dead.get("o", "x") is None
+        dead.put_if_newer("o", "x", CachedDocument(1, '"1"', "{}"))
+    assert dead.breaker.state == "open" and dead.status() == "degraded"
+    assert dead.errors == 3, "after opening, the breaker stops calling Redis"

@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from chalicelib.auth import authenticate, mint_token, verify_token
+from chalicelib.config import Settings
+from chalicelib.domain.errors import Forbidden, Unauthorized
+from chalicelib.domain.principal import Principal
+
+SECRET = "unit-secret-" + "y" * 40
+SETTINGS = Settings(jwt_secret=SECRET)
+
+
+def _token(secret: str = SECRET, **overrides: object) -> str:
+    now = int(time.time())
+    claims = {"sub": "alice", "org": "acme", "roles": ["writer"], "iss": "docs-local",
+              "aud": "docs-api", "exp": now + 60}  # fmt: skip
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_valid_token_gives_principal() -> None:
+    who = authenticate({"authorization": f"Bearer {_token()}"}, {}, SETTINGS, "rid")
+    assert who == Principal("alice", "acme", frozenset({"writer"}), "rid")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        _token(exp=int(time.time()) - 3600),
+        _token(secret="wrong-secret-" + "z" * 40),
+        _token(iss="someone-else"),
+        _token(aud="another-api"),
+        _token(exp=None),
+        _token(org=None),
+        _token()[:-4] + "AAAA",
+        "not-a-jwt",
+        "a.b.c",
+    ],
+)
+def test_bad_tokens_are_unauthorized(token: str) -> None:
+    with pytest.raises(Unauthorized):
+        authenticate({"authorization": f"Bearer {token}"}, {}, SETTINGS, None)
+
+
+def test_alg_none_is_refused() -> None:
+    unsigned = jwt.encode(
+        {
+            "sub": "a",
+            "org": "acme",
+            "iss": "docs-local",
+            "aud": "docs-api",
+            "exp": int(time.time()) + 60,
+        },
+        key="",
+        algorithm="none",
+    )
+    with pytest.raises(Unauthorized):
+        verify_token(unsigned, SETTINGS)
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer", "Bearer   "])
+def test_missing_or_malformed_header_is_unauthorized(header: str | None) -> None:
+    headers = {} if header is None else {"authorization": header}
+    with pytest.raises(Unauthorized):
+        authenticate(headers, {}, SETTINGS, None)
+
+
+def test_authorizer_claims_are_trusted_only_when_configured() -> None:
+    context = {"authorizer": {"claims": {"sub": "bob", "org": "beta", "roles": "[reader writer]"}}}
+    trusting = Settings(jwt_secret=SECRET, trust_authorizer_claims=True)
+    who = authenticate({}, context, trusting, None)
+    assert who.org == "beta" and who.roles == frozenset({"reader", "writer"})
+    with pytest.raises(Unauthorized):
+        authenticate({}, context, SETTINGS, None)
+
+
+def test_roles_are_cumulative() -> None:
+    reader = Principal("a", "o", frozenset({"reader"}))
+    admin = Principal("a", "o", frozenset({"admin"}))
+    reader.require("reader")
+    admin.require("writer")
+    with pytest.raises(Forbidden):
+        reader.require("writer")
+    with pytest.raises(Forbidden):
+        Principal("a", "o", frozenset({"superuser"})).require("reader")
+
+
+def test_mint_token_round_trips_and_refuses_without_secret() -> None:
+    token = mint_token(SETTINGS, org="acme", sub="z", roles=["admin"])
+    assert verify_token(token, SETTINGS)["roles"] == ["admin"]
+    with pytest.raises(RuntimeError):
+        mint_token(Settings(jwt_secret=None), org="acme", sub="z", roles=[])
