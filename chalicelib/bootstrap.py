@@ -41,6 +41,11 @@ def build(
         from chalicelib.adapters.redis_cache import RedisCache
 
         cache = RedisCache(settings)
+    if hasattr(cache, "repair"):
+        from chalicelib.service_layer.documents import repair_cache
+
+        repaired_uow, repaired_cache = uow, cache
+        cache.repair = lambda: repair_cache(repaired_uow, repaired_cache)
     documents = DocumentService(
         uow,
         cache,

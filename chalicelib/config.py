@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     cache_list_ttl_s: int = 30
     breaker_failure_threshold: int = 5
     breaker_reset_s: float = 5.0
+    cache_repair_interval_s: float = 1.0
 
     # --- Auth ---------------------------------------------------------------
     jwt_secret: str | None = None

@@ -192,6 +192,14 @@ class PostgresRepository:
         ).fetchone()
         return _version(row) if row else None
 
+    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
+        self.conn.execute(
+            "INSERT INTO cache_dirty (org, doc_id, version) VALUES (%s, %s, %s) "
+            "ON CONFLICT (org, doc_id) DO UPDATE SET version = GREATEST(cache_dirty.version, "
+            "EXCLUDED.version), created_at = now()",
+            (self.org, doc_id, version),
+        )
+
 
 def _version(row: dict[str, Any]) -> VersionRecord:
     return VersionRecord(
@@ -296,6 +304,23 @@ class PostgresUnitOfWork:
         with self.connection() as conn:
             conn.execute("SELECT 1").fetchone()
             conn.rollback()
+
+    # -- cache repair queue (cross-tenant maintenance: runs without the tenant role)
+    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
+        with self.connection() as conn, conn.transaction():
+            rows = conn.execute(
+                "SELECT org, doc_id, version FROM cache_dirty ORDER BY created_at LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return [(r["org"], r["doc_id"], r["version"]) for r in rows]
+
+    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None:
+        with self.connection() as conn, conn.transaction():
+            for org, doc_id, version in items:
+                conn.execute(
+                    "DELETE FROM cache_dirty WHERE org = %s AND doc_id = %s AND version <= %s",
+                    (org, doc_id, version),
+                )
 
 
 def migrate(database_url: str) -> list[str]:

@@ -2,17 +2,34 @@
 
 Keys (all org-scoped, under an optional prefix for test isolation):
 
-- ``doc:{org}:{id}``       the rendered document, ``"{version}\\n{etag}\\n{json}"``
-                           (an empty json part is a tombstone: deleted);
+- ``doc:{org}:{id}``       ``"{version}\\n{etag}\\n{state}"`` where state is the rendered
+                           JSON document, ``""`` (a tombstone: deleted) or ``"~"`` (a
+                           fence: a write of that version is committing);
+- ``doc:{org}:{id}:etag``  ``"{version}\\n{etag}"`` of a live cached document, so a
+                           conditional GET can answer 304 without fetching the body;
 - ``listgen:{org}``        a generation counter bumped after every write;
-- ``list:{org}:{gen}:{h}`` a list page, unreachable once the generation moves.
+- ``list:{org}:{gen}:{h}`` a list page (30 s), unreachable once the generation moves.
 
-Why reads cannot go back in time: every store (a fill after a miss, or the
-write-back after a commit) goes through one Lua script that keeps the entry
-only if its version is higher than the one already cached.  A fill racing a
-write therefore loses to the write's entry whichever reaches Redis first, and
-deletes store a versioned tombstone rather than deleting the key (a delete
-would let a slow fill resurrect the old version).
+Why a read never goes back in time once a write was acknowledged:
+
+1. Every store goes through one Lua script that keeps an entry only if its
+   version is higher than the cached one (or equal, replacing a fence by the
+   real value).  A fill carrying an old version therefore loses to anything
+   newer, whichever reaches Redis first; deletes store a versioned tombstone
+   instead of deleting the key, so a slow fill cannot resurrect the document.
+2. Inside the write's transaction, before COMMIT, the writer stores a *fence*
+   carrying the new version.  Readers treat a fence as a miss and go to
+   PostgreSQL, and their fills of the old version are refused by it.  After
+   COMMIT the writer replaces the fence with the document.  If that write-back
+   times out, the fence is still there: readers keep going to PostgreSQL (and
+   fill the committed version themselves) until it expires (60 s, longer than
+   any invocation, so no fill of the old version can still be in flight).
+3. If the fence itself cannot be stored (Redis unreachable), the write still
+   commits and records the document in ``cache_dirty`` in the same
+   transaction.  A process whose breaker half-opens first re-fences every dirty
+   key before it trusts the cache again, and every process checks the dirty
+   table at most once a second on its read path, so a writer cut off from a
+   Redis its readers can still reach leaves stale entries for at most ~1 s.
 
 Redis errors are never client errors: each call is guarded by a breaker that
 opens after N consecutive failures (reads then go to PostgreSQL), and lets one
@@ -27,20 +44,37 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.config import Settings
 from chalicelib.domain.ports import CachedDocument
+from chalicelib.observability import metrics
 
 T = TypeVar("T")
 
-# KEYS[1] = doc key; ARGV = version, payload, ttl ms
+FENCE = "~"
+FENCE_TTL_MS = 60_000
+
+# KEYS = doc key, etag key; ARGV = version, payload, ttl ms, etag line ('' = drop it)
 _SET_IF_NEWER = """
 local cur = redis.call('GET', KEYS[1])
+local new_v = tonumber(ARGV[1])
 if cur then
-  local v = tonumber(string.match(cur, '^(%d+)'))
-  if v and v >= tonumber(ARGV[1]) then return 0 end
+  local v, state = string.match(cur, '^(%d+)\\n[^\\n]*\\n(.*)$')
+  v = tonumber(v)
+  if v then
+    if v > new_v then return 0 end
+    if v == new_v and not (state == '~' and string.sub(ARGV[2], -2) ~= '\\n~') then
+      return 0
+    end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[4] == '' then
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+end
 return 1
 """
 
@@ -92,6 +126,11 @@ class RedisCache:
         self._client = client
         self._script: Any = None
         self.errors = 0
+        # Set by bootstrap: re-fences documents written while Redis was unreachable.
+        # Returns how many keys it repaired; raises if Redis or PostgreSQL fail.
+        self.repair: Callable[[], int] | None = None
+        self.repair_interval_s = settings.cache_repair_interval_s
+        self._next_repair = 0.0
 
     @property
     def client(self) -> redis.Redis[bytes]:
@@ -105,40 +144,98 @@ class RedisCache:
             )
         return self._client
 
-    def _guard(self, fn: Callable[[], T], default: T) -> T:
+    def _guard(self, fn: Callable[[], T], default: T, *, read: bool = False) -> T:
+        """Run one Redis call behind the breaker.
+
+        Reads first repair what writers could not fence (after an outage, and
+        at most once a second otherwise); writes never do, because they run
+        inside a PostgreSQL transaction that must not wait on another connection.
+        """
         if not self.enabled or not self.breaker.allow():
             return default
+        was = self.breaker.state
         try:
+            if read and (was == "half-open" or self._repair_due()):
+                self._run_repair()
             result = fn()
         except (redis.RedisError, OSError):
             self.errors += 1
             self.breaker.failure()
+            if was == "closed" and self.breaker.state == "open":
+                metrics.add_metric(name="CacheBreakerOpened", unit=MetricUnit.Count, value=1)
             return default
+        except Exception:  # the repair could not read PostgreSQL: stay off the cache
+            self.breaker.failure()
+            return default
+        if was != "closed":
+            metrics.add_metric(name="CacheBreakerClosed", unit=MetricUnit.Count, value=1)
         self.breaker.success()
         return result
+
+    def _repair_due(self) -> bool:
+        return self.repair is not None and time.monotonic() >= self._next_repair
+
+    def _run_repair(self) -> None:
+        if self.repair is not None:
+            self.repair()
+        self._next_repair = time.monotonic() + self.repair_interval_s
 
     def _doc_key(self, org: str, doc_id: str) -> str:
         return f"{self.prefix}doc:{org}:{doc_id}"
 
     # -- documents --------------------------------------------------------------
     def get(self, org: str, doc_id: str) -> CachedDocument | None:
-        raw = self._guard(lambda: self.client.get(self._doc_key(org, doc_id)), None)
+        raw = self._guard(lambda: self.client.get(self._doc_key(org, doc_id)), None, read=True)
         if raw is None:
             return None
-        version, etag, body = bytes(raw).decode().split("\n", 2)
-        return CachedDocument(int(version), etag, body or None)
+        version, etag, state = bytes(raw).decode().split("\n", 2)
+        if state == FENCE:
+            return None  # a write is committing: read PostgreSQL
+        return CachedDocument(int(version), etag, state or None)
+
+    def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
+        """The cached validator of a live document (for If-None-Match), or None."""
+        key = self._doc_key(org, doc_id) + ":etag"
+        raw = self._guard(lambda: self.client.get(key), None, read=True)
+        if raw is None:
+            return None
+        version, etag = bytes(raw).decode().split("\n", 1)
+        return int(version), etag
+
+    def _store(
+        self, org: str, doc_id: str, version: int, payload: str, *, ttl_ms: int, etag_line: str
+    ) -> None:
+        if self._script is None:
+            self._script = self.client.register_script(_SET_IF_NEWER)
+        key = self._doc_key(org, doc_id)
+        self._script(keys=[key, key + ":etag"], args=[version, payload, ttl_ms, etag_line])
+
+    def _put_fence(self, org: str, doc_id: str, version: int) -> None:
+        payload = f"{version}\n-\n{FENCE}"
+        self._store(org, doc_id, version, payload, ttl_ms=FENCE_TTL_MS, etag_line="")
 
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
         payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
+        etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
+        self._guard(
+            lambda: self._store(
+                org, doc_id, entry.version, payload, ttl_ms=self.doc_ttl_ms, etag_line=etag_line
+            ),
+            None,
+        )
 
-        def run() -> None:
-            if self._script is None:
-                self._script = self.client.register_script(_SET_IF_NEWER)
-            self._script(
-                keys=[self._doc_key(org, doc_id)], args=[entry.version, payload, self.doc_ttl_ms]
-            )
+    def fence(self, org: str, doc_id: str, version: int) -> bool:
+        """Before COMMIT: stop reads of ``doc_id`` from being served or filled below ``version``.
 
-        self._guard(run, None)
+        False when Redis could not be reached: the caller records the document
+        in ``cache_dirty`` in the same transaction.
+        """
+
+        def run() -> bool:
+            self._put_fence(org, doc_id, version)
+            return True
+
+        return self._guard(run, False)
 
     # -- list pages ---------------------------------------------------------------
     def _list_key(self, org: str, gen: str, key: str) -> str:
@@ -171,8 +268,22 @@ class RedisCache:
             None,
         )
 
-    def bump_lists(self, org: str) -> None:
-        self._guard(lambda: self.client.incr(f"{self.prefix}listgen:{org}"), None)
+    def bump_lists(self, org: str) -> bool:
+        def run() -> bool:
+            self.client.incr(f"{self.prefix}listgen:{org}")
+            return True
+
+        return self._guard(run, False)
+
+    def repair_keys(self, items: list[tuple[str, str, int]]) -> None:
+        """Fence documents written while Redis was unreachable, and their orgs' lists.
+
+        Raises on Redis errors, so the caller keeps the dirty rows for next time.
+        """
+        for org, doc_id, version in items:
+            self._put_fence(org, doc_id, version)
+        for org in {org for org, _, _ in items}:
+            self.client.incr(f"{self.prefix}listgen:{org}")
 
     # -- health ---------------------------------------------------------------------
     def status(self) -> str:

@@ -61,12 +61,20 @@ class DocumentRepository(Protocol):
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None: ...
 
+    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
+        """Record, in this transaction, that the cache could not be fenced for ``doc_id``."""
+
 
 class UnitOfWork(Protocol):
     def transaction(self, org: str) -> AbstractContextManager[DocumentRepository]:
         """One database transaction with the tenant set; commits on clean exit."""
 
     def ping(self) -> None: ...
+
+    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
+        """(org, id, version) of documents whose cache entries need repair."""
+
+    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,18 @@ class DocumentCache(Protocol):
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
         """Store ``entry`` unless the cache already holds a newer version (atomic)."""
 
+    def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
+        """(version, ETag) of a cached live document, without its body."""
+
+    def fence(self, org: str, doc_id: str, version: int) -> bool:
+        """Before commit: refuse fills below ``version``; False if the cache is unreachable."""
+
     def get_list(self, org: str, key: str) -> tuple[str | None, str]:
         """(cached page or None, generation token to pass to ``put_list``)."""
 
     def put_list(self, org: str, key: str, generation: str, value: str) -> None: ...
 
-    def bump_lists(self, org: str) -> None:
+    def bump_lists(self, org: str) -> bool:
         """Make every cached list page of ``org`` unreachable (after a write)."""
 
     def status(self) -> str:

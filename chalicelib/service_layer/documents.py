@@ -13,6 +13,7 @@ the breaker is open and reads bypass the cache, see adapters/redis_cache.py).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -20,7 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain import patching
-from chalicelib.domain.errors import Conflict, Gone, NotFound, PreconditionFailed
+from chalicelib.domain.errors import (
+    Conflict,
+    DomainError,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+)
 from chalicelib.domain.model import (
     Document,
     DocumentIn,
@@ -88,6 +95,10 @@ class DocumentService:
     def get(self, who: Principal, doc_id: str, *, if_none_match: str | None = None) -> Rendered:
         who.require("reader")
         validate_id(doc_id)
+        if if_none_match:
+            validator = self.cache.get_etag(who.org, doc_id)
+            if validator is not None and if_none_match_matches(if_none_match, validator[1]):
+                return Rendered(None, validator[1], validator[0], "hit")
         cached = self.cache.get(who.org, doc_id)
         if cached is not None:
             if cached.body is None:
@@ -345,9 +356,8 @@ class DocumentService:
             raise NotFound(f"Document {doc_id!r} not found.")
         return doc
 
-    @staticmethod
     def _update(
-        repo: Any, doc: Document, current: Document, *, action: str, who: Principal
+        self, repo: Any, doc: Document, current: Document, *, action: str, who: Principal
     ) -> None:
         if not repo.update(doc, expected_version=current.version):
             # Someone else committed between our read and our write; under READ
@@ -358,9 +368,28 @@ class DocumentService:
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
             )
         repo.record_change(doc, action=action, actor=who.sub, request_id=who.request_id)
+        # Still inside the transaction: fence the cache so no read can be served
+        # (or filled) below this version once we commit; see redis_cache.py.
+        if not self.cache.fence(doc.org, doc.id, doc.version):
+            repo.mark_cache_dirty(doc.id, doc.version)
 
     def _publish(self, doc: Document) -> None:
         """After commit, before answering: write the new version back to the cache."""
         body = None if doc.deleted else render(doc)
         self.cache.put_if_newer(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body))
-        self.cache.bump_lists(doc.org)
+        if not self.cache.bump_lists(doc.org):
+            # list pages of this org may be stale: let the repair bump them
+            with contextlib.suppress(DomainError), self.uow.transaction(doc.org) as repo:
+                repo.mark_cache_dirty(doc.id, doc.version)
+
+
+def repair_cache(uow: UnitOfWork, cache: Any, *, batch: int = 500) -> int:
+    """Fence every document written while the cache was unreachable; clear the queue.
+
+    Raises (and leaves the queue as it was) if Redis or PostgreSQL fail.
+    """
+    items = uow.dirty_documents(batch)
+    if items:
+        cache.repair_keys(items)
+        uow.clear_dirty(items)
+    return len(items)

@@ -71,6 +71,9 @@ class FakeRepo:
         vs = [v for v in vs if before is None or v.version < before]
         return sorted(vs, key=lambda v: v.version, reverse=True)[:limit]
 
+    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
+        self.store.pending_dirty.append((self.org, doc_id, version))
+
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
         for o, i, v in self.store.versions:
             if (o, i, v.version) == (self.org, doc_id, version):
@@ -86,11 +89,14 @@ class FakeUnitOfWork:
         self.pending: dict[tuple[str, str], Document] = {}
         self.pending_versions: list[tuple[str, str, VersionRecord]] = []
         self.pending_outbox: list[tuple[str, str, int, str]] = []
+        self.dirty: list[tuple[str, str, int]] = []
+        self.pending_dirty: list[tuple[str, str, int]] = []
         self.transactions = 0
 
     @contextmanager
     def transaction(self, org: str) -> Iterator[FakeRepo]:
         self.pending, self.pending_versions, self.pending_outbox = {}, [], []
+        self.pending_dirty = []
         try:
             yield FakeRepo(self, org)
         except BaseException:
@@ -99,10 +105,17 @@ class FakeUnitOfWork:
         self.docs.update(self.pending)
         self.versions += self.pending_versions
         self.outbox += self.pending_outbox
+        self.dirty += self.pending_dirty
         self.transactions += 1
 
     def ping(self) -> None:
         return None
+
+    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
+        return self.dirty[:limit]
+
+    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None:
+        self.dirty = [d for d in self.dirty if d not in items]
 
 
 class FakeCache:
@@ -110,6 +123,8 @@ class FakeCache:
         self.docs: dict[tuple[str, str], CachedDocument] = {}
         self.lists: dict[tuple[str, str, str], str] = {}
         self.generation: dict[str, int] = {}
+        self.fences: list[tuple[str, str, int]] = []
+        self.reachable = True
 
     def get(self, org: str, doc_id: str) -> CachedDocument | None:
         return self.docs.get((org, doc_id))
@@ -126,8 +141,20 @@ class FakeCache:
     def put_list(self, org: str, key: str, generation: str, value: str) -> None:
         self.lists[(org, generation, key)] = value
 
-    def bump_lists(self, org: str) -> None:
+    def bump_lists(self, org: str) -> bool:
         self.generation[org] = self.generation.get(org, 0) + 1
+        return True
+
+    def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
+        entry = self.docs.get((org, doc_id))
+        return (entry.version, entry.etag) if entry and entry.body else None
+
+    def fence(self, org: str, doc_id: str, version: int) -> bool:
+        if not self.reachable:
+            return False
+        self.fences.append((org, doc_id, version))
+        self.docs.pop((org, doc_id), None)
+        return True
 
     def status(self) -> str:
         return "ok"

@@ -207,3 +207,23 @@ def test_cache_fill_never_overwrites_newer_version(parts) -> None:
     cache.put_if_newer("acme", "d", CachedDocument(5, '"v5"', "{}"))
     cache.put_if_newer("acme", "d", CachedDocument(4, '"v4"', "{}"))
     assert cache.get("acme", "d").version == 5
+
+
+def test_writes_fence_the_cache_before_commit_or_record_dirty(parts) -> None:
+    service, uow, cache, _ = parts
+    doc = service.create(WRITER, {"title": "x"})
+    changed = service.change(WRITER, doc.id, MERGE_PATCH, {"title": "y"}, if_match=doc.etag)
+    assert cache.fences == [("acme", doc.id, 2)]
+    cache.reachable = False
+    service.change(WRITER, doc.id, MERGE_PATCH, {"title": "z"}, if_match=changed.etag)
+    assert uow.dirty == [("acme", doc.id, 3)], (
+        "a write the cache could not fence is queued for repair"
+    )
+
+
+def test_conditional_get_answers_from_the_etag_key(parts) -> None:
+    service, uow, _, _ = parts
+    doc = service.create(WRITER, {"title": "x"})
+    before = uow.transactions
+    assert service.get(READER, doc.id, if_none_match=doc.etag).not_modified
+    assert uow.transactions == before, "a cached validator needs no database read"
