@@ -137,16 +137,42 @@ def _int(raw: str, name: str) -> int:
 
 
 # ---------------------------------------------------------------- documents
+def _idempotent(who: Principal, route: str, body: Any, action: Callable[[], Response]) -> Response:
+    """Run a POST under its Idempotency-Key (if any): retries get the first response."""
+    key = _request().headers.get("idempotency-key")
+    if key is None:
+        return action()
+
+    def run() -> dict[str, Any]:
+        response = action()
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": response.body,
+        }
+
+    result = bootstrap.container().idempotency.run(
+        org=who.org, sub=who.sub, route=route, key=key, body=body, action=run,
+        context=app.lambda_context,
+    )  # fmt: skip
+    return Response(body=result["body"], status_code=result["status"], headers=result["headers"])
+
+
 @app.route("/documents", methods=["POST"], content_types=ANY)
 @endpoint()
 def create_document(who: Principal) -> Response:
-    doc = bootstrap.container().documents.create(who, _body(_request()))
-    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
-    return json_response(
-        doc.to_json(),
-        status=201,
-        headers=_doc_headers(doc.etag, location=f"/documents/{doc.id}"),
-    )
+    body = _body(_request())
+
+    def create() -> Response:
+        doc = bootstrap.container().documents.create(who, body)
+        metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+        return json_response(
+            doc.to_json(),
+            status=201,
+            headers=_doc_headers(doc.etag, location=f"/documents/{doc.id}"),
+        )
+
+    return _idempotent(who, "POST /documents", body, create)
 
 
 @app.route("/documents", methods=["GET"], content_types=ANY)
@@ -199,27 +225,39 @@ def put_document(who: Principal, doc_id: str) -> Response:
     )
 
 
-def _change(who: Principal, doc_id: str) -> Response:
-    request = _request()
-    mtype = media_type(request)
-    patch = _body(request, allowed=PATCH_MEDIA_TYPES, doc_id=doc_id)
+def _change(who: Principal, doc_id: str, mtype: str, patch: Any) -> Response:
     doc = bootstrap.container().documents.change(
-        who, doc_id, mtype, patch, if_match=request.headers.get("if-match")
+        who, doc_id, mtype, patch, if_match=_request().headers.get("if-match")
     )
     metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
     return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
 
 
+def _patch_input(doc_id: str) -> tuple[str, Any]:
+    request = _request()
+    return media_type(request), _body(request, allowed=PATCH_MEDIA_TYPES, doc_id=doc_id)
+
+
 @app.route("/documents/{doc_id}/changes", methods=["POST"], content_types=ANY)
 @endpoint()
 def post_changes(who: Principal, doc_id: str) -> Response:
-    return _change(who, doc_id)
+    mtype, patch = _patch_input(doc_id)
+    body = {
+        "doc": doc_id,
+        "type": mtype,
+        "if_match": _request().headers.get("if-match"),
+        "patch": patch,
+    }
+    return _idempotent(
+        who, "POST /documents/{id}/changes", body, lambda: _change(who, doc_id, mtype, patch)
+    )
 
 
 @app.route("/documents/{doc_id}", methods=["PATCH"], content_types=ANY)
 @endpoint()
 def patch_document(who: Principal, doc_id: str) -> Response:
-    response = _change(who, doc_id)
+    mtype, patch = _patch_input(doc_id)
+    response = _change(who, doc_id, mtype, patch)
     response.headers["Accept-Patch"] = ACCEPT_PATCH
     return response
 

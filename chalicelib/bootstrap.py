@@ -25,6 +25,17 @@ class Container:
     documents: DocumentService
     extras: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def idempotency(self) -> Any:
+        """Built on first use: only POSTs with an Idempotency-Key need it."""
+        if "idempotency" not in self.extras:
+            from chalicelib.idempotency import Idempotency
+
+            self.extras["idempotency"] = Idempotency(
+                self.uow, self.cache, self.settings.redis_key_prefix
+            )
+        return self.extras["idempotency"]
+
 
 def build(
     settings: Settings | None = None,

@@ -161,3 +161,34 @@ def test_health_and_openapi_need_no_token(server: str) -> None:
     assert health.status == 200 and health.json()["checks"] == {"postgres": "ok", "redis": "ok"}
     spec = anon.request("GET", "/openapi.json").json()
     assert "/documents/{doc_id}/changes" in spec["paths"]
+
+
+def test_same_idempotency_key_ten_times_at_once_writes_once(client: Client) -> None:
+    barrier = threading.Barrier(10)
+    results: list[tuple[int, str | None]] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        barrier.wait()
+        r = client.request(
+            "POST", "/documents", {"title": "exactly-once"}, headers={"Idempotency-Key": "burst-1"}
+        )
+        doc_id = r.json().get("id") if r.status == 201 else None
+        with lock:
+            results.append((r.status, doc_id))
+
+    threads = [threading.Thread(target=send) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(s for s, _ in results)
+    assert set(statuses) <= {201, 409}, statuses
+    assert len({i for s, i in results if s == 201}) == 1, "every success is the same document"
+    listed = client.request("GET", "/documents?limit=100").json()["items"]
+    assert [d["title"] for d in listed].count("exactly-once") == 1
+    # once the first finished, a retry replays it
+    again = client.request(
+        "POST", "/documents", {"title": "exactly-once"}, headers={"Idempotency-Key": "burst-1"}
+    )
+    assert again.status == 201 and again.headers["idempotent-replayed"] == "true"

@@ -1,0 +1,240 @@
+"""``Idempotency-Key`` for POSTs, on Powertools' idempotency utility.
+
+Same key + same body within 24 h → the first response again (with
+``Idempotent-Replayed: true``); same key + another body → 422; the first
+request still running → 409 with ``Retry-After``.  Keys are scoped to
+(org, subject, route), so two callers can never see each other's responses.
+
+Records live in Redis (Powertools' Redis persistence layer, which claims a key
+with ``SET NX``) and, while the Redis breaker is open, in PostgreSQL
+(``idempotency_keys``, claimed with ``INSERT … ON CONFLICT``): retries keep
+working during a cache outage.  Only successful responses are stored; a
+request that failed may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from aws_lambda_powertools.utilities.idempotency import (
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyItemAlreadyExistsError,
+    IdempotencyItemNotFoundError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
+    RedisCachePersistenceLayer,
+)
+
+from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable, ValidationFailed
+
+Result = dict[str, Any]
+TTL_S = 24 * 3600
+_REDIS_ERRORS = (redis.RedisError, OSError)
+
+
+class PostgresPersistenceLayer(BasePersistenceLayer):
+    """Powertools persistence on the ``idempotency_keys`` table."""
+
+    def __init__(self, uow: Any) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.uow = uow
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        with self.uow.connection() as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT * FROM idempotency_keys WHERE key = %s", (idempotency_key,)
+            ).fetchone()
+        if row is None:
+            raise IdempotencyItemNotFoundError
+        return DataRecord(
+            idempotency_key=row["key"],
+            status=row["status"],
+            expiry_timestamp=row["expiry"],
+            in_progress_expiry_timestamp=row["in_progress_expiry"],
+            response_data=row["data"],
+            payload_hash=row["validation"],
+        )
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        now_s, now_ms = int(time.time()), int(time.time() * 1000)
+        with self.uow.connection() as conn, conn.transaction():
+            # claim the key if it is free, expired, or an abandoned in-progress record
+            claimed = conn.execute(
+                "INSERT INTO idempotency_keys AS k "
+                "(key, status, expiry, in_progress_expiry, validation) "
+                "VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET status = EXCLUDED.status, "
+                "expiry = EXCLUDED.expiry, in_progress_expiry = EXCLUDED.in_progress_expiry, "
+                "validation = EXCLUDED.validation, data = NULL "
+                "WHERE k.expiry < %s OR (k.status = 'INPROGRESS' "
+                "AND k.in_progress_expiry IS NOT NULL AND k.in_progress_expiry < %s) "
+                "RETURNING key",
+                (
+                    data_record.idempotency_key,
+                    data_record.status,
+                    data_record.expiry_timestamp,
+                    data_record.in_progress_expiry_timestamp,
+                    data_record.payload_hash,
+                    now_s,
+                    now_ms,
+                ),
+            ).fetchone()
+        if claimed is None:
+            raise IdempotencyItemAlreadyExistsError
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self.uow.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE idempotency_keys SET status = %s, data = %s, expiry = %s WHERE key = %s",
+                (
+                    data_record.status,
+                    data_record.response_data,
+                    data_record.expiry_timestamp,
+                    data_record.idempotency_key,
+                ),
+            )
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self.uow.connection() as conn, conn.transaction():
+            conn.execute(
+                "DELETE FROM idempotency_keys WHERE key = %s", (data_record.idempotency_key,)
+            )
+
+
+class RedisPersistenceLayer(RedisCachePersistenceLayer):
+    """Powertools' Redis layer, keeping the payload hash when a record completes.
+
+    The stock ``_update_record`` rewrites the record without its validation
+    hash, so a retry with the *same* body would be refused as a mismatch.
+    """
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        item = {
+            self.data_attr: data_record.response_data,
+            self.status_attr: data_record.status,
+            self.expiry_attr: data_record.expiry_timestamp,
+        }
+        if self.payload_validation_enabled:
+            item[self.validation_key_attr] = data_record.payload_hash
+        ttl = self._get_expiry_second(data_record.expiry_timestamp)
+        self.client.set(name=data_record.idempotency_key, value=self._json_serializer(item), ex=ttl)
+
+
+class FallbackPersistenceLayer(BasePersistenceLayer):
+    """Redis first; PostgreSQL while the cache breaker says Redis is out."""
+
+    def __init__(self, primary: BasePersistenceLayer, fallback: BasePersistenceLayer, cache: Any):
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.primary = primary
+        self.fallback = fallback
+        self.cache = cache  # the RedisCache: its breaker is the one source of truth on Redis
+
+    def configure(
+        self,
+        config: IdempotencyConfig,
+        function_name: str | None = None,
+        key_prefix: str | None = None,
+    ) -> None:  # type: ignore[override]
+        super().configure(config, function_name, key_prefix)
+        self.primary.configure(config, function_name, key_prefix)
+        self.fallback.configure(config, function_name, key_prefix)
+
+    def _call(self, method: str, arg: Any) -> Any:
+        breaker = self.cache.breaker
+        if self.cache.enabled and breaker.allow():
+            try:
+                result = getattr(self.primary, method)(arg)
+            except _REDIS_ERRORS:
+                breaker.failure()
+            else:
+                breaker.success()
+                return result
+        return getattr(self.fallback, method)(arg)
+
+    def _get_record(self, idempotency_key: str) -> DataRecord:
+        record: DataRecord = self._call("_get_record", idempotency_key)
+        return record
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        self._call("_put_record", data_record)
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        self._call("_update_record", data_record)
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        self._call("_delete_record", data_record)
+
+
+def _mark_replay(response: Any, record: DataRecord) -> Any:
+    if isinstance(response, dict):
+        response = {**response, "headers": {**response["headers"], "Idempotent-Replayed": "true"}}
+    return response
+
+
+CONFIG = IdempotencyConfig(
+    event_key_jmespath="[org, sub, route, key]",
+    payload_validation_jmespath="body",
+    expires_after_seconds=TTL_S,
+    response_hook=_mark_replay,  # type: ignore[arg-type]
+)
+
+
+def _run(request: dict[str, Any], action: Callable[[], Result]) -> Result:
+    return action()
+
+
+class Idempotency:
+    """Wraps a write so that retries with the same ``Idempotency-Key`` are safe."""
+
+    def __init__(self, uow: Any, cache: Any, key_prefix: str) -> None:
+        primary = RedisPersistenceLayer(client=cache.client)
+        store = FallbackPersistenceLayer(primary, PostgresPersistenceLayer(uow), cache)
+        self._idempotent = idempotent_function(
+            _run,
+            data_keyword_argument="request",
+            persistence_store=store,
+            config=CONFIG,
+            key_prefix=f"{key_prefix}idem",
+        )
+
+    def run(
+        self,
+        *,
+        org: str,
+        sub: str,
+        route: str,
+        key: str,
+        body: Any,
+        action: Callable[[], Result],
+        context: Any = None,
+    ) -> Result:
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            raise BadRequest("Idempotency-Key must be 1 to 255 printable characters.")
+        if context is not None:  # in-progress records then expire with the invocation
+            CONFIG.register_lambda_context(context)
+        request = {"org": org, "sub": sub, "route": route, "key": key, "body": body}
+        try:
+            result: Result = self._idempotent(request=request, action=action)
+        except IdempotencyValidationError:
+            raise ValidationFailed(
+                "This Idempotency-Key was used with a different request body."
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            raise Conflict(
+                "A request with this Idempotency-Key is still in progress.",
+                headers={"Retry-After": "1"},
+            ) from None
+        except IdempotencyPersistenceLayerError as exc:
+            raise DependencyUnavailable("Idempotency records are unavailable.") from exc
+        return result

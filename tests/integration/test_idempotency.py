@@ -1,0 +1,80 @@
+"""Idempotency-Key on POST, with Redis and with the PostgreSQL fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.config import Settings
+from chalicelib.local.services import free_port
+from tests.conftest import Invoker, make_token
+
+pytestmark = pytest.mark.integration
+
+
+def _count(settings: Settings, title: str) -> int:
+    import psycopg
+
+    with psycopg.connect(settings.database_url) as conn:
+        return conn.execute("SELECT count(*) FROM documents WHERE title = %s", (title,)).fetchone()[
+            0
+        ]
+
+
+def test_same_key_same_body_replays_the_first_response(invoke, settings) -> None:
+    headers = {"Idempotency-Key": "create-once-1"}
+    first = invoke("POST", "/documents", {"title": "idem-a"}, headers=headers)
+    again = invoke("POST", "/documents", {"title": "idem-a"}, headers=headers)
+    assert first.status == again.status == 201
+    assert again.json() == first.json()
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert _count(settings, "idem-a") == 1
+
+
+def test_same_key_other_body_is_422_and_keys_are_per_caller(invoke, settings) -> None:
+    headers = {"Idempotency-Key": "create-once-2"}
+    assert invoke("POST", "/documents", {"title": "idem-b"}, headers=headers).status == 201
+    r = invoke("POST", "/documents", {"title": "idem-b-changed"}, headers=headers)
+    assert r.status == 422 and r.headers["content-type"] == "application/problem+json"
+    other = Invoker(make_token(org="another-org"))
+    assert other("POST", "/documents", {"title": "idem-b"}, headers=headers).status == 201
+    assert _count(settings, "idem-b") == 2 and _count(settings, "idem-b-changed") == 0
+
+
+def test_changes_are_idempotent_too(invoke) -> None:
+    doc = invoke("POST", "/documents", {"title": "c"}).json()
+    headers = {
+        "Idempotency-Key": "change-1",
+        "If-Match": doc["etag"],
+        "Content-Type": "application/merge-patch+json",
+    }
+    first = invoke("POST", f"/documents/{doc['id']}/changes", {"title": "c2"}, headers=headers)
+    retry = invoke("POST", f"/documents/{doc['id']}/changes", {"title": "c2"}, headers=headers)
+    assert first.status == retry.status == 200, "the retry is not a 412: it gets the first answer"
+    assert retry.json()["version"] == 2
+
+
+def test_failed_requests_are_not_remembered(invoke) -> None:
+    headers = {"Idempotency-Key": "bad-then-good"}
+    assert invoke("POST", "/documents", {"title": ""}, headers=headers).status == 422
+    assert invoke("POST", "/documents", {"title": ""}, headers=headers).status == 422
+    assert invoke("POST", "/documents", {"title": "", "x": 1}, headers=headers).status == 422
+
+
+def test_postgres_fallback_when_redis_is_down(settings) -> None:
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    built = bootstrap.build(down)
+    bootstrap.set_container(built)
+    try:
+        invoke = Invoker(make_token(org="fallback-org"))
+        headers = {"Idempotency-Key": "while-redis-is-down"}
+        first = invoke("POST", "/documents", {"title": "idem-pg"}, headers=headers)
+        again = invoke("POST", "/documents", {"title": "idem-pg"}, headers=headers)
+        assert first.status == again.status == 201 and again.json()["id"] == first.json()["id"]
+        assert invoke("POST", "/documents", {"title": "other"}, headers=headers).status == 422
+        assert _count(settings, "idem-pg") == 1
+    finally:
+        bootstrap.set_container(None)
+        built.uow.close()
