@@ -18,7 +18,7 @@ from chalice.app import Chalice, Request, Response
 
 from chalicelib import bootstrap
 from chalicelib.auth import authenticate
-from chalicelib.domain.errors import BadRequest, DomainError
+from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
 from chalicelib.domain.model import parse_limit
 from chalicelib.domain.patching import PATCH_MEDIA_TYPES
 from chalicelib.domain.principal import Principal
@@ -63,18 +63,32 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
         def run(**path: str) -> Response:
             request = _request()
             rid = request_id(request)
+            limit_headers: dict[str, str] = {}
             try:
-                if auth:
-                    settings = bootstrap.container().settings
-                    who = authenticate(request.headers, request.context or {}, settings, rid)
-                    logger.append_keys(org=who.org, sub=who.sub)
-                    return view(who, **path)
-                return view(**path)
+                if not auth:
+                    return view(**path)
+                container = bootstrap.container()
+                who = authenticate(request.headers, request.context or {}, container.settings, rid)
+                logger.append_keys(org=who.org, sub=who.sub)
+                limiter = container.rate_limiter
+                decision = limiter.check(who.org, who.sub, who.top_role) if limiter else None
+                if decision is not None:
+                    limit_headers = decision.headers()
+                    if not decision.allowed:
+                        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+                        raise TooManyRequests(
+                            f"Rate limit of {decision.limit} requests exceeded; "
+                            f"retry in {decision.retry_after_s} s.",
+                            headers=limit_headers,
+                        )
+                response = view(who, **path)
             except DomainError as exc:
                 if exc.status >= 500:
                     logger.warning("dependency unavailable", exc_info=exc)
                     metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
-                return problem_from_error(exc, _path(request))
+                response = problem_from_error(exc, _path(request))
+            response.headers.update({k: v for k, v in limit_headers.items() if k != "Retry-After"})
+            return response
 
         return run
 

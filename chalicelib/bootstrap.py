@@ -26,6 +26,24 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def rate_limiter(self) -> Any:
+        """None when rate limiting is off (or the cache is not Redis)."""
+        if "rate_limiter" not in self.extras:
+            limiter = None
+            if self.settings.rate_limit_enabled and hasattr(self.cache, "breaker"):
+                from chalicelib.adapters.rate_limit import RateLimiter
+
+                s = self.settings
+                limits = {
+                    "reader": s.rate_limit_reader,
+                    "writer": s.rate_limit_writer,
+                    "admin": s.rate_limit_admin,
+                }
+                limiter = RateLimiter(self.cache, limits, s.redis_key_prefix)
+            self.extras["rate_limiter"] = limiter
+        return self.extras["rate_limiter"]
+
+    @property
     def idempotency(self) -> Any:
         """Built on first use: only POSTs with an Idempotency-Key need it."""
         if "idempotency" not in self.extras:

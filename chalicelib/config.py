@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     breaker_reset_s: float = 5.0
     cache_repair_interval_s: float = 1.0
 
+    # --- Rate limits: per principal token bucket (requests/s, burst) by role ---
+    rate_limit_enabled: bool = True
+    rate_limit_reader: tuple[float, int] = (100.0, 200)
+    rate_limit_writer: tuple[float, int] = (100.0, 200)
+    rate_limit_admin: tuple[float, int] = (200.0, 400)
+
     # --- Auth ---------------------------------------------------------------
     jwt_secret: str | None = None
     jwt_jwks_url: str | None = None

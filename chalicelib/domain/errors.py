@@ -17,6 +17,7 @@ and adapters translate vendor errors into these at their edge
     ├── UnsupportedMediaType    415
     ├── ValidationFailed        422  schema/patch validation, with ``errors``
     ├── PreconditionRequired    428  write without If-Match
+    ├── TooManyRequests         429  the caller's token bucket is empty
     └── DependencyUnavailable   503  PostgreSQL (or another required backend) down
 """
 
@@ -85,6 +86,10 @@ class ValidationFailed(DomainError):
 
 class PreconditionRequired(DomainError):
     status, slug, title = 428, "precondition-required", "Precondition required"
+
+
+class TooManyRequests(DomainError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
 
 
 class DependencyUnavailable(DomainError):

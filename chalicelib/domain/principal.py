@@ -20,6 +20,11 @@ class Principal:
     def rank(self) -> int:
         return max((ROLE_RANK.get(r, 0) for r in self.roles), default=0)
 
+    @property
+    def top_role(self) -> str:
+        """The highest role held ('reader' when none): what rate limits key on."""
+        return max(self.roles, key=lambda r: ROLE_RANK.get(r, 0), default="reader")
+
     def require(self, role: str) -> None:
         """Roles are cumulative: writer can read, admin can write."""
         if self.rank < ROLE_RANK[role]:
