@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chalicelib.config import Settings
-from chalicelib.domain.errors import DependencyUnavailable
+from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import ListCursor, VersionRecord
 
@@ -38,6 +38,7 @@ _DOC_COLUMNS = (
 )
 _OP_FOR_ACTION = {"delete": "delete", "purge": "purge"}
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+_ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
 def _doc(row: dict[str, Any]) -> Document:
@@ -291,14 +292,36 @@ class PostgresUnitOfWork:
 
     @contextmanager
     def transaction(self, org: str) -> Iterator[PostgresRepository]:
-        with self.connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT set_config('role', 'docs_app', true), "
-                "set_config('app.org', %s, true), "
-                "set_config('statement_timeout', %s, true)",
-                (org, str(self.settings.db_statement_timeout_ms)),
-            )
-            yield PostgresRepository(conn, org)
+        """One tenant-scoped transaction; classifies failures for the retry policy.
+
+        Failures that prove nothing was committed become ``TransientDatabaseError``
+        (retried); a connection lost *during* COMMIT has an unknown outcome and
+        is a plain 503, never retried blindly.
+        """
+        body_done = False
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                conn.execute(
+                    "SELECT set_config('role', 'docs_app', true), "
+                    "set_config('app.org', %s, true), "
+                    "set_config('statement_timeout', %s, true)",
+                    (org, str(self.settings.db_statement_timeout_ms)),
+                )
+                yield PostgresRepository(conn, org)
+                body_done = True
+        except _ROLLED_BACK as exc:
+            raise TransientDatabaseError("The database asked us to retry.") from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise DependencyUnavailable("The database is overloaded; retry shortly.") from exc
+        except _UNAVAILABLE as exc:
+            if body_done:
+                raise DependencyUnavailable(
+                    "The database connection was lost while committing; read before retrying.",
+                    retry_after_s=2,
+                ) from exc
+            raise TransientDatabaseError(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
 
     def ping(self) -> None:
         with self.connection() as conn:

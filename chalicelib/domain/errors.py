@@ -19,6 +19,7 @@ and adapters translate vendor errors into these at their edge
     ├── PreconditionRequired    428  write without If-Match
     ├── TooManyRequests         429  the caller's token bucket is empty
     └── DependencyUnavailable   503  PostgreSQL (or another required backend) down
+        └── TransientDatabaseError   nothing committed: retried with backoff first
 """
 
 from __future__ import annotations
@@ -97,3 +98,8 @@ class DependencyUnavailable(DomainError):
 
     def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
+
+
+class TransientDatabaseError(DependencyUnavailable):
+    """Nothing was committed (no connection, lost before COMMIT, serialization
+    failure, deadlock): the whole use case may safely run again."""

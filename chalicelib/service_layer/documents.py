@@ -48,6 +48,7 @@ from chalicelib.domain.ports import (
     VersionRecord,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.service_layer.retry import retry_transient
 
 
 def render(doc: Document) -> str:
@@ -92,6 +93,7 @@ class DocumentService:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------ reads
+    @retry_transient()
     def get(self, who: Principal, doc_id: str, *, if_none_match: str | None = None) -> Rendered:
         who.require("reader")
         validate_id(doc_id)
@@ -119,6 +121,7 @@ class DocumentService:
             return Rendered(None, doc.etag, doc.version, "miss")
         return Rendered(body, doc.etag, doc.version, "miss")
 
+    @retry_transient()
     def list(
         self, who: Principal, *, limit: int, page_token: str | None, tag: str | None
     ) -> tuple[str, str]:
@@ -152,6 +155,7 @@ class DocumentService:
         self.cache.put_list(who.org, key, generation, page)
         return page, "miss"
 
+    @retry_transient()
     def list_versions(
         self, who: Principal, doc_id: str, *, limit: int, page_token: str | None
     ) -> Page:
@@ -171,6 +175,7 @@ class DocumentService:
         items = [self._version_json(doc, v, summary=True) for v in versions]
         return Page(items, next_token)
 
+    @retry_transient()
     def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
         who.require("reader")
         validate_id(doc_id)
@@ -200,6 +205,7 @@ class DocumentService:
         return out
 
     # ----------------------------------------------------------------- writes
+    @retry_transient()
     def create(self, who: Principal, data: Any, *, doc_id: str | None = None) -> Document:
         who.require("writer")
         change = validate_editable(data)
@@ -223,6 +229,7 @@ class DocumentService:
         self._publish(doc)
         return doc
 
+    @retry_transient()
     def put(
         self,
         who: Principal,
@@ -277,6 +284,7 @@ class DocumentService:
         self._publish(doc)
         return doc, created
 
+    @retry_transient()
     def change(
         self,
         who: Principal,
@@ -297,6 +305,7 @@ class DocumentService:
         self._publish(doc)
         return doc
 
+    @retry_transient()
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
         who.require("writer")
         validate_id(doc_id)
@@ -311,6 +320,7 @@ class DocumentService:
             self._update(repo, doc, current, action="delete", who=who)
         self._publish(doc)
 
+    @retry_transient()
     def restore(self, who: Principal, doc_id: str) -> Document:
         """Undo a soft delete within the retention window (admin)."""
         who.require("admin")
@@ -329,6 +339,7 @@ class DocumentService:
         self._publish(doc)
         return doc
 
+    @retry_transient()
     def restore_version(
         self, who: Principal, doc_id: str, version: int, *, if_match: str | None
     ) -> Document:
