@@ -80,6 +80,7 @@ def build(
         cache,
         page_secret=settings.page_token_secret,
         retention=timedelta(days=settings.delete_retention_days),
+        fill_delay_s=settings.fault_fill_delay_ms / 1000,
     )
     return Container(settings=settings, uow=uow, cache=cache, documents=documents)
 

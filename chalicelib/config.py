@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     page_token_secret: str = "local-page-token-secret"  # noqa: S105 - overridden in AWS
     delete_retention_days: int = 30
 
+    # --- Fault injection (tests only; 0 in any real deployment) ---------------
+    fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,12 +86,14 @@ class DocumentService:
         page_secret: str,
         retention: timedelta = timedelta(days=30),
         clock: Any = None,
+        fill_delay_s: float = 0.0,
     ) -> None:
         self.uow = uow
         self.cache = cache
         self.page_secret = page_secret
         self.retention = retention
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.fill_delay_s = fill_delay_s  # fault injection only: widens the read/fill race
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -116,6 +119,8 @@ class DocumentService:
             self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, None))
             raise NotFound(f"Document {doc_id!r} not found.")
         body = render(doc)
+        if self.fill_delay_s:
+            time.sleep(self.fill_delay_s)
         self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, body))
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")
