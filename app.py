@@ -189,11 +189,27 @@ def create_document(who: Principal) -> Response:
     return _idempotent(who, "POST /documents", body, create)
 
 
+@app.route("/documents:batch", methods=["POST"], content_types=ANY)
+@endpoint()
+def create_documents_batch(who: Principal) -> Response:
+    """Up to 100 documents; each succeeds or fails on its own (bulkhead pool)."""
+    body = _body(_request())
+    items = body.get("documents") if isinstance(body, dict) else None
+
+    def create_all() -> Response:
+        results = bootstrap.container().bulk_documents.create_many(who, items)
+        created = sum(1 for r in results if r["status"] == 201)
+        metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=created)
+        return json_response({"results": results}, status=207 if created < len(results) else 200)
+
+    return _idempotent(who, "POST /documents:batch", body, create_all)
+
+
 @app.route("/documents", methods=["GET"], content_types=ANY)
 @endpoint()
 def list_documents(who: Principal) -> Response:
     params = _request().query_params or {}
-    page, cache = bootstrap.container().documents.list(
+    page, cache = bootstrap.container().documents.list_documents(
         who,
         limit=parse_limit(params.get("limit")),
         page_token=params.get("page_token"),

@@ -25,6 +25,27 @@ class Container:
     documents: DocumentService
     extras: dict[str, Any] = field(default_factory=dict)
 
+    def close(self) -> None:
+        """Close pools (tests and the local server's shutdown; Lambda never needs it)."""
+        for uow in (self.uow, getattr(self.extras.get("bulk_documents"), "uow", None)):
+            close = getattr(uow, "close", None)
+            if close is not None:
+                close()
+
+    @property
+    def bulk_documents(self) -> DocumentService:
+        """The same use cases on their own small pool (a bulkhead): batch writes
+        can exhaust only these connections, never the ones single reads use."""
+        if "bulk_documents" not in self.extras:
+            from chalicelib.adapters.postgres import PostgresUnitOfWork
+
+            uow: Any = self.uow
+            if isinstance(uow, PostgresUnitOfWork):
+                uow = PostgresUnitOfWork(self.settings, pool_max=self.settings.db_bulk_pool_max)
+            self.extras["bulk_documents"] = _documents(self.settings, uow, self.cache)
+        service: DocumentService = self.extras["bulk_documents"]
+        return service
+
     @property
     def rate_limiter(self) -> Any:
         """None when rate limiting is off (or the cache is not Redis)."""
@@ -75,14 +96,18 @@ def build(
 
         repaired_uow, repaired_cache = uow, cache
         cache.repair = lambda: repair_cache(repaired_uow, repaired_cache)
-    documents = DocumentService(
+    documents = _documents(settings, uow, cache)
+    return Container(settings=settings, uow=uow, cache=cache, documents=documents)
+
+
+def _documents(settings: Settings, uow: UnitOfWork, cache: DocumentCache) -> DocumentService:
+    return DocumentService(
         uow,
         cache,
         page_secret=settings.page_token_secret,
         retention=timedelta(days=settings.delete_retention_days),
         fill_delay_s=settings.fault_fill_delay_ms / 1000,
     )
-    return Container(settings=settings, uow=uow, cache=cache, documents=documents)
 
 
 _container: Container | None = None

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     db_schema: str = "public"
     db_pool_min: int = 1
     db_pool_max: int = 4
+    db_bulk_pool_max: int = 2  # batch writes get their own pool (bulkhead)
     db_connect_timeout_s: float = 3.0
     db_statement_timeout_ms: int = 5000
     # IAM auth against RDS Proxy: when set, a fresh token is generated per connection.

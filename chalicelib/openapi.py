@@ -64,6 +64,23 @@ class VersionPage(BaseModel):
     next_page_token: str | None
 
 
+class BatchIn(BaseModel):
+    documents: list[DocumentIn] = Field(min_length=1, max_length=100)
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: int
+    id: str | None = None
+    version: int | None = None
+    etag: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    results: list[BatchItemResult]
+
+
 class Problem(BaseModel):
     type: str
     title: str
@@ -84,6 +101,8 @@ _MODELS: list[type[BaseModel]] = [
     DocumentPage,
     VersionOut,
     VersionPage,
+    BatchIn,
+    BatchResult,
     Problem,
     Health,
 ]
@@ -107,11 +126,15 @@ _PATCH_BODY = {
         "application/merge-patch+json": {"schema": {"type": "object"}},
     },
 }
+_BATCH_BODY = {"required": True, "content": {"application/json": {"schema": _ref("BatchIn")}}}
 _DOC_BODY = {"required": True, "content": {"application/json": {"schema": _ref("DocumentIn")}}}
 
 # (method, path, summary, ok status, ok schema, parameters, request body, error statuses, auth)
 OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int], bool]] = [
     ("post", "/documents", "Create a document", 201, "Document", [], _DOC_BODY,
+     [400, 401, 403, 413, 415, 422], True),
+    ("post", "/documents:batch", "Create up to 100 documents (each reported separately)", 200,
+     "BatchResult", [], _BATCH_BODY,
      [400, 401, 403, 413, 415, 422], True),
     ("get", "/documents", "List documents, newest first", 200, "DocumentPage",
      [*_PAGE, {"name": "tag", "in": "query", "schema": {"type": "string"}}], None,

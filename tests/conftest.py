@@ -92,7 +92,7 @@ def container(settings: Settings) -> Iterator[Any]:
     bootstrap.set_container(built)
     yield built
     bootstrap.set_container(None)
-    built.uow.close()  # type: ignore[attr-defined]
+    built.close()
 
 
 def make_token(

@@ -28,6 +28,7 @@ from chalicelib.domain.errors import (
     Gone,
     NotFound,
     PreconditionFailed,
+    ValidationFailed,
 )
 from chalicelib.domain.model import (
     Document,
@@ -127,7 +128,7 @@ class DocumentService:
         return Rendered(body, doc.etag, doc.version, "miss")
 
     @retry_transient()
-    def list(
+    def list_documents(
         self, who: Principal, *, limit: int, page_token: str | None, tag: str | None
     ) -> tuple[str, str]:
         """A page of live documents as rendered JSON, and whether it was cached."""
@@ -213,20 +214,7 @@ class DocumentService:
     @retry_transient()
     def create(self, who: Principal, data: Any, *, doc_id: str | None = None) -> Document:
         who.require("writer")
-        change = validate_editable(data)
-        now = self._clock()
-        doc = Document(
-            org=who.org,
-            id=doc_id or new_id(),
-            title=change.title,
-            body=change.body,
-            tags=change.tags,
-            metadata=change.metadata,
-            version=1,
-            owner=who.sub,
-            created_at=now,
-            updated_at=now,
-        )
+        doc = self._new_document(who, validate_editable(data), doc_id or new_id())
         with self.uow.transaction(who.org) as repo:
             if not repo.insert(doc):
                 raise PreconditionFailed(f"Document {doc.id!r} already exists.")
@@ -259,19 +247,7 @@ class DocumentService:
             if current is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
-                now = self._clock()
-                doc = Document(
-                    org=who.org,
-                    id=doc_id,
-                    title=change.title,
-                    body=change.body,
-                    tags=change.tags,
-                    metadata=change.metadata,
-                    version=1,
-                    owner=who.sub,
-                    created_at=now,
-                    updated_at=now,
-                )
+                doc = self._new_document(who, change, doc_id)
                 if not repo.insert(doc):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
                 repo.record_change(doc, action="create", actor=who.sub, request_id=who.request_id)
@@ -365,7 +341,55 @@ class DocumentService:
         self._publish(doc)
         return doc
 
+    def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Create up to ``limit`` documents, each in its own transaction.
+
+        One bad or failing item does not stop the others: every item gets its
+        own status, like a 207 Multi-Status body.
+        """
+        who.require("writer")
+        if not isinstance(items, list) or not 1 <= len(items) <= limit:
+            raise ValidationFailed(f"'documents' must be a list of 1 to {limit} documents.")
+        results: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                doc = self.create(who, item)
+            except DomainError as exc:
+                results.append(
+                    {
+                        "index": index,
+                        "status": exc.status,
+                        "error": {"title": exc.title, "detail": exc.detail, "errors": exc.errors},
+                    }
+                )
+            else:
+                results.append(
+                    {
+                        "index": index,
+                        "status": 201,
+                        "id": doc.id,
+                        "version": doc.version,
+                        "etag": doc.etag,
+                    }
+                )
+        return results
+
     # ---------------------------------------------------------------- helpers
+    def _new_document(self, who: Principal, change: DocumentIn, doc_id: str) -> Document:
+        now = self._clock()
+        return Document(
+            org=who.org,
+            id=doc_id,
+            title=change.title,
+            body=change.body,
+            tags=change.tags,
+            metadata=change.metadata,
+            version=1,
+            owner=who.sub,
+            created_at=now,
+            updated_at=now,
+        )
+
     @staticmethod
     def _live(doc: Document | None, doc_id: str) -> Document:
         if doc is None or doc.deleted:

@@ -184,21 +184,21 @@ def test_list_pages_newest_first_and_is_invalidated_by_writes(parts) -> None:
         service.create(WRITER, {"title": f"d{i}", "tags": ["even" if i % 2 == 0 else "odd"]}).id
         for i in range(5)
     ]
-    page, cached = service.list(READER, limit=2, page_token=None, tag=None)
+    page, cached = service.list_documents(READER, limit=2, page_token=None, tag=None)
     body = json.loads(page)
     assert cached == "miss" and [d["id"] for d in body["items"]] == ids[::-1][:2]
-    assert service.list(READER, limit=2, page_token=None, tag=None)[1] == "hit"
+    assert service.list_documents(READER, limit=2, page_token=None, tag=None)[1] == "hit"
     seen = [d["id"] for d in body["items"]]
     token = body["next_page_token"]
     while token:
-        nxt = json.loads(service.list(READER, limit=2, page_token=token, tag=None)[0])
+        nxt = json.loads(service.list_documents(READER, limit=2, page_token=token, tag=None)[0])
         seen += [d["id"] for d in nxt["items"]]
         token = nxt["next_page_token"]
     assert seen == ids[::-1]
-    evens = json.loads(service.list(READER, limit=10, page_token=None, tag="even")[0])
+    evens = json.loads(service.list_documents(READER, limit=10, page_token=None, tag="even")[0])
     assert len(evens["items"]) == 3
     newest = service.create(WRITER, {"title": "newest"})
-    after_write, cached = service.list(READER, limit=2, page_token=None, tag=None)
+    after_write, cached = service.list_documents(READER, limit=2, page_token=None, tag=None)
     assert cached == "miss" and json.loads(after_write)["items"][0]["id"] == newest.id
 
 
