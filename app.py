@@ -87,6 +87,15 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
                     logger.warning("dependency unavailable", exc_info=exc)
                     metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
                 response = problem_from_error(exc, _path(request))
+            except Exception:  # a bug: log it with its stack, answer without one
+                logger.exception("unhandled error", request_id=rid)
+                response = problem(
+                    500,
+                    "internal",
+                    "Internal error",
+                    f"An internal error occurred; it was logged with request id {rid}.",
+                    instance=_path(request),
+                )
             response.headers.update({k: v for k, v in limit_headers.items() if k != "Retry-After"})
             return response
 

@@ -252,3 +252,23 @@ def test_write_is_one_transaction_with_version_outbox_and_audit(invoke, settings
     assert [(a[0], a[1], a[2]) for a in audit] == [(1, "create", "alice"), (2, "delete", "alice")]
     assert all(a[3] for a in audit), "audit rows carry the request id"
     assert json.loads(json.dumps(doc))["version"] == 1
+
+
+def test_unexpected_errors_are_logged_and_answered_without_details(
+    invoke, container, monkeypatch
+) -> None:
+    import sys
+
+    import app
+
+    logged: list[BaseException | None] = []
+    monkeypatch.setattr(app.logger, "exception", lambda *a, **k: logged.append(sys.exc_info()[1]))
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    container.documents.get = boom
+    r = invoke("GET", "/documents/anything", headers={"X-Request-Id": "req-500"})
+    assert r.status == 500 and r.headers["content-type"] == "application/problem+json"
+    assert "secret" not in r.text and "req-500" in r.json()["detail"]
+    assert [str(e) for e in logged] == ["secret internals"], "the error and its stack were logged"
