@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from chalice.app import Chalice, Request, Response
 
@@ -33,7 +32,7 @@ from chalicelib.http import (
     request_id,
     rewrite_chalice_error,
 )
-from chalicelib.observability import logger, metrics, tracer
+from chalicelib.observability import count, logger, metrics, tracer
 from chalicelib.openapi import openapi_document
 
 app = Chalice(app_name="docs-service")
@@ -75,7 +74,7 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
                 if decision is not None:
                     limit_headers = decision.headers()
                     if not decision.allowed:
-                        metrics.add_metric(name="RateLimited", unit=MetricUnit.Count, value=1)
+                        count("RateLimited")
                         raise TooManyRequests(
                             f"Rate limit of {decision.limit} requests exceeded; "
                             f"retry in {decision.retry_after_s} s.",
@@ -85,7 +84,7 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
             except DomainError as exc:
                 if exc.status >= 500:
                     logger.warning("dependency unavailable", exc_info=exc)
-                    metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
+                    count("DependencyErrors")
                 response = problem_from_error(exc, _path(request))
             except Exception:  # a bug: log it with its stack, answer without one
                 logger.exception("unhandled error", request_id=rid)
@@ -116,7 +115,7 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
         headers.setdefault(name, value)
     headers.setdefault("Cache-Control", "no-store")
     if response.status_code >= 500:
-        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        count("ServerErrors")
     logger.debug(
         "request",
         method=event.method,
@@ -188,7 +187,7 @@ def create_document(who: Principal) -> Response:
 
     def create() -> Response:
         doc = bootstrap.container().documents.create(who, body)
-        metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+        count("DocumentChanges")
         return json_response(
             doc.to_json(),
             status=201,
@@ -208,7 +207,7 @@ def create_documents_batch(who: Principal) -> Response:
     def create_all() -> Response:
         results = bootstrap.container().bulk_documents.create_many(who, items)
         created = sum(1 for r in results if r["status"] == 201)
-        metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=created)
+        count("DocumentChanges", created)
         return json_response({"results": results}, status=207 if created < len(results) else 200)
 
     return _idempotent(who, "POST /documents:batch", body, create_all)
@@ -234,11 +233,7 @@ def get_document(who: Principal, doc_id: str) -> Response:
     rendered = bootstrap.container().documents.get(
         who, doc_id, if_none_match=request.headers.get("if-none-match")
     )
-    metrics.add_metric(
-        name="CacheHits" if rendered.cache == "hit" else "CacheMisses",
-        unit=MetricUnit.Count,
-        value=1,
-    )
+    count("CacheHits" if rendered.cache == "hit" else "CacheMisses")
     headers = {**_doc_headers(rendered.etag, cache=rendered.cache), "Accept-Patch": ACCEPT_PATCH}
     if rendered.not_modified:
         return Response(body="", status_code=304, headers=headers)
@@ -256,7 +251,7 @@ def put_document(who: Principal, doc_id: str) -> Response:
         if_match=request.headers.get("if-match"),
         if_none_match=request.headers.get("if-none-match"),
     )
-    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    count("DocumentChanges")
     return json_response(
         doc.to_json(),
         status=201 if created else 200,
@@ -268,7 +263,7 @@ def _change(who: Principal, doc_id: str, mtype: str, patch: Any) -> Response:
     doc = bootstrap.container().documents.change(
         who, doc_id, mtype, patch, if_match=_request().headers.get("if-match")
     )
-    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    count("DocumentChanges")
     return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
 
 
@@ -305,7 +300,7 @@ def patch_document(who: Principal, doc_id: str) -> Response:
 @endpoint()
 def delete_document(who: Principal, doc_id: str) -> Response:
     bootstrap.container().documents.delete(who, doc_id, if_match=_request().headers.get("if-match"))
-    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    count("DocumentChanges")
     return Response(body="", status_code=204, headers=dict(NO_STORE))
 
 
@@ -345,7 +340,7 @@ def restore_version(who: Principal, doc_id: str, n: str) -> Response:
     doc = bootstrap.container().documents.restore_version(
         who, doc_id, _int(n, "version"), if_match=_request().headers.get("if-match")
     )
-    metrics.add_metric(name="DocumentChanges", unit=MetricUnit.Count, value=1)
+    count("DocumentChanges")
     return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
 
 

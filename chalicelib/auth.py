@@ -9,7 +9,9 @@ always required.  The org comes only from the verified claims.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +44,57 @@ def principal_from_claims(claims: dict[str, Any], request_id: str | None) -> Pri
     return Principal(sub=sub, org=org, roles=_roles(claims.get("roles")), request_id=request_id)
 
 
+class _VerifiedTokens:
+    """A small LRU of tokens already verified, so a warm function does not
+    re-check the signature of the same bearer token on every request.
+
+    Only successful verifications are kept, keyed by the token *and* the
+    verification settings; ``exp`` is re-checked on every hit.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], leeway_s: int) -> dict[str, Any] | None:
+        with self._lock:
+            claims = self._items.get(key)
+            if claims is None:
+                return None
+            if claims["exp"] + leeway_s < time.time():
+                del self._items[key]
+                return None
+            self._items.move_to_end(key)
+            return claims
+
+    def put(self, key: tuple[Any, ...], claims: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = claims
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_VERIFIED = _VerifiedTokens()
+
+
 def verify_token(token: str, settings: Settings) -> dict[str, Any]:
+    key = (
+        token,
+        settings.jwt_secret,
+        settings.jwt_jwks_url,
+        settings.jwt_issuer,
+        settings.jwt_audience,
+    )
+    cached = _VERIFIED.get(key, settings.jwt_leeway_s)
+    if cached is not None:
+        return cached
+    claims = _verify(token, settings)
+    _VERIFIED.put(key, claims)
+    return claims
+
+
+def _verify(token: str, settings: Settings) -> dict[str, Any]:
     options = {"require": _REQUIRED}
     try:
         if settings.jwt_jwks_url:

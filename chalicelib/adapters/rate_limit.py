@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 
 # KEYS[1] = bucket; ARGV = rate per second, burst.  Returns {allowed, tokens left * 1000}.
 _BUCKET_SCRIPT = """
@@ -75,7 +74,7 @@ class RateLimiter:
         rate, burst = self.limits.get(role, self.limits["reader"])
         breaker = self.cache.breaker
         if not self.cache.enabled or not breaker.allow():
-            metrics.add_metric(name="RateLimitFailOpen", unit=MetricUnit.Count, value=1)
+            count("RateLimitFailOpen")
             return None
         try:
             if self._script is None:
@@ -85,7 +84,7 @@ class RateLimiter:
             )
         except (redis.RedisError, OSError):
             breaker.failure()
-            metrics.add_metric(name="RateLimitFailOpen", unit=MetricUnit.Count, value=1)
+            count("RateLimitFailOpen")
             return None
         breaker.success()
         tokens = int(milli_tokens) / 1000

@@ -44,11 +44,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
-from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.config import Settings
 from chalicelib.domain.ports import CachedDocument
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 
 T = TypeVar("T")
 
@@ -162,13 +161,13 @@ class RedisCache:
             self.errors += 1
             self.breaker.failure()
             if was == "closed" and self.breaker.state == "open":
-                metrics.add_metric(name="CacheBreakerOpened", unit=MetricUnit.Count, value=1)
+                count("CacheBreakerOpened")
             return default
         except Exception:  # the repair could not read PostgreSQL: stay off the cache
             self.breaker.failure()
             return default
         if was != "closed":
-            metrics.add_metric(name="CacheBreakerClosed", unit=MetricUnit.Count, value=1)
+            count("CacheBreakerClosed")
         self.breaker.success()
         return result
 

@@ -16,10 +16,8 @@ import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from chalicelib.domain.errors import TransientDatabaseError
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,7 +43,7 @@ def retry_transient(
                 except TransientDatabaseError:
                     if attempt == attempts - 1:
                         raise
-                    metrics.add_metric(name="DatabaseRetries", unit=MetricUnit.Count, value=1)
+                    count("DatabaseRetries")
                     sleep(full_jitter(attempt, base_s, cap_s))
             raise AssertionError("unreachable")  # pragma: no cover
 

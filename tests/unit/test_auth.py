@@ -95,3 +95,29 @@ def test_mint_token_round_trips_and_refuses_without_secret() -> None:
     assert verify_token(token, SETTINGS)["roles"] == ["admin"]
     with pytest.raises(RuntimeError):
         mint_token(Settings(jwt_secret=None), org="acme", sub="z", roles=[])
+
+
+def test_verified_tokens_are_cached_but_expiry_still_applies(monkeypatch) -> None:
+    import chalicelib.auth as auth
+
+    calls = {"n": 0}
+    real = auth._verify
+
+    def counting(token: str, settings: Settings) -> dict:
+        calls["n"] += 1
+        return real(token, settings)
+
+    monkeypatch.setattr(auth, "_verify", counting)
+    token = _token(jti="unique-to-this-test")
+    for _ in range(3):
+        assert verify_token(token, SETTINGS)["sub"] == "alice"
+    assert calls["n"] == 1
+    other = Settings(jwt_secret="another-secret-" + "q" * 40)
+    with pytest.raises(Unauthorized):
+        verify_token(token, other)  # a different key never reuses the cached result
+    cache = auth._VerifiedTokens(size=2)
+    cache.put(("old",), {"exp": time.time() - 100})
+    assert cache.get(("old",), leeway_s=30) is None, "expired claims are never served"
+    for name in ("a", "b", "c"):
+        cache.put((name,), {"exp": time.time() + 100})
+    assert cache.get(("a",), 0) is None and cache.get(("c",), 0) is not None, "bounded LRU"
