@@ -65,3 +65,19 @@ def test_fails_open_when_redis_is_down(settings) -> None:
     finally:
         bootstrap.set_container(None)
         built.uow.close()
+
+
+def test_leased_tokens_never_exceed_the_shared_bucket(settings) -> None:
+    """Two processes (two limiters) leasing from one bucket: total allowed == burst."""
+    from chalicelib.adapters.rate_limit import RateLimiter
+    from chalicelib.adapters.redis_cache import RedisCache
+
+    cache = RedisCache(settings)
+    limits = {"reader": (0.001, 100), "writer": (0.001, 100), "admin": (0.001, 100)}
+    a = RateLimiter(cache, limits, settings.redis_key_prefix + "lease:")
+    b = RateLimiter(cache, limits, settings.redis_key_prefix + "lease:")
+    allowed = 0
+    for i in range(300):
+        decision = (a if i % 3 else b).check("o", "leaser", "reader")
+        allowed += decision.allowed
+    assert allowed == 100, "leases come out of the one shared bucket"
