@@ -238,11 +238,12 @@ class PostgresUnitOfWork:
         if self.settings.db_sslmode:
             kwargs["sslmode"] = self.settings.db_sslmode
         if self.settings.db_iam_auth:
-            kwargs["password"] = self._iam_token()
+            kwargs["password"] = self.iam_token()
             kwargs.setdefault("sslmode", "require")
         return kwargs
 
-    def _iam_token(self) -> str:
+    def iam_token(self) -> str:
+        """A 15-minute RDS IAM auth token for the configured user (boto3, lazily imported)."""
         import boto3  # lazy: only IAM-auth deployments pay for it
 
         url = urlparse(self.settings.database_url)

@@ -1,0 +1,1 @@
+"""Lambda handlers other than the HTTP API: thin Powertools handlers over services."""

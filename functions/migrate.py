@@ -1,0 +1,39 @@
+"""Apply pending SQL migrations: invoke once after each deploy (or from a pipeline).
+
+    aws lambda invoke --function-name <MigrateFunctionName> out.json
+
+Safe to invoke twice or concurrently: the runner takes an advisory lock and
+records every file it applied (see chalicelib/adapters/postgres.py:migrate).
+With DOCS_DB_IAM_AUTH the connection uses a fresh RDS IAM token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chalicelib.adapters.postgres import PostgresUnitOfWork, migrate
+from chalicelib.config import Settings, get_settings
+from chalicelib.observability import logger, tracer
+
+
+def database_url(settings: Settings) -> str:
+    """The URL to migrate with: the configured one, plus an IAM token when asked."""
+    url = settings.database_url
+    if not settings.db_iam_auth:
+        return url
+    token = PostgresUnitOfWork(settings).iam_token()
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{quote(token, safe='')}@{parts.hostname}:{parts.port or 5432}"
+    query = parts.query or f"sslmode={settings.db_sslmode or 'require'}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    applied = migrate(database_url(get_settings()))
+    logger.info("migrations applied", extra={"applied": applied})
+    return {"applied": applied}
