@@ -23,6 +23,10 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Docs
 METRICS_ON = not is_metrics_disabled()
 
 
+def tracing_disabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes")
+
+
 def count(name: str, value: float = 1) -> None:
     """Add to an EMF count metric (flushed once per invocation by ``log_metrics``)."""
     if METRICS_ON:

@@ -14,6 +14,7 @@ Vendor errors are mapped here, once: connection-level failures become
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -77,7 +79,7 @@ class PostgresRepository:
         cur = self.conn.execute(
             f"INSERT INTO documents ({_DOC_COLUMNS}) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (org, id) DO NOTHING",
+            "ON CONFLICT (org, id) DO NOTHING RETURNING version",
             (
                 self.org,
                 doc.id,
@@ -93,13 +95,13 @@ class PostgresRepository:
                 Jsonb(doc.content) if doc.content is not None else None,
             ),
         )
-        return cur.rowcount == 1
+        return cur.fetchone() is not None  # fetching syncs the pipeline
 
     def update(self, doc: Document, *, expected_version: int) -> bool:
         cur = self.conn.execute(
             "UPDATE documents SET title = %s, body = %s, tags = %s, metadata = %s, "
             "version = %s, owner = %s, created_at = %s, updated_at = %s, deleted_at = %s, "
-            "content = %s WHERE org = %s AND id = %s AND version = %s",
+            "content = %s WHERE org = %s AND id = %s AND version = %s RETURNING version",
             (
                 doc.title,
                 Jsonb(doc.body),
@@ -116,16 +118,21 @@ class PostgresRepository:
                 expected_version,
             ),
         )
-        return cur.rowcount == 1
+        return cur.fetchone() is not None
 
     def record_change(
         self, doc: Document, *, action: str, actor: str, request_id: str | None
     ) -> None:
         op = "delete" if doc.deleted else _OP_FOR_ACTION.get(action, "upsert")
+        # one statement (data-modifying CTEs), one round trip, three rows
         self.conn.execute(
-            "INSERT INTO document_versions (org, id, version, title, body, tags, metadata, "
-            "content, deleted, author, action, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "WITH version_row AS (INSERT INTO document_versions (org, id, version, title, body, "
+            "tags, metadata, content, deleted, author, action, created_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)), "
+            "outbox_row AS (INSERT INTO outbox (org, doc_id, version, op) "
+            "VALUES (%s, %s, %s, %s)) "
+            "INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, details) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (
                 self.org,
                 doc.id,
@@ -139,16 +146,10 @@ class PostgresRepository:
                 actor,
                 action,
                 doc.updated_at,
-            ),
-        )
-        self.conn.execute(
-            "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, %s)",
-            (self.org, doc.id, doc.version, op),
-        )
-        self.conn.execute(
-            "INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, details) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
+                self.org,
+                doc.id,
+                doc.version,
+                op,
                 self.org,
                 actor,
                 action,
@@ -220,16 +221,21 @@ def _version(row: dict[str, Any]) -> VersionRecord:
 class PostgresUnitOfWork:
     """Owns the pool; hands out one tenant-scoped transaction at a time."""
 
+    IDLE_CHECK_S = 5.0
+
     def __init__(self, settings: Settings, *, pool_max: int | None = None) -> None:
         self.settings = settings
         self._pool_max = pool_max or settings.db_pool_max
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._lock = threading.Lock()
+        self._returned_at: dict[int, float] = {}
 
     # -- connection management ------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "autocommit": False,
+            # transactions are explicit (see ``transaction``): BEGIN travels
+            # with the tenant settings instead of costing its own round trip
+            "autocommit": True,
             "prepare_threshold": None,
             "row_factory": dict_row,
             "connect_timeout": max(1, round(self.settings.db_connect_timeout_s)),
@@ -271,9 +277,26 @@ class PostgresUnitOfWork:
                         reconnect_timeout=30.0,
                         open=True,
                         name="docs",
-                        check=ConnectionPool.check_connection,
+                        check=self._check_if_idle,
+                        reset=self._stamp,
                     )
         return self._pool
+
+    def _stamp(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``reset`` hook: remember when the connection was last returned."""
+        self._returned_at[id(conn)] = time.monotonic()
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``check`` hook: ping only connections idle for a while.
+
+        A connection used a moment ago is almost surely alive, and pinging it
+        on every checkout would cost a round trip per request; one that sat
+        idle (a frozen Lambda environment, a proxy idle timeout) is pinged, and
+        the pool replaces it if the ping fails.
+        """
+        idle_since = self._returned_at.get(id(conn))
+        if idle_since is None or time.monotonic() - idle_since > self.IDLE_CHECK_S:
+            ConnectionPool.check_connection(conn)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -301,15 +324,25 @@ class PostgresUnitOfWork:
         """
         body_done = False
         try:
-            with self.pool.connection() as conn, conn.transaction():
+            with self.pool.connection() as conn:
+                # BEGIN and the transaction-local settings in one round trip
+                # (one simple-protocol query; values are quoted literals).
                 conn.execute(
-                    "SELECT set_config('role', 'docs_app', true), "
-                    "set_config('app.org', %s, true), "
-                    "set_config('statement_timeout', %s, true)",
-                    (org, str(self.settings.db_statement_timeout_ms)),
+                    sql.SQL(
+                        "BEGIN; SELECT set_config('role', 'docs_app', true), "
+                        "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)"
+                    ).format(
+                        sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms))
+                    )
                 )
-                yield PostgresRepository(conn, org)
+                try:
+                    yield PostgresRepository(conn, org)
+                except BaseException:
+                    if not conn.broken:
+                        conn.execute("ROLLBACK")
+                    raise
                 body_done = True
+                conn.execute("COMMIT")
         except _ROLLED_BACK as exc:
             raise TransientDatabaseError("The database asked us to retry.") from exc
         except psycopg.errors.QueryCanceled as exc:

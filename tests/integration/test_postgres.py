@@ -62,11 +62,12 @@ def test_row_level_security_is_a_backstop(settings: Settings) -> None:
         with uow.transaction("org-a") as repo:
             rows = repo.conn.execute("SELECT org FROM documents WHERE id = 'rls-1'").fetchall()
             assert rows == [{"org": "org-a"}]
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                repo.conn.execute(
-                    "INSERT INTO documents (org, id, title, version, owner, created_at, updated_at)"
-                    " VALUES ('org-b', 'sneaky', 't', 1, 'x', now(), now())"
-                )
+        # and a write into another tenant is refused (raised at commit: pipeline mode)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), uow.transaction("org-a") as repo:
+            repo.conn.execute(
+                "INSERT INTO documents (org, id, title, version, owner, created_at, updated_at)"
+                " VALUES ('org-b', 'sneaky', 't', 1, 'x', now(), now())"
+            )
     finally:
         uow.close()
 
