@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
 from chalicelib.domain.model import Document
-from chalicelib.domain.ports import ListCursor, VersionRecord
+from chalicelib.domain.ports import Change, ListCursor, VersionRecord
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK = 0x646F6373  # "docs"
@@ -39,6 +39,17 @@ _DOC_COLUMNS = (
     "deleted_at, content"
 )
 _OP_FOR_ACTION = {"delete": "delete", "purge": "purge"}
+_RECORD_CHANGE = (
+    "version_row AS (INSERT INTO document_versions (org, id, version, title, body, tags, "
+    "metadata, content, deleted, author, action, created_at) SELECT org, id, version, title, "
+    "body, tags, metadata, content, deleted_at IS NOT NULL, %(actor)s, %(action)s, updated_at "
+    "FROM changed), "
+    "outbox_row AS (INSERT INTO outbox (org, doc_id, version, op) "
+    "SELECT org, id, version, %(op)s FROM changed), "
+    "audit_row AS (INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, "
+    "details) SELECT org, %(actor)s, %(action)s, id, version, %(request_id)s, "
+    "jsonb_build_object('title', title, 'deleted', deleted_at IS NOT NULL) FROM changed)"
+)
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 _ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
@@ -60,105 +71,86 @@ def _doc(row: dict[str, Any]) -> Document:
     )
 
 
+def _document_result(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row of the document SELECT in a multi-statement result (BEGIN; settings; SELECT)."""
+    cur.nextset()  # past BEGIN's (empty) result
+    cur.nextset()  # past the settings row
+    return cur.fetchone()
+
+
 class PostgresRepository:
     """Implements ``DocumentRepository`` on one open transaction."""
 
     def __init__(self, conn: psycopg.Connection[dict[str, Any]], org: str) -> None:
         self.conn = conn
         self.org = org
+        self.prefetched: dict[str, Document | None] = {}  # read together with BEGIN
 
-    def get(self, doc_id: str, *, for_update: bool = False) -> Document | None:
-        lock = " FOR UPDATE" if for_update else ""
+    def get(self, doc_id: str) -> Document | None:
+        if doc_id in self.prefetched:
+            return self.prefetched.pop(doc_id)
         row = self.conn.execute(
-            f"SELECT {_DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s{lock}",
+            f"SELECT {_DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s",
             (self.org, doc_id),
         ).fetchone()
         return _doc(row) if row else None
 
-    def insert(self, doc: Document) -> bool:
-        cur = self.conn.execute(
-            f"INSERT INTO documents ({_DOC_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (org, id) DO NOTHING RETURNING version",
-            (
-                self.org,
-                doc.id,
-                doc.title,
-                Jsonb(doc.body),
-                doc.tags,
-                Jsonb(doc.metadata),
-                doc.version,
-                doc.owner,
-                doc.created_at,
-                doc.updated_at,
-                doc.deleted_at,
-                Jsonb(doc.content) if doc.content is not None else None,
-            ),
+    def insert(self, doc: Document, change: Change) -> bool:
+        return self._write(
+            "INSERT INTO documents (org, id, title, body, tags, metadata, version, owner, "
+            "created_at, updated_at, deleted_at, content) VALUES (%(org)s, %(id)s, %(title)s, "
+            "%(body)s, %(tags)s, %(metadata)s, %(version)s, %(owner)s, %(created_at)s, "
+            "%(updated_at)s, %(deleted_at)s, %(content)s) ON CONFLICT (org, id) DO NOTHING",
+            doc,
+            change,
+            expected_version=None,
         )
-        return cur.fetchone() is not None  # fetching syncs the pipeline
 
-    def update(self, doc: Document, *, expected_version: int) -> bool:
-        cur = self.conn.execute(
-            "UPDATE documents SET title = %s, body = %s, tags = %s, metadata = %s, "
-            "version = %s, owner = %s, created_at = %s, updated_at = %s, deleted_at = %s, "
-            "content = %s WHERE org = %s AND id = %s AND version = %s RETURNING version",
-            (
-                doc.title,
-                Jsonb(doc.body),
-                doc.tags,
-                Jsonb(doc.metadata),
-                doc.version,
-                doc.owner,
-                doc.created_at,
-                doc.updated_at,
-                doc.deleted_at,
-                Jsonb(doc.content) if doc.content is not None else None,
-                self.org,
-                doc.id,
-                expected_version,
-            ),
+    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
+        return self._write(
+            "UPDATE documents SET title = %(title)s, body = %(body)s, tags = %(tags)s, "
+            "metadata = %(metadata)s, version = %(version)s, owner = %(owner)s, "
+            "created_at = %(created_at)s, updated_at = %(updated_at)s, "
+            "deleted_at = %(deleted_at)s, content = %(content)s "
+            "WHERE org = %(org)s AND id = %(id)s AND version = %(expected_version)s",
+            doc,
+            change,
+            expected_version=expected_version,
         )
-        return cur.fetchone() is not None
 
-    def record_change(
-        self, doc: Document, *, action: str, actor: str, request_id: str | None
-    ) -> None:
-        op = "delete" if doc.deleted else _OP_FOR_ACTION.get(action, "upsert")
-        # one statement (data-modifying CTEs), one round trip, three rows
-        self.conn.execute(
-            "WITH version_row AS (INSERT INTO document_versions (org, id, version, title, body, "
-            "tags, metadata, content, deleted, author, action, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)), "
-            "outbox_row AS (INSERT INTO outbox (org, doc_id, version, op) "
-            "VALUES (%s, %s, %s, %s)) "
-            "INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, details) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                self.org,
-                doc.id,
-                doc.version,
-                doc.title,
-                Jsonb(doc.body),
-                doc.tags,
-                Jsonb(doc.metadata),
-                Jsonb(doc.content) if doc.content is not None else None,
-                doc.deleted,
-                actor,
-                action,
-                doc.updated_at,
-                self.org,
-                doc.id,
-                doc.version,
-                op,
-                self.org,
-                actor,
-                action,
-                doc.id,
-                doc.version,
-                request_id,
-                Jsonb({"title": doc.title, "deleted": doc.deleted}),
-            ),
-        )
+    def _write(
+        self, statement: str, doc: Document, change: Change, *, expected_version: int | None
+    ) -> bool:
+        """The row change, its version row, outbox row and audit row: one statement.
+
+        Data-modifying CTEs run together and read the changed row from
+        ``RETURNING``; when the row did not change (id taken, or not at the
+        expected version) nothing else is written either.
+        """
+        row = self.conn.execute(
+            f"WITH changed AS ({statement} RETURNING *), {_RECORD_CHANGE} "
+            "SELECT version FROM changed",
+            {
+                "org": self.org,
+                "id": doc.id,
+                "title": doc.title,
+                "body": Jsonb(doc.body),
+                "tags": doc.tags,
+                "metadata": Jsonb(doc.metadata),
+                "version": doc.version,
+                "owner": doc.owner,
+                "created_at": doc.created_at,
+                "updated_at": doc.updated_at,
+                "deleted_at": doc.deleted_at,
+                "content": Jsonb(doc.content) if doc.content is not None else None,
+                "expected_version": expected_version,
+                "op": "delete" if doc.deleted else _OP_FOR_ACTION.get(change.action, "upsert"),
+                "action": change.action,
+                "actor": change.actor,
+                "request_id": change.request_id,
+            },
+        ).fetchone()
+        return row is not None
 
     def list_documents(
         self, *, limit: int, after: ListCursor | None, tag: str | None
@@ -314,29 +306,37 @@ class PostgresUnitOfWork:
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
 
+    def _begin(self, org: str, prefetch: str | None) -> sql.Composed:
+        """BEGIN, the transaction-local settings and (optionally) the first read,
+        as one simple-protocol query: one round trip.  Values are quoted literals."""
+        begin = sql.SQL(
+            "BEGIN; SELECT set_config('role', 'docs_app', true), "
+            "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)"
+        ).format(sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms)))
+        if prefetch is None:
+            return begin
+        select = sql.SQL(f"; SELECT {_DOC_COLUMNS} FROM documents WHERE org = {{}} AND id = {{}}")
+        return sql.Composed([begin, select.format(sql.Literal(org), sql.Literal(prefetch))])
+
     @contextmanager
-    def transaction(self, org: str) -> Iterator[PostgresRepository]:
+    def transaction(self, org: str, *, prefetch: str | None = None) -> Iterator[PostgresRepository]:
         """One tenant-scoped transaction; classifies failures for the retry policy.
 
-        Failures that prove nothing was committed become ``TransientDatabaseError``
-        (retried); a connection lost *during* COMMIT has an unknown outcome and
-        is a plain 503, never retried blindly.
+        ``prefetch`` names a document the caller will read first: it travels
+        with BEGIN.  Failures that prove nothing was committed become
+        ``TransientDatabaseError`` (retried); a connection lost *during* COMMIT
+        has an unknown outcome and is a plain 503, never retried blindly.
         """
         body_done = False
         try:
             with self.pool.connection() as conn:
-                # BEGIN and the transaction-local settings in one round trip
-                # (one simple-protocol query; values are quoted literals).
-                conn.execute(
-                    sql.SQL(
-                        "BEGIN; SELECT set_config('role', 'docs_app', true), "
-                        "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)"
-                    ).format(
-                        sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms))
-                    )
-                )
+                cur = conn.execute(self._begin(org, prefetch))
+                repo = PostgresRepository(conn, org)
+                if prefetch is not None:
+                    row = _document_result(cur)
+                    repo.prefetched[prefetch] = _doc(row) if row else None
                 try:
-                    yield PostgresRepository(conn, org)
+                    yield repo
                 except BaseException:
                     if not conn.broken:
                         conn.execute("ROLLBACK")
@@ -356,6 +356,18 @@ class PostgresUnitOfWork:
             raise TransientDatabaseError(
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
+
+    def read_document(self, org: str, doc_id: str) -> Document | None:
+        """A point read in one round trip (BEGIN, settings, SELECT, COMMIT together)."""
+        query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
+        try:
+            with self.pool.connection() as conn:
+                row = _document_result(conn.execute(query))
+        except _UNAVAILABLE as exc:  # a read is always safe to retry
+            raise TransientDatabaseError(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+        return _doc(row) if row else None
 
     def ping(self) -> None:
         with self.connection() as conn:

@@ -209,6 +209,28 @@ class RedisCache:
         key = self._doc_key(org, doc_id)
         self._script(keys=[key, key + ":etag"], args=[version, payload, ttl_ms, etag_line])
 
+    def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
+        """After a commit: store the new version and bump the org's list generation,
+        in one round trip.  False when Redis could not be reached."""
+        payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
+        etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
+        key = self._doc_key(org, doc_id)
+
+        def run() -> bool:
+            if self._script is None:
+                self._script = self.client.register_script(_SET_IF_NEWER)
+            pipe = self.client.pipeline(transaction=False)
+            self._script(
+                keys=[key, key + ":etag"],
+                args=[entry.version, payload, self.doc_ttl_ms, etag_line],
+                client=pipe,
+            )
+            pipe.incr(f"{self.prefix}listgen:{org}")
+            pipe.execute()
+            return True
+
+        return self._guard(run, False)
+
     def _put_fence(self, org: str, doc_id: str, version: int) -> None:
         payload = f"{version}\n-\n{FENCE}"
         self._store(org, doc_id, version, payload, ttl_ms=FENCE_TTL_MS, etag_line="")

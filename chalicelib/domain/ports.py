@@ -21,6 +21,15 @@ class ListCursor:
 
 
 @dataclass(frozen=True)
+class Change:
+    """Who changed a document and why: becomes its version, outbox and audit rows."""
+
+    action: str  # create, replace, change, delete, restore, restore-version:N, ...
+    actor: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class VersionRecord:
     version: int
     title: str
@@ -37,19 +46,15 @@ class VersionRecord:
 class DocumentRepository(Protocol):
     """Reads and writes of one transaction, scoped to one org."""
 
-    def get(self, doc_id: str, *, for_update: bool = False) -> Document | None:
+    def get(self, doc_id: str) -> Document | None:
         """The document, deleted or not; ``None`` when it never existed in this org."""
 
-    def insert(self, doc: Document) -> bool:
-        """Insert a new document; False when the id is taken."""
+    def insert(self, doc: Document, change: Change) -> bool:
+        """Insert a new document with its version/outbox/audit rows; False if the id is taken."""
 
-    def update(self, doc: Document, *, expected_version: int) -> bool:
-        """Replace the row if it is still at ``expected_version`` (optimistic concurrency)."""
-
-    def record_change(
-        self, doc: Document, *, action: str, actor: str, request_id: str | None
-    ) -> None:
-        """Append the version row, the outbox row and the audit row for ``doc``."""
+    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
+        """Replace the row if it is still at ``expected_version`` (optimistic concurrency),
+        with its version/outbox/audit rows; False (and nothing written) otherwise."""
 
     def list_documents(
         self, *, limit: int, after: ListCursor | None, tag: str | None
@@ -66,8 +71,16 @@ class DocumentRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    def transaction(self, org: str) -> AbstractContextManager[DocumentRepository]:
-        """One database transaction with the tenant set; commits on clean exit."""
+    def transaction(
+        self, org: str, *, prefetch: str | None = None
+    ) -> AbstractContextManager[DocumentRepository]:
+        """One database transaction with the tenant set; commits on clean exit.
+
+        ``prefetch``: the id of the document the caller reads first (a hint
+        that lets the adapter read it together with BEGIN)."""
+
+    def read_document(self, org: str, doc_id: str) -> Document | None:
+        """A single consistent read of one document (deleted or not)."""
 
     def ping(self) -> None: ...
 
@@ -90,6 +103,9 @@ class DocumentCache(Protocol):
 
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
         """Store ``entry`` unless the cache already holds a newer version (atomic)."""
+
+    def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
+        """After a commit: ``put_if_newer`` plus ``bump_lists``; False if unreachable."""
 
     def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
         """(version, ETag) of a cached live document, without its body."""

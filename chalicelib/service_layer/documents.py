@@ -44,6 +44,7 @@ from chalicelib.domain.model import (
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.ports import (
     CachedDocument,
+    Change,
     DocumentCache,
     ListCursor,
     UnitOfWork,
@@ -112,8 +113,7 @@ class DocumentService:
             if if_none_match and if_none_match_matches(if_none_match, cached.etag):
                 return Rendered(None, cached.etag, cached.version, "hit")
             return Rendered(cached.body, cached.etag, cached.version, "hit")
-        with self.uow.transaction(who.org) as repo:
-            doc = repo.get(doc_id)
+        doc = self.uow.read_document(who.org, doc_id)
         if doc is None:
             raise NotFound(f"Document {doc_id!r} not found.")
         if doc.deleted:
@@ -169,7 +169,7 @@ class DocumentService:
         validate_id(doc_id)
         cursor = decode_token(page_token, self.page_secret)
         before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             doc = repo.get(doc_id)
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
@@ -185,7 +185,7 @@ class DocumentService:
     def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
         who.require("reader")
         validate_id(doc_id)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             doc = repo.get(doc_id)
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
@@ -216,9 +216,8 @@ class DocumentService:
         who.require("writer")
         doc = self._new_document(who, validate_editable(data), doc_id or new_id())
         with self.uow.transaction(who.org) as repo:
-            if not repo.insert(doc):
+            if not repo.insert(doc, Change("create", who.sub, who.request_id)):
                 raise PreconditionFailed(f"Document {doc.id!r} already exists.")
-            repo.record_change(doc, action="create", actor=who.sub, request_id=who.request_id)
         self._publish(doc)
         return doc
 
@@ -236,7 +235,7 @@ class DocumentService:
         who.require("writer")
         validate_id(doc_id)
         change = validate_editable(data)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = repo.get(doc_id)
             live = current is not None and not current.deleted
             if if_none_match is not None and if_none_match.strip() == "*" and live:
@@ -248,9 +247,8 @@ class DocumentService:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
                 doc = self._new_document(who, change, doc_id)
-                if not repo.insert(doc):
+                if not repo.insert(doc, Change("create", who.sub, who.request_id)):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
-                repo.record_change(doc, action="create", actor=who.sub, request_id=who.request_id)
                 created = True
             else:
                 if live:
@@ -277,7 +275,7 @@ class DocumentService:
     ) -> Document:
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = self._live(repo.get(doc_id), doc_id)
             require_if_match(if_match, current)
             change = patching.apply_patch(media_type, current.editable(), patch)
@@ -290,7 +288,7 @@ class DocumentService:
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = self._live(repo.get(doc_id), doc_id)
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
@@ -306,7 +304,7 @@ class DocumentService:
         """Undo a soft delete within the retention window (admin)."""
         who.require("admin")
         validate_id(doc_id)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = repo.get(doc_id)
             if current is None:
                 raise NotFound(f"Document {doc_id!r} not found.")
@@ -327,7 +325,7 @@ class DocumentService:
         """Make an old version current again, as a new version."""
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = self._live(repo.get(doc_id), doc_id)
             require_if_match(if_match, current)
             old = repo.get_version(doc_id, version)
@@ -399,7 +397,8 @@ class DocumentService:
     def _update(
         self, repo: Any, doc: Document, current: Document, *, action: str, who: Principal
     ) -> None:
-        if not repo.update(doc, expected_version=current.version):
+        change = Change(action, who.sub, who.request_id)
+        if not repo.update(doc, change, expected_version=current.version):
             # Someone else committed between our read and our write; under READ
             # COMMITTED a new statement sees their row, so we can name its ETag.
             latest = repo.get(doc.id)
@@ -407,7 +406,6 @@ class DocumentService:
                 "The document was changed concurrently; read it again and retry.",
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
             )
-        repo.record_change(doc, action=action, actor=who.sub, request_id=who.request_id)
         # Still inside the transaction: fence the cache so no read can be served
         # (or filled) below this version once we commit; see redis_cache.py.
         if not self.cache.fence(doc.org, doc.id, doc.version):
@@ -416,8 +414,7 @@ class DocumentService:
     def _publish(self, doc: Document) -> None:
         """After commit, before answering: write the new version back to the cache."""
         body = None if doc.deleted else render(doc)
-        self.cache.put_if_newer(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body))
-        if not self.cache.bump_lists(doc.org):
+        if not self.cache.publish(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body)):
             # list pages of this org may be stale: let the repair bump them
             with contextlib.suppress(DomainError), self.uow.transaction(doc.org) as repo:
                 repo.mark_cache_dirty(doc.id, doc.version)

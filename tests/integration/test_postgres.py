@@ -12,9 +12,11 @@ from chalicelib.adapters.postgres import MIGRATIONS_DIR, PostgresUnitOfWork, mig
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.model import Document
+from chalicelib.domain.ports import Change
 from tests.conftest import ADMIN_DATABASE_URL, database_url_for, drop_database
 
 pytestmark = pytest.mark.integration
+CHANGE = Change("create", "tester", None)
 
 
 def _doc(org: str, doc_id: str, version: int = 1) -> Document:
@@ -55,9 +57,9 @@ def test_row_level_security_is_a_backstop(settings: Settings) -> None:
     uow = PostgresUnitOfWork(settings)
     try:
         with uow.transaction("org-a") as repo:
-            assert repo.insert(_doc("org-a", "rls-1"))
+            assert repo.insert(_doc("org-a", "rls-1"), CHANGE)
         with uow.transaction("org-b") as repo:
-            assert repo.insert(_doc("org-b", "rls-1"))
+            assert repo.insert(_doc("org-b", "rls-1"), CHANGE)
         # a query that forgets its org filter still sees only the tenant's rows
         with uow.transaction("org-a") as repo:
             rows = repo.conn.execute("SELECT org FROM documents WHERE id = 'rls-1'").fetchall()
@@ -76,10 +78,10 @@ def test_optimistic_update_and_tenant_is_not_session_state(settings: Settings) -
     uow = PostgresUnitOfWork(settings, pool_max=1)
     try:
         with uow.transaction("org-c") as repo:
-            repo.insert(_doc("org-c", "opt-1"))
+            repo.insert(_doc("org-c", "opt-1"), CHANGE)
         with uow.transaction("org-c") as repo:
-            assert repo.update(_doc("org-c", "opt-1", 2), expected_version=1)
-            assert not repo.update(_doc("org-c", "opt-1", 3), expected_version=1)
+            assert repo.update(_doc("org-c", "opt-1", 2), CHANGE, expected_version=1)
+            assert not repo.update(_doc("org-c", "opt-1", 3), CHANGE, expected_version=1)
         # after commit nothing lingers on the (single, reused) connection
         with uow.connection() as conn:
             row = conn.execute(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.domain.model import Document
-from chalicelib.domain.ports import CachedDocument, ListCursor, VersionRecord
+from chalicelib.domain.ports import CachedDocument, Change, ListCursor, VersionRecord
 
 
 class FakeRepo:
@@ -17,25 +17,25 @@ class FakeRepo:
         self.store = store
         self.org = org
 
-    def get(self, doc_id: str, *, for_update: bool = False) -> Document | None:
+    def get(self, doc_id: str) -> Document | None:
         return self.store.docs.get((self.org, doc_id))
 
-    def insert(self, doc: Document) -> bool:
+    def insert(self, doc: Document, change: Change) -> bool:
         if (self.org, doc.id) in self.store.docs:
             return False
         self.store.pending[(self.org, doc.id)] = doc
+        self._record(doc, change.action, change.actor)
         return True
 
-    def update(self, doc: Document, *, expected_version: int) -> bool:
+    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
         current = self.store.docs.get((self.org, doc.id))
         if current is None or current.version != expected_version:
             return False
         self.store.pending[(self.org, doc.id)] = doc
+        self._record(doc, change.action, change.actor)
         return True
 
-    def record_change(
-        self, doc: Document, *, action: str, actor: str, request_id: str | None
-    ) -> None:
+    def _record(self, doc: Document, action: str, actor: str) -> None:
         self.store.pending_versions.append(
             (
                 self.org,
@@ -93,8 +93,12 @@ class FakeUnitOfWork:
         self.pending_dirty: list[tuple[str, str, int]] = []
         self.transactions = 0
 
+    def read_document(self, org: str, doc_id: str) -> Document | None:
+        self.transactions += 1
+        return self.docs.get((org, doc_id))
+
     @contextmanager
-    def transaction(self, org: str) -> Iterator[FakeRepo]:
+    def transaction(self, org: str, *, prefetch: str | None = None) -> Iterator[FakeRepo]:
         self.pending, self.pending_versions, self.pending_outbox = {}, [], []
         self.pending_dirty = []
         try:
@@ -140,6 +144,10 @@ class FakeCache:
 
     def put_list(self, org: str, key: str, generation: str, value: str) -> None:
         self.lists[(org, generation, key)] = value
+
+    def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
+        self.put_if_newer(org, doc_id, entry)
+        return self.bump_lists(org)
 
     def bump_lists(self, org: str) -> bool:
         self.generation[org] = self.generation.get(org, 0) + 1
