@@ -175,8 +175,9 @@ def main() -> None:
                     (f"t{v}", v + 1, "bench", other, v),
                 )
                 pg.execute(
-                    "INSERT INTO document_versions (org, id, version, title, body, tags, metadata, "
-                    "author, action, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
+                    "INSERT INTO document_versions (org, id, version, title, body, tags, "
+                    "metadata, author, action, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
                     (
                         "bench",
                         other,
@@ -222,7 +223,8 @@ def main() -> None:
         ),
     ]
     print(
-        f"{'path':<15}{'p50 ms':>9}{'p99 ms':>9}   {'baseline':<32}{'p50 ms':>9}{'p99 ms':>9}{'ratio p50':>11}{'target':>8}"
+        f"{'path':<15}{'p50 ms':>9}{'p99 ms':>9}   {'baseline':<32}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'ratio p50':>11}{'target':>8}"
     )
     report: dict[str, Any] = {}
     for name, api, base_name, base, target in rows:
