@@ -364,7 +364,7 @@ def _content_response(who: Principal, doc_id: str, version: int | None) -> Respo
     """302 to a short-lived presigned GET; HEAD answers with the size and SHA-256 only."""
     download = bootstrap.container().content.download(who, doc_id, version)
     content = download.content
-    headers = {
+    headers: dict[str, str | list[str]] = {
         "X-Content-Size": str(content.get("size")),
         "X-Content-Sha256": str(content.get("sha256")),
         "X-Content-Type": str(content.get("content_type")),

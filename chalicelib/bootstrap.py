@@ -75,6 +75,41 @@ class Container:
             )
         return self.extras["idempotency"]
 
+    @property
+    def content(self) -> Any:
+        """Large-content use cases, built on first use (boto3 is imported only then).
+
+        ``extras["blobs"]`` / ``extras["content_records"]`` may be preset (tests)."""
+        if "content" not in self.extras:
+            from chalicelib.domain.content import ContentPolicy
+            from chalicelib.service_layer.content import ContentService
+
+            s = self.settings
+            blobs = self.extras.get("blobs")
+            if blobs is None:
+                from chalicelib.adapters.s3 import S3Blobs
+
+                blobs = S3Blobs(s)
+            records = self.extras.get("content_records")
+            if records is None:
+                from chalicelib.adapters.postgres_content import PostgresContentRecords
+
+                records = PostgresContentRecords.of
+            policy = ContentPolicy(
+                max_bytes=s.content_max_bytes,
+                allowed_types=s.content_allowed_types,
+                text_max_chars=s.content_text_max_chars,
+                pdf_spool_max_bytes=s.content_pdf_spool_max_bytes,
+            )
+            self.extras["content"] = ContentService(
+                self.uow, self.cache, blobs, records,
+                bucket=s.content_bucket, policy=policy,
+                upload_expiry_s=s.content_upload_expiry_s,
+                download_expiry_s=s.content_download_expiry_s,
+                chunk_bytes=s.content_chunk_bytes,
+            )  # fmt: skip
+        return self.extras["content"]
+
 
 def build(
     settings: Settings | None = None,

@@ -83,6 +83,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         applied = migrate(stack.database_url)
         print(json.dumps({"level": "INFO", "msg": "migrated", "applied": applied}), flush=True)
+        if stack.s3_endpoint:  # bucket + ObjectCreated → SQS → process_upload poller
+            from chalicelib.config import Settings
+            from chalicelib.local import s3_stack
+
+            bucket = Settings().content_bucket
+            stack._stoppers.append(s3_stack.start(stack.s3_endpoint, bucket))  # stopped by stop()
         serve(args.host, args.port, args.workers)
     finally:
         stack.stop()

@@ -71,6 +71,24 @@ class Settings(BaseSettings):
     page_token_secret: str = "local-page-token-secret"  # noqa: S105 - overridden in AWS
     delete_retention_days: int = 30
 
+    # --- Large content (S3; see docs/content.md) -------------------------------
+    aws_endpoint_url: str | None = None  # local moto server; unset in AWS
+    content_bucket: str = "docs-content-local"
+    content_max_bytes: int = 5 * 1024**3
+    content_upload_expiry_s: int = Field(default=900, ge=60, le=900)
+    content_download_expiry_s: int = Field(default=60, ge=1, le=3600)
+    content_allowed_types: tuple[str, ...] = (
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "text/html",
+        "application/json",
+        "application/pdf",
+    )
+    content_text_max_chars: int = 1_000_000  # extracted text kept for search
+    content_pdf_spool_max_bytes: int = 256 * 1024**2  # PDFs are spooled to /tmp to parse
+    content_chunk_bytes: int = 1024 * 1024
+
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
 

@@ -20,6 +20,29 @@ class ContentInfo(BaseModel):
     sha256: str | None = None
     content_type: str | None = None
     reason: str | None = None
+    upload_id: str | None = None
+    filename: str | None = None
+
+
+class UploadIn(BaseModel):
+    """Start a large-content upload: what the client is about to PUT."""
+
+    content_type: str
+    sha256: str | None = Field(default=None, description="hex, or base64 as x-amz-checksum-sha256")
+    size: int | None = Field(default=None, ge=1)
+    filename: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class UploadTicket(BaseModel):
+    upload_url: str
+    method: Literal["PUT"]
+    headers: dict[str, str]
+    expires_at: str
+    max_bytes: int
+    upload_id: str
+    version: int
+    etag: str
+    content: ContentInfo
 
 
 class DocumentOut(BaseModel):
@@ -105,6 +128,8 @@ _MODELS: list[type[BaseModel]] = [
     BatchResult,
     Problem,
     Health,
+    UploadIn,
+    UploadTicket,
 ]
 
 
@@ -160,6 +185,18 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
      [_ID, _N], None, [400, 401, 403, 404], True),
     ("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
      "Document", [_ID, _N, _IF_MATCH], None, [400, 401, 403, 404, 412, 428], True),
+    ("post", "/documents/{doc_id}/content", "Start a large-content upload (presigned S3 PUT)",
+     200, "UploadTicket", [_ID, _IF_MATCH],
+     {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}},
+     [400, 401, 403, 404, 412, 413, 415, 422], True),
+    ("get", "/documents/{doc_id}/content", "Download the content: 302 to a presigned S3 GET",
+     302, None, [_ID], None, [401, 403, 404, 409], True),
+    ("head", "/documents/{doc_id}/content", "Size and SHA-256 of the content (X-Content-*)",
+     200, None, [_ID], None, [401, 403, 404, 409], True),
+    ("get", "/documents/{doc_id}/versions/{n}/content", "Download one version's content (302)",
+     302, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
+    ("head", "/documents/{doc_id}/versions/{n}/content", "Size and SHA-256 of a version's content",
+     200, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
     ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
     ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
 ]  # fmt: skip

@@ -1,0 +1,118 @@
+"""PostgreSQL rows of large content: issued uploads and extracted text.
+
+Works on the connection of an open document transaction (the repository's),
+so an upload's rows commit or roll back together with the document version,
+outbox and audit rows of the same change.  Tenant-scoped like the rest:
+row-level security applies (``app.org`` is set for the transaction).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from chalicelib.domain.content import Upload
+
+_COLUMNS = (
+    "org, upload_id, doc_id, key, content_type, sha256, size, filename, max_bytes, actor, "
+    "request_id, created_at, expires_at, status, object_version, object_etag, result"
+)
+
+
+class PostgresContentRecords:
+    """Implements ``ContentRecords`` on one open transaction."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], org: str) -> None:
+        self.conn = conn
+        self.org = org
+
+    @classmethod
+    def of(cls, repo: Any) -> PostgresContentRecords:
+        """The records on the same transaction as a ``PostgresRepository``."""
+        return cls(repo.conn, repo.org)
+
+    def add_upload(self, upload: Upload) -> None:
+        self.conn.execute(
+            f"INSERT INTO content_uploads ({_COLUMNS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.org,
+                upload.upload_id,
+                upload.doc_id,
+                upload.key,
+                upload.content_type,
+                upload.sha256,
+                upload.size,
+                upload.filename,
+                upload.max_bytes,
+                upload.actor,
+                upload.request_id,
+                upload.created_at,
+                upload.expires_at,
+                upload.status,
+                upload.object_version,
+                upload.object_etag,
+                Jsonb(upload.result) if upload.result is not None else None,
+            ),
+        )
+
+    def get_upload(self, upload_id: str, *, lock: bool = False) -> Upload | None:
+        row = self.conn.execute(
+            f"SELECT {_COLUMNS} FROM content_uploads WHERE org = %s AND upload_id = %s"
+            + (" FOR UPDATE" if lock else ""),
+            (self.org, upload_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return Upload(
+            org=row["org"],
+            doc_id=row["doc_id"],
+            upload_id=row["upload_id"],
+            key=row["key"],
+            content_type=row["content_type"],
+            sha256=row["sha256"],
+            size=row["size"],
+            filename=row["filename"],
+            max_bytes=row["max_bytes"],
+            actor=row["actor"],
+            request_id=row["request_id"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            status=row["status"],
+            object_version=row["object_version"],
+            object_etag=row["object_etag"],
+            result=row["result"],
+        )
+
+    def finish_upload(
+        self,
+        upload_id: str,
+        *,
+        status: str,
+        result: dict[str, Any] | None,
+        object_version: str | None,
+        object_etag: str | None,
+    ) -> None:
+        self.conn.execute(
+            "UPDATE content_uploads SET status = %s, result = %s, object_version = %s, "
+            "object_etag = %s, processed_at = now() WHERE org = %s AND upload_id = %s",
+            (
+                status,
+                Jsonb(result) if result is not None else None,
+                object_version,
+                object_etag,
+                self.org,
+                upload_id,
+            ),
+        )
+
+    def put_text(
+        self, doc_id: str, version: int, upload_id: str, text: str, truncated: bool
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO document_content_text (org, doc_id, version, upload_id, text, truncated) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org, doc_id, version) DO NOTHING",
+            (self.org, doc_id, version, upload_id, text.replace("\x00", ""), truncated),
+        )
