@@ -7,6 +7,7 @@ the Chalice app with request-scoped logging, tracing and metrics.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -393,6 +394,26 @@ def get_version_content(who: Principal, doc_id: str, n: str) -> Response:
 
 
 # ------------------------------------------------------------------ service
+_S3_CHECK: dict[str, Any] = {"at": 0.0, "status": "unknown"}
+
+
+def _s3_check(c: bootstrap.Container) -> str:
+    """S3 reachability, at most every 10 s per process (the route is public).
+
+    'skipped' where no S3 is configured (no local endpoint, not on Lambda)."""
+    if not (c.settings.aws_endpoint_url or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")):
+        return "skipped"
+    now = time.monotonic()
+    if now - _S3_CHECK["at"] > 10:
+        try:
+            c.content.blobs.ping()
+            _S3_CHECK["status"] = "ok"
+        except DomainError:
+            _S3_CHECK["status"] = "down"
+        _S3_CHECK["at"] = now
+    return str(_S3_CHECK["status"])
+
+
 @app.route("/health", methods=["GET"], content_types=ANY)
 @endpoint(auth=False)
 def health() -> Response:
@@ -408,7 +429,8 @@ def health() -> Response:
     if ping is not None and status != "disabled":
         status = "ok" if ping() else "degraded"  # this request's own view of Redis
     checks["redis"] = status
-    ok = checks["postgres"] == "ok"  # Redis is optional: reads fall back to PostgreSQL
+    checks["s3"] = _s3_check(c)
+    ok = checks["postgres"] == "ok"  # the rest degrade features, not the service
     body = {"status": "ok" if ok else "unavailable", "checks": checks}
     if not ok:
         return json_response(body, status=503, headers={"Retry-After": "5", **NO_STORE})
