@@ -10,7 +10,7 @@ With DOCS_DB_IAM_AUTH the connection uses a fresh RDS IAM token.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,10 +24,15 @@ def database_url(settings: Settings) -> str:
     url = settings.database_url
     if not settings.db_iam_auth:
         return url
-    token = PostgresUnitOfWork(settings).iam_token()
     parts = urlsplit(url)
-    netloc = f"{parts.username}:{quote(token, safe='')}@{parts.hostname}:{parts.port or 5432}"
-    query = parts.query or f"sslmode={settings.db_sslmode or 'require'}"
+    if not parts.username or not parts.hostname:
+        raise ValueError("DATABASE_URL needs a user and a host for RDS IAM auth.")
+    token = PostgresUnitOfWork(settings).iam_token()  # boto3, imported lazily
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = f"{parts.username}:{quote(token, safe='')}@{host}:{parts.port or 5432}"
+    params = dict(parse_qsl(parts.query))
+    params.setdefault("sslmode", settings.db_sslmode or "require")  # IAM auth needs TLS
+    query = urlencode(params)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

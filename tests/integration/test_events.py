@@ -1,17 +1,29 @@
-"""Every sample event in events/ runs through the Lambda handler with the status it promises."""
+"""Every sample event in events/ runs through the Lambda handler with the status it promises.
+
+The API events are also checked against the app's route table (one per route
+and method, at least) and against the shape ``chalicelib.local.events`` builds
+for the local server, so the samples, the local server and API Gateway agree.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.local.events import LambdaContext
-from tests.conftest import make_token
+from chalicelib.local.events import LambdaContext, api_gateway_event
+from tests.conftest import Invoker, make_token
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+DOC = "event-doc"  # the document id the samples address
 EXPECTED = {
     "api_post_documents": 201,
     "api_post_documents_batch": 200,
@@ -29,30 +41,164 @@ EXPECTED = {
     "api_get_health": 200,
     "api_get_openapi": 200,
 }
+# need S3 (a private moto server): a document with uploaded, processed content
+CONTENT_EXPECTED = {
+    "api_post_content": 200,
+    "api_get_content": 302,
+    "api_head_content": 200,
+    "api_get_version_content": 302,
+    "api_head_version_content": 200,
+}
+CONTENT_VERSION = "3"  # PUT (1), start upload (2), processed (3): the n in the samples
 
 
+def _load(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event
+
+
+def _fill(name: str, token: str, etag: str | None) -> dict[str, Any]:
+    text = (EVENTS / f"{name}.json").read_text()
+    text = text.replace("{{token}}", token).replace('"{{etag}}"', json.dumps(etag or ""))
+    event: dict[str, Any] = json.loads(text)
+    return event
+
+
+# ---------------------------------------------------------------- the samples
 def test_every_api_event_is_covered() -> None:
-    assert {p.stem for p in EVENTS.glob("api_*.json")} == set(EXPECTED)
+    assert {p.stem for p in EVENTS.glob("api_*.json")} == set(EXPECTED) | set(CONTENT_EXPECTED)
 
 
+def test_every_route_has_a_sample_event() -> None:
+    import app
+
+    routes = {(path, method) for path, methods in app.app.routes.items() for method in methods}
+    samples = {(e["resource"], e["httpMethod"]) for e in map(_load, EXPECTED | CONTENT_EXPECTED)}
+    assert samples == routes
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED | CONTENT_EXPECTED))
+def test_event_has_the_shape_api_gateway_sends(name: str) -> None:
+    """The same request built by the local server's event builder: same keys, same routing."""
+    import app
+
+    event = _load(name)
+    query = event["queryStringParameters"]
+    raw_path = event["path"] + (f"?{urlencode(query)}" if query else "")
+    body = event["body"].encode() if event["body"] is not None else None
+    built = api_gateway_event(
+        tuple(app.app.routes), event["httpMethod"], raw_path, headers=event["headers"], body=body
+    )
+    assert built is not None, f"no route for {event['path']}"
+    assert set(event) == set(built)
+    assert set(built["requestContext"]) <= set(event["requestContext"])
+    for key in ("resource", "path", "httpMethod", "pathParameters", "queryStringParameters"):
+        assert event[key] == built[key], key
+    assert event["multiValueQueryStringParameters"] == built["multiValueQueryStringParameters"]
+    assert event["multiValueHeaders"] == {k: [v] for k, v in event["headers"].items()}
+    context = event["requestContext"]
+    assert context["resourcePath"] == event["resource"]
+    assert context["httpMethod"] == event["httpMethod"]
+    assert context["path"] == f"/{context['stage']}{event['path']}"
+    assert event["isBase64Encoded"] is False
+    if name not in ("api_get_health", "api_get_openapi", "api_get_document_authorizer"):
+        assert event["headers"]["Authorization"] == "Bearer {{token}}"
+
+
+# -------------------------------------------------------- through the handler
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_event(name: str, container, invoke) -> None:
+def test_event(name: str, container: Any, invoke: Invoker) -> None:
     import app
 
     org = f"events-{name}"
     token = make_token(org=org, roles=("admin",))
     etag = None
     if name != "api_put_document":  # the others address an existing document
-        r = invoke("PUT", "/documents/event-doc", {"title": "seed"}, token=token)
+        r = invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=token)
         assert r.status == 201
         etag = r.headers["etag"]
     if name == "api_restore_document":
-        assert invoke("DELETE", "/documents/event-doc", token=token).status == 204
+        assert invoke("DELETE", f"/documents/{DOC}", token=token).status == 204
     if name == "api_get_document_authorizer":
-        org = "acme"
-        invoke("PUT", "/documents/event-doc", {"title": "seed"}, token=make_token(org="acme"))
+        invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=make_token(org="acme"))
         container.settings = container.settings.model_copy(update={"trust_authorizer_claims": True})
-    text = (EVENTS / f"{name}.json").read_text()
-    text = text.replace("{{token}}", token).replace('"{{etag}}"', json.dumps(etag or ""))
-    result = app.handler(json.loads(text), LambdaContext.new())
+    result = app.handler(_fill(name, token, etag), LambdaContext.new())
     assert result["statusCode"] == EXPECTED[name], result["body"]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(name, value)
+    from chalicelib.local.services import start_moto
+
+    url, stop = start_moto()
+    yield url
+    # moto's state is per process, shared by every moto server in it: leave none behind
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+    stop()
+
+
+@pytest.fixture
+def content_container(settings: Any, moto_endpoint: str) -> Iterator[Any]:
+    from chalicelib import bootstrap
+    from chalicelib.local.s3_stack import ensure_resources
+
+    suffix = uuid.uuid4().hex[:10]
+    bucket = f"docs-ev-{suffix}"
+    ensure_resources(moto_endpoint, bucket, queue=f"docs-ev-{suffix}", visibility_timeout_s=0)
+    built = bootstrap.build(
+        settings.model_copy(update={"aws_endpoint_url": moto_endpoint, "content_bucket": bucket})
+    )
+    bootstrap.set_container(built)
+    yield built
+    bootstrap.set_container(None)
+    built.close()
+
+
+def _upload_and_process(api: Invoker, org: str, bucket: str) -> None:
+    """Start an upload, PUT the bytes to the presigned URL, run the S3 processor on
+    the sample ObjectCreated event (rewritten to this object), as Lambda would."""
+    from functions.process_upload import handler
+
+    r = api("POST", f"/documents/{DOC}/content", {"content_type": "text/plain"})
+    assert r.status == 200, r
+    ticket = r.json()
+    headers = {k: v for k, v in ticket["headers"].items() if k.lower() != "content-length"}
+    put = urllib.request.Request(ticket["upload_url"], data=b"hello", method="PUT", headers=headers)
+    with urllib.request.urlopen(put, timeout=30) as resp:
+        assert resp.status == 200
+        version_id = resp.headers.get("x-amz-version-id")
+    event = json.loads((EVENTS / "s3_object_created_put.json").read_text())
+    record = event["Records"][0]["s3"]
+    record["bucket"]["name"] = bucket
+    record["object"].update(
+        key=f"content/{org}/{DOC}/{ticket['upload_id']}", size=5, versionId=version_id
+    )
+    outcome = handler(event, LambdaContext.new())
+    assert len(outcome["outcomes"]) == 1, outcome
+
+
+@pytest.mark.parametrize("name", sorted(CONTENT_EXPECTED))
+def test_content_event(name: str, content_container: Any) -> None:
+    import app
+
+    org = f"events-{name}"
+    token = make_token(org=org, roles=("writer",))
+    api = Invoker(token)
+    r = api("PUT", f"/documents/{DOC}", {"title": "seed"})
+    assert r.status == 201, r
+    if name != "api_post_content":
+        _upload_and_process(api, org, content_container.settings.content_bucket)
+        doc = api("GET", f"/documents/{DOC}").json()
+        assert doc["content"]["status"] == "ready", doc
+        assert str(doc["version"]) == CONTENT_VERSION
+    etag = api("GET", f"/documents/{DOC}").headers["etag"]
+    result = app.handler(_fill(name, token, etag), LambdaContext.new())
+    assert result["statusCode"] == CONTENT_EXPECTED[name], result["body"]
+    if CONTENT_EXPECTED[name] == 302:
+        assert result["headers"]["Location"].startswith(content_container.settings.aws_endpoint_url)

@@ -15,7 +15,7 @@ from tests.conftest import ADMIN_DATABASE_URL, database_url_for, drop_database
 pytestmark = pytest.mark.integration
 
 
-def test_migrate_handler_applies_everything_once(monkeypatch) -> None:
+def test_migrate_handler_applies_everything_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from functions import migrate as fn
 
     name = f"docs_t_fn_{uuid.uuid4().hex[:8]}"
@@ -31,7 +31,7 @@ def test_migrate_handler_applies_everything_once(monkeypatch) -> None:
         drop_database(url)
 
 
-def test_iam_auth_puts_a_token_in_the_url(monkeypatch) -> None:
+def test_iam_auth_puts_a_token_in_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.adapters.postgres import PostgresUnitOfWork
     from functions.migrate import database_url
 
@@ -42,3 +42,14 @@ def test_iam_auth_puts_a_token_in_the_url(monkeypatch) -> None:
         == "postgresql://docs:tok%2Fen%2B%3D@proxy.example:5432/docs?sslmode=require"
     )
     assert database_url(Settings(database_url="postgresql://x@h/db")) == "postgresql://x@h/db"
+    other_params = Settings(
+        database_url="postgresql://docs@proxy.example/docs?connect_timeout=3", db_iam_auth=True
+    )
+    assert database_url(other_params).endswith("/docs?connect_timeout=3&sslmode=require")
+
+
+def test_iam_auth_needs_a_user_and_host() -> None:
+    from functions.migrate import database_url
+
+    with pytest.raises(ValueError, match="user and a host"):
+        database_url(Settings(database_url="postgresql:///docs", db_iam_auth=True))
