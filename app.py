@@ -216,7 +216,7 @@ def create_documents_batch(who: Principal) -> Response:
 @app.route("/documents", methods=["GET"], content_types=ANY)
 @endpoint()
 def list_documents(who: Principal) -> Response:
-    params = _request().query_params or {}
+    params: dict[str, str] = dict(_request().query_params or {})
     page, cache = bootstrap.container().documents.list_documents(
         who,
         limit=parse_limit(params.get("limit")),
@@ -236,7 +236,7 @@ def get_document(who: Principal, doc_id: str) -> Response:
     count("CacheHits" if rendered.cache == "hit" else "CacheMisses")
     headers = {**_doc_headers(rendered.etag, cache=rendered.cache), "Accept-Patch": ACCEPT_PATCH}
     if rendered.not_modified:
-        return Response(body="", status_code=304, headers=headers)
+        return Response(body="", status_code=304, headers=dict(headers))
     return json_response(rendered.body, headers=headers)
 
 
@@ -314,7 +314,7 @@ def restore_document(who: Principal, doc_id: str) -> Response:
 @app.route("/documents/{doc_id}/versions", methods=["GET"], content_types=ANY)
 @endpoint()
 def list_versions(who: Principal, doc_id: str) -> Response:
-    params = _request().query_params or {}
+    params: dict[str, str] = dict(_request().query_params or {})
     page = bootstrap.container().documents.list_versions(
         who, doc_id, limit=parse_limit(params.get("limit")), page_token=params.get("page_token")
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -121,7 +122,7 @@ def _verify(token: str, settings: Settings) -> dict[str, Any]:
 
 
 def authenticate(
-    headers: dict[str, str], context: dict[str, Any], settings: Settings, request_id: str | None
+    headers: Mapping[str, str], context: dict[str, Any], settings: Settings, request_id: str | None
 ) -> Principal:
     if settings.trust_authorizer_claims:
         authorizer = context.get("authorizer") or {}
