@@ -1,32 +1,52 @@
 """Latency of the API's hot paths next to bare baselines measured in the same run.
 
-    .venv/bin/python -m benchmarks.bench_api [--hits 3000] [--misses 800] [--writes 800]
+    .venv/bin/python -m benchmarks.bench_api [--hits 2000] [--misses 500] [--writes 500]
+                                             [--rounds 5] [--profile hit|miss|write]
 
-Each API figure invokes the Lambda handler (``app.handler``) with an API
-Gateway proxy event, exactly as Lambda would; each baseline does the least
-work that path needs with the raw clients:
+Each API figure invokes the Lambda handler (``app.handler(event,
+LambdaContext.new())``) with an API Gateway proxy event built by
+``chalicelib.local.events.api_gateway_event``, as Lambda would; each baseline
+does the least work that path needs, with the raw clients:
 
-- GET hit   vs  one Redis GET of the same cached payload;
-- GET miss  vs  a PostgreSQL point select of the row + a Redis SET;
-- POST /changes vs a PostgreSQL transaction: conditional UPDATE + version
-  INSERT + outbox INSERT.
+- GET hit       vs (a) one redis-py GET of the same cached payload (same key);
+- GET miss      vs (b) a psycopg point select of the same row (autocommit,
+                   ``prepare_threshold=None``) + a redis-py SET of the same payload;
+- POST /changes vs (c) a psycopg transaction: conditional UPDATE of the row +
+                   INSERT into document_versions + INSERT into outbox.
 
-Runs on the machine's PostgreSQL/Redis (DATABASE_URL / REDIS_URL) in a
-private database and key prefix, both removed at the end.  Prints a table and
-one JSON line.
+API and baseline samples are taken in interleaved rounds (API block, then
+baseline block, ``--rounds`` times), so a noisy neighbour hits both alike.
+Building the event and ``LambdaContext.new()`` (API Gateway's and the Lambda
+runtime's work, not the function's) and, for misses, deleting the cache key
+happen before the timer starts.
+
+Runs on the machine's PostgreSQL/Redis (DATABASE_URL / REDIS_URL) in a private
+database ``docs_bench_<random>`` and a private Redis key prefix
+``bench:<random>:``; both are removed at the end (Redis is never flushed, no
+other database is touched).  Prints a table, the targets, and one JSON line.
+``--profile`` additionally runs cProfile over one API path and prints the top
+functions (not part of the timed figures).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import platform
+import pstats
+import secrets
 import statistics
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+# Before importing app: no X-Ray, no EMF lines on stdout, no per-request logs.
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
@@ -36,210 +56,364 @@ import redis
 from psycopg.types.json import Jsonb
 
 from chalicelib import bootstrap
+from chalicelib.adapters.postgres import migrate
+from chalicelib.auth import mint_token
 from chalicelib.config import Settings
 from chalicelib.local.events import LambdaContext, api_gateway_event
-from tests.conftest import JWT_SECRET, REDIS_URL, create_database, drop_database, make_token
 
+ADMIN_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+ORG = "bench"
+# High enough never to answer 429 during the run; the limiter still runs (leases included).
 UNLIMITED = (1e9, 10**9)
+HIT_P50_LIMIT_MS = 1.0
+TARGETS = {"hit": 3.0, "miss": 2.0, "write": 2.0}
+DOC_COLUMNS = (
+    "org, id, title, body, tags, metadata, version, owner, created_at, updated_at, "
+    "deleted_at, content"
+)
+DOCUMENT = {
+    "title": "Benchmark document",
+    "body": {"text": "lorem ipsum " * 80, "n": 1, "nested": {"a": [1, 2, 3]}},
+    "tags": ["bench", "latency"],
+    "metadata": {"source": "benchmarks.bench_api"},
+}
 
 
-def percentiles(samples_ns: list[int]) -> dict[str, float]:
+# ------------------------------------------------------------------ isolation
+def _database_url(name: str) -> str:
+    parts = urlsplit(ADMIN_DATABASE_URL)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def create_database() -> str:
+    """A fresh, migrated private database; returns its URL."""
+    name = f"docs_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = _database_url(name)
+    migrate(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
+    assert name.startswith("docs_bench_"), name  # never anything but our own
+    with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def delete_prefix(client: redis.Redis[bytes], prefix: str) -> int:
+    assert prefix.startswith("bench:"), prefix
+    deleted = 0
+    for key in client.scan_iter(match=f"{prefix}*", count=500):
+        deleted += client.delete(key)
+    return deleted
+
+
+# ------------------------------------------------------------------ statistics
+def percentile(ordered: list[int], q: float) -> float:
+    """Nearest-rank percentile of sorted nanosecond samples, in ms."""
+    index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
+    return ordered[index] / 1e6
+
+
+def summary(samples_ns: list[int]) -> dict[str, float]:
     ordered = sorted(samples_ns)
     return {
-        "p50_ms": ordered[len(ordered) // 2] / 1e6,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] / 1e6,
-        "mean_ms": statistics.fmean(ordered) / 1e6,
+        "n": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.50), 4),
+        "p90_ms": round(percentile(ordered, 0.90), 4),
+        "p99_ms": round(percentile(ordered, 0.99), 4),
+        "mean_ms": round(statistics.fmean(ordered) / 1e6, 4),
+        "min_ms": round(ordered[0] / 1e6, 4),
     }
 
 
-def timed(n: int, fn: Callable[[int], Any], warmup: int = 100) -> list[int]:
+Step = Callable[[int], Callable[[], Any]]
+"""Untimed preparation for iteration i, returning the timed call."""
+
+
+def measure(n: int, warmup: int, rounds: int, api: Step, base: Step) -> tuple[list[int], list[int]]:
+    """Warm both up, then alternate API and baseline blocks; returns their samples."""
     for i in range(warmup):
-        fn(i)
-    out = []
-    for i in range(n):
-        start = time.perf_counter_ns()
-        fn(i)
-        out.append(time.perf_counter_ns() - start)
-    return out
+        api(i)()
+        base(i)()
+    api_ns: list[int] = []
+    base_ns: list[int] = []
+    per_round = max(1, n // rounds)
+    i = warmup
+    while len(api_ns) < n:
+        block = min(per_round, n - len(api_ns))
+        for out, step in ((api_ns, api), (base_ns, base)):
+            for j in range(block):
+                call = step(i + j)
+                start = time.perf_counter_ns()
+                call()
+                out.append(time.perf_counter_ns() - start)
+        i += block
+    return api_ns, base_ns
 
 
+def profile(label: str, n: int, step: Step, top: int = 25) -> str:
+    """cProfile over ``n`` API calls (preparation excluded as far as possible)."""
+    calls = [step(i) for i in range(n)] if label == "hit" else None
+    prof = cProfile.Profile()
+    if calls is not None:
+        prof.enable()
+        for call in calls:
+            call()
+        prof.disable()
+    else:  # misses/writes prepare state per call: profile one by one
+        for i in range(n):
+            call = step(i)
+            prof.enable()
+            call()
+            prof.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(prof, stream=out).strip_dirs()
+    out.write(f"\n=== cProfile: {label}, {n} calls, by cumulative time ===\n")
+    stats.sort_stats("cumulative").print_stats(top)
+    out.write(f"\n=== cProfile: {label}, {n} calls, by own time ===\n")
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+# ------------------------------------------------------------------ the run
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--hits", type=int, default=3000)
-    parser.add_argument("--misses", type=int, default=800)
-    parser.add_argument("--writes", type=int, default=800)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hits", type=int, default=2000, help="timed GET hits (and baseline a)")
+    parser.add_argument("--misses", type=int, default=500, help="timed GET misses (and b)")
+    parser.add_argument("--writes", type=int, default=500, help="timed POST /changes (and c)")
+    parser.add_argument("--rounds", type=int, default=5, help="API/baseline alternations")
+    parser.add_argument("--profile", choices=["hit", "miss", "write"], action="append", default=[])
+    parser.add_argument("--profile-calls", type=int, default=1000)
+    parser.add_argument("--profile-top", type=int, default=25, help="functions listed per view")
     args = parser.parse_args()
 
     import app
 
+    started = time.perf_counter()
     database_url = create_database()
-    prefix = f"bench:{uuid.uuid4().hex[:8]}:"
+    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     settings = Settings(
         database_url=database_url,
         redis_url=REDIS_URL,
         redis_key_prefix=prefix,
-        jwt_secret=JWT_SECRET,
+        jwt_secret=secrets.token_urlsafe(32),
         rate_limit_reader=UNLIMITED,
         rate_limit_writer=UNLIMITED,
         rate_limit_admin=UNLIMITED,
     )
     container = bootstrap.build(settings)
     bootstrap.set_container(container)
-    raw_redis = redis.Redis.from_url(REDIS_URL)
+    token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])
     resources = tuple(app.app.routes)
-    headers = {
-        "Authorization": f"Bearer {make_token(org='bench')}",
-        "Content-Type": "application/json",
-    }
-    ctx = LambdaContext.new()
-    body = {
-        "title": "Benchmark document",
-        "body": {"text": "lorem ipsum " * 80},
-        "tags": ["a", "b"],
-    }
+    base_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    raw_redis: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL)
+    pg = psycopg.connect(database_url, autocommit=True, prepare_threshold=None)
+    profiles: list[str] = []
 
-    def call(
-        method: str, path: str, payload: Any = None, extra: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        data = json.dumps(payload).encode() if payload is not None else None
-        event = api_gateway_event(
-            resources, method, path, headers={**headers, **(extra or {})}, body=data
+    def event(method: str, path: str, body: Any = None, **extra: str) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        built = api_gateway_event(
+            resources, method, path, headers={**base_headers, **extra}, body=data
         )
-        result: dict[str, Any] = app.handler(event, ctx)
+        assert built is not None, path
+        return built
+
+    def invoke(built: dict[str, Any], context: LambdaContext | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = app.handler(built, context or LambdaContext.new())
         return result
 
     try:
-        created = json.loads(call("POST", "/documents", body)["body"])
-        doc_id = created["id"]
-        doc_key = f"{prefix}doc:bench:{doc_id}"
-        hit_event = api_gateway_event(resources, "GET", f"/documents/{doc_id}", headers=headers)
+        # Three documents of the same content: A is read (hit/miss and baselines a, b),
+        # B is written through the API, C by baseline c.
+        created = [json.loads(invoke(event("POST", "/documents", DOCUMENT))["body"]) for _ in "ABC"]
+        read_id, write_id, base_write_id = (d["id"] for d in created)
+        doc_key = f"{prefix}doc:{ORG}:{read_id}"
+        get_path = f"/documents/{read_id}"
+        assert invoke(event("GET", get_path))["headers"]["X-Cache"] in ("hit", "miss")
+        payload = raw_redis.get(doc_key)
+        assert payload is not None
+        assert payload.count(b"\n") >= 2, payload
 
-        # --- GET hit vs Redis GET ---------------------------------------------
-        def api_hit(_: int) -> None:
-            result = app.handler(hit_event, ctx)
-            assert result["headers"]["X-Cache"] == "hit", result["headers"]
+        # --- GET hit vs (a) redis GET --------------------------------------------
+        def api_hit(_: int) -> Callable[[], Any]:
+            built, context = event("GET", get_path), LambdaContext.new()
 
-        api_hit_ns = timed(args.hits, api_hit)
-        base_get_ns = timed(args.hits, lambda _: raw_redis.get(doc_key))
+            def call() -> None:
+                result = invoke(built, context)
+                assert result["headers"].get("X-Cache") == "hit", result
 
-        # --- GET miss vs PG point select + Redis SET ---------------------------------
-        miss_samples: list[int] = []
-        for i in range(args.misses + 50):
-            raw_redis.delete(doc_key, doc_key + ":etag")  # eviction is not part of the timing
-            start = time.perf_counter_ns()
-            result = app.handler(hit_event, ctx)
-            elapsed = time.perf_counter_ns() - start
-            assert result["headers"]["X-Cache"] == "miss"
-            if i >= 50:
-                miss_samples.append(elapsed)
+            return call
 
-        pg = psycopg.connect(database_url, autocommit=False, prepare_threshold=None)
-        payload = raw_redis.get(doc_key) or b"x" * 1200
+        def base_hit(_: int) -> Callable[[], Any]:
+            return lambda: raw_redis.get(doc_key)
 
-        def base_miss(_: int) -> None:
-            with pg.transaction():
-                pg.execute(
-                    "SELECT org, id, title, body, tags, metadata, version, owner, created_at, "
-                    "updated_at, deleted_at, content FROM documents WHERE org = %s AND id = %s",
-                    ("bench", doc_id),
-                ).fetchone()
-            raw_redis.set(doc_key + ":baseline", payload, px=300_000)
+        hit_api, hit_base = measure(args.hits, 200, args.rounds, api_hit, base_hit)
 
-        base_miss_ns = timed(args.misses, base_miss, warmup=50)
+        # --- GET miss vs (b) PG point select + redis SET ----------------------------
+        base_key = f"{prefix}doc:{ORG}:{read_id[:-1]}~"  # same length as the real key
+        select = f"SELECT {DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s"
 
-        # --- POST /changes vs PG transaction (update + version + outbox) ---------------
-        etag = json.loads(call("GET", f"/documents/{doc_id}")["body"])["etag"]
-        state = {"etag": etag}
+        def api_miss(_: int) -> Callable[[], Any]:
+            raw_redis.delete(doc_key, doc_key + ":etag")  # untimed: force the miss
+            built, context = event("GET", get_path), LambdaContext.new()
 
-        def api_write(i: int) -> None:
-            result = call(
+            def call() -> None:
+                result = invoke(built, context)
+                assert result["headers"].get("X-Cache") == "miss", result
+
+            return call
+
+        def base_miss(_: int) -> Callable[[], Any]:
+            def call() -> None:
+                row = pg.execute(select, (ORG, read_id)).fetchone()
+                assert row is not None
+                raw_redis.set(base_key, payload, px=300_000)
+
+            return call
+
+        miss_api, miss_base = measure(args.misses, 50, args.rounds, api_miss, base_miss)
+
+        # --- POST /changes vs (c) PG txn: update + version insert + outbox insert ---
+        state = {"etag": created[1]["etag"], "base_version": created[2]["version"]}
+
+        def api_write(i: int) -> Callable[[], Any]:
+            patch = [{"op": "replace", "path": "/title", "value": f"title {i}"}]
+            built = event(
                 "POST",
-                f"/documents/{doc_id}/changes",
-                [{"op": "replace", "path": "/title", "value": f"title {i}"}],
-                {"Content-Type": "application/json-patch+json", "If-Match": state["etag"]},
+                f"/documents/{write_id}/changes",
+                patch,
+                **{"Content-Type": "application/json-patch+json", "If-Match": state["etag"]},
             )
-            assert result["statusCode"] == 200, result["body"]
-            state["etag"] = result["headers"]["ETag"]
+            context = LambdaContext.new()
 
-        api_write_ns = timed(args.writes, api_write, warmup=50)
+            def call() -> None:
+                result = invoke(built, context)
+                assert result["statusCode"] == 200, result
+                state["etag"] = result["headers"]["ETag"]
 
-        other = json.loads(call("POST", "/documents", body)["body"])["id"]
-        version = {"v": 1}
+            return call
 
-        def base_write(_: int) -> None:
-            v = version["v"]
-            with pg.transaction():
-                pg.execute(
-                    "UPDATE documents SET title = %s, version = %s, updated_at = now() "
-                    "WHERE org = %s AND id = %s AND version = %s",
-                    (f"t{v}", v + 1, "bench", other, v),
-                )
-                pg.execute(
-                    "INSERT INTO document_versions (org, id, version, title, body, tags, "
-                    "metadata, author, action, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())",
-                    (
-                        "bench",
-                        other,
-                        v + 1,
-                        f"t{v}",
-                        Jsonb(body["body"]),
-                        ["a"],
-                        Jsonb({}),
-                        "b",
-                        "x",
-                    ),
-                )
-                pg.execute(
-                    "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, 'upsert')",
-                    ("bench", other, v + 1),
-                )
-            version["v"] = v + 1
+        def base_write(i: int) -> Callable[[], Any]:
+            v = state["base_version"]
+            title = f"title {i}"
 
-        base_write_ns = timed(args.writes, base_write, warmup=50)
-        pg.close()
+            def call() -> None:
+                with pg.transaction():
+                    cur = pg.execute(
+                        "UPDATE documents SET title = %s, body = %s, tags = %s, metadata = %s, "
+                        "version = %s, updated_at = now() "
+                        "WHERE org = %s AND id = %s AND version = %s",
+                        (
+                            title,
+                            Jsonb(DOCUMENT["body"]),
+                            DOCUMENT["tags"],
+                            Jsonb(DOCUMENT["metadata"]),
+                            v + 1,
+                            ORG,
+                            base_write_id,
+                            v,
+                        ),
+                    )
+                    assert cur.rowcount == 1
+                    pg.execute(
+                        "INSERT INTO document_versions (org, id, version, title, body, tags, "
+                        "metadata, content, deleted, author, action, created_at) "
+                        "VALUES (%s, %s, %s, %s, %s, %s, %s, NULL, false, %s, 'change', now())",
+                        (
+                            ORG,
+                            base_write_id,
+                            v + 1,
+                            title,
+                            Jsonb(DOCUMENT["body"]),
+                            DOCUMENT["tags"],
+                            Jsonb(DOCUMENT["metadata"]),
+                            "bencher",
+                        ),
+                    )
+                    pg.execute(
+                        "INSERT INTO outbox (org, doc_id, version, op) "
+                        "VALUES (%s, %s, %s, 'upsert')",
+                        (ORG, base_write_id, v + 1),
+                    )
+                state["base_version"] = v + 1
+
+            return call
+
+        write_api, write_base = measure(args.writes, 50, args.rounds, api_write, base_write)
+        elapsed_s = time.perf_counter() - started
+
+        for label in args.profile:
+            step = {"hit": api_hit, "miss": api_miss, "write": api_write}[label]
+            profiles.append(profile(label, args.profile_calls, step, args.profile_top))
     finally:
+        pg.close()
         container.close()
         bootstrap.set_container(None)
-        for key in raw_redis.scan_iter(match=f"{prefix}*"):
-            raw_redis.delete(key)
+        delete_prefix(raw_redis, prefix)
         drop_database(database_url)
+        raw_redis.close()
 
     rows = [
-        ("GET hit", percentiles(api_hit_ns), "redis GET", percentiles(base_get_ns), 3.0),
-        (
-            "GET miss",
-            percentiles(miss_samples),
-            "PG select + redis SET",
-            percentiles(base_miss_ns),
-            2.0,
-        ),
-        (
-            "POST /changes",
-            percentiles(api_write_ns),
-            "PG txn (update+version+outbox)",
-            percentiles(base_write_ns),
-            2.0,
-        ),
+        ("hit", "GET hit", hit_api, "(a) redis GET", hit_base),
+        ("miss", "GET miss", miss_api, "(b) PG select + redis SET", miss_base),
+        ("write", "POST /changes", write_api, "(c) PG txn upd+ver+outbox", write_base),
     ]
-    print(
-        f"{'path':<15}{'p50 ms':>9}{'p99 ms':>9}   {'baseline':<32}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'ratio p50':>11}{'target':>8}"
-    )
     report: dict[str, Any] = {}
-    for name, api, base_name, base, target in rows:
+    print(
+        f"{'path':<14}{'p50 ms':>8}{'p99 ms':>8}  {'baseline':<27}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'p50 x':>8}{'p99 x':>8}{'target':>12}  result"
+    )
+    for key, name, api_ns, base_name, base_ns in rows:
+        api, base = summary(api_ns), summary(base_ns)
         ratio = api["p50_ms"] / base["p50_ms"]
+        ratio_p99 = api["p99_ms"] / base["p99_ms"]
+        ok = ratio <= TARGETS[key]
+        target = f"<={TARGETS[key]:.0f}x"
+        if key == "hit":
+            ok = ok and api["p50_ms"] < HIT_P50_LIMIT_MS
+            target += ",<1ms"
         print(
-            f"{name:<15}{api['p50_ms']:>9.3f}{api['p99_ms']:>9.3f}   {base_name:<32}"
-            f"{base['p50_ms']:>9.3f}{base['p99_ms']:>9.3f}{ratio:>10.2f}x{target:>7.1f}x"
+            f"{name:<14}{api['p50_ms']:>8.3f}{api['p99_ms']:>8.3f}  {base_name:<27}"
+            f"{base['p50_ms']:>8.3f}{base['p99_ms']:>8.3f}{ratio:>7.2f}x{ratio_p99:>7.2f}x"
+            f"{target:>12}  {'PASS' if ok else 'FAIL'}"
         )
-        report[name] = {
+        report[key] = {
             "api": api,
-            "baseline": base,
+            "baseline": {"name": base_name, **base},
             "ratio_p50": round(ratio, 3),
-            "target": target,
+            "ratio_p99": round(ratio_p99, 3),
+            "target_ratio_p50": TARGETS[key],
+            **({"target_p50_ms": HIT_P50_LIMIT_MS} if key == "hit" else {}),
+            "pass": ok,
         }
-    print(json.dumps({"bench": "api", **report}))
+    print(
+        "targets: GET hit <= 3x (a) and p50 < 1 ms; GET miss <= 2x (b); POST /changes <= 2x (c)"
+        " (ratios are p50/p50)"
+    )
+    for text in profiles:
+        print(text)
+    print(
+        json.dumps(
+            {
+                "bench": "api",
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "iterations": {"hits": args.hits, "misses": args.misses, "writes": args.writes},
+                "rounds": args.rounds,
+                "measure_s": round(elapsed_s, 1),
+                **report,
+                "all_pass": all(r["pass"] for r in report.values()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -270,13 +270,22 @@ class PostgresUnitOfWork:
                         open=True,
                         name="docs",
                         check=self._check_if_idle,
-                        reset=self._stamp,
                     )
         return self._pool
 
-    def _stamp(self, conn: psycopg.Connection[Any]) -> None:
-        """Pool ``reset`` hook: remember when the connection was last returned."""
-        self._returned_at[id(conn)] = time.monotonic()
+    @contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection, stamped with its last use when it goes back.
+
+        (Stamping here rather than in a pool ``reset`` hook keeps the return
+        inline: with a reset hook psycopg_pool hands every returned connection
+        to a worker thread, and the next checkout waits for it.)
+        """
+        with self.pool.connection() as conn:
+            try:
+                yield conn
+            finally:
+                self._returned_at[id(conn)] = time.monotonic()
 
     def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
         """Pool ``check`` hook: ping only connections idle for a while.
@@ -299,7 +308,7 @@ class PostgresUnitOfWork:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
         try:
-            with self.pool.connection() as conn:
+            with self._checkout() as conn:
                 yield conn
         except _UNAVAILABLE as exc:
             raise DependencyUnavailable(
@@ -329,7 +338,7 @@ class PostgresUnitOfWork:
         """
         body_done = False
         try:
-            with self.pool.connection() as conn:
+            with self._checkout() as conn:
                 cur = conn.execute(self._begin(org, prefetch))
                 repo = PostgresRepository(conn, org)
                 if prefetch is not None:
@@ -361,7 +370,7 @@ class PostgresUnitOfWork:
         """A point read in one round trip (BEGIN, settings, SELECT, COMMIT together)."""
         query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
         try:
-            with self.pool.connection() as conn:
+            with self._checkout() as conn:
                 row = _document_result(conn.execute(query))
         except _UNAVAILABLE as exc:  # a read is always safe to retry
             raise TransientDatabaseError(

@@ -24,7 +24,10 @@ Why a read never goes back in time once a write was acknowledged:
    times out, the fence is still there: readers keep going to PostgreSQL (and
    fill the committed version themselves) until it expires (60 s, longer than
    any invocation, so no fill of the old version can still be in flight).
-3. If the fence itself cannot be stored (Redis unreachable), the write still
+3. A write tries its fence (and write-back) even while its own breaker is
+   open: another process's breaker may have closed already, and a skipped
+   fence would let that process serve the version it cached before the write.
+   If the fence cannot be stored (Redis unreachable), the write still
    commits and records the document in ``cache_dirty`` in the same
    transaction.  A process whose breaker half-opens first re-fences every dirty
    key before it trusts the cache again, and every process checks the dirty
@@ -143,14 +146,23 @@ class RedisCache:
             )
         return self._client
 
-    def _guard(self, fn: Callable[[], T], default: T, *, read: bool = False) -> T:
+    def _guard(
+        self, fn: Callable[[], T], default: T, *, read: bool = False, always: bool = False
+    ) -> T:
         """Run one Redis call behind the breaker.
 
         Reads first repair what writers could not fence (after an outage, and
         at most once a second otherwise); writes never do, because they run
         inside a PostgreSQL transaction that must not wait on another connection.
+
+        ``always``: a write's fence and write-back are tried even while this
+        process's breaker is open.  Another process's breaker may have closed
+        already (Redis is back), and it serves and fills from the cache: a
+        write that skipped its fence would let it serve the old version after
+        the write was acknowledged.  A failed try costs one refused connection
+        (at most ``redis_connect_timeout_s``) on a write, never a read.
         """
-        if not self.enabled or not self.breaker.allow():
+        if not self.enabled or not (always or self.breaker.allow()):
             return default
         was = self.breaker.state
         try:
@@ -168,6 +180,8 @@ class RedisCache:
             return default
         if was != "closed":
             count("CacheBreakerClosed")
+            if not read:
+                self._next_repair = 0.0  # closed by a write or a ping: repair on the next read
         self.breaker.success()
         return result
 
@@ -219,17 +233,26 @@ class RedisCache:
         def run() -> bool:
             if self._script is None:
                 self._script = self.client.register_script(_SET_IF_NEWER)
-            pipe = self.client.pipeline(transaction=False)
-            self._script(
-                keys=[key, key + ":etag"],
-                args=[entry.version, payload, self.doc_ttl_ms, etag_line],
-                client=pipe,
-            )
-            pipe.incr(f"{self.prefix}listgen:{org}")
-            pipe.execute()
+            for attempt in (1, 2):
+                # EVALSHA straight into the pipeline: a Script object passed to a
+                # pipeline would add a SCRIPT EXISTS round trip on every write
+                pipe = self.client.pipeline(transaction=False)
+                pipe.evalsha(
+                    self._script.sha, 2, key, key + ":etag",
+                    entry.version, payload, self.doc_ttl_ms, etag_line,
+                )  # fmt: skip
+                pipe.incr(f"{self.prefix}listgen:{org}")
+                try:
+                    pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    if attempt == 2:
+                        raise
+                    self.client.script_load(_SET_IF_NEWER)  # type: ignore[no-untyped-call]
+                else:
+                    break
             return True
 
-        return self._guard(run, False)
+        return self._guard(run, False, always=True)
 
     def _put_fence(self, org: str, doc_id: str, version: int) -> None:
         payload = f"{version}\n-\n{FENCE}"
@@ -256,7 +279,7 @@ class RedisCache:
             self._put_fence(org, doc_id, version)
             return True
 
-        return self._guard(run, False)
+        return self._guard(run, False, always=True)
 
     # -- list pages ---------------------------------------------------------------
     def _list_key(self, org: str, gen: str, key: str) -> str:
