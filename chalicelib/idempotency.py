@@ -163,10 +163,20 @@ class FallbackPersistenceLayer(BasePersistenceLayer):
         return getattr(self.fallback, method)(arg)
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
-        record: DataRecord = self._call("_get_record", idempotency_key)
+        try:
+            record: DataRecord = self._call("_get_record", idempotency_key)
+        except IdempotencyItemNotFoundError:
+            # the first attempt may have been recorded while Redis was out
+            record = self.fallback._get_record(idempotency_key)
         return record
 
     def _put_record(self, data_record: DataRecord) -> None:
+        try:  # a record written to PostgreSQL during an outage still counts
+            existing = self.fallback._get_record(data_record.idempotency_key)
+        except IdempotencyItemNotFoundError:
+            existing = None
+        if existing is not None and not existing.is_expired:
+            raise IdempotencyItemAlreadyExistsError
         self._call("_put_record", data_record)
 
     def _update_record(self, data_record: DataRecord) -> None:

@@ -226,6 +226,8 @@ class RedisCache:
     def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
         """After a commit: store the new version and bump the org's list generation,
         in one round trip.  False when Redis could not be reached."""
+        if not self.enabled:
+            return True  # nothing is cached, so there is nothing to repair
         payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
         etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
         key = self._doc_key(org, doc_id)
@@ -274,6 +276,8 @@ class RedisCache:
         False when Redis could not be reached: the caller records the document
         in ``cache_dirty`` in the same transaction.
         """
+        if not self.enabled:
+            return True  # nothing is cached, so there is nothing to repair
 
         def run() -> bool:
             self._put_fence(org, doc_id, version)

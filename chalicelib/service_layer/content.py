@@ -37,12 +37,12 @@ from chalicelib.domain.content import (
     parse_upload_request,
     sha256_b64,
 )
-from chalicelib.domain.errors import Conflict, DomainError, NotFound, PreconditionFailed
+from chalicelib.domain.errors import Conflict, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, if_match_satisfied, new_id, validate_id
-from chalicelib.domain.ports import CachedDocument, Change, DocumentCache, UnitOfWork
+from chalicelib.domain.ports import Change, DocumentCache, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.observability import count, logger
-from chalicelib.service_layer.documents import render
+from chalicelib.service_layer.documents import fence, publish
 from chalicelib.service_layer.retry import retry_transient
 
 _FINAL_JUNK = ("rejected", "superseded", "orphaned")  # their objects are deleted
@@ -353,15 +353,8 @@ class ContentService:
 
     def _fence(self, repo: Any, doc: Document) -> None:
         """Before commit: no read may be served (or filled) below this version."""
-        if not self.cache.fence(doc.org, doc.id, doc.version):
-            repo.mark_cache_dirty(doc.id, doc.version)
+        fence(self.cache, repo, doc)
 
     def _publish(self, doc: Document) -> None:
         """After commit: the new version replaces the cached one (see documents.py)."""
-        entry = CachedDocument(doc.version, doc.etag, None if doc.deleted else render(doc))
-        if not self.cache.publish(doc.org, doc.id, entry):
-            try:
-                with self.uow.transaction(doc.org) as repo:
-                    repo.mark_cache_dirty(doc.id, doc.version)
-            except DomainError:
-                logger.warning("cache repair could not be queued", doc_id=doc.id)
+        publish(self.cache, self.uow, doc, fenced=True)

@@ -249,7 +249,7 @@ class DocumentService:
                 doc = self._new_document(who, change, doc_id)
                 if not repo.insert(doc, Change("create", who.sub, who.request_id)):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
-                created = True
+                created, fenced = True, True
             else:
                 if live:
                     require_if_match(if_match, current)
@@ -258,9 +258,11 @@ class DocumentService:
                 doc = current.with_changes(change, at=self._clock())
                 if not live:  # re-creating over a deleted document keeps counting versions
                     doc = replace(doc, owner=who.sub, created_at=doc.updated_at)
-                self._update(repo, doc, current, action="replace" if live else "create", who=who)
+                fenced = self._update(
+                    repo, doc, current, action="replace" if live else "create", who=who
+                )
                 created = not live
-        self._publish(doc)
+        self._publish(doc, fenced=fenced)
         return doc, created
 
     @retry_transient()
@@ -280,8 +282,8 @@ class DocumentService:
             require_if_match(if_match, current)
             change = patching.apply_patch(media_type, current.editable(), patch)
             doc = current.with_changes(change, at=self._clock())
-            self._update(repo, doc, current, action="change", who=who)
-        self._publish(doc)
+            fenced = self._update(repo, doc, current, action="change", who=who)
+        self._publish(doc, fenced=fenced)
         return doc
 
     @retry_transient()
@@ -296,8 +298,8 @@ class DocumentService:
                 )
             now = self._clock()
             doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=now)
-            self._update(repo, doc, current, action="delete", who=who)
-        self._publish(doc)
+            fenced = self._update(repo, doc, current, action="delete", who=who)
+        self._publish(doc, fenced=fenced)
 
     @retry_transient()
     def restore(self, who: Principal, doc_id: str) -> Document:
@@ -314,8 +316,8 @@ class DocumentService:
             if now - current.deleted_at > self.retention:
                 raise Gone(f"Document {doc_id!r} was deleted too long ago to restore.")
             doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=None)
-            self._update(repo, doc, current, action="restore", who=who)
-        self._publish(doc)
+            fenced = self._update(repo, doc, current, action="restore", who=who)
+        self._publish(doc, fenced=fenced)
         return doc
 
     @retry_transient()
@@ -335,8 +337,8 @@ class DocumentService:
                 title=old.title, body=old.body, tags=old.tags, metadata=old.metadata
             )
             doc = current.with_changes(change, at=self._clock())
-            self._update(repo, doc, current, action=f"restore-version:{version}", who=who)
-        self._publish(doc)
+            fenced = self._update(repo, doc, current, action=f"restore-version:{version}", who=who)
+        self._publish(doc, fenced=fenced)
         return doc
 
     def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[dict[str, Any]]:
@@ -396,7 +398,8 @@ class DocumentService:
 
     def _update(
         self, repo: Any, doc: Document, current: Document, *, action: str, who: Principal
-    ) -> None:
+    ) -> bool:
+        """The conditional update with its records, then the fence; returns whether fenced."""
         change = Change(action, who.sub, who.request_id)
         if not repo.update(doc, change, expected_version=current.version):
             # Someone else committed between our read and our write; under READ
@@ -406,18 +409,31 @@ class DocumentService:
                 "The document was changed concurrently; read it again and retry.",
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
             )
-        # Still inside the transaction: fence the cache so no read can be served
-        # (or filled) below this version once we commit; see redis_cache.py.
-        if not self.cache.fence(doc.org, doc.id, doc.version):
-            repo.mark_cache_dirty(doc.id, doc.version)
+        return fence(self.cache, repo, doc)
 
-    def _publish(self, doc: Document) -> None:
-        """After commit, before answering: write the new version back to the cache."""
-        body = None if doc.deleted else render(doc)
-        if not self.cache.publish(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body)):
-            # list pages of this org may be stale: let the repair bump them
-            with contextlib.suppress(DomainError), self.uow.transaction(doc.org) as repo:
-                repo.mark_cache_dirty(doc.id, doc.version)
+    def _publish(self, doc: Document, *, fenced: bool = True) -> None:
+        publish(self.cache, self.uow, doc, fenced=fenced)
+
+
+def fence(cache: DocumentCache, repo: Any, doc: Document) -> bool:
+    """Inside the write's transaction: stop reads being served (or filled) below
+    this version once it commits (see redis_cache.py).  When the cache cannot be
+    reached, queue the key for repair in the same transaction; returns whether
+    the fence was stored."""
+    if cache.fence(doc.org, doc.id, doc.version):
+        return True
+    repo.mark_cache_dirty(doc.id, doc.version)
+    return False
+
+
+def publish(cache: DocumentCache, uow: UnitOfWork, doc: Document, *, fenced: bool) -> None:
+    """After commit, before answering: the new version replaces the cached one and
+    list pages move on.  If that fails after a successful fence, queue a repair
+    (for the list pages); an unfenced write queued one already."""
+    body = None if doc.deleted else render(doc)
+    if not cache.publish(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body)) and fenced:
+        with contextlib.suppress(DomainError), uow.transaction(doc.org) as repo:
+            repo.mark_cache_dirty(doc.id, doc.version)
 
 
 def repair_cache(uow: UnitOfWork, cache: Any, *, batch: int = 500) -> int:

@@ -78,3 +78,27 @@ def test_postgres_fallback_when_redis_is_down(settings) -> None:
     finally:
         bootstrap.set_container(None)
         built.uow.close()
+
+
+def test_a_key_first_seen_during_a_redis_outage_still_replays_after_it(settings) -> None:
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    during = bootstrap.build(down)
+    bootstrap.set_container(during)
+    headers = {"Idempotency-Key": "across-the-outage"}
+    try:
+        invoke = Invoker(make_token(org="outage-org"))
+        first = invoke("POST", "/documents", {"title": "idem-outage"}, headers=headers)
+        assert first.status == 201
+    finally:
+        bootstrap.set_container(None)
+        during.close()
+    after = bootstrap.build(settings)  # Redis is back: its store has no record of the key
+    bootstrap.set_container(after)
+    try:
+        invoke = Invoker(make_token(org="outage-org"))
+        retry = invoke("POST", "/documents", {"title": "idem-outage"}, headers=headers)
+        assert retry.status == 201 and retry.json()["id"] == first.json()["id"]
+        assert _count(settings, "idem-outage") == 1
+    finally:
+        bootstrap.set_container(None)
+        after.close()
