@@ -397,6 +397,60 @@ def get_version_content(who: Principal, doc_id: str, n: str) -> Response:
 _S3_CHECK: dict[str, Any] = {"at": 0.0, "status": "unknown"}
 
 
+# ------------------------------------------------------------------ search
+@app.route("/search", methods=["POST"], content_types=ANY)
+@endpoint()
+def search(who: Principal) -> Response:
+    """Full-text search in the caller's org; never cached (the index moves on)."""
+    result = bootstrap.container().search.search(who, _body(_request()))
+    return json_response(result, headers=dict(NO_STORE))
+
+
+@app.route("/changes", methods=["GET"], content_types=ANY)
+@endpoint()
+def changes(who: Principal) -> Response:
+    """The org's changes feed: ``since`` a cursor (or 0, or now), optional long-poll."""
+    params: dict[str, str] = dict(_request().query_params or {})
+    c = bootstrap.container()
+    feed = params.get("feed", "normal")
+    if feed not in ("normal", "longpoll"):
+        raise BadRequest("feed must be 'normal' or 'longpoll'.")
+    wait = 0.0
+    if feed == "longpoll":
+        raw = params.get("timeout", str(c.settings.changes_longpoll_max_s))
+        try:
+            wait = float(raw)
+        except ValueError:
+            raise BadRequest("timeout must be a number of seconds.") from None
+        if not 0 <= wait <= c.settings.changes_longpoll_max_s:
+            raise BadRequest(f"timeout must be 0 to {c.settings.changes_longpoll_max_s} seconds.")
+    result = c.search.changes(
+        who,
+        since=params.get("since"),
+        limit=parse_limit(params.get("limit"), default=100, maximum=1000),
+        longpoll_s=wait,
+    )
+    return json_response(result, headers=dict(NO_STORE))
+
+
+_SEARCH_CHECK: dict[str, Any] = {"at": -1e9, "status": "skipped", "lag_s": None}
+
+
+def _search_check(c: bootstrap.Container) -> tuple[str, float | None]:
+    """OpenSearch reachability and the sync lag, at most every 10 s per process."""
+    if not c.settings.opensearch_url:
+        return "skipped", None
+    now = time.monotonic()
+    if now - _SEARCH_CHECK["at"] > 10:
+        _SEARCH_CHECK["status"] = "ok" if c.search_index.ping() else "down"
+        try:
+            _SEARCH_CHECK["lag_s"] = round(c.outbox.stats()["lag_s"], 3)
+        except DomainError:
+            _SEARCH_CHECK["lag_s"] = None
+        _SEARCH_CHECK["at"] = now
+    return str(_SEARCH_CHECK["status"]), _SEARCH_CHECK["lag_s"]
+
+
 def _s3_check(c: bootstrap.Container) -> str:
     """S3 reachability, at most every 10 s per process (the route is public).
 
@@ -430,8 +484,11 @@ def health() -> Response:
         status = "ok" if ping() else "degraded"  # this request's own view of Redis
     checks["redis"] = status
     checks["s3"] = _s3_check(c)
+    checks["search"], lag = _search_check(c) if checks["postgres"] == "ok" else ("skipped", None)
     ok = checks["postgres"] == "ok"  # the rest degrade features, not the service
-    body = {"status": "ok" if ok else "unavailable", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if lag is not None:
+        body["search_sync_lag_s"] = lag
     if not ok:
         return json_response(body, status=503, headers={"Retry-After": "5", **NO_STORE})
     return json_response(body, headers=dict(NO_STORE))

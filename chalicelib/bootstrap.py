@@ -43,6 +43,7 @@ class Container:
             if isinstance(uow, PostgresUnitOfWork):
                 uow = PostgresUnitOfWork(self.settings, pool_max=self.settings.db_bulk_pool_max)
             self.extras["bulk_documents"] = _documents(self.settings, uow, self.cache)
+            self.extras["bulk_documents"].nudge = self.documents.nudge
         service: DocumentService = self.extras["bulk_documents"]
         return service
 
@@ -108,7 +109,52 @@ class Container:
                 download_expiry_s=s.content_download_expiry_s,
                 chunk_bytes=s.content_chunk_bytes,
             )  # fmt: skip
+            self.extras["content"].nudge = self.documents.nudge
         return self.extras["content"]
+
+    @property
+    def search_index(self) -> Any:
+        """The OpenSearch adapter (opensearch-py is imported on first use)."""
+        if "search_index" not in self.extras:
+            from chalicelib.adapters.opensearch import OpenSearchIndex
+
+            self.extras["search_index"] = OpenSearchIndex(self.settings)
+        return self.extras["search_index"]
+
+    @property
+    def outbox(self) -> Any:
+        if "outbox" not in self.extras:
+            from chalicelib.adapters.postgres_outbox import PostgresOutbox
+
+            self.extras["outbox"] = PostgresOutbox(self.uow, self.settings.search_alias)  # type: ignore[arg-type]
+        return self.extras["outbox"]
+
+    @property
+    def search(self) -> Any:
+        """POST /search and GET /changes."""
+        if "search" not in self.extras:
+            from chalicelib.service_layer.search import SearchService
+
+            self.extras["search"] = SearchService(
+                self.search_index, self.outbox, page_secret=self.settings.page_token_secret
+            )
+        return self.extras["search"]
+
+    @property
+    def search_sync(self) -> Any:
+        """The outbox consumer (functions/sync_search.py, the local sync loop)."""
+        if "search_sync" not in self.extras:
+            from chalicelib.service_layer.search import SearchSync
+
+            s = self.settings
+            self.extras["search_sync"] = SearchSync(
+                self.outbox, self.search_index,
+                batch_size=s.search_batch_size, max_attempts=s.search_max_attempts,
+                retry_base_s=s.search_retry_base_s, retry_cap_s=s.search_retry_cap_s,
+                max_chars=s.search_body_max_chars,
+                grace=timedelta(seconds=s.search_reindex_grace_s),
+            )  # fmt: skip
+        return self.extras["search_sync"]
 
 
 def build(
@@ -132,6 +178,10 @@ def build(
         repaired_uow, repaired_cache = uow, cache
         cache.repair = lambda: repair_cache(repaired_uow, repaired_cache)
     documents = _documents(settings, uow, cache)
+    if settings.search_nudge == "sqs":
+        from chalicelib.adapters.sqs_nudge import SqsNudge
+
+        documents.nudge = SqsNudge(settings)
     return Container(settings=settings, uow=uow, cache=cache, documents=documents)
 
 

@@ -89,6 +89,28 @@ class Settings(BaseSettings):
     content_pdf_spool_max_bytes: int = 256 * 1024**2  # PDFs are spooled to /tmp to parse
     content_chunk_bytes: int = 1024 * 1024
 
+    # --- Search (OpenSearch; see docs/search.md) --------------------------------
+    opensearch_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENSEARCH_URL", "DOCS_OPENSEARCH_URL")
+    )
+    opensearch_sigv4: bool = False  # sign requests (Amazon OpenSearch Service, IAM)
+    opensearch_timeout_s: float = 5.0
+    search_alias: str = "documents"  # indexes are "{alias}-v{N}" behind this alias
+    search_shards: int = 1
+    search_replicas: int = 0
+    search_batch_size: int = 200  # outbox rows claimed per consumer batch
+    search_bulk_max_bytes: int = 5 * 1024 * 1024  # one bulk request's size
+    search_max_attempts: int = 8  # then the row goes to search_dead_letters
+    search_retry_base_s: float = 1.0  # backoff: base * 2^attempts, full jitter, capped
+    search_retry_cap_s: float = 300.0
+    search_body_max_chars: int = 200_000  # text taken from a body / content per document
+    search_reindex_grace_s: int = 3600  # the old index is dropped this long after a swap
+    # How writes wake the consumer: "none" (the scheduled sweep finds them),
+    # "notify" (PostgreSQL NOTIFY at commit; the local server), "sqs" (FIFO nudge queue).
+    search_nudge: str = "none"
+    search_nudge_queue_url: str | None = None
+    changes_longpoll_max_s: int = 20  # API Gateway stops waiting at 29 s
+
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
 

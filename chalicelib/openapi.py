@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain.model import DocumentIn
+from chalicelib.domain.search import SearchRequest
 
 
 class ContentInfo(BaseModel):
@@ -116,6 +117,35 @@ class Problem(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str]
+    search_sync_lag_s: float | None = None
+
+
+class SearchHit(BaseModel):
+    id: str
+    title: str
+    score: float | None
+    version: int
+    updated_at: str
+    highlight: dict[str, list[str]] | None = None
+
+
+class SearchResult(BaseModel):
+    hits: list[SearchHit]
+    total: int
+    next_page_token: str | None
+
+
+class ChangeOut(BaseModel):
+    seq: int
+    id: str
+    version: int
+    deleted: bool
+    at: str
+
+
+class ChangesPage(BaseModel):
+    changes: list[ChangeOut]
+    next: str = Field(description="pass as since= to resume exactly after these changes")
 
 
 _MODELS: list[type[BaseModel]] = [
@@ -130,6 +160,9 @@ _MODELS: list[type[BaseModel]] = [
     Health,
     UploadIn,
     UploadTicket,
+    SearchRequest,
+    SearchResult,
+    ChangesPage,
 ]
 
 
@@ -197,6 +230,18 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
      302, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
     ("head", "/documents/{doc_id}/versions/{n}/content", "Size and SHA-256 of a version's content",
      200, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
+    ("post", "/search", "Full-text search in the caller's org", 200, "SearchResult", [],
+     {"required": True, "content": {"application/json": {"schema": _ref("SearchRequest")}}},
+     [400, 401, 403, 413, 415, 422], True),
+    ("get", "/changes", "Changes feed (resumable cursor, optional long-poll)", 200,
+     "ChangesPage",
+     [{"name": "since", "in": "query", "schema": {"type": "string"},
+       "description": "a previous 'next', '0' (from the start) or 'now'"},
+      {"name": "limit", "in": "query",
+       "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+      {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
+      {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+     None, [400, 401, 403], True),
     ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
     ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
 ]  # fmt: skip

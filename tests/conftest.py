@@ -80,6 +80,11 @@ def settings(database_url: str, redis_prefix: str) -> Settings:
         redis_key_prefix=redis_prefix,
         jwt_secret=JWT_SECRET,
         db_pool_max=8,
+        # every test shares one principal: a suite-wide bucket must not run dry
+        # (tests/integration/test_rate_limit.py sets its own small limits)
+        rate_limit_reader=(10_000.0, 20_000),
+        rate_limit_writer=(10_000.0, 20_000),
+        rate_limit_admin=(10_000.0, 20_000),
     )
 
 

@@ -221,6 +221,8 @@ class PostgresUnitOfWork:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._lock = threading.Lock()
         self._returned_at: dict[int, float] = {}
+        # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
+        self._notify = settings.search_nudge == "notify"
 
     # -- connection management ------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -318,9 +320,10 @@ class PostgresUnitOfWork:
     def _begin(self, org: str, prefetch: str | None) -> sql.Composed:
         """BEGIN, the transaction-local settings and (optionally) the first read,
         as one simple-protocol query: one round trip.  Values are quoted literals."""
+        notify = ", set_config('docs.notify', 'on', true)" if self._notify else ""
         begin = sql.SQL(
             "BEGIN; SELECT set_config('role', 'docs_app', true), "
-            "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)"
+            "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)" + notify
         ).format(sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms)))
         if prefetch is None:
             return begin

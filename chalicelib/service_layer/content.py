@@ -106,6 +106,7 @@ class ContentService:
         self.download_expiry_s = download_expiry_s
         self.chunk_bytes = chunk_bytes
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.nudge: Callable[[Document], None] | None = None  # wakes the search sync
 
     # ----------------------------------------------------------------- upload
     @retry_transient()
@@ -357,4 +358,4 @@ class ContentService:
 
     def _publish(self, doc: Document) -> None:
         """After commit: the new version replaces the cached one (see documents.py)."""
-        publish(self.cache, self.uow, doc, fenced=True)
+        publish(self.cache, self.uow, doc, fenced=True, nudge=self.nudge)

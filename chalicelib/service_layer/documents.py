@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -96,6 +97,7 @@ class DocumentService:
         self.retention = retention
         self._clock = clock or (lambda: datetime.now(UTC))
         self.fill_delay_s = fill_delay_s  # fault injection only: widens the read/fill race
+        self.nudge: Callable[[Document], None] | None = None  # wakes the search sync
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -412,7 +414,7 @@ class DocumentService:
         return fence(self.cache, repo, doc)
 
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
-        publish(self.cache, self.uow, doc, fenced=fenced)
+        publish(self.cache, self.uow, doc, fenced=fenced, nudge=self.nudge)
 
 
 def fence(cache: DocumentCache, repo: Any, doc: Document) -> bool:
@@ -426,10 +428,20 @@ def fence(cache: DocumentCache, repo: Any, doc: Document) -> bool:
     return False
 
 
-def publish(cache: DocumentCache, uow: UnitOfWork, doc: Document, *, fenced: bool) -> None:
+def publish(
+    cache: DocumentCache,
+    uow: UnitOfWork,
+    doc: Document,
+    *,
+    fenced: bool,
+    nudge: Callable[[Document], None] | None = None,
+) -> None:
     """After commit, before answering: the new version replaces the cached one and
     list pages move on.  If that fails after a successful fence, queue a repair
-    (for the list pages); an unfenced write queued one already."""
+    (for the list pages); an unfenced write queued one already.  Then the search
+    sync is nudged (a lost nudge only delays it until the sweep)."""
+    if nudge is not None:
+        nudge(doc)
     body = None if doc.deleted else render(doc)
     if not cache.publish(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body)) and fenced:
         with contextlib.suppress(DomainError), uow.transaction(doc.org) as repo:

@@ -47,7 +47,10 @@ def test_migrations_are_idempotent_and_safe_concurrently() -> None:
         assert not errors
         every = tuple(sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql")))
         assert every[0] == "0001_documents"
-        assert sorted(map(tuple, results)) == [(), (), (), every]
+        # each file is applied exactly once, whichever process got to it first
+        # (the lock is per file, so the work may be split between processes)
+        assert len(results) == 4
+        assert sorted(name for applied in results for name in applied) == list(every)
         assert migrate(url) == []
     finally:
         drop_database(url)

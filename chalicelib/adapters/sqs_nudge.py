@@ -1,0 +1,58 @@
+"""The search nudge in AWS: after a commit, one message on an SQS FIFO queue.
+
+Message group = ``{org}:{id}``, so one document's nudges are delivered in
+order and never to two consumers at once; the deduplication id carries the
+version, so a retried send is dropped by SQS.  A nudge is only a wake-up call
+(the outbox row is the truth): when SQS cannot be reached the write still
+succeeds, the failure is counted, and the scheduled sweep syncs the row.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from chalicelib.config import Settings
+from chalicelib.domain.model import Document
+from chalicelib.observability import count, logger
+
+
+class SqsNudge:
+    def __init__(self, settings: Settings, *, client: Any = None) -> None:
+        if not settings.search_nudge_queue_url:
+            raise ValueError("DOCS_SEARCH_NUDGE=sqs needs DOCS_SEARCH_NUDGE_QUEUE_URL")
+        self.queue_url = settings.search_nudge_queue_url
+        self.settings = settings
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    self._client = boto3.client(
+                        "sqs",
+                        region_name=self.settings.aws_region,
+                        endpoint_url=self.settings.aws_endpoint_url,
+                        config=Config(
+                            connect_timeout=1, read_timeout=2, retries={"max_attempts": 2}
+                        ),
+                    )
+        return self._client
+
+    def __call__(self, doc: Document) -> None:
+        try:
+            self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=json.dumps({"org": doc.org, "id": doc.id, "version": doc.version}),
+                MessageGroupId=f"{doc.org}:{doc.id}",
+                MessageDeduplicationId=f"{doc.org}:{doc.id}:{doc.version}"[:128],
+            )
+        except Exception:
+            count("SearchNudgeFailed")
+            logger.warning("search nudge failed", org=doc.org, doc_id=doc.id, exc_info=True)

@@ -1,0 +1,305 @@
+"""Search: the request, the query it becomes, the indexed form of a document,
+and the changes-feed cursor.  Pure functions; no client, no I/O.
+
+Tenant isolation lives here, once: every query is a ``bool`` whose ``filter``
+starts with ``term: {org: <the verified org>}``, and a document's index id
+is ``{org}:{id}`` (ids cannot contain ``:``, so the split is unambiguous and
+two orgs' documents never share an index entry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chalicelib.domain.errors import BadRequest, ValidationFailed
+from chalicelib.domain.pagination import decode_token, encode_token
+
+TEXT_FIELDS = ("title^3", "body_text", "content_text")
+HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
+
+
+class SearchFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] | None = Field(default=None, max_length=20)
+    owner: str | None = Field(default=None, max_length=256)
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+
+class SearchRequest(BaseModel):
+    """``POST /search``.  ``q`` uses ``simple_query_string`` syntax (``+`` and,
+    ``|`` or, ``-`` not, ``"phrases"``, ``prefix*``); syntax it cannot parse is
+    searched as plain words, never an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(default="", max_length=1000)
+    filter: SearchFilter = Field(default_factory=SearchFilter)
+    size: int = Field(default=20, ge=1, le=100)
+    page_token: str | None = Field(default=None, max_length=2000)
+    highlight: bool = True
+    # relevance (best first) needs a query; "updated" is newest first
+    sort: Literal["relevance", "updated"] | None = None
+
+    @model_validator(mode="after")
+    def _sort_default(self) -> SearchRequest:
+        if self.sort is None:
+            self.sort = "relevance" if self.q.strip() else "updated"
+        return self
+
+    def fingerprint(self) -> str:
+        """What a page token is bound to: the same query, filters and sort."""
+        shape = {"q": self.q, "f": self.filter.model_dump(mode="json"), "s": self.sort}
+        raw = json.dumps(shape, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def parse_search_request(data: Any) -> SearchRequest:
+    if not isinstance(data, dict):
+        raise ValidationFailed(
+            "The search request must be a JSON object.",
+            errors=[{"loc": ["body"], "msg": "expected an object", "type": "type_error"}],
+        )
+    try:
+        return SearchRequest.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise ValidationFailed("The search request is not valid.", errors=errors) from None
+
+
+def index_id(org: str, doc_id: str) -> str:
+    return f"{org}:{doc_id}"
+
+
+def split_index_id(value: str) -> tuple[str, str]:
+    org, _, doc_id = value.rpartition(":")
+    return org, doc_id
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) -> dict[str, Any]:
+    """The OpenSearch request body for one page."""
+    filters: list[dict[str, Any]] = [{"term": {"org": org}}]
+    f = req.filter
+    if f.tags:
+        filters.extend({"term": {"tags": tag}} for tag in f.tags)  # all of them
+    if f.owner:
+        filters.append({"term": {"owner": f.owner}})
+    if f.updated_after or f.updated_before:
+        bounds: dict[str, str] = {}
+        if f.updated_after:
+            bounds["gt"] = _iso(f.updated_after)
+        if f.updated_before:
+            bounds["lt"] = _iso(f.updated_before)
+        filters.append({"range": {"updated_at": bounds}})
+    must: list[dict[str, Any]] = []
+    if req.q.strip():
+        must.append(
+            {
+                "simple_query_string": {
+                    "query": req.q,
+                    "fields": list(TEXT_FIELDS),
+                    "default_operator": "and",
+                    "lenient": True,
+                }
+            }
+        )
+    body: dict[str, Any] = {
+        "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filters}},
+        "size": req.size,
+        "track_total_hits": True,
+        "_source": ["id", "title", "version", "updated_at", "tags", "owner"],
+        "sort": (
+            [{"_score": "desc"}, {"id": "asc"}]
+            if req.sort == "relevance"
+            else [{"updated_at": "desc"}, {"id": "asc"}]
+        ),
+    }
+    if req.highlight and req.q.strip():
+        body["highlight"] = {
+            "fields": {name: {"number_of_fragments": 3} for name in HIGHLIGHT_FIELDS},
+            "pre_tags": ["<em>"],
+            "post_tags": ["</em>"],
+        }
+    if search_after is not None:
+        body["search_after"] = search_after
+    return body
+
+
+def decode_page_token(req: SearchRequest, secret: str) -> list[Any] | None:
+    cursor = decode_token(req.page_token, secret)
+    if cursor is None:
+        return None
+    after = cursor.get("a")
+    if cursor.get("h") != req.fingerprint() or not isinstance(after, list):
+        raise BadRequest(
+            "page_token belongs to a different search; repeat the same q, filter and "
+            "sort with it, or start again without a page_token."
+        )
+    return after
+
+
+def encode_page_token(req: SearchRequest, last_sort: list[Any], secret: str) -> str:
+    return encode_token({"a": last_sort, "h": req.fingerprint()}, secret)
+
+
+def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str) -> dict[str, Any]:
+    hits = raw.get("hits", {})
+    out = []
+    for hit in hits.get("hits", []):
+        src = hit.get("_source", {})
+        item: dict[str, Any] = {
+            "id": src.get("id") or split_index_id(hit["_id"])[1],
+            "title": src.get("title"),
+            "score": hit.get("_score"),
+            "version": src.get("version"),
+            "updated_at": src.get("updated_at"),
+        }
+        if req.highlight and req.q.strip():
+            item["highlight"] = hit.get("highlight", {})
+        out.append(item)
+    total = hits.get("total", {})
+    total_value = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
+    raw_hits = hits.get("hits", [])
+    next_token = None
+    if len(raw_hits) == req.size and raw_hits[-1].get("sort") is not None:
+        next_token = encode_page_token(req, raw_hits[-1]["sort"], secret)
+    return {"hits": out, "total": total_value, "next_page_token": next_token}
+
+
+# ------------------------------------------------------------ indexed form
+def flatten_text(value: Any, limit: int) -> str:
+    """The strings inside a JSON body, in document order, up to ``limit`` chars."""
+    parts: list[str] = []
+    size = 0
+    stack: list[Any] = [value]
+    while stack and size < limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            parts.append(item)
+            size += len(item) + 1
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return "\n".join(parts)[:limit]
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    """A document as the index holds it (deleted documents are not held)."""
+
+    org: str
+    id: str
+    version: int
+    source: dict[str, Any] | None  # None: the document is deleted or gone
+
+    @property
+    def index_id(self) -> str:
+        return index_id(self.org, self.id)
+
+
+def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
+    """From a ``documents`` row (plus ``content_text``) to its indexed form."""
+    if row.get("deleted_at") is not None:
+        return SearchDocument(row["org"], row["id"], row["version"], None)
+    content = row.get("content") or {}
+    text = row.get("content_text") if content.get("status") == "ready" else None
+    return SearchDocument(
+        row["org"],
+        row["id"],
+        row["version"],
+        {
+            "org": row["org"],
+            "id": row["id"],
+            "title": row["title"],
+            "body_text": flatten_text(row["body"], max_chars),
+            "content_text": (text or "")[:max_chars] or None,
+            "tags": list(row["tags"]),
+            "owner": row["owner"],
+            "version": row["version"],
+            "created_at": _iso(row["created_at"]),
+            "updated_at": _iso(row["updated_at"]),
+        },
+    )
+
+
+def index_body(shards: int, replicas: int) -> dict[str, Any]:
+    """Settings and mapping of a ``documents-vN`` index."""
+    return {
+        "settings": {
+            "number_of_shards": shards,
+            "number_of_replicas": replicas,
+            # external-versioned delete tombstones are kept this long, so a
+            # stale index request arriving late still loses to the delete
+            "gc_deletes": "1h",
+            "analysis": {
+                "analyzer": {
+                    "text_folded": {
+                        "type": "custom",
+                        "tokenizer": "standard",
+                        "filter": ["lowercase", "asciifolding"],
+                    }
+                }
+            },
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                "org": {"type": "keyword"},
+                "id": {"type": "keyword"},
+                "title": {
+                    "type": "text",
+                    "analyzer": "text_folded",
+                    "fields": {"raw": {"type": "keyword", "ignore_above": 256}},
+                },
+                "body_text": {"type": "text", "analyzer": "text_folded"},
+                "content_text": {"type": "text", "analyzer": "text_folded"},
+                "tags": {"type": "keyword"},
+                "owner": {"type": "keyword"},
+                "version": {"type": "long"},
+                "created_at": {"type": "date"},
+                "updated_at": {"type": "date"},
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------ changes feed
+@dataclass(frozen=True, order=True)
+class FeedCursor:
+    """A position in an org's changes feed: rows are read in (txid, seq) order,
+    and only rows of transactions older than every running one (so no row can
+    ever appear behind a cursor that was handed out)."""
+
+    txid: int
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.txid}-{self.seq}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> FeedCursor | None:
+        """None for "from the beginning"; ``"now"`` is handled by the caller."""
+        if raw is None or raw in ("", "0"):
+            return cls(0, 0)
+        try:
+            txid, seq = raw.split("-", 1)
+            cursor = cls(int(txid), int(seq))
+        except ValueError:
+            raise BadRequest(
+                "since must be a cursor from a previous response's 'next', '0' or 'now'."
+            ) from None
+        if cursor.txid < 0 or cursor.seq < 0:
+            raise BadRequest("since must be a cursor from a previous response's 'next'.")
+        return cursor

@@ -1,0 +1,331 @@
+"""Search use cases: keep the index in sync with the outbox, reindex, query, feed.
+
+Why the index converges (and never goes backwards)
+-------------------------------------------------
+* Every committed change has an outbox row, written in the change's own
+  transaction; a row is marked processed only after OpenSearch acknowledged
+  the write it caused (at least once).
+* Syncing a document writes its *current* committed state (read under the
+  document's sync lock), versioned ``external`` with the document version.
+  A replayed, duplicated or reordered row therefore rewrites the newest state
+  or is refused as older (409): processing the outbox twice, shuffled, gives
+  the same index.  A deleted document becomes an external-versioned delete,
+  whose tombstone refuses late writes of older versions.
+* Two consumers never sync the same document at once (advisory lock), so an
+  older read cannot overtake a newer one between PostgreSQL and OpenSearch.
+* Per-document failures (a mapping conflict) back off exponentially with full
+  jitter and, after ``max_attempts``, move to ``search_dead_letters`` with the
+  reason; the rest of the batch goes on.  When OpenSearch is unreachable the
+  claim transaction rolls back and nothing is counted against the rows.
+
+Reindex (zero downtime, no lost update): create ``{alias}-v{N+1}`` and register
+it as *building* (from then on every consumer batch writes to it as well),
+backfill it from PostgreSQL, re-sync every document of any transaction that
+may have committed since registration (the catch-up: covers a backfill read
+racing a write), then swap the alias in one atomic request and retire the
+old index for a grace period.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from chalicelib.adapters.opensearch import ItemResult, OpenSearchIndex, SearchUnavailable
+from chalicelib.adapters.postgres_outbox import Claim, OutboxRow, PostgresOutbox
+from chalicelib.domain.principal import Principal
+from chalicelib.domain.search import (
+    FeedCursor,
+    SearchDocument,
+    build_query,
+    decode_page_token,
+    index_id,
+    parse_search_request,
+    search_document,
+    shape_results,
+)
+from chalicelib.observability import count, logger, milliseconds
+
+_REINDEX_LOCK = 0x72656978  # "reix"
+
+
+@dataclass
+class SyncReport:
+    indexed: int = 0  # documents written (index or delete) and rows marked done
+    rows: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0  # rows of documents another consumer was syncing
+    batches: int = 0
+
+    def add(self, other: SyncReport) -> None:
+        for name in ("indexed", "rows", "retried", "dead_lettered", "skipped", "batches"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ReindexReport:
+    index: str
+    previous: str | None
+    backfilled: int = 0
+    caught_up: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class SearchSync:
+    def __init__(
+        self,
+        outbox: PostgresOutbox,
+        index: OpenSearchIndex,
+        *,
+        batch_size: int = 200,
+        max_attempts: int = 8,
+        retry_base_s: float = 1.0,
+        retry_cap_s: float = 300.0,
+        max_chars: int = 200_000,
+        grace: timedelta = timedelta(hours=1),
+    ) -> None:
+        self.outbox = outbox
+        self.index = index
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
+        self.retry_cap_s = retry_cap_s
+        self.max_chars = max_chars
+        self.grace = grace
+        self._ready = False
+
+    # -- the consumer ----------------------------------------------------------------
+    def run_once(self, *, only: tuple[str, str] | None = None) -> SyncReport:
+        """Claim one batch, index it, mark it.  Raises ``SearchUnavailable`` (and
+        leaves the batch untouched) when OpenSearch cannot be reached."""
+        self._ensure_index()
+        report = SyncReport(batches=1)
+        with self.outbox.claim(self.batch_size, only=only) as claim:
+            report.skipped = claim.skipped
+            if not claim.rows:
+                return report
+            self._apply(claim, report)
+        count("SearchIndexed", report.indexed)
+        if report.retried:
+            count("SearchRetried", report.retried)
+        if report.dead_lettered:
+            count("SearchDeadLettered", report.dead_lettered)
+        return report
+
+    def drain(self, *, deadline: float | None = None, max_batches: int = 10_000) -> SyncReport:
+        """Batches until nothing is due (or the deadline, a ``time.monotonic`` value)."""
+        total = SyncReport()
+        for _ in range(max_batches):
+            report = self.run_once()
+            total.add(report)
+            if report.rows == 0 or (deadline is not None and time.monotonic() >= deadline):
+                break
+        return total
+
+    def sync_document(self, org: str, doc_id: str) -> SyncReport:
+        """Every due row of one document (the nudge queue's unit of work)."""
+        total = SyncReport()
+        while True:
+            report = self.run_once(only=(org, doc_id))
+            total.add(report)
+            if report.rows == 0:
+                return total
+
+    def _apply(self, claim: Claim, report: SyncReport) -> None:
+        by_doc: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
+        for row in claim.rows:
+            by_doc[row.key].append(row)
+        docs = [self._document(claim.states.get(key), rows) for key, rows in by_doc.items()]
+        targets = [self.index.alias, *claim.building]
+        failures: dict[str, ItemResult] = {}
+        for result in self.index.write(docs, targets):
+            if not result.ok:
+                failures.setdefault(result.index_id, result)
+        for key, rows in by_doc.items():
+            failure = failures.get(index_id(*key))
+            report.rows += len(rows)
+            if failure is None:
+                claim.done(rows)
+                report.indexed += 1
+                continue
+            reason = failure.reason or "unknown error"
+            attempts = max(r.attempts for r in rows) + 1
+            if attempts >= self.max_attempts:
+                claim.dead_letter(rows, reason)
+                report.dead_lettered += len(rows)
+                logger.error("search sync dead-lettered", org=key[0], doc_id=key[1], reason=reason)
+            else:
+                claim.retry(rows, reason, [self._backoff(r.attempts) for r in rows])
+                report.retried += len(rows)
+                logger.warning("search sync retry", org=key[0], doc_id=key[1], reason=reason)
+
+    def _document(self, state: dict[str, Any] | None, rows: list[OutboxRow]) -> SearchDocument:
+        if state is None:  # purged: delete at the newest version the outbox knows
+            first = rows[0]
+            return SearchDocument(first.org, first.doc_id, max(r.version for r in rows), None)
+        return search_document(state, max_chars=self.max_chars)
+
+    def _backoff(self, attempts: int) -> float:
+        ceiling = min(self.retry_cap_s, self.retry_base_s * 2**attempts)
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+    def _ensure_index(self) -> None:
+        """The alias must exist; when it does not (first run, or an in-memory
+        server that restarted empty), build it from PostgreSQL first."""
+        if self._ready:
+            return
+        if self.index.live_index() is None:
+            logger.info("search alias missing: building it from PostgreSQL")
+            self.reindex()
+        self._ready = True
+
+    def forget_index(self) -> None:
+        """Check the alias again on the next batch (after OpenSearch came back)."""
+        self._ready = False
+
+    # -- reindex ------------------------------------------------------------------
+    def reindex(
+        self,
+        *,
+        batch: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+        drop_old_now: bool = False,
+    ) -> ReindexReport:
+        started = time.monotonic()
+        with self.outbox.uow.connection() as guard, guard.transaction():
+            got = guard.execute("SELECT pg_try_advisory_xact_lock(%s)", (_REINDEX_LOCK,))
+            if not got.fetchone()["pg_try_advisory_xact_lock"]:  # type: ignore[index]
+                raise SearchUnavailable("A reindex is already running; retry when it is done.")
+            old = self.index.live_index()
+            new = self.index.next_index_name()
+            self.index.create_index(new)
+            self.outbox.register_building(new)
+            report = ReindexReport(index=new, previous=old)
+            try:
+                self._backfill(new, batch, report, progress)
+                self._catch_up(new, report)
+                self.index.refresh(new)
+                self.index.swap_alias(old, new)
+                self.outbox.retire(new, old, timedelta(0) if drop_old_now else self.grace)
+            except BaseException:
+                self.outbox.abandon(new)
+                self.index.drop_index(new)
+                raise
+        self.drop_expired()
+        report.seconds = time.monotonic() - started
+        logger.info("reindex done", **{k: v for k, v in report.__dict__.items() if k != "failed"})
+        return report
+
+    def _backfill(
+        self,
+        new: str,
+        batch: int,
+        report: ReindexReport,
+        progress: Callable[[int, int], None] | None,
+    ) -> None:
+        total = self.outbox.count_live_documents()
+        after: tuple[str, str] | None = None
+        while True:
+            page = self.outbox.documents_page(after, batch)
+            if not page:
+                break
+            docs = [search_document(r, max_chars=self.max_chars) for r in page]
+            report.failed += _failed(self.index.write(docs, [new]))
+            report.backfilled += len(page)
+            after = (page[-1]["org"], page[-1]["id"])
+            if progress is not None:
+                progress(report.backfilled, total)
+
+    def _catch_up(self, new: str, report: ReindexReport) -> None:
+        changed = self.outbox.changed_since_registration(new)
+        keys = sorted(changed)
+        for start in range(0, len(keys), 500):
+            chunk = set(keys[start : start + 500])
+            with self.outbox.lock_documents(chunk) as claim:
+                docs = [
+                    search_document(state, max_chars=self.max_chars)
+                    if state is not None
+                    else SearchDocument(key[0], key[1], changed[key], None)  # purged
+                    for key, state in claim.states.items()
+                ]
+                report.failed += _failed(self.index.write(docs, [new]))
+                report.caught_up += len(chunk)
+
+    def drop_expired(self) -> list[str]:
+        dropped = []
+        for name in self.outbox.expired_indexes():
+            if name != self.index.live_index():
+                self.index.drop_index(name)
+                dropped.append(name)
+            self.outbox.abandon(name)
+        return dropped
+
+    def stats(self) -> dict[str, Any]:
+        stats = self.outbox.stats()
+        milliseconds("SearchSyncLag", stats["lag_s"] * 1000)
+        return stats
+
+
+def _failed(results: Iterable[ItemResult]) -> list[str]:
+    return [f"{r.index_id}: {r.reason}" for r in results if not r.ok]
+
+
+class SearchService:
+    """``POST /search`` and ``GET /changes``: reads, scoped to the caller's org."""
+
+    def __init__(self, index: OpenSearchIndex, outbox: PostgresOutbox, *, page_secret: str) -> None:
+        self.index = index
+        self.outbox = outbox
+        self.page_secret = page_secret
+
+    def search(self, who: Principal, data: Any) -> dict[str, Any]:
+        who.require("reader")
+        req = parse_search_request(data)
+        after = decode_page_token(req, self.page_secret)
+        body = build_query(who.org, req, after)
+        started = time.perf_counter()
+        try:
+            raw = self.index.search(body)
+        finally:
+            milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
+        return shape_results(raw, req, self.page_secret)
+
+    def changes(
+        self,
+        who: Principal,
+        *,
+        since: str | None,
+        limit: int,
+        longpoll_s: float = 0.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        who.require("reader")
+        cursor = None if since == "now" else FeedCursor.parse(since)
+        rows, nxt = self.outbox.changes(who.org, cursor, limit)
+        deadline = time.monotonic() + longpoll_s
+        while not rows and time.monotonic() < deadline:
+            sleep(0.25)
+            rows, nxt = self.outbox.changes(who.org, nxt, limit)
+        return {
+            "changes": [
+                {
+                    "seq": r["seq"],
+                    "id": r["doc_id"],
+                    "version": r["version"],
+                    "deleted": r["op"] != "upsert",
+                    "at": r["created_at"].isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                }
+                for r in rows
+            ],
+            "next": nxt.encode(),
+        }

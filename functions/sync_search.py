@@ -1,0 +1,85 @@
+"""The search sync in AWS: three thin handlers over ``SearchSync``.
+
+- ``handler``: the SQS FIFO nudge queue (message group = ``{org}:{id}``). Each
+  message syncs every due outbox row of its document.  Powertools'
+  ``SqsFifoPartialProcessor`` reports partial batch failures and, as FIFO
+  order requires, stops at the first failure and returns the rest unprocessed;
+  after ``maxReceiveCount`` deliveries SQS moves a message to the DLQ (alarmed),
+  while its outbox rows stay pending for the sweep.
+- ``sweep_handler``: an EventBridge schedule (every minute) drains whatever a
+  lost nudge left behind, drops retired indexes past their grace period and
+  publishes the sync lag metric.
+- ``reindex_handler``: build a new index from PostgreSQL and swap the alias
+  (invoked by hand or by the deploy pipeline; see docs/search.md).
+
+Locally the same ``SearchSync`` runs in a loop woken by LISTEN/NOTIFY
+(``chalicelib/local/sync_worker.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from chalicelib import bootstrap
+from chalicelib.observability import METRICS_ON, logger, metrics, tracer
+
+_processor = SqsFifoPartialProcessor()
+SWEEP_RESERVE_S = 10.0  # stop draining this long before the function's timeout
+
+
+def _nudge(record: SQSRecord) -> dict[str, int]:
+    message = json.loads(record.body)
+    sync = bootstrap.container().search_sync
+    result: dict[str, int] = sync.sync_document(str(message["org"]), str(message["id"])).as_dict()
+    return result
+
+
+def _with_metrics(fn: Any) -> Any:
+    return metrics.log_metrics(fn) if METRICS_ON else fn
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@_with_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event, record_handler=_nudge, processor=_processor, context=context
+        )
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@_with_metrics
+def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sync = bootstrap.container().search_sync
+    remaining_s = context.get_remaining_time_in_millis() / 1000 if context else 60.0
+    deadline = time.monotonic() + max(1.0, remaining_s - SWEEP_RESERVE_S)
+    report = sync.drain(deadline=deadline)
+    dropped = sync.drop_expired()
+    stats = sync.stats()
+    logger.info("sweep done", **report.as_dict(), dropped=dropped, **stats)
+    return {**report.as_dict(), "dropped": dropped, **stats}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def reindex_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    report = bootstrap.container().search_sync.reindex(
+        drop_old_now=bool((event or {}).get("drop_old_now", False))
+    )
+    return {
+        "index": report.index,
+        "previous": report.previous,
+        "backfilled": report.backfilled,
+        "caught_up": report.caught_up,
+        "failed": report.failed[:100],
+        "seconds": round(report.seconds, 3),
+    }
