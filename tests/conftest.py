@@ -172,3 +172,60 @@ class Response:
 @pytest.fixture
 def invoke(container: Any) -> Callable[..., Response]:
     return Invoker(make_token())
+
+
+# ------------------------------------------------------------------ search
+OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL")
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> Iterator[str]:
+    """OPENSEARCH_URL when set (a real OpenSearch), else an in-memory
+    OpenSearch-compatible server for the session.  Tests isolate themselves
+    with their own alias (and drop their indexes), never by wiping the server."""
+    if OPENSEARCH_URL:
+        yield OPENSEARCH_URL
+        return
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start(japanese=False)
+    yield server.url
+    server.close()
+
+
+def drop_search_indexes(url: str, alias: str) -> None:
+    from opensearchpy import OpenSearch
+
+    client = OpenSearch(hosts=[url], timeout=5)
+    try:
+        for name in client.indices.get(index=f"{alias}-v*"):
+            client.indices.delete(index=name)
+    except Exception:  # noqa: S110 - best effort: the server may be gone (fault tests)
+        pass
+
+
+@pytest.fixture
+def search_container(settings: Settings, opensearch_url: str) -> Iterator[Any]:
+    """A container with its own fresh database (the outbox is a shared stream:
+    a consumer drains every org's rows) and its own index alias."""
+    from chalicelib import bootstrap
+
+    url = create_database()
+    alias = f"t{uuid.uuid4().hex[:8]}-docs"
+    built = bootstrap.build(
+        settings.model_copy(
+            update={
+                "database_url": url,
+                "opensearch_url": opensearch_url,
+                "search_alias": alias,
+                "search_retry_base_s": 0.0,
+                "search_max_attempts": 3,
+            }
+        )
+    )
+    bootstrap.set_container(built)
+    yield built
+    bootstrap.set_container(None)
+    built.close()
+    drop_search_indexes(opensearch_url, alias)
+    drop_database(url)

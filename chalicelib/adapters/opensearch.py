@@ -190,23 +190,27 @@ class OpenSearchIndex:
         from opensearchpy.exceptions import ConnectionError as OsConnectionError
         from opensearchpy.exceptions import TransportError
 
-        actions = list(_actions(docs, indexes))
-        if not actions:
-            return []
+        docs = list(docs)
         results: list[ItemResult] = []
-        try:
-            for ok, item in helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=1000,
-                max_chunk_bytes=self.settings.search_bulk_max_bytes,
-                raise_on_error=False,
-                raise_on_exception=True,
-                max_retries=0,
-            ):
-                results.append(_item_result(ok, item))
-        except (OsConnectionError, TransportError) as exc:
-            raise SearchUnavailable() from exc
+        for index in indexes:
+            actions = list(_actions(docs, index))
+            if not actions:
+                continue
+            try:
+                for ok, item in helpers.streaming_bulk(
+                    self.client,
+                    actions,
+                    chunk_size=1000,
+                    max_chunk_bytes=self.settings.search_bulk_max_bytes,
+                    raise_on_error=False,
+                    raise_on_exception=True,
+                    max_retries=0,
+                    # through the alias, never auto-create an index named like it
+                    require_alias=index == self.alias,
+                ):
+                    results.append(_item_result(ok, item))
+            except (OsConnectionError, TransportError) as exc:
+                raise SearchUnavailable() from exc
         return results
 
     # -- reads ------------------------------------------------------------------
@@ -257,32 +261,34 @@ class OpenSearchIndex:
             after = hits[-1]["sort"]
 
 
-def _actions(docs: Iterable[SearchDocument], indexes: list[str]) -> Iterator[dict[str, Any]]:
+def _actions(docs: Iterable[SearchDocument], index: str) -> Iterator[dict[str, Any]]:
     for doc in docs:
-        for index in indexes:
-            action: dict[str, Any] = {
-                "_index": index,
-                "_id": doc.index_id,
-                "version": doc.version,
-                "version_type": "external",
-            }
-            if doc.source is None:
-                action["_op_type"] = "delete"
-            else:
-                action["_op_type"] = "index"
-                action["_source"] = doc.source
-            yield action
+        action: dict[str, Any] = {
+            "_index": index,
+            "_id": doc.index_id,
+            "version": doc.version,
+            "version_type": "external",
+        }
+        if doc.source is None:
+            action["_op_type"] = "delete"
+        else:
+            action["_op_type"] = "index"
+            action["_source"] = doc.source
+        yield action
 
 
 def _item_result(ok: bool, item: dict[str, Any]) -> ItemResult:
     op, info = next(iter(item.items()))
     index, index_id = str(info.get("_index")), str(info.get("_id"))
     status = int(info.get("status", 0))
-    if ok or status == 409 or (op == "delete" and status == 404):
+    missing_index = "index_not_found" in str(info.get("error"))
+    if ok or status == 409 or (op == "delete" and status == 404 and not missing_index):
         # 409: the index already holds this version or a newer one; 404 on a
         # delete: nothing to delete (the versioned tombstone is recorded anyway)
         return ItemResult(index, index_id, ok=True)
     reason = _reason(info.get("error"))
+    if missing_index:
+        raise SearchUnavailable(f"The search index is missing: {reason}")
     return ItemResult(
         index, index_id, ok=False, retryable=status == 429 or status >= 500, reason=reason
     )

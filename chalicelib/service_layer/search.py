@@ -108,13 +108,17 @@ class SearchSync:
     def run_once(self, *, only: tuple[str, str] | None = None) -> SyncReport:
         """Claim one batch, index it, mark it.  Raises ``SearchUnavailable`` (and
         leaves the batch untouched) when OpenSearch cannot be reached."""
-        self._ensure_index()
         report = SyncReport(batches=1)
-        with self.outbox.claim(self.batch_size, only=only) as claim:
-            report.skipped = claim.skipped
-            if not claim.rows:
-                return report
-            self._apply(claim, report)
+        try:
+            self._ensure_index()
+            with self.outbox.claim(self.batch_size, only=only) as claim:
+                report.skipped = claim.skipped
+                if not claim.rows:
+                    return report
+                self._apply(claim, report)
+        except SearchUnavailable:
+            self._ready = False  # check (and if need be rebuild) the alias next time
+            raise
         count("SearchIndexed", report.indexed)
         if report.retried:
             count("SearchRetried", report.retried)
