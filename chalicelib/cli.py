@@ -3,6 +3,9 @@
 python -m chalicelib.cli serve --host 127.0.0.1 --port 8000 [--embedded] [--workers 4]
 python -m chalicelib.cli token --org acme --sub alice --roles writer
 python -m chalicelib.cli migrate
+python -m chalicelib.cli reindex [--drop-old-now]     # new index, backfill, catch up, swap alias
+python -m chalicelib.cli sync [--once]                # the search sync loop (or one drain)
+python -m chalicelib.cli dead-letters [--requeue]     # search sync failures
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -74,6 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        if stack.opensearch_url:
+            os.environ["OPENSEARCH_URL"] = stack.opensearch_url
+            os.environ.setdefault("DOCS_SEARCH_NUDGE", "notify")  # wakes the sync loop
         if stack.s3_endpoint:
             os.environ["DOCS_AWS_ENDPOINT_URL"] = stack.s3_endpoint
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -89,9 +96,75 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             bucket = Settings().content_bucket
             stack._stoppers.append(s3_stack.start(stack.s3_endpoint, bucket))  # stopped by stop()
+        if stack.opensearch_url:
+            stack._stoppers.append(_start_sync_process())
         serve(args.host, args.port, args.workers)
     finally:
         stack.stop()
+    return 0
+
+
+def _start_sync_process() -> Any:
+    """The search sync loop in its own process (like its own Lambda function)."""
+    import multiprocessing
+
+    from chalicelib.local import sync_worker
+
+    proc = multiprocessing.get_context("fork").Process(target=sync_worker.main, daemon=True)
+    proc.start()
+
+    def stop() -> None:
+        proc.terminate()
+        proc.join(timeout=10)
+
+    return stop
+
+
+def _progress(done: int, total: int) -> None:
+    width = 30
+    filled = width * done // total if total else width
+    pct = 100 * done // total if total else 100
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({pct}%)")
+    sys.stderr.flush()
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from chalicelib import bootstrap
+
+    report = bootstrap.container().search_sync.reindex(
+        batch=args.batch, progress=_progress, drop_old_now=args.drop_old_now
+    )
+    sys.stderr.write("\n")
+    print(json.dumps({**report.__dict__, "failed": report.failed[:100]}))
+    return 0 if not report.failed else 1
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from chalicelib import bootstrap
+    from chalicelib.local import sync_worker
+
+    if args.once:
+        sync = bootstrap.container().search_sync
+        print(json.dumps({**sync.drain().as_dict(), **sync.stats()}))
+        return 0
+    sync_worker.main()
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    from chalicelib import bootstrap
+
+    c = bootstrap.container()
+    if args.requeue:
+        print(json.dumps({"requeued": c.outbox.requeue_dead_letters(args.org)}))
+        return 0
+    with c.uow.connection() as conn:  # type: ignore[attr-defined]
+        rows = conn.execute(
+            "SELECT seq, org, doc_id, version, op, attempts, reason, failed_at::text "
+            "FROM search_dead_letters WHERE requeued_at IS NULL ORDER BY failed_at LIMIT 1000"
+        ).fetchall()
+    for row in rows:
+        print(json.dumps(row))
     return 0
 
 
@@ -116,6 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="apply pending SQL migrations")
     p.add_argument("--database-url")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("reindex", help="build a new search index and swap the alias to it")
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--drop-old-now", action="store_true", help="no grace period for the old one")
+    p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("sync", help="run the search sync loop (LISTEN/NOTIFY + poll)")
+    p.add_argument("--once", action="store_true", help="drain once and print the report")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("dead-letters", help="list (or --requeue) search sync dead letters")
+    p.add_argument("--requeue", action="store_true")
+    p.add_argument("--org")
+    p.set_defaults(func=cmd_dead_letters)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

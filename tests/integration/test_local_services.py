@@ -17,13 +17,22 @@ def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> No
             env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x"},
             data_dir=tmp_path,
             with_moto=False,
+            with_search=False,
         )
     assert "DATABASE_URL is set" in str(err.value)
     with pytest.raises(services.ServiceUnavailable) as err:
         services.resolve(
-            env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"}, data_dir=tmp_path, with_moto=False
+            env={"REDIS_URL": f"redis://127.0.0.1:{port}/0"},
+            data_dir=tmp_path,
+            with_moto=False,
+            with_search=False,
         )
     assert "REDIS_URL is set" in str(err.value)
+    with pytest.raises(services.ServiceUnavailable) as err:
+        services.resolve(
+            env={"OPENSEARCH_URL": f"http://127.0.0.1:{port}"}, data_dir=tmp_path, with_moto=False
+        )
+    assert "OPENSEARCH_URL is set" in str(err.value)
 
 
 def test_defaults_are_used_when_they_answer(tmp_path) -> None:
@@ -31,7 +40,7 @@ def test_defaults_are_used_when_they_answer(tmp_path) -> None:
         services.DEFAULT_REDIS_URL
     ):
         pytest.skip("nothing answers on the default PostgreSQL/Redis addresses here")
-    stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False)
+    stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False, with_search=False)
     try:
         assert stack.database_url == services.DEFAULT_DATABASE_URL
         assert stack.redis_url == services.DEFAULT_REDIS_URL
@@ -58,6 +67,11 @@ def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> Non
         )
         s3.create_bucket(Bucket="probe")
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["probe"]
+        assert any("embedded in-memory OpenSearch" in n for n in stack.notes)
+        assert stack.opensearch_url
+        assert services.opensearch_reachable(stack.opensearch_url) is None
     finally:
         stack.stop()
     assert services.redis_reachable(stack.redis_url) is not None, "embedded Redis was stopped"
+    assert stack.opensearch_url
+    assert services.opensearch_reachable(stack.opensearch_url, timeout=1) is not None
