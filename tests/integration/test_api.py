@@ -214,7 +214,7 @@ def test_health_and_openapi(invoke) -> None:
     r = invoke("GET", "/health", token=None)
     assert r.status == 200 and r.json() == {
         "status": "ok",
-        "checks": {"postgres": "ok", "redis": "ok", "s3": "skipped"},
+        "checks": {"postgres": "ok", "redis": "ok", "s3": "skipped", "search": "skipped"},
     }
     spec = invoke("GET", "/openapi.json", token=None).json()
     assert spec["openapi"].startswith("3.1")
