@@ -153,6 +153,7 @@ class Container:
                 retry_base_s=s.search_retry_base_s, retry_cap_s=s.search_retry_cap_s,
                 max_chars=s.search_body_max_chars,
                 grace=timedelta(seconds=s.search_reindex_grace_s),
+                fault_pause_s=s.fault_sync_pause_ms / 1000,
             )  # fmt: skip
         return self.extras["search_sync"]
 

@@ -113,6 +113,7 @@ class Settings(BaseSettings):
 
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
+    fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
 
 
 @lru_cache(maxsize=1)

@@ -65,9 +65,14 @@ def run(
             # wait for a commit that wrote the outbox (or the poll interval)
             for _ in listener.notifies(timeout=poll_s, stop_after=1):
                 pass
-        except (DomainError, psycopg.Error) as exc:
+        except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
             backoff = min(max_backoff_s, max(0.5, backoff * 2))
-            _say("search sync waiting", reason=str(exc)[:300], retry_in_s=backoff)
+            expected = isinstance(exc, (DomainError, psycopg.Error))
+            _say(
+                "search sync waiting" if expected else "search sync error",
+                reason=f"{type(exc).__name__}: {str(exc)[:300]}",
+                retry_in_s=backoff,
+            )
             if listener is not None:
                 listener.close()
                 listener = None

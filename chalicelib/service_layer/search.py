@@ -93,6 +93,7 @@ class SearchSync:
         retry_cap_s: float = 300.0,
         max_chars: int = 200_000,
         grace: timedelta = timedelta(hours=1),
+        fault_pause_s: float = 0.0,
     ) -> None:
         self.outbox = outbox
         self.index = index
@@ -102,6 +103,7 @@ class SearchSync:
         self.retry_cap_s = retry_cap_s
         self.max_chars = max_chars
         self.grace = grace
+        self.fault_pause_s = fault_pause_s  # fault injection only: widens the crash window
         self._ready = False
 
     # -- the consumer ----------------------------------------------------------------
@@ -155,6 +157,8 @@ class SearchSync:
         for result in self.index.write(docs, targets):
             if not result.ok:
                 failures.setdefault(result.index_id, result)
+        if self.fault_pause_s:
+            time.sleep(self.fault_pause_s)
         for key, rows in by_doc.items():
             failure = failures.get(index_id(*key))
             report.rows += len(rows)
