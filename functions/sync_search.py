@@ -3,7 +3,8 @@
 - ``handler``: the SQS FIFO nudge queue (message group = ``{org}:{id}``). Each
   message syncs every due outbox row of its document.  Powertools'
   ``SqsFifoPartialProcessor`` reports partial batch failures and, as FIFO
-  order requires, stops at the first failure and returns the rest unprocessed;
+  order requires, returns the failed message and the rest of its group (the
+  same document) unprocessed, while other documents' messages go on;
   after ``maxReceiveCount`` deliveries SQS moves a message to the DLQ (alarmed),
   while its outbox rows stay pending for the sweep.
 - ``sweep_handler``: an EventBridge schedule (every minute) drains whatever a
@@ -29,7 +30,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from chalicelib import bootstrap
 from chalicelib.observability import METRICS_ON, logger, metrics, tracer
 
-_processor = SqsFifoPartialProcessor()
+# Message group = document: a failure skips only the rest of *its* group (later
+# nudges of that document), other documents go on.  A batch whose every message
+# failed is reported like a partial failure rather than raised, so SQS redrives
+# exactly those messages and counts their receives towards the DLQ.
+_processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+_processor.raise_on_entire_batch_failure = False
 SWEEP_RESERVE_S = 10.0  # stop draining this long before the function's timeout
 
 

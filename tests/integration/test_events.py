@@ -49,6 +49,8 @@ CONTENT_EXPECTED = {
     "api_get_version_content": 302,
     "api_head_version_content": 200,
 }
+# need OpenSearch (tests/conftest.py: OPENSEARCH_URL or the in-memory server)
+SEARCH_EXPECTED = {"api_post_search": 200, "api_get_changes": 200}
 CONTENT_VERSION = "3"  # PUT (1), start upload (2), processed (3): the n in the samples
 
 
@@ -66,18 +68,23 @@ def _fill(name: str, token: str, etag: str | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the samples
 def test_every_api_event_is_covered() -> None:
-    assert {p.stem for p in EVENTS.glob("api_*.json")} == set(EXPECTED) | set(CONTENT_EXPECTED)
+    assert {p.stem for p in EVENTS.glob("api_*.json")} == set(EXPECTED) | set(
+        CONTENT_EXPECTED
+    ) | set(SEARCH_EXPECTED)
 
 
 def test_every_route_has_a_sample_event() -> None:
     import app
 
     routes = {(path, method) for path, methods in app.app.routes.items() for method in methods}
-    samples = {(e["resource"], e["httpMethod"]) for e in map(_load, EXPECTED | CONTENT_EXPECTED)}
+    samples = {
+        (e["resource"], e["httpMethod"])
+        for e in map(_load, EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED)
+    }
     assert samples == routes
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED | CONTENT_EXPECTED))
+@pytest.mark.parametrize("name", sorted(EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED))
 def test_event_has_the_shape_api_gateway_sends(name: str) -> None:
     """The same request built by the local server's event builder: same keys, same routing."""
     import app
@@ -202,3 +209,20 @@ def test_content_event(name: str, content_container: Any) -> None:
     assert result["statusCode"] == CONTENT_EXPECTED[name], result["body"]
     if CONTENT_EXPECTED[name] == 302:
         assert result["headers"]["Location"].startswith(content_container.settings.aws_endpoint_url)
+
+
+@pytest.mark.parametrize("name", sorted(SEARCH_EXPECTED))
+def test_search_event(name: str, search_container: Any) -> None:
+    import app
+
+    org = f"events-{name}"
+    token = make_token(org=org, roles=("reader", "writer"))
+    r = Invoker(token)("PUT", f"/documents/{DOC}", {"title": "The quarterly report"})
+    assert r.status == 201, r
+    search_container.search_sync.drain()
+    search_container.search_index.refresh()
+    result = app.handler(_fill(name, token, None), LambdaContext.new())
+    assert result["statusCode"] == SEARCH_EXPECTED[name], result["body"]
+    body = json.loads(result["body"])
+    found = body["hits"] if name == "api_post_search" else body["changes"]
+    assert [item["id"] for item in found] == [DOC]

@@ -262,6 +262,7 @@ def test_nudge_and_sweep_handlers_sync_the_outbox(search_container) -> None:
     from functions import sync_search
 
     c, org = search_container, _org()
+    c.search_sync.reindex()  # the alias exists (else the first batch would build it, and all)
     api = _api(org)
     doc = api("POST", "/documents", {"title": "nudged"}).json()
     other = api("POST", "/documents", {"title": "swept"}).json()

@@ -63,6 +63,11 @@ def test_functions_point_at_real_handlers() -> None:
         if r["Type"] == "AWS::Serverless::Function"
     ]
     assert "app.handler" in handlers
+    assert {
+        "functions.sync_search.handler",
+        "functions.sync_search.sweep_handler",
+        "functions.sync_search.reindex_handler",
+    } <= set(handlers)
     for handler in handlers:
         module, _, name = handler.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name)), handler
@@ -119,3 +124,168 @@ def test_functions_get_the_aws_settings() -> None:
     assert api["AccessLogSetting"]["DestinationArn"]
     assert api["MethodSettings"][0]["ThrottlingRateLimit"] > 0
     assert "ApiUrl" in template["Outputs"]
+
+
+# ------------------------------------------------------------------ search sync
+SEARCH_FUNCTIONS = ("SyncSearchFunction", "SearchSweepFunction", "ReindexFunction")
+
+
+def _function(template: dict[str, Any], name: str) -> dict[str, Any]:
+    resource = template["Resources"][name]
+    assert resource["Type"] == "AWS::Serverless::Function", name
+    props: dict[str, Any] = resource["Properties"]
+    return props
+
+
+def _setting(template: dict[str, Any], name: str, key: str) -> Any:
+    """A function property as deployed: its own, else the Globals'."""
+    return _function(template, name).get(key, template["Globals"]["Function"].get(key))
+
+
+def _env(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A function's environment as deployed: Globals merged with its own."""
+    env = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    env.update(_function(template, name).get("Environment", {}).get("Variables", {}))
+    return env
+
+
+def _statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [s for p in _function(template, name).get("Policies", []) for s in p["Statement"]]
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def _settings_of(template: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """What chalicelib.config reads from the function's environment (intrinsics → placeholders)."""
+    from chalicelib.config import Settings
+
+    for key, value in _env(template, name).items():
+        monkeypatch.setenv(key, value if isinstance(value, str) else f"https://{key.lower()}.test")
+    return Settings()
+
+
+def test_search_nudge_queue_is_fifo_with_a_fifo_dlq() -> None:
+    template = _template()
+    resources = template["Resources"]
+    queue = resources["SearchNudgeQueue"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is False  # the sender sets the dedup id
+    assert queue["SqsManagedSseEnabled"] is True
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"GetAtt": "SearchNudgeDLQ.Arn"}
+    assert redrive["maxReceiveCount"] == 5
+    dlq = resources["SearchNudgeDLQ"]
+    assert dlq["Type"] == "AWS::SQS::Queue"
+    assert dlq["Properties"]["FifoQueue"] is True
+    assert dlq["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["VisibilityTimeout"] >= 6 * _setting(template, "SyncSearchFunction", "Timeout")
+    alarm = resources["SearchNudgeDLQAlarm"]["Properties"]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"GetAtt": "SearchNudgeDLQ.QueueName"}}
+    ]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_sync_function_reports_batch_item_failures() -> None:
+    template = _template()
+    events = _function(template, "SyncSearchFunction")["Events"]
+    sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    assert len(sqs) == 1
+    assert sqs[0]["Queue"] == {"GetAtt": "SearchNudgeQueue.Arn"}
+    assert sqs[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= sqs[0]["BatchSize"] <= 10  # the FIFO event source maximum
+
+
+def test_sweep_runs_every_minute_one_at_a_time() -> None:
+    from functions.sync_search import SWEEP_RESERVE_S
+
+    template = _template()
+    sweep = _function(template, "SearchSweepFunction")
+    schedules = [e["Properties"] for e in sweep["Events"].values() if e["Type"] == "Schedule"]
+    assert [s["Schedule"] for s in schedules] == ["rate(1 minute)"]
+    assert sweep["ReservedConcurrentExecutions"] == 1
+    # the handler keeps SWEEP_RESERVE_S of the timeout back: some must be left to drain
+    assert _setting(template, "SearchSweepFunction", "Timeout") >= SWEEP_RESERVE_S + 30
+    assert "Events" not in _function(template, "ReindexFunction")  # invoked by hand
+    assert _setting(template, "ReindexFunction", "Timeout") == 900
+
+
+def test_api_nudges_the_search_sync_through_sqs(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _template()
+    env = _env(template, "ApiFunction")
+    assert env["DOCS_SEARCH_NUDGE"] == "sqs"
+    assert env["DOCS_SEARCH_NUDGE_QUEUE_URL"] == {"Ref": "SearchNudgeQueue"}
+    sends = [s for s in _statements(template, "ApiFunction") if "sqs:SendMessage" in _actions(s)]
+    assert [s["Resource"] for s in sends] == [{"GetAtt": "SearchNudgeQueue.Arn"}]
+    settings = _settings_of(template, "ApiFunction", monkeypatch)  # names the app really reads
+    assert settings.search_nudge == "sqs"
+    assert settings.search_nudge_queue_url
+
+
+@pytest.mark.parametrize("name", ["ApiFunction", *SEARCH_FUNCTIONS])
+def test_search_functions_reach_opensearch_signed(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = _template()
+    env = _env(template, name)
+    assert env["OPENSEARCH_URL"] == {"Ref": "OpenSearchUrl"}
+    settings = _settings_of(template, name, monkeypatch)
+    assert settings.opensearch_url
+    assert settings.opensearch_sigv4 is True
+    assert settings.db_iam_auth is True
+    es = [s for s in _statements(template, name) if any(a.startswith("es:") for a in _actions(s))]
+    assert [s["Resource"] for s in es] == [{"Sub": "${OpenSearchDomainArn}/*"}]
+    actions = _actions(es[0])
+    assert {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"} <= actions
+    writes = {"es:ESHttpPut", "es:ESHttpDelete"}
+    assert (writes <= actions) if name != "ApiFunction" else not (writes & actions), name
+    assert any("rds-db:connect" in _actions(s) for s in _statements(template, name)), (
+        name
+    )  # they read the outbox through RDS Proxy
+
+
+def test_search_parameters_accept_a_domain_and_reject_plain_http() -> None:
+    import re
+
+    params = _template()["Parameters"]
+    url = re.compile(params["OpenSearchUrl"]["AllowedPattern"])
+    assert url.fullmatch("https://vpc-docs-abc123.us-east-1.es.amazonaws.com")
+    assert not url.fullmatch("http://vpc-docs-abc123.us-east-1.es.amazonaws.com")
+    arn = re.compile(params["OpenSearchDomainArn"]["AllowedPattern"])
+    assert arn.fullmatch("arn:aws:es:us-east-1:123456789012:domain/docs")
+    assert not arn.fullmatch("arn:aws:es:us-east-1:123456789012:domain/docs/*")
+
+
+def test_sync_lag_is_alarmed_on_the_metric_the_sweep_emits() -> None:
+    template = _template()
+    alarm = template["Resources"]["SearchSyncLagAlarm"]["Properties"]
+    source = (ROOT / "chalicelib" / "service_layer" / "search.py").read_text()
+    assert f'milliseconds("{alarm["MetricName"]}"' in source
+    # Powertools EMF: namespace and the "service" dimension come from the emitter's env
+    sweep_env = _env(template, "SearchSweepFunction")
+    assert alarm["Namespace"] == sweep_env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": sweep_env["POWERTOOLS_SERVICE_NAME"]}
+    ]
+    assert alarm["Unit"] == "Milliseconds"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (60000, "GreaterThanThreshold")
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 300
+
+
+def test_search_functions_have_log_groups_and_outputs() -> None:
+    template = _template()
+    groups = {
+        r["Properties"]["LogGroupName"]["Sub"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in r["Properties"]
+    }
+    for name in SEARCH_FUNCTIONS:
+        assert groups[f"/aws/lambda/${{{name}}}"]["RetentionInDays"] == 30, name
+    outputs = template["Outputs"]
+    assert outputs["SearchNudgeQueueUrl"]["Value"] == {"Ref": "SearchNudgeQueue"}
+    assert outputs["ReindexFunctionName"]["Value"] == {"Ref": "ReindexFunction"}
