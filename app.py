@@ -18,7 +18,7 @@ from chalice.app import Chalice, Request, Response
 from chalicelib import bootstrap
 from chalicelib.auth import authenticate
 from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
-from chalicelib.domain.model import parse_limit
+from chalicelib.domain.model import idempotent_id, parse_limit
 from chalicelib.domain.patching import PATCH_MEDIA_TYPES
 from chalicelib.domain.principal import Principal
 from chalicelib.http import (
@@ -185,8 +185,13 @@ def _idempotent(who: Principal, route: str, body: Any, action: Callable[[], Resp
 def create_document(who: Principal) -> Response:
     body = _body(_request())
 
+    key = _request().headers.get("idempotency-key")
+
     def create() -> Response:
-        doc = bootstrap.container().documents.create(who, body)
+        # with a key, the id comes from it: a retry after an unknown commit outcome
+        # (a 503 while committing) finds the first attempt's document
+        doc_id = idempotent_id(who.org, who.sub, key) if key else None
+        doc = bootstrap.container().documents.create(who, body, doc_id=doc_id, replay=bool(key))
         count("DocumentChanges")
         return json_response(
             doc.to_json(),

@@ -86,6 +86,18 @@ def validate_id(doc_id: str) -> str:
 def new_id() -> str:
     """A ULID: 48-bit millisecond timestamp + 80 random bits, Crockford base32."""
     value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return _crockford(value)
+
+
+def idempotent_id(org: str, sub: str, key: str) -> str:
+    """The id a create with this Idempotency-Key gets: the same for every retry,
+    so a retry after an unknown commit outcome finds the first attempt's
+    document instead of creating a second one (26 chars, like a ULID)."""
+    digest = hashlib.sha256("\0".join(("create", org, sub, key)).encode()).digest()
+    return _crockford(int.from_bytes(digest[:16], "big") >> 2)
+
+
+def _crockford(value: int) -> str:
     chars = []
     for _ in range(26):
         chars.append(_CROCKFORD[value & 31])

@@ -214,14 +214,37 @@ class DocumentService:
 
     # ----------------------------------------------------------------- writes
     @retry_transient()
-    def create(self, who: Principal, data: Any, *, doc_id: str | None = None) -> Document:
+    def create(
+        self, who: Principal, data: Any, *, doc_id: str | None = None, replay: bool = False
+    ) -> Document:
+        """``replay``: ``doc_id`` was derived from an Idempotency-Key, so an existing
+        document of that id whose first version is this very create (same owner,
+        same content) is the outcome of an earlier attempt: return it."""
         who.require("writer")
         doc = self._new_document(who, validate_editable(data), doc_id or new_id())
-        with self.uow.transaction(who.org) as repo:
+        with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as repo:
             if not repo.insert(doc, Change("create", who.sub, who.request_id)):
-                raise PreconditionFailed(f"Document {doc.id!r} already exists.")
+                earlier = self._earlier_attempt(repo, doc) if replay else None
+                if earlier is None:
+                    raise PreconditionFailed(f"Document {doc.id!r} already exists.")
+                return earlier
         self._publish(doc)
         return doc
+
+    @staticmethod
+    def _earlier_attempt(repo: Any, doc: Document) -> Document | None:
+        current: Document | None = repo.get(doc.id)
+        first: VersionRecord | None = repo.get_version(doc.id, 1)
+        if current is None or first is None or current.owner != doc.owner or current.deleted:
+            return None
+        same = (first.title, first.body, first.tags, first.metadata) == (
+            doc.title, doc.body, doc.tags, doc.metadata,
+        )  # fmt: skip
+        if not same:
+            raise ValidationFailed(
+                "This Idempotency-Key was already used to create a different document."
+            )
+        return current
 
     @retry_transient()
     def put(

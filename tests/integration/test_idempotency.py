@@ -43,6 +43,47 @@ def test_same_key_other_body_is_422_and_keys_are_per_caller(invoke, settings) ->
     assert _count(settings, "idem-b") == 2 and _count(settings, "idem-b-changed") == 0
 
 
+def test_a_retry_after_an_unknown_commit_outcome_creates_nothing_twice(
+    invoke, container, settings
+) -> None:
+    """The first attempt commits, then answers 503 (as when the connection drops
+    during COMMIT): the key was not remembered, yet the retry finds that document."""
+    from chalicelib.domain.errors import DependencyUnavailable
+
+    real_publish = container.documents._publish
+    calls = {"n": 0}
+
+    def publish_then_fail(doc, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise DependencyUnavailable("The database connection was lost while committing.")
+        real_publish(doc, **kwargs)
+
+    container.documents._publish = publish_then_fail
+    headers = {"Idempotency-Key": "commit-lost-1"}
+    first = invoke("POST", "/documents", {"title": "idem-lost", "tags": ["t"]}, headers=headers)
+    assert first.status == 503
+    assert _count(settings, "idem-lost") == 1  # it did commit
+    retry = invoke("POST", "/documents", {"title": "idem-lost", "tags": ["t"]}, headers=headers)
+    assert retry.status == 201, retry
+    assert retry.json()["version"] == 1 and retry.json()["title"] == "idem-lost"
+    assert _count(settings, "idem-lost") == 1
+    again = invoke("POST", "/documents", {"title": "idem-lost", "tags": ["t"]}, headers=headers)
+    assert again.json()["id"] == retry.json()["id"]
+    # once the key's record has expired, reusing it for another document is
+    # refused (422), never answered with the old document
+    from chalicelib.domain.errors import ValidationFailed
+    from chalicelib.domain.model import idempotent_id
+    from chalicelib.domain.principal import Principal
+
+    who = Principal("alice", "acme", frozenset({"writer"}))
+    doc_id = idempotent_id("acme", "alice", "commit-lost-1")
+    assert doc_id == retry.json()["id"]
+    with pytest.raises(ValidationFailed):
+        container.documents.create(who, {"title": "something else"}, doc_id=doc_id, replay=True)
+    assert _count(settings, "something else") == 0
+
+
 def test_changes_are_idempotent_too(invoke) -> None:
     doc = invoke("POST", "/documents", {"title": "c"}).json()
     headers = {
