@@ -110,6 +110,13 @@ class Container:
                 chunk_bytes=s.content_chunk_bytes,
             )  # fmt: skip
             self.extras["content"].nudge = self.documents.nudge
+            if self.extras.get("content_records") is None:
+                from chalicelib.adapters.postgres_content import stale_uploads
+
+                uow = self.uow
+                self.extras["content"].stale_uploads = lambda cutoff, limit: stale_uploads(
+                    uow, cutoff, limit
+                )
         return self.extras["content"]
 
     @property

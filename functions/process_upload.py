@@ -124,3 +124,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if not outcomes:
         logger.info("no ObjectCreated notification in the event (e.g. s3:TestEvent)")
     return {"outcomes": outcomes}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def expire_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Scheduled: finish uploads whose URL expired without an ObjectCreated event
+    (processed now if the object is there after all, else rejected as expired)."""
+    return {"outcomes": bootstrap.container().content.expire_uploads()}

@@ -116,3 +116,15 @@ class PostgresContentRecords:
             "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (org, doc_id, version) DO NOTHING",
             (self.org, doc_id, version, upload_id, text.replace("\x00", ""), truncated),
         )
+
+
+def stale_uploads(uow: Any, cutoff: Any, limit: int) -> list[tuple[str, str, str]]:
+    """Pending uploads of every org whose URL expired before ``cutoff`` (maintenance:
+    runs without the tenant role; each is then finished in its org's transaction)."""
+    with uow.connection() as conn, conn.transaction():
+        rows = conn.execute(
+            "SELECT org, upload_id, doc_id FROM content_uploads WHERE status = 'pending' "
+            "AND expires_at < %s ORDER BY expires_at LIMIT %s",
+            (cutoff, limit),
+        ).fetchall()
+    return [(r["org"], r["upload_id"], r["doc_id"]) for r in rows]

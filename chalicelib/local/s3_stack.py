@@ -192,7 +192,14 @@ def _poller_process(endpoint: str, queue_url: str, region: str) -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     poller = Poller(endpoint, queue_url, region=region).start()
-    stopped.wait()
+    # the scheduled expiry of never-completed uploads (every 15 min in AWS)
+    while not stopped.wait(60):
+        try:
+            from functions.process_upload import expire_handler
+
+            expire_handler({}, None)
+        except Exception:
+            log.exception("expiring stale uploads failed; trying again in a minute")
     poller.stop()
     sys.exit(0)
 

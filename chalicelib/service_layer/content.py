@@ -107,6 +107,10 @@ class ContentService:
         self.chunk_bytes = chunk_bytes
         self._clock = clock or (lambda: datetime.now(UTC))
         self.nudge: Callable[[Document], None] | None = None  # wakes the search sync
+        # (org, upload id, document id) of pending uploads that expired before a cutoff
+        self.stale_uploads: Callable[[datetime, int], list[tuple[str, str, str]]] = (
+            lambda cutoff, limit: []
+        )
 
     # ----------------------------------------------------------------- upload
     @retry_transient()
@@ -343,6 +347,37 @@ class ContentService:
             self._publish(doc)
             return status
         raise Conflict("The document kept changing while its content was recorded.")
+
+    # ------------------------------------------------------------- expiry
+    def expire_uploads(
+        self, *, grace: timedelta = timedelta(hours=1), limit: int = 100
+    ) -> dict[str, int]:
+        """Finish uploads whose URL expired more than ``grace`` ago without an event.
+
+        An object that did arrive (its notification lost or late) is processed
+        now; otherwise the upload is rejected with reason ``expired`` in the
+        usual transaction (new document version, outbox, audit), so a document
+        is never left ``pending`` for ever.  Safe to run concurrently and
+        repeatedly: each upload is finished under its row lock, once.
+        """
+        outcomes: dict[str, int] = {}
+        cutoff = self._clock() - grace
+        for org, upload_id, doc_id in self.stale_uploads(cutoff, limit):
+            parsed = ContentKey(org, doc_id, upload_id)
+            info = self.blobs.head(parsed.key)
+            if info is not None:
+                outcome = self.process_object(self.bucket, parsed.key, version_id=info.version_id)
+            else:
+                expired = Inspection(
+                    size=0, sha256="", content_type="",
+                    reason="expired: nothing was uploaded before the upload URL expired",
+                )  # fmt: skip
+                outcome = self._record(parsed, expired, None, None)
+                count("ContentExpired")
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if outcomes:
+            logger.info("stale uploads finished", extra={"outcomes": outcomes})
+        return outcomes
 
     # ---------------------------------------------------------------- helpers
     def _update(self, repo: Any, doc: Document, current: Document, change: Change) -> None:

@@ -492,3 +492,43 @@ def test_direct_and_eventbridge_notifications_are_processed(env: Env) -> None:
     }
     assert run_handler(bridge) == {"outcomes": ["ready"]}
     assert env.doc(doc_id)["content"]["size"] == len(b"via bridge")
+
+
+def test_uploads_that_never_arrive_expire_and_late_objects_are_processed(env: Env) -> None:
+    """The scheduled expiry: a document is never left 'pending' for ever."""
+    from functions.process_upload import expire_handler
+
+    never = env.new_doc()
+    env.start(never)
+    arrived = env.new_doc()
+    data = b"late but here\n" * 20
+    ticket = env.start(arrived)
+    assert put(ticket, data) == 200  # its notification is late: not delivered yet
+    fresh = env.new_doc()
+    env.start(fresh)
+
+    # nothing is stale yet: the URLs have not expired
+    assert expire_handler({}, LambdaContext.new()) == {"outcomes": {}}
+    # later: both tickets' URLs expired over an hour ago (the fresh one too, but
+    # it is handled like the others; only pending uploads are touched)
+    moved = env.sql(
+        "UPDATE content_uploads SET expires_at = now() - interval '2 hours' "
+        "WHERE org = %s AND doc_id IN (%s, %s) RETURNING doc_id",
+        env.org,
+        never,
+        arrived,
+    )
+    assert len(moved) == 2
+    out = expire_handler({}, LambdaContext.new())
+    assert out == {"outcomes": {"rejected": 1, "ready": 1}}
+    _rejected(env, never, "expired")
+    assert env.doc(arrived)["content"]["status"] == "ready"
+    assert env.doc(fresh)["content"]["status"] == "pending"
+    # a second run finds nothing; the late notification changes nothing
+    assert expire_handler({}, LambdaContext.new()) == {"outcomes": {}}
+    assert outcomes(env) == ["duplicate"]
+    assert env.doc(arrived)["version"] == 3
+    history = env.sql(
+        "SELECT action FROM audit_log WHERE org = %s AND doc_id = %s ORDER BY id", env.org, never
+    )
+    assert [a for (a,) in history][-1] == "content-rejected"

@@ -289,3 +289,18 @@ def test_search_functions_have_log_groups_and_outputs() -> None:
     outputs = template["Outputs"]
     assert outputs["SearchNudgeQueueUrl"]["Value"] == {"Ref": "SearchNudgeQueue"}
     assert outputs["ReindexFunctionName"]["Value"] == {"Ref": "ReindexFunction"}
+
+
+def test_stale_uploads_are_expired_on_a_schedule() -> None:
+    template = _template()
+    fn = _function(template, "ExpireUploadsFunction")
+    assert fn["Handler"] == "functions.process_upload.expire_handler"
+    schedules = [
+        e["Properties"]["Schedule"] for e in fn["Events"].values() if e["Type"] == "Schedule"
+    ]
+    assert schedules == ["rate(15 minutes)"]
+    # HEAD of a missing object is a 404 only with ListBucket (a 403 otherwise)
+    listing = [
+        s for s in _statements(template, "ExpireUploadsFunction") if "s3:ListBucket" in _actions(s)
+    ]
+    assert [s["Resource"] for s in listing] == [{"GetAtt": "ContentBucket.Arn"}]
