@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -275,16 +276,25 @@ def test_reindex_under_concurrent_writes_equals_postgres(search_container) -> No
         finally:
             consumer.close()
 
+    def max_seq() -> int:
+        with c.uow.connection() as conn:
+            return int(conn.execute("SELECT max(seq) AS s FROM outbox").fetchone()["s"])
+
     threads = [threading.Thread(target=write), threading.Thread(target=consume)]
     for t in threads:
         t.start()
     try:
+        while max_seq() < 45:  # the writers are going before the reindex starts
+            time.sleep(0.01)
+        before = max_seq()
         report = c.search_sync.reindex(batch=7, drop_old_now=True)
+        during = max_seq() - before
     finally:
         stop.set()
         for t in threads:
             t.join()
     assert not errors
+    assert during > 0, "no write happened while the reindex ran"
     assert report.previous == first and report.index != first
     assert c.search_index.live_index() == report.index
     assert first not in c.search_index.versioned_indexes()  # dropped (no grace here)
