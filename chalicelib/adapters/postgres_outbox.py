@@ -73,12 +73,16 @@ class Claim:
                 ([r.seq for r in rows],),
             )
 
-    def retry(self, rows: list[OutboxRow], reason: str, delays: list[float]) -> None:
+    def retry(
+        self, rows: list[OutboxRow], reason: str, delays: list[float], *, counted: bool = True
+    ) -> None:
+        """Back off; ``counted=False`` for transient refusals (429/5xx of one item),
+        which never push a row towards the dead-letter table."""
         for row, delay in zip(rows, delays, strict=True):
             self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = %s, "
+                "UPDATE outbox SET attempts = attempts + %s, last_error = %s, "
                 "next_attempt_at = now() + make_interval(secs => %s) WHERE seq = %s",
-                (reason[:2000], delay, row.seq),
+                (1 if counted else 0, reason[:2000], delay, row.seq),
             )
 
     def dead_letter(self, rows: list[OutboxRow], reason: str) -> None:
@@ -191,6 +195,10 @@ class PostgresOutbox:
         ]
 
     # -- reindex ------------------------------------------------------------------
+    def building_indexes(self) -> list[str]:
+        with self.uow.connection() as conn, conn.transaction():
+            return self._building(conn)
+
     def register_building(self, name: str) -> None:
         with self.uow.connection() as conn, conn.transaction():
             conn.execute(

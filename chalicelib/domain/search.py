@@ -127,6 +127,9 @@ def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) ->
     }
     if req.highlight and req.q.strip():
         body["highlight"] = {
+            # fragments are HTML-escaped, only the <em> markers are markup:
+            # a client may render them as HTML without an injection risk
+            "encoder": "html",
             "fields": {name: {"number_of_fragments": 3} for name in HIGHLIGHT_FIELDS},
             "pre_tags": ["<em>"],
             "post_tags": ["</em>"],

@@ -168,7 +168,10 @@ class SearchSync:
                 continue
             reason = failure.reason or "unknown error"
             attempts = max(r.attempts for r in rows) + 1
-            if attempts >= self.max_attempts:
+            if failure.retryable:  # OpenSearch busy for this item: back off, do not count
+                claim.retry(rows, reason, [self._backoff(r.attempts) for r in rows], counted=False)
+                report.retried += len(rows)
+            elif attempts >= self.max_attempts:
                 claim.dead_letter(rows, reason)
                 report.dead_lettered += len(rows)
                 logger.error("search sync dead-lettered", org=key[0], doc_id=key[1], reason=reason)
@@ -214,6 +217,12 @@ class SearchSync:
             got = guard.execute("SELECT pg_try_advisory_xact_lock(%s)", (_REINDEX_LOCK,))
             if not got.fetchone()["pg_try_advisory_xact_lock"]:  # type: ignore[index]
                 raise SearchUnavailable("A reindex is already running; retry when it is done.")
+            # indexes still marked building are debris of a reindex that was killed
+            # (one runs at a time, under this lock): consumers would keep feeding them
+            for leftover in self.outbox.building_indexes():
+                logger.warning("dropping the index of an interrupted reindex", index=leftover)
+                self.outbox.abandon(leftover)
+                self.index.drop_index(leftover)
             old = self.index.live_index()
             new = self.index.next_index_name()
             self.index.create_index(new)

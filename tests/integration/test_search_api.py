@@ -67,6 +67,17 @@ def test_search_contract_and_highlight(corpus) -> None:
     assert {h["id"] for h in result["hits"]} == {d["id"] for d in docs}
 
 
+def test_highlights_escape_the_documents_own_markup(search_container) -> None:
+    org = _org()
+    api = _api(org)
+    r = api("POST", "/documents", {"title": "t", "body": "hello <script>alert(1)</script> & co"})
+    assert r.status == 201
+    _sync(search_container)
+    fragment = _search(api, q="hello")["hits"][0]["highlight"]["body_text"][0]
+    assert "<script>" not in fragment and "&lt;script&gt;" in fragment
+    assert "<em>hello</em>" in fragment
+
+
 def test_filters_tags_owner_and_time(corpus) -> None:
     _, org, docs = corpus
     api = _api(org)

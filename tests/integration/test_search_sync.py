@@ -360,3 +360,65 @@ def test_opensearch_down_writes_succeed_and_the_index_converges_after(
         server.close()
         bootstrap.set_container(c)
         own.close()
+
+
+def test_an_interrupted_reindex_leaves_nothing_consumers_keep_feeding(search_container) -> None:
+    c, org = search_container, _org()
+    api = _client(org)
+    _create(api, "kept")
+    _sync(c)
+    # a reindex killed mid-way: its index exists and is still registered as building
+    debris = c.search_index.next_index_name()
+    c.search_index.create_index(debris)
+    c.outbox.register_building(debris)
+    half_done = SearchDocument(org, "half-done", 1, {"org": org, "id": "half-done", "title": "x"})
+    assert all(r.ok for r in c.search_index.write([half_done], [debris]))
+    assert c.outbox.building_indexes() == [debris]
+    report = c.search_sync.reindex(drop_old_now=True)
+    assert c.outbox.building_indexes() == []
+    # the debris was dropped (its name may be reused by the new index, but not its content)
+    assert c.search_index.versioned_indexes() == [report.index]
+    assert c.search_index.live_index() == report.index
+    assert index_id(org, "half-done") not in c.search_index.all_documents()
+    _sync(c)
+    assert c.search_index.all_documents() == _pg_state(c)
+
+
+def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
+    search_container,
+) -> None:
+    from chalicelib.adapters.opensearch import ItemResult
+
+    c, org = search_container, _org()
+    api = _client(org)
+    busy = _create(api, "busy")
+    _sync(c)
+    r = api(
+        "PUT", f"/documents/{busy['id']}", {"title": "busy 2"}, headers={"If-Match": busy["etag"]}
+    )
+    assert r.status == 200
+    index = c.search_index
+    real_write = index.write
+
+    def too_many_requests(docs: list[SearchDocument], indexes: list[str]) -> Any:
+        return [ItemResult(i, d.index_id, ok=False, retryable=True, reason="429: busy")
+                for d in docs for i in indexes]  # fmt: skip
+
+    index.write = too_many_requests
+    try:
+        for _ in range(c.settings.search_max_attempts + 2):
+            with c.uow.connection() as conn:
+                conn.execute("UPDATE outbox SET next_attempt_at = now()")
+            report = c.search_sync.run_once()
+            assert report.retried == 1 and report.dead_lettered == 0
+    finally:
+        index.write = real_write
+    with c.uow.connection() as conn:
+        row = conn.execute(
+            "SELECT attempts, last_error FROM outbox WHERE processed_at IS NULL"
+        ).fetchone()
+    assert row["attempts"] == 0 and "429" in row["last_error"]
+    with c.uow.connection() as conn:
+        conn.execute("UPDATE outbox SET next_attempt_at = now()")
+    _sync(c)
+    assert c.search_index.all_documents() == _pg_state(c)

@@ -304,3 +304,9 @@ def test_stale_uploads_are_expired_on_a_schedule() -> None:
         s for s in _statements(template, "ExpireUploadsFunction") if "s3:ListBucket" in _actions(s)
     ]
     assert [s["Resource"] for s in listing] == [{"GetAtt": "ContentBucket.Arn"}]
+
+
+def test_search_indexes_get_a_replica_wherever_they_can_be_created() -> None:
+    template = _template()
+    for name in ("SyncSearchFunction", "SearchSweepFunction", "ReindexFunction"):
+        assert _env(template, name)["DOCS_SEARCH_REPLICAS"] == "1", name
