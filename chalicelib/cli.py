@@ -161,7 +161,9 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     with c.uow.connection() as conn:  # type: ignore[attr-defined]
         rows = conn.execute(
             "SELECT seq, org, doc_id, version, op, attempts, reason, failed_at::text "
-            "FROM search_dead_letters WHERE requeued_at IS NULL ORDER BY failed_at LIMIT 1000"
+            "FROM search_dead_letters WHERE requeued_at IS NULL "
+            "AND (%(org)s::text IS NULL OR org = %(org)s) ORDER BY failed_at LIMIT 1000",
+            {"org": args.org},
         ).fetchall()
     for row in rows:
         print(json.dumps(row))
