@@ -161,6 +161,7 @@ class Container:
                 max_chars=s.search_body_max_chars,
                 grace=timedelta(seconds=s.search_reindex_grace_s),
                 fault_pause_s=s.fault_sync_pause_ms / 1000,
+                retention=timedelta(days=s.outbox_retention_days),
             )  # fmt: skip
         return self.extras["search_sync"]
 

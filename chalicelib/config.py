@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     search_nudge: str = "none"
     search_nudge_queue_url: str | None = None
     changes_longpoll_max_s: int = 20  # API Gateway stops waiting at 29 s
+    # processed outbox rows older than this are pruned by the sweep; a changes-feed
+    # cursor from before the pruned range gets 410 Gone
+    outbox_retention_days: int = Field(default=30, ge=1)
 
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill

@@ -241,7 +241,7 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
        "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
       {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
       {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0}}],
-     None, [400, 401, 403], True),
+     None, [400, 401, 403, 410], True),
     ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
     ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
 ]  # fmt: skip

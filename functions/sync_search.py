@@ -8,8 +8,9 @@
   after ``maxReceiveCount`` deliveries SQS moves a message to the DLQ (alarmed),
   while its outbox rows stay pending for the sweep.
 - ``sweep_handler``: an EventBridge schedule (every minute) drains whatever a
-  lost nudge left behind, drops retired indexes past their grace period and
-  publishes the sync lag metric.
+  lost nudge left behind, drops retired indexes past their grace period, prunes
+  processed outbox rows past ``DOCS_OUTBOX_RETENTION_DAYS`` and publishes the
+  sync lag metric.
 - ``reindex_handler``: build a new index from PostgreSQL and swap the alias
   (invoked by hand or by the deploy pipeline; see docs/search.md).
 
@@ -70,9 +71,10 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     deadline = time.monotonic() + max(1.0, remaining_s - SWEEP_RESERVE_S)
     report = sync.drain(deadline=deadline)
     dropped = sync.drop_expired()
+    pruned = sync.prune()
     stats = sync.stats()
-    logger.info("sweep done", **report.as_dict(), dropped=dropped, **stats)
-    return {**report.as_dict(), "dropped": dropped, **stats}
+    logger.info("sweep done", **report.as_dict(), dropped=dropped, pruned=pruned, **stats)
+    return {**report.as_dict(), "dropped": dropped, "pruned": pruned, **stats}
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -30,6 +30,7 @@ from typing import Any
 import psycopg
 
 from chalicelib.adapters.postgres import PostgresUnitOfWork
+from chalicelib.domain.errors import Gone
 from chalicelib.domain.search import FeedCursor
 
 _LOCK_SPACE = 0x73796E63  # "sync": advisory lock keys are hashed into their own space
@@ -304,6 +305,31 @@ class PostgresOutbox:
             )
             return cur.rowcount
 
+    # -- retention ------------------------------------------------------------------
+    def prune(self, older_than: timedelta, *, batch: int = 5000, max_batches: int = 20) -> int:
+        """Delete processed rows created before ``now() - older_than``, in batches,
+        and move the pruned-feed watermark past them.  Pending rows are never
+        deleted, however old."""
+        deleted = 0
+        for _ in range(max_batches):
+            with self.uow.connection() as conn, conn.transaction():
+                row = conn.execute(
+                    "WITH gone AS (DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+                    "WHERE processed_at IS NOT NULL AND created_at < now() - %s "
+                    "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING txid, seq), "
+                    "top AS (SELECT txid, seq FROM gone ORDER BY txid DESC, seq DESC LIMIT 1), "
+                    "mark AS (INSERT INTO outbox_pruned (id, txid, seq) SELECT 1, txid, seq "
+                    "FROM top ON CONFLICT (id) DO UPDATE SET txid = EXCLUDED.txid, "
+                    "seq = EXCLUDED.seq, at = now() WHERE (outbox_pruned.txid, outbox_pruned.seq)"
+                    " < (EXCLUDED.txid, EXCLUDED.seq)) SELECT count(*) AS n FROM gone",
+                    (older_than, batch),
+                ).fetchone()
+            n = int(row["n"]) if row else 0
+            deleted += n
+            if n < batch:
+                break
+        return deleted
+
     # -- the changes feed (tenant-scoped) ---------------------------------------------
     def changes(
         self, org: str, since: FeedCursor | None, limit: int
@@ -318,6 +344,14 @@ class PostgresOutbox:
             )
             if since is None:
                 return [], FeedCursor(horizon, 0)
+            pruned = repo.conn.execute(
+                "SELECT txid::text::bigint AS txid, seq FROM outbox_pruned WHERE id = 1"
+            ).fetchone()
+            if pruned is not None and since < FeedCursor(pruned["txid"], pruned["seq"]):
+                raise Gone(
+                    "Changes before this cursor have been pruned: read GET /documents for a "
+                    "full copy, then follow the feed from since=now.",
+                )
             rows = repo.conn.execute(
                 "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
                 "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "

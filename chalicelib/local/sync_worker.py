@@ -60,6 +60,9 @@ def run(
                 dropped = sync.drop_expired()
                 if dropped:
                     _say("dropped retired indexes", indexes=dropped)
+                pruned = sync.prune()
+                if pruned:
+                    _say("pruned outbox rows", rows=pruned)
                 last_housekeeping = time.monotonic()
             backoff = 0.0
             # wait for a commit that wrote the outbox (or the poll interval)

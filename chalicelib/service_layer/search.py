@@ -94,6 +94,7 @@ class SearchSync:
         max_chars: int = 200_000,
         grace: timedelta = timedelta(hours=1),
         fault_pause_s: float = 0.0,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self.outbox = outbox
         self.index = index
@@ -104,6 +105,7 @@ class SearchSync:
         self.max_chars = max_chars
         self.grace = grace
         self.fault_pause_s = fault_pause_s  # fault injection only: widens the crash window
+        self.retention = retention
         self._ready = False
 
     # -- the consumer ----------------------------------------------------------------
@@ -286,6 +288,10 @@ class SearchSync:
                 dropped.append(name)
             self.outbox.abandon(name)
         return dropped
+
+    def prune(self) -> int:
+        """Delete processed outbox rows past the retention period (the sweep runs it)."""
+        return int(self.outbox.prune(self.retention))
 
     def stats(self) -> dict[str, Any]:
         stats = self.outbox.stats()

@@ -309,3 +309,26 @@ def test_nudge_handler_reports_failures_for_sqs_to_retry(search_container) -> No
     out = sync_search.handler(event, LambdaContext.new())
     ids = [f["itemIdentifier"] for f in out["batchItemFailures"]]
     assert ids == [r["messageId"] for r in event["Records"]]  # FIFO: the rest come back too
+
+
+def test_pruned_changes_answer_410_for_old_cursors_and_keep_pending_rows(search_container) -> None:
+    c, org = search_container, _org()
+    api = _api(org)
+    for i in range(3):
+        assert api("POST", "/documents", {"title": f"old {i}"}).status == 201
+    c.search_sync.drain()  # processed: may be pruned once old enough
+    mid = _changes(api, "since=0")["next"]
+    pending = api("POST", "/documents", {"title": "not yet synced"}).json()["id"]
+    with c.uow.connection() as conn:
+        conn.execute("UPDATE outbox SET created_at = now() - interval '40 days'")
+    assert c.search_sync.prune() == 3  # the unsynced row stays, however old
+    with c.uow.connection() as conn:
+        left = conn.execute("SELECT doc_id FROM outbox").fetchall()
+    assert [r["doc_id"] for r in left] == [pending]
+
+    r = api("GET", "/changes?since=0")
+    assert r.status == 410 and r.headers["content-type"] == "application/problem+json"
+    assert "since=now" in r.json()["detail"]
+    page = _changes(api, f"since={mid}")  # a cursor past the pruned range still works
+    assert [ch["id"] for ch in page["changes"]] == [pending]
+    assert c.search_sync.prune() == 0
