@@ -85,6 +85,8 @@ class PostgresRepository:
         self.conn = conn
         self.org = org
         self.prefetched: dict[str, Document | None] = {}  # read together with BEGIN
+        self.committing = False  # a statement carrying COMMIT was sent: outcome unknown
+        self.committed = False  # ... and it came back: the transaction is over
 
     def get(self, doc_id: str) -> Document | None:
         if doc_id in self.prefetched:
@@ -95,7 +97,7 @@ class PostgresRepository:
         ).fetchone()
         return _doc(row) if row else None
 
-    def insert(self, doc: Document, change: Change) -> bool:
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
         return self._write(
             "INSERT INTO documents (org, id, title, body, tags, metadata, version, owner, "
             "created_at, updated_at, deleted_at, content) VALUES (%(org)s, %(id)s, %(title)s, "
@@ -104,9 +106,12 @@ class PostgresRepository:
             doc,
             change,
             expected_version=None,
+            last=last,
         )
 
-    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
+    def update(
+        self, doc: Document, change: Change, *, expected_version: int, last: bool = False
+    ) -> bool:
         return self._write(
             "UPDATE documents SET title = %(title)s, body = %(body)s, tags = %(tags)s, "
             "metadata = %(metadata)s, version = %(version)s, owner = %(owner)s, "
@@ -116,20 +121,37 @@ class PostgresRepository:
             doc,
             change,
             expected_version=expected_version,
+            last=last,
         )
 
     def _write(
-        self, statement: str, doc: Document, change: Change, *, expected_version: int | None
+        self,
+        statement: str,
+        doc: Document,
+        change: Change,
+        *,
+        expected_version: int | None,
+        last: bool = False,
     ) -> bool:
         """The row change, its version row, outbox row and audit row: one statement.
 
         Data-modifying CTEs run together and read the changed row from
         ``RETURNING``; when the row did not change (id taken, or not at the
-        expected version) nothing else is written either.
+        expected version) nothing else is written either.  With ``last`` the
+        statement and COMMIT travel together: values are bound client-side and
+        both go as one simple-protocol query (one round trip, not two).
         """
-        row = self.conn.execute(
+        query = (
             f"WITH changed AS ({statement} RETURNING *), {_RECORD_CHANGE} "
-            "SELECT version FROM changed",
+            "SELECT version FROM changed"
+        )
+        cur: psycopg.Cursor[dict[str, Any]] = self.conn.cursor()
+        if last:
+            query += "; COMMIT"
+            cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
+            self.committing = True
+        row = cur.execute(
+            query,
             {
                 "org": self.org,
                 "id": doc.id,
@@ -150,6 +172,8 @@ class PostgresRepository:
                 "request_id": change.request_id,
             },
         ).fetchone()
+        if last:
+            self.committed = True
         return row is not None
 
     def list_documents(
@@ -340,6 +364,7 @@ class PostgresUnitOfWork:
         has an unknown outcome and is a plain 503, never retried blindly.
         """
         body_done = False
+        repo: PostgresRepository | None = None
         try:
             with self._checkout() as conn:
                 cur = conn.execute(self._begin(org, prefetch))
@@ -350,17 +375,18 @@ class PostgresUnitOfWork:
                 try:
                     yield repo
                 except BaseException:
-                    if not conn.broken:
+                    if not conn.broken and not repo.committed:
                         conn.execute("ROLLBACK")
                     raise
                 body_done = True
-                conn.execute("COMMIT")
+                if not repo.committed:
+                    conn.execute("COMMIT")
         except _ROLLED_BACK as exc:
             raise TransientDatabaseError("The database asked us to retry.") from exc
         except psycopg.errors.QueryCanceled as exc:
             raise DependencyUnavailable("The database is overloaded; retry shortly.") from exc
         except _UNAVAILABLE as exc:
-            if body_done:
+            if body_done or (repo is not None and repo.committing):
                 raise DependencyUnavailable(
                     "The database connection was lost while committing; read before retrying.",
                     retry_after_s=2,

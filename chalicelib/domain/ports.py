@@ -49,12 +49,18 @@ class DocumentRepository(Protocol):
     def get(self, doc_id: str) -> Document | None:
         """The document, deleted or not; ``None`` when it never existed in this org."""
 
-    def insert(self, doc: Document, change: Change) -> bool:
-        """Insert a new document with its version/outbox/audit rows; False if the id is taken."""
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
+        """Insert a new document with its version/outbox/audit rows; False if the id is taken.
 
-    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
+        ``last``: nothing else follows in this transaction, so the adapter may
+        send COMMIT with it (one round trip less); the transaction is then over."""
+
+    def update(
+        self, doc: Document, change: Change, *, expected_version: int, last: bool = False
+    ) -> bool:
         """Replace the row if it is still at ``expected_version`` (optimistic concurrency),
-        with its version/outbox/audit rows; False (and nothing written) otherwise."""
+        with its version/outbox/audit rows; False (and nothing written) otherwise.
+        ``last`` as for ``insert``."""
 
     def list_documents(
         self, *, limit: int, after: ListCursor | None, tag: str | None

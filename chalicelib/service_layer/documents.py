@@ -223,7 +223,7 @@ class DocumentService:
         who.require("writer")
         doc = self._new_document(who, validate_editable(data), doc_id or new_id())
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as repo:
-            if not repo.insert(doc, Change("create", who.sub, who.request_id)):
+            if not repo.insert(doc, Change("create", who.sub, who.request_id), last=True):
                 earlier = self._earlier_attempt(repo, doc) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
@@ -272,7 +272,7 @@ class DocumentService:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
                 doc = self._new_document(who, change, doc_id)
-                if not repo.insert(doc, Change("create", who.sub, who.request_id)):
+                if not repo.insert(doc, Change("create", who.sub, who.request_id), last=True):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
                 created, fenced = True, True
             else:
@@ -424,17 +424,26 @@ class DocumentService:
     def _update(
         self, repo: Any, doc: Document, current: Document, *, action: str, who: Principal
     ) -> bool:
-        """The conditional update with its records, then the fence; returns whether fenced."""
+        """The fence, then the conditional update with its records and COMMIT in one
+        round trip (the update is the transaction's last statement); returns
+        whether fenced.
+
+        Fencing before the update rather than between it and COMMIT keeps the
+        guarantee (the fence is in place before the new version can be read)
+        and saves a round trip; if the update then loses a race, the fence names
+        the version the winner committed, which only sends reads of it to
+        PostgreSQL until the winner's publish or the fence's short TTL."""
         change = Change(action, who.sub, who.request_id)
-        if not repo.update(doc, change, expected_version=current.version):
-            # Someone else committed between our read and our write; under READ
-            # COMMITTED a new statement sees their row, so we can name its ETag.
+        fenced = fence(self.cache, repo, doc)
+        if not repo.update(doc, change, expected_version=current.version, last=True):
+            # Someone else committed between our read and our write; a new
+            # statement sees their row, so we can name its ETag.
             latest = repo.get(doc.id)
             raise PreconditionFailed(
                 "The document was changed concurrently; read it again and retry.",
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
             )
-        return fence(self.cache, repo, doc)
+        return fenced
 
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
         publish(self.cache, self.uow, doc, fenced=fenced, nudge=self.nudge)

@@ -20,14 +20,16 @@ class FakeRepo:
     def get(self, doc_id: str) -> Document | None:
         return self.store.docs.get((self.org, doc_id))
 
-    def insert(self, doc: Document, change: Change) -> bool:
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
         if (self.org, doc.id) in self.store.docs:
             return False
         self.store.pending[(self.org, doc.id)] = doc
         self._record(doc, change.action, change.actor)
         return True
 
-    def update(self, doc: Document, change: Change, *, expected_version: int) -> bool:
+    def update(
+        self, doc: Document, change: Change, *, expected_version: int, last: bool = False
+    ) -> bool:
         current = self.store.docs.get((self.org, doc.id))
         if current is None or current.version != expected_version:
             return False
