@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -229,3 +230,37 @@ def search_container(settings: Settings, opensearch_url: str) -> Iterator[Any]:
     built.close()
     drop_search_indexes(opensearch_url, alias)
     drop_database(url)
+
+
+# ------------------------------------------------------------------ AWS (moto)
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A private moto server (S3, SQS) on a free port, for one test module."""
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        os.environ.setdefault(name, value)
+    from chalicelib.local.services import start_moto
+
+    url, stop = start_moto()
+    yield url
+    # moto's state is per process, shared by every moto server in it: leave none behind
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
+    stop()
+
+
+# ------------------------------------------------------------------ search helpers
+def sync_search(container: Any) -> None:
+    """Drain the outbox into the index and make it searchable now."""
+    container.search_sync.drain()
+    container.search_index.refresh()
+
+
+def post_search(api: Invoker, **body: Any) -> dict[str, Any]:
+    r = api("POST", "/search", body)
+    assert r.status == 200, r
+    assert r.headers["cache-control"] == "no-store"
+    result: dict[str, Any] = r.json()
+    return result

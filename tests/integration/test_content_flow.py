@@ -30,23 +30,6 @@ pytestmark = pytest.mark.integration
 MAX_BYTES = 100_000
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)
-    from chalicelib.local.services import start_moto
-
-    url, stop = start_moto()
-    yield url
-    # moto's state is per process, shared by every moto server in it: leave none behind
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    stop()
-
-
 @dataclass
 class Env:
     container: Any

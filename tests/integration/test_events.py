@@ -8,7 +8,6 @@ for the local server, so the samples, the local server and API Gateway agree.
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -131,23 +130,6 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
         container.settings = container.settings.model_copy(update={"trust_authorizer_claims": True})
     result = app.handler(_fill(name, token, etag), LambdaContext.new())
     assert result["statusCode"] == EXPECTED[name], result["body"]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)
-    from chalicelib.local.services import start_moto
-
-    url, stop = start_moto()
-    yield url
-    # moto's state is per process, shared by every moto server in it: leave none behind
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"))
-    stop()
 
 
 @pytest.fixture

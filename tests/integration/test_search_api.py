@@ -15,7 +15,7 @@ import pytest
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import Change
 from chalicelib.local.events import LambdaContext
-from tests.conftest import OPENSEARCH_URL, Invoker, make_token
+from tests.conftest import OPENSEARCH_URL, Invoker, make_token, post_search, sync_search
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -29,18 +29,6 @@ def _api(org: str, roles: tuple[str, ...] = ("writer",), sub: str = "alice") -> 
     return Invoker(make_token(org=org, sub=sub, roles=roles))
 
 
-def _sync(c: Any) -> None:
-    c.search_sync.drain()
-    c.search_index.refresh()
-
-
-def _search(api: Invoker, **body: Any) -> dict[str, Any]:
-    r = api("POST", "/search", body)
-    assert r.status == 200, r
-    assert r.headers["cache-control"] == "no-store"
-    return r.json()
-
-
 @pytest.fixture
 def corpus(search_container) -> tuple[Any, str, list[dict[str, Any]]]:
     org = _org()
@@ -52,13 +40,13 @@ def corpus(search_container) -> tuple[Any, str, list[dict[str, Any]]]:
                                      "body": {"sections": [{"text": f"chapter {i} about caching"}]}})  # fmt: skip
         assert r.status == 201
         docs.append(r.json())
-    _sync(search_container)
+    sync_search(search_container)
     return search_container, org, docs
 
 
 def test_search_contract_and_highlight(corpus) -> None:
     _, org, docs = corpus
-    result = _search(_api(org, roles=("reader",)), q="caching chapter", size=50)
+    result = post_search(_api(org, roles=("reader",)), q="caching chapter", size=50)
     assert result["total"] == 7 and len(result["hits"]) == 7
     assert result["next_page_token"] is None
     hit = result["hits"][0]
@@ -72,8 +60,8 @@ def test_highlights_escape_the_documents_own_markup(search_container) -> None:
     api = _api(org)
     r = api("POST", "/documents", {"title": "t", "body": "hello <script>alert(1)</script> & co"})
     assert r.status == 201
-    _sync(search_container)
-    fragment = _search(api, q="hello")["hits"][0]["highlight"]["body_text"][0]
+    sync_search(search_container)
+    fragment = post_search(api, q="hello")["hits"][0]["highlight"]["body_text"][0]
     assert "<script>" not in fragment and "&lt;script&gt;" in fragment
     assert "<em>hello</em>" in fragment
 
@@ -81,12 +69,12 @@ def test_highlights_escape_the_documents_own_markup(search_container) -> None:
 def test_filters_tags_owner_and_time(corpus) -> None:
     _, org, docs = corpus
     api = _api(org)
-    assert _search(api, filter={"tags": ["api"]})["total"] == 3
-    assert _search(api, filter={"tags": ["api", "design"]})["total"] == 3
-    assert _search(api, filter={"owner": "bob"})["total"] == 3
+    assert post_search(api, filter={"tags": ["api"]})["total"] == 3
+    assert post_search(api, filter={"tags": ["api", "design"]})["total"] == 3
+    assert post_search(api, filter={"owner": "bob"})["total"] == 3
     later = datetime.now(UTC) + timedelta(minutes=1)
-    assert _search(api, filter={"updated_after": later.isoformat()})["total"] == 0
-    assert _search(api, filter={"updated_before": later.isoformat()})["total"] == 7
+    assert post_search(api, filter={"updated_after": later.isoformat()})["total"] == 0
+    assert post_search(api, filter={"updated_before": later.isoformat()})["total"] == 7
 
 
 def test_pages_follow_tokens_without_repeats(corpus) -> None:
@@ -95,7 +83,7 @@ def test_pages_follow_tokens_without_repeats(corpus) -> None:
     seen: list[str] = []
     token = None
     for _ in range(10):
-        page = _search(api, size=3, sort="updated", **({"page_token": token} if token else {}))
+        page = post_search(api, size=3, sort="updated", **({"page_token": token} if token else {}))
         seen += [h["id"] for h in page["hits"]]
         token = page["next_page_token"]
         if token is None:
@@ -113,8 +101,8 @@ def test_pages_follow_tokens_without_repeats(corpus) -> None:
 def test_relevance_pages_follow_tokens_without_repeats(corpus) -> None:
     _, org, docs = corpus
     api = _api(org)
-    first = _search(api, q="caching", size=4)
-    second = _search(api, q="caching", size=4, page_token=first["next_page_token"])
+    first = post_search(api, q="caching", size=4)
+    second = post_search(api, q="caching", size=4, page_token=first["next_page_token"])
     ids = [h["id"] for h in first["hits"] + second["hits"]]
     assert sorted(ids) == sorted(d["id"] for d in docs)
 
@@ -150,7 +138,7 @@ def test_invalid_requests_are_problems(search_container, body, status) -> None:
 def test_a_page_token_only_continues_its_own_search(corpus) -> None:
     _, org, _ = corpus
     api = _api(org)
-    token = _search(api, size=2, sort="updated")["next_page_token"]
+    token = post_search(api, size=2, sort="updated")["next_page_token"]
     r = api("POST", "/search", {"size": 2, "sort": "updated", "q": "other", "page_token": token})
     assert r.status == 400 and "different search" in r.json()["detail"]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
@@ -283,14 +271,14 @@ def test_nudge_and_sweep_handlers_sync_the_outbox(search_container) -> None:
     out = sync_search.handler(event, LambdaContext.new())
     assert out == {"batchItemFailures": []}
     c.search_index.refresh()
-    assert _search(api, q="nudged")["total"] == 1
-    assert _search(api, q="swept")["total"] == 0  # only the nudged document
+    assert post_search(api, q="nudged")["total"] == 1
+    assert post_search(api, q="swept")["total"] == 0  # only the nudged document
 
     scheduled = json.loads((EVENTS / "scheduled_sweep.json").read_text())
     report = sync_search.sweep_handler(scheduled, LambdaContext.new())
     assert report["rows"] >= 1 and report["backlog"] == 0
     c.search_index.refresh()
-    assert [h["id"] for h in _search(api, q="swept")["hits"]] == [other["id"]]
+    assert [h["id"] for h in post_search(api, q="swept")["hits"]] == [other["id"]]
 
 
 def test_nudge_handler_reports_failures_for_sqs_to_retry(search_container) -> None:

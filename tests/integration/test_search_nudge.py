@@ -4,9 +4,7 @@ per committed write, grouped by document; a dead queue never fails a write."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,21 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def sqs() -> Iterator[tuple[str, Any]]:
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ.setdefault(name, value)
+def sqs(moto_endpoint: str) -> tuple[str, Any]:
     import boto3
 
-    from chalicelib.local.services import start_moto
-
-    url, stop = start_moto()
-    client = boto3.client("sqs", endpoint_url=url, region_name="us-east-1")
-    yield url, client
-    stop()
+    return moto_endpoint, boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1")
 
 
 def _nudged(settings: Any, endpoint: str, queue_url: str) -> Any:

@@ -17,7 +17,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.opensearch import SearchUnavailable
 from chalicelib.domain.search import SearchDocument, index_id, search_document
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, make_token, post_search, sync_search
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +33,6 @@ def _client(org: str, roles: tuple[str, ...] = ("admin",)) -> Invoker:
 def _create(api: Invoker, title: str, **fields: Any) -> dict[str, Any]:
     r = api("POST", "/documents", {"title": title, **fields})
     assert r.status == 201, r
-    return r.json()
-
-
-def _sync(c: Any) -> None:
-    c.search_sync.drain()
-    c.search_index.refresh()
-
-
-def _search(api: Invoker, **body: Any) -> dict[str, Any]:
-    r = api("POST", "/search", body)
-    assert r.status == 200, r
     return r.json()
 
 
@@ -70,8 +59,8 @@ def test_create_change_delete_restore_follow_in_search(search_container) -> None
     c, org = search_container, _org()
     api = _client(org)
     doc = _create(api, "Quarterly report", body={"text": "revenue grew in the north"})
-    _sync(c)
-    hits = _search(api, q="revenue")["hits"]
+    sync_search(c)
+    hits = post_search(api, q="revenue")["hits"]
     assert [h["id"] for h in hits] == [doc["id"]]
     assert "<em>revenue</em>" in hits[0]["highlight"]["body_text"][0]
 
@@ -79,18 +68,18 @@ def test_create_change_delete_restore_follow_in_search(search_container) -> None
             {"title": "Annual report"},
             headers={"If-Match": doc["etag"], "Content-Type": "application/merge-patch+json"})  # fmt: skip
     assert r.status == 200, r
-    _sync(c)
-    assert _search(api, q="annual")["hits"][0]["version"] == 2
-    assert _search(api, q="quarterly")["total"] == 0
+    sync_search(c)
+    assert post_search(api, q="annual")["hits"][0]["version"] == 2
+    assert post_search(api, q="quarterly")["total"] == 0
 
     r = api("DELETE", f"/documents/{doc['id']}", headers={"If-Match": r.json()["etag"]})
     assert r.status == 204
-    _sync(c)
-    assert _search(api, q="annual")["total"] == 0
+    sync_search(c)
+    assert post_search(api, q="annual")["total"] == 0
 
     assert api("POST", f"/documents/{doc['id']}/restore").status == 200
-    _sync(c)
-    assert [h["version"] for h in _search(api, q="annual")["hits"]] == [4]
+    sync_search(c)
+    assert [h["version"] for h in post_search(api, q="annual")["hits"]] == [4]
     assert _pending(c) == 0
     assert c.search_index.all_documents() == _pg_state(c)
 
@@ -109,7 +98,7 @@ def test_replays_and_stale_deliveries_in_any_order_leave_the_same_index(search_c
         204,
         412,
     )
-    _sync(c)
+    sync_search(c)
     expected = c.search_index.all_documents()
     assert expected == _pg_state(c)
 
@@ -157,7 +146,7 @@ def test_a_consumer_that_dies_mid_batch_leaves_its_rows_for_the_next(search_cont
     assert _pending(c) == 10  # nothing was marked: the claim rolled back
     with c.uow.connection() as conn:
         assert conn.execute("SELECT max(attempts) AS a FROM outbox").fetchone()["a"] == 0
-    _sync(c)
+    sync_search(c)
     assert _pending(c) == 0
     assert index.all_documents() == _pg_state(c)
 
@@ -193,7 +182,7 @@ def test_a_poison_document_is_dead_lettered_and_the_rest_go_on(search_container)
     # after the cause is fixed (a reindex with the right mapping), requeue them
     c.search_sync.reindex(drop_old_now=True)
     assert c.outbox.requeue_dead_letters() == 1
-    _sync(c)
+    sync_search(c)
     assert index.all_documents() == _pg_state(c)
 
 
@@ -232,7 +221,7 @@ def test_two_consumers_at_once_converge_without_double_work_corruption(
             t.join()
         other.close()
     assert not errors
-    _sync(c)
+    sync_search(c)
     assert _pending(c) == 0
     held = c.search_index.all_documents()
     assert held == _pg_state(c)
@@ -243,7 +232,7 @@ def test_reindex_under_concurrent_writes_equals_postgres(search_container) -> No
     c, org = search_container, _org()
     api = _client(org)
     docs = [_create(api, f"re {i}") for i in range(40)]
-    _sync(c)
+    sync_search(c)
     first = c.search_index.live_index()
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -298,7 +287,7 @@ def test_reindex_under_concurrent_writes_equals_postgres(search_container) -> No
     assert report.previous == first and report.index != first
     assert c.search_index.live_index() == report.index
     assert first not in c.search_index.versioned_indexes()  # dropped (no grace here)
-    _sync(c)
+    sync_search(c)
     assert c.search_index.all_documents() == _pg_state(c)
 
 
@@ -310,15 +299,15 @@ def test_search_never_returns_another_orgs_documents(search_container) -> None:
         api_a("PUT", f"/documents/shared-{i}", {"title": f"shared secret {i}", "tags": ["x"]})
         api_b("PUT", f"/documents/shared-{i}", {"title": f"shared secret {i}", "tags": ["x"]})
     _create(api_b, "only in b: secret")
-    _sync(c)
+    sync_search(c)
     for api, org, n in ((api_a, a, 3), (api_b, b, 4)):
-        result = _search(api, q="secret")
+        result = post_search(api, q="secret")
         assert result["total"] == n
         for query in ({"q": "secret"}, {}, {"filter": {"tags": ["x"]}}, {"q": "only"}):
-            for hit in _search(api, **query)["hits"]:
+            for hit in post_search(api, **query)["hits"]:
                 held = c.search_index.get(index_id(org, hit["id"]))
                 assert held is not None and held["_source"]["org"] == org
-    assert _search(api_a, q="only")["total"] == 0
+    assert post_search(api_a, q="only")["total"] == 0
 
 
 def test_opensearch_down_writes_succeed_and_the_index_converges_after(
@@ -338,7 +327,7 @@ def test_opensearch_down_writes_succeed_and_the_index_converges_after(
         api = _client(_org())
         for i in range(5):
             _create(api, f"before {i}")
-        _sync(own)
+        sync_search(own)
         server.close()  # OpenSearch goes away
         written = [_create(api, f"during {i}") for i in range(10)]  # writes never wait for it
         assert all(d["version"] == 1 for d in written)
@@ -352,10 +341,10 @@ def test_opensearch_down_writes_succeed_and_the_index_converges_after(
 
         # it comes back empty (in-memory): the consumer rebuilds the alias from PostgreSQL
         server = OsmemServer.start(japanese=False, addr=f"127.0.0.1:{port}")
-        _sync(own)
+        sync_search(own)
         assert _pending(own) == 0
         assert own.search_index.all_documents() == _pg_state(own)
-        assert _search(api, q="during")["total"] == 10
+        assert post_search(api, q="during")["total"] == 10
     finally:
         server.close()
         bootstrap.set_container(c)
@@ -366,7 +355,7 @@ def test_an_interrupted_reindex_leaves_nothing_consumers_keep_feeding(search_con
     c, org = search_container, _org()
     api = _client(org)
     _create(api, "kept")
-    _sync(c)
+    sync_search(c)
     # a reindex killed mid-way: its index exists and is still registered as building
     debris = c.search_index.next_index_name()
     c.search_index.create_index(debris)
@@ -380,7 +369,7 @@ def test_an_interrupted_reindex_leaves_nothing_consumers_keep_feeding(search_con
     assert c.search_index.versioned_indexes() == [report.index]
     assert c.search_index.live_index() == report.index
     assert index_id(org, "half-done") not in c.search_index.all_documents()
-    _sync(c)
+    sync_search(c)
     assert c.search_index.all_documents() == _pg_state(c)
 
 
@@ -392,7 +381,7 @@ def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
     c, org = search_container, _org()
     api = _client(org)
     busy = _create(api, "busy")
-    _sync(c)
+    sync_search(c)
     r = api(
         "PUT", f"/documents/{busy['id']}", {"title": "busy 2"}, headers={"If-Match": busy["etag"]}
     )
@@ -420,5 +409,5 @@ def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
     assert row["attempts"] == 0 and "429" in row["last_error"]
     with c.uow.connection() as conn:
         conn.execute("UPDATE outbox SET next_attempt_at = now()")
-    _sync(c)
+    sync_search(c)
     assert c.search_index.all_documents() == _pg_state(c)
