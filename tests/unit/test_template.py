@@ -14,6 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {("/health", "GET"), ("/openapi.json", "GET")}
+ANY_METHOD = "x-amazon-apigateway-any-method"
 
 
 class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
@@ -41,8 +42,15 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
 
     served = {(path, method) for path, methods in app.app.routes.items() for method in methods}
     paths = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]
-    declared = {(path, method.upper()) for path, ops in paths.items() for method in ops}
+    declared = {
+        (path, method.upper())
+        for path, ops in paths.items()
+        for method in ops
+        if method != ANY_METHOD
+    }
     assert declared == served
+    # every path also routes other methods to the app, which answers 405 with Allow
+    assert all(ANY_METHOD in ops for ops in paths.values())
     for path, ops in paths.items():
         for method, op in ops.items():
             integration = op["x-amazon-apigateway-integration"]
@@ -50,7 +58,12 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
             assert integration["httpMethod"] == "POST"  # Lambda is always invoked with POST
             assert "${ApiFunction.Arn}" in integration["uri"]["Sub"], (path, method)
             secured = bool(op.get("security"))
-            assert secured == ((path, method.upper()) not in PUBLIC), (path, method)
+            public = (
+                path in {p for p, _ in PUBLIC}
+                if method == ANY_METHOD
+                else ((path, method.upper()) in PUBLIC)
+            )
+            assert secured == (not public), (path, method)
 
 
 def test_functions_point_at_real_handlers() -> None:
