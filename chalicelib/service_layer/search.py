@@ -107,6 +107,7 @@ class SearchSync:
         self.fault_pause_s = fault_pause_s  # fault injection only: widens the crash window
         self.retention = retention
         self._ready = False
+        self._busy = 0  # consecutive item-level 429/5xx answers
 
     # -- the consumer ----------------------------------------------------------------
     def run_once(self, *, only: tuple[str, str] | None = None) -> SyncReport:
@@ -136,7 +137,10 @@ class SearchSync:
         for _ in range(max_batches):
             report = self.run_once()
             total.add(report)
-            if report.rows == 0 or (deadline is not None and time.monotonic() >= deadline):
+            progress = report.indexed + report.dead_lettered
+            if report.rows == 0 or progress == 0:
+                break  # nothing due, or only back-offs: stop instead of spinning
+            if deadline is not None and time.monotonic() >= deadline:
                 break
         return total
 
@@ -167,11 +171,14 @@ class SearchSync:
             if failure is None:
                 claim.done(rows)
                 report.indexed += 1
+                self._busy = 0
                 continue
             reason = failure.reason or "unknown error"
             attempts = max(r.attempts for r in rows) + 1
             if failure.retryable:  # OpenSearch busy for this item: back off, do not count
-                claim.retry(rows, reason, [self._backoff(r.attempts) for r in rows], counted=False)
+                self._busy += 1  # ... growing with the streak of busy answers instead
+                delays = [self._backoff(self._busy) for _ in rows]
+                claim.retry(rows, reason, delays, counted=False)
                 report.retried += len(rows)
             elif attempts >= self.max_attempts:
                 claim.dead_letter(rows, reason)
