@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.search import SearchDocument, index_body
+from chalicelib.observability import tracer
 
 
 class SearchUnavailable(DependencyUnavailable):
@@ -178,6 +179,7 @@ class OpenSearchIndex:
         self._call(self.client.indices.refresh, index=index or self.alias)
 
     # -- writes ------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def write(self, docs: Iterable[SearchDocument], indexes: list[str]) -> list[ItemResult]:
         """Index or delete each document in each index, external-versioned.
 
@@ -214,6 +216,7 @@ class OpenSearchIndex:
         return results
 
     # -- reads ------------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
         from opensearchpy.exceptions import NotFoundError, RequestError
 
