@@ -114,6 +114,26 @@ class _Handler(BaseHTTPRequestHandler):
         return int(result["statusCode"]), headers, body
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    do_TRACE = do_CONNECT = _serve  # the app answers 405 problem+json, as behind API Gateway
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The http.server's own errors (unknown method, malformed request line,
+        header too long) in the API's problem+json shape, not its HTML page."""
+        title = {400: "Bad request", 405: "Method not allowed", 414: "URI too long",
+                 431: "Request header fields too large", 501: "Not implemented"}.get(
+            code, "Error")  # fmt: skip
+        status, headers, body = _problem(
+            code, title, message or explain or title, getattr(self, "path", "") or ""
+        )
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(body)
 
 
 def _worker(sock: socket.socket) -> None:

@@ -80,6 +80,11 @@ def test_every_error_status_is_problem_json(server: str, client: Client) -> None
         assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-request-id"]
     assert client.request("GET", path).json()["version"] == 1, "no failed request changed anything"
     assert client.request("GET", "/no/such/route").status == 404
+    trace = client.request("TRACE", "/search")
+    assert trace.status == 405 and trace.headers["content-type"] == "application/problem+json"
+    odd = client.request("BREW", "/documents")  # not even an HTTP method the server knows
+    assert odd.status == 501 and odd.headers["content-type"] == "application/problem+json"
+    assert odd.json()["status"] == 501
 
 
 def test_concurrent_writers_with_same_if_match_exactly_one_wins(client: Client) -> None:
