@@ -64,6 +64,9 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
             rid = request_id(request)
             limit_headers: dict[str, str] = {}
             try:
+                query: dict[str, str] = dict(request.query_params or {})
+                if any("\x00" in v for v in query.values()):
+                    raise BadRequest("Query parameters must not contain NUL characters.")
                 if not auth:
                     return view(**path)
                 container = bootstrap.container()

@@ -8,6 +8,7 @@ same shape by the app middleware, so a client only ever sees one error format.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
@@ -113,6 +114,26 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+# NUL and unpaired UTF-16 surrogates parse as JSON (as \u0000, \ud800 escapes)
+# but are not text PostgreSQL can store (nor valid UTF-8)
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable_text(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _UNSTORABLE.search(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def media_type(request: Request) -> str:
     raw = request.headers.get("content-type") or JSON
     return raw.split(";", 1)[0].strip().lower()
@@ -146,6 +167,11 @@ def parse_json_body(
         raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.") from None
     if _depth(value, max_depth) > max_depth:
         raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.")
+    if b"\\u" in raw and _unstorable_text(value):  # only escapes can produce them
+        raise BadRequest(
+            "The JSON holds text that cannot be stored: a NUL character (\\u0000) or an "
+            "unpaired surrogate (\\ud800-\\udfff) in a key or string."
+        )
     return value
 
 

@@ -116,6 +116,13 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
     do_TRACE = do_CONNECT = _serve  # the app answers 405 problem+json, as behind API Gateway
 
+    def __getattr__(self, name: str) -> Any:
+        # any other method token (QUERY, PROPFIND, ...) also reaches the app, which
+        # answers 405 with Allow, instead of http.server's 501
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The http.server's own errors (unknown method, malformed request line,
         header too long) in the API's problem+json shape, not its HTML page."""

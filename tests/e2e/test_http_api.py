@@ -82,9 +82,11 @@ def test_every_error_status_is_problem_json(server: str, client: Client) -> None
     assert client.request("GET", "/no/such/route").status == 404
     trace = client.request("TRACE", "/search")
     assert trace.status == 405 and trace.headers["content-type"] == "application/problem+json"
-    odd = client.request("BREW", "/documents")  # not even an HTTP method the server knows
-    assert odd.status == 501 and odd.headers["content-type"] == "application/problem+json"
-    assert odd.json()["status"] == 501
+    odd = client.request("QUERY", "/documents")  # a method token no route serves
+    assert odd.status == 405 and odd.headers["content-type"] == "application/problem+json"
+    assert odd.json()["status"] == 405
+    nul = client.request("GET", "/documents?tag=a%00b")
+    assert nul.status == 400 and nul.headers["content-type"] == "application/problem+json"
 
 
 def test_concurrent_writers_with_same_if_match_exactly_one_wins(client: Client) -> None:

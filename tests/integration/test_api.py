@@ -272,3 +272,27 @@ def test_unexpected_errors_are_logged_and_answered_without_details(
     assert r.status == 500 and r.headers["content-type"] == "application/problem+json"
     assert "secret" not in r.text and "req-500" in r.json()["detail"]
     assert [str(e) for e in logged] == ["secret internals"], "the error and its stack were logged"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"title": "nul \\u0000 inside"}',
+        b'{"title": "x", "metadata": {"k\\u0000": 1}}',
+        b'{"title": "x", "body": ["lone \\ud800 surrogate"]}',
+        b'{"title": "x", "tags": ["\\udfff"]}',
+    ],
+)
+def test_text_postgres_cannot_store_is_a_400_not_a_500(invoke, raw) -> None:
+    r = invoke("POST", "/documents", raw=raw)
+    assert r.status == 400, r
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "cannot be stored" in r.json()["detail"]
+
+
+def test_escaped_text_that_is_storable_is_accepted(invoke) -> None:
+    r = invoke(
+        "POST", "/documents", raw=b'{"title": "tab\\tand \\u00e9 and \\ud83d\\ude00 and \\\\u0000"}'
+    )
+    assert r.status == 201, r
+    assert r.json()["title"] == "tab\tand \u00e9 and \U0001f600 and \\u0000"
