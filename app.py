@@ -423,15 +423,15 @@ def changes(who: Principal) -> Response:
     feed = params.get("feed", "normal")
     if feed not in ("normal", "longpoll"):
         raise BadRequest("feed must be 'normal' or 'longpoll'.")
-    wait = 0.0
-    if feed == "longpoll":
-        raw = params.get("timeout", str(c.settings.changes_longpoll_max_s))
-        try:
-            wait = float(raw)
-        except ValueError:
-            raise BadRequest("timeout must be a number of seconds.") from None
-        if not 0 <= wait <= c.settings.changes_longpoll_max_s:
-            raise BadRequest(f"timeout must be 0 to {c.settings.changes_longpoll_max_s} seconds.")
+    raw = params.get("timeout", str(c.settings.changes_longpoll_max_s))
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise BadRequest("timeout must be a number of seconds.") from None
+    if not 0 <= wait <= c.settings.changes_longpoll_max_s:  # (NaN fails this too)
+        raise BadRequest(f"timeout must be 0 to {c.settings.changes_longpoll_max_s} seconds.")
+    if feed != "longpoll":
+        wait = 0.0
     result = c.search.changes(
         who,
         since=params.get("since"),

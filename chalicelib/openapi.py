@@ -28,7 +28,7 @@ class ContentInfo(BaseModel):
 class UploadIn(BaseModel):
     """Start a large-content upload: what the client is about to PUT."""
 
-    content_type: str
+    content_type: str = Field(min_length=1, max_length=255)
     sha256: str | None = Field(default=None, description="hex, or base64 as x-amz-checksum-sha256")
     size: int | None = Field(default=None, ge=1)
     filename: str | None = Field(default=None, min_length=1, max_length=255)
@@ -170,13 +170,20 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-_ID = {"name": "doc_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID = {
+    "name": "doc_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+}
 _N = {"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
 ]
 _IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+# writes to an existing document without If-Match are 428
+_IF_MATCH_REQUIRED = {**_IF_MATCH, "required": True}
 _PATCH_BODY = {
     "required": True,
     "content": {
@@ -204,11 +211,11 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
      [_ID, _IF_MATCH, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
      _DOC_BODY, [400, 401, 403, 412, 413, 415, 422, 428], True),
     ("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200, "Document",
-     [_ID, _IF_MATCH], _PATCH_BODY, [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
+     [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY, [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
     ("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None, [_ID, _IF_MATCH],
      None, [401, 403, 404, 412], True),
     ("post", "/documents/{doc_id}/changes", "Apply a JSON Patch or merge patch", 200,
-     "Document", [_ID, _IF_MATCH], _PATCH_BODY,
+     "Document", [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY,
      [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
     ("post", "/documents/{doc_id}/restore", "Undo a soft delete (admin)", 200, "Document",
      [_ID], None, [401, 403, 404, 409, 410], True),
@@ -217,7 +224,7 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
     ("get", "/documents/{doc_id}/versions/{n}", "Read one version", 200, "VersionOut",
      [_ID, _N], None, [400, 401, 403, 404], True),
     ("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
-     "Document", [_ID, _N, _IF_MATCH], None, [400, 401, 403, 404, 412, 428], True),
+     "Document", [_ID, _N, _IF_MATCH_REQUIRED], None, [400, 401, 403, 404, 412, 428], True),
     ("post", "/documents/{doc_id}/content", "Start a large-content upload (presigned S3 PUT)",
      200, "UploadTicket", [_ID, _IF_MATCH],
      {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}},
@@ -235,12 +242,14 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
      [400, 401, 403, 413, 415, 422], True),
     ("get", "/changes", "Changes feed (resumable cursor, optional long-poll)", 200,
      "ChangesPage",
-     [{"name": "since", "in": "query", "schema": {"type": "string"},
+     [{"name": "since", "in": "query",
+       "schema": {"type": "string", "pattern": "^(|0|now|[0-9]+-[0-9]+)$"},
        "description": "a previous 'next', '0' (from the start) or 'now'"},
       {"name": "limit", "in": "query",
        "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
       {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
-      {"name": "timeout", "in": "query", "schema": {"type": "number", "minimum": 0}}],
+      {"name": "timeout", "in": "query",
+       "schema": {"type": "number", "minimum": 0, "maximum": 20}}],
      None, [400, 401, 403, 410], True),
     ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
     ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
@@ -265,7 +274,11 @@ def openapi_document() -> dict[str, Any]:
                 "content": {"application/json": {"schema": _ref(schema_name)}},
             }
         }
-        for status in [*errors, *([429, 503] if auth else [])]:
+        if path == "/documents:batch":  # some items failed: each result says which
+            responses["207"] = {**responses[str(ok)], "description": "Partly created"}
+        # an id that is not a valid document id is a 422 wherever one is taken
+        invalid_id = [422] if "{doc_id}" in path and 422 not in errors else []
+        for status in [*errors, *invalid_id, *([429, 503] if auth else [])]:
             responses[str(status)] = {
                 "description": "Problem",
                 "content": {"application/problem+json": {"schema": _ref("Problem")}},

@@ -48,7 +48,12 @@ class DocumentIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=500)
     body: Any = None
-    tags: list[str] = Field(default_factory=list, max_length=100)
+    tags: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        # what the validator below enforces, stated in the JSON schema too
+        json_schema_extra={"items": {"type": "string", "minLength": 1, "maxLength": 64}},
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tags")

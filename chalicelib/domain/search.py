@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.pagination import decode_token, encode_token
@@ -27,8 +36,8 @@ HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
 class SearchFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tags: list[str] | None = Field(default=None, max_length=20)
-    owner: str | None = Field(default=None, max_length=256)
+    tags: list[StrictStr] | None = Field(default=None, max_length=20)
+    owner: StrictStr | None = Field(default=None, max_length=256)
     updated_after: datetime | None = None
     updated_before: datetime | None = None
 
@@ -40,11 +49,11 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    q: str = Field(default="", max_length=1000)
+    q: StrictStr = Field(default="", max_length=1000)
     filter: SearchFilter = Field(default_factory=SearchFilter)
-    size: int = Field(default=20, ge=1, le=100)
-    page_token: str | None = Field(default=None, max_length=2000)
-    highlight: bool = True
+    size: StrictInt = Field(default=20, ge=1, le=100)
+    page_token: StrictStr | None = Field(default=None, max_length=2000)
+    highlight: StrictBool = True
     # relevance (best first) needs a query; "updated" is newest first
     sort: Literal["relevance", "updated"] | None = None
 

@@ -239,7 +239,7 @@ def test_changes_longpoll_returns_when_something_changes(search_container) -> No
 
 @pytest.mark.parametrize(
     "query", ["since=abc", "since=1-x", "limit=0", "limit=1001", "feed=continuous",
-              "feed=longpoll&timeout=99", "feed=longpoll&timeout=x"],
+              "feed=longpoll&timeout=99", "feed=longpoll&timeout=x", "timeout=-1", "timeout=nan"],
 )  # fmt: skip
 def test_changes_bad_parameters_are_400(search_container, query) -> None:
     r = _api(_org())("GET", f"/changes?{query}")

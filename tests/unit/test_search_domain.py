@@ -127,3 +127,11 @@ def test_feed_cursors() -> None:
     for bad in ("x", "1-", "-1-2", "1-2-3", "a-b"):
         with pytest.raises(BadRequest):
             FeedCursor.parse(bad)
+
+
+@pytest.mark.parametrize(
+    "data", [{"highlight": 0}, {"size": 6.0}, {"size": "5"}, {"q": None}, {"filter": {"tags": [1]}}]
+)
+def test_no_silent_coercion_of_request_fields(data) -> None:
+    with pytest.raises(ValidationFailed):
+        parse_search_request(data)
