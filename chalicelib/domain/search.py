@@ -13,14 +13,15 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
     StrictStr,
     ValidationError,
     model_validator,
@@ -28,6 +29,26 @@ from pydantic import (
 
 from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.pagination import decode_token, encode_token
+
+
+def _json_integer(value: Any) -> Any:
+    """JSON Schema's integer: 5 and 5.0, not "5" or true."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _timestamp(value: Any) -> Any:
+    """RFC 3339 text only (no epoch numbers coerced into dates)."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+Timestamp = Annotated[AwareDatetime | None, BeforeValidator(_timestamp)]
 
 TEXT_FIELDS = ("title^3", "body_text", "content_text")
 HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
@@ -38,8 +59,8 @@ class SearchFilter(BaseModel):
 
     tags: list[StrictStr] | None = Field(default=None, max_length=20)
     owner: StrictStr | None = Field(default=None, max_length=256)
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
+    updated_after: Timestamp = None
+    updated_before: Timestamp = None
 
 
 class SearchRequest(BaseModel):
@@ -51,7 +72,7 @@ class SearchRequest(BaseModel):
 
     q: StrictStr = Field(default="", max_length=1000)
     filter: SearchFilter = Field(default_factory=SearchFilter)
-    size: StrictInt = Field(default=20, ge=1, le=100)
+    size: JsonInt = Field(default=20, ge=1, le=100)
     page_token: StrictStr | None = Field(default=None, max_length=2000)
     highlight: StrictBool = True
     # relevance (best first) needs a query; "updated" is newest first

@@ -130,8 +130,23 @@ def test_feed_cursors() -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [{"highlight": 0}, {"size": 6.0}, {"size": "5"}, {"q": None}, {"filter": {"tags": [1]}}]
+    "data",
+    [
+        {"highlight": 0},
+        {"size": 6.5},
+        {"size": "5"},
+        {"size": True},
+        {"q": None},
+        {"filter": {"tags": [1]}},
+        {"filter": {"updated_before": 0}},
+        {"filter": {"updated_after": "2026-01-01T00:00:00"}},  # no time zone: ambiguous
+    ],
 )
 def test_no_silent_coercion_of_request_fields(data) -> None:
     with pytest.raises(ValidationFailed):
         parse_search_request(data)
+
+
+def test_json_integers_and_aware_timestamps_are_accepted() -> None:
+    req = parse_search_request({"size": 6.0, "filter": {"updated_after": "2026-01-01T00:00:00Z"}})
+    assert req.size == 6 and req.filter.updated_after is not None
