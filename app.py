@@ -401,10 +401,6 @@ def get_version_content(who: Principal, doc_id: str, n: str) -> Response:
     return _content_response(who, doc_id, _int(n, "version"))
 
 
-# ------------------------------------------------------------------ service
-_S3_CHECK: dict[str, Any] = {"at": 0.0, "status": "unknown"}
-
-
 # ------------------------------------------------------------------ search
 @app.route("/search", methods=["POST"], content_types=ANY)
 @endpoint()
@@ -441,39 +437,50 @@ def changes(who: Principal) -> Response:
     return json_response(result, headers=dict(NO_STORE))
 
 
-_SEARCH_CHECK: dict[str, Any] = {"at": -1e9, "status": "skipped", "lag_s": None}
+# ------------------------------------------------------------------ service
+_CHECKS: dict[str, tuple[float, Any]] = {}  # name -> (when, result), per process
+
+
+def _checked_recently(name: str, probe: Callable[[], Any]) -> Any:
+    """``probe()``, run at most every 10 s per process (/health is public: a flood
+    of health requests must not become a flood of dependency calls)."""
+    now = time.monotonic()
+    at, result = _CHECKS.get(name, (-1e9, None))
+    if now - at > 10:
+        result = probe()
+        _CHECKS[name] = (now, result)
+    return result
 
 
 def _search_check(c: bootstrap.Container) -> tuple[str, float | None]:
-    """OpenSearch reachability and the sync lag, at most every 10 s per process."""
+    """OpenSearch reachability and the sync lag."""
     if not c.settings.opensearch_url:
         return "skipped", None
-    now = time.monotonic()
-    if now - _SEARCH_CHECK["at"] > 10:
-        _SEARCH_CHECK["status"] = "ok" if c.search_index.ping() else "down"
+
+    def probe() -> tuple[str, float | None]:
+        status = "ok" if c.search_index.ping() else "down"
         try:
-            _SEARCH_CHECK["lag_s"] = round(c.outbox.stats()["lag_s"], 3)
+            return status, round(c.outbox.stats()["lag_s"], 3)
         except DomainError:
-            _SEARCH_CHECK["lag_s"] = None
-        _SEARCH_CHECK["at"] = now
-    return str(_SEARCH_CHECK["status"]), _SEARCH_CHECK["lag_s"]
+            return status, None
+
+    result: tuple[str, float | None] = _checked_recently("search", probe)
+    return result
 
 
 def _s3_check(c: bootstrap.Container) -> str:
-    """S3 reachability, at most every 10 s per process (the route is public).
-
-    'skipped' where no S3 is configured (no local endpoint, not on Lambda)."""
+    """S3 reachability; 'skipped' where no S3 is configured (no local endpoint, not on Lambda)."""
     if not (c.settings.aws_endpoint_url or os.environ.get("AWS_LAMBDA_FUNCTION_NAME")):
         return "skipped"
-    now = time.monotonic()
-    if now - _S3_CHECK["at"] > 10:
+
+    def probe() -> str:
         try:
             c.content.blobs.ping()
-            _S3_CHECK["status"] = "ok"
         except DomainError:
-            _S3_CHECK["status"] = "down"
-        _S3_CHECK["at"] = now
-    return str(_S3_CHECK["status"])
+            return "down"
+        return "ok"
+
+    return str(_checked_recently("s3", probe))
 
 
 @app.route("/health", methods=["GET"], content_types=ANY)

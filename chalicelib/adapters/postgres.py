@@ -145,11 +145,13 @@ class PostgresRepository:
             f"WITH changed AS ({statement} RETURNING *), {_RECORD_CHANGE} "
             "SELECT version FROM changed"
         )
-        cur: psycopg.Cursor[dict[str, Any]] = self.conn.cursor()
+        cur: psycopg.Cursor[dict[str, Any]]
         if last:
             query += "; COMMIT"
             cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
             self.committing = True
+        else:
+            cur = self.conn.cursor()
         row = cur.execute(
             query,
             {

@@ -322,8 +322,8 @@ class FeedCursor:
         return f"{self.txid}-{self.seq}"
 
     @classmethod
-    def parse(cls, raw: str | None) -> FeedCursor | None:
-        """None for "from the beginning"; ``"now"`` is handled by the caller."""
+    def parse(cls, raw: str | None) -> FeedCursor:
+        """Absent, empty or "0": from the beginning; ``"now"`` is handled by the caller."""
         if raw is None or raw in ("", "0"):
             return cls(0, 0)
         try:

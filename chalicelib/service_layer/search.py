@@ -289,8 +289,10 @@ class SearchSync:
 
     def drop_expired(self) -> list[str]:
         dropped = []
-        for name in self.outbox.expired_indexes():
-            if name != self.index.live_index():
+        expired = self.outbox.expired_indexes()
+        live = self.index.live_index() if expired else None
+        for name in expired:
+            if name != live:
                 self.index.drop_index(name)
                 dropped.append(name)
             self.outbox.abandon(name)
