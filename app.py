@@ -10,6 +10,7 @@ import functools
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -18,12 +19,13 @@ from chalice.app import Chalice, Request, Response
 from chalicelib import bootstrap
 from chalicelib.auth import authenticate
 from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
-from chalicelib.domain.model import idempotent_id, parse_limit
+from chalicelib.domain.model import check_precondition_header, idempotent_id, parse_limit
 from chalicelib.domain.patching import PATCH_MEDIA_TYPES
 from chalicelib.domain.principal import Principal
 from chalicelib.http import (
     JSON,
     SECURITY_HEADERS,
+    client_request_id,
     json_response,
     media_type,
     parse_json_body,
@@ -31,6 +33,7 @@ from chalicelib.http import (
     problem_from_error,
     request_id,
     rewrite_chalice_error,
+    server_id,
 )
 from chalicelib.observability import METRICS_ON, count, logger, metrics, tracer, tracing_disabled
 from chalicelib.openapi import openapi_document
@@ -69,8 +72,14 @@ def endpoint(*, auth: bool = True) -> Callable[[Callable[..., Response]], Callab
                     raise BadRequest("Query parameters must not contain NUL characters.")
                 if not auth:
                     return view(**path)
+                if_match = request.headers.get("if-match")
+                if if_match is not None:
+                    check_precondition_header("If-Match", if_match)
                 container = bootstrap.container()
-                who = authenticate(request.headers, request.context or {}, container.settings, rid)
+                who = authenticate(
+                    request.headers, request.context or {}, container.settings, server_id(request)
+                )
+                who = replace(who, client_request_id=client_request_id(request))
                 logger.append_keys(org=who.org, sub=who.sub)
                 limiter = container.rate_limiter
                 decision = limiter.check(who.org, who.sub, who.top_role) if limiter else None
@@ -162,8 +171,15 @@ def _int(raw: str, name: str) -> int:
 
 
 # ---------------------------------------------------------------- documents
-def _idempotent(who: Principal, route: str, body: Any, action: Callable[[], Response]) -> Response:
-    """Run a POST under its Idempotency-Key (if any): retries get the first response."""
+def _idempotent(
+    who: Principal, route: str, body: Any, action: Callable[[], Response], *, role: str = "writer"
+) -> Response:
+    """Run a POST under its Idempotency-Key (if any): retries get the first response.
+
+    The caller's role is checked first, every time: a replay hands out a stored
+    response, and a caller who lost the right to make the request since must
+    not get it."""
+    who.require(role)
     key = _request().headers.get("idempotency-key")
     if key is None:
         return action()

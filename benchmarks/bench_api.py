@@ -59,6 +59,7 @@ from chalicelib import bootstrap
 from chalicelib.adapters.postgres import migrate
 from chalicelib.auth import mint_token
 from chalicelib.config import Settings
+from chalicelib.domain.keys import join_key
 from chalicelib.local.events import LambdaContext, api_gateway_event
 
 ADMIN_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -231,7 +232,8 @@ def main() -> None:
         # B is written through the API, C by baseline c.
         created = [json.loads(invoke(event("POST", "/documents", DOCUMENT))["body"]) for _ in "ABC"]
         read_id, write_id, base_write_id = (d["id"] for d in created)
-        doc_key = f"{prefix}doc:{ORG}:{read_id}"
+        doc_key = f"{prefix}doc:{join_key(ORG, read_id)}"
+        etag_key = f"{prefix}etag:{join_key(ORG, read_id)}"
         get_path = f"/documents/{read_id}"
         assert invoke(event("GET", get_path))["headers"]["X-Cache"] in ("hit", "miss")
         payload = raw_redis.get(doc_key)
@@ -254,11 +256,11 @@ def main() -> None:
         hit_api, hit_base = measure(args.hits, 200, args.rounds, api_hit, base_hit)
 
         # --- GET miss vs (b) PG point select + redis SET ----------------------------
-        base_key = f"{prefix}doc:{ORG}:{read_id[:-1]}~"  # same length as the real key
+        base_key = f"{prefix}doc:{join_key(ORG, read_id[:-1] + '~')}"  # same length as the real key
         select = f"SELECT {DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s"
 
         def api_miss(_: int) -> Callable[[], Any]:
-            raw_redis.delete(doc_key, doc_key + ":etag")  # untimed: force the miss
+            raw_redis.delete(doc_key, etag_key)  # untimed: force the miss
             built, context = event("GET", get_path), LambdaContext.new()
 
             def call() -> None:

@@ -3,12 +3,28 @@
 In AWS the API Gateway authorizer verifies the token and puts its claims in
 the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``); locally the
 service verifies the token itself: HS256 with ``DOCS_JWT_SECRET``, or RS256
-through a JWKS URL (``DOCS_JWT_JWKS_URL``).  ``iss``, ``aud`` and ``exp`` are
-always required.  The org comes only from the verified claims.
+through a JWKS URL (``DOCS_JWT_JWKS_URL``).  The org comes only from the
+verified claims, which are held to a strict shape (docs/security.md):
+
+* ``iss``, ``aud``, ``sub`` and ``exp`` are required; ``exp``, ``nbf`` and
+  ``iat`` must be JSON numbers; clocks may disagree by ``DOCS_JWT_LEEWAY_S``
+  (30 s) either way; a token may not live longer than
+  ``DOCS_JWT_MAX_LIFETIME_S`` (24 h: ``exp - iat``, or ``exp - now`` without
+  ``iat``);
+* ``org`` and ``sub`` are 1-256 printable characters (no NUL or other
+  control characters);
+* ``roles`` is a list of role names (``reader``, ``writer``, ``admin``);
+  names it does not know are ignored, anything but a list is refused.  Only
+  the claims API Gateway's authorizer hands over may carry the list as the
+  string it makes of one (``"[reader writer]"``).
+
+Failures are 401s with a fixed sentence per kind; no decoder text reaches
+the client.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +39,20 @@ from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import ROLE_RANK, Principal
 
 _REQUIRED = ["exp", "iss", "aud", "sub"]
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+_MAX_NAME = 256
+# a fixed sentence per failure: library messages can quote the token's bytes
+_JWT_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "The token has expired."),
+    (jwt.ImmatureSignatureError, "The token is not valid yet (nbf or iat is in the future)."),
+    (jwt.InvalidAudienceError, "The token is not meant for this API (aud)."),
+    (jwt.InvalidIssuerError, "The token was not issued by a trusted issuer (iss)."),
+    (jwt.MissingRequiredClaimError, "The token lacks a required claim (exp, iss, aud, sub)."),
+    (jwt.InvalidSignatureError, "The token's signature does not verify."),
+    (jwt.InvalidAlgorithmError, "The token is signed with an algorithm this API does not take."),
+    (jwt.PyJWKClientError, "The token's signing key is not known."),
+    (jwt.DecodeError, "The token is malformed: it is not a signed JWT this API can read."),
+)
 
 
 @lru_cache(maxsize=4)
@@ -30,19 +60,62 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
 
 
-def _roles(raw: Any) -> frozenset[str]:
-    if isinstance(raw, str):  # Cognito/API GW stringify lists: "[reader writer]" or "a,b"
-        raw = raw.strip("[]").replace(",", " ").split()
-    if not isinstance(raw, list):
+def _roles(raw: Any, *, stringified: bool) -> frozenset[str]:
+    """The known roles in a ``roles`` claim, which must be a list of names.
+
+    ``stringified``: claims from API Gateway's authorizer, which turns a list
+    into ``"[reader writer]"``; only that bracketed form is read as a list.
+    """
+    if raw is None:
         return frozenset()
-    return frozenset(r for r in raw if isinstance(r, str) and r in ROLE_RANK)
+    if stringified and isinstance(raw, str):
+        text = raw.strip()
+        if not (text.startswith("[") and text.endswith("]")):
+            raise Unauthorized("The token's 'roles' claim must be a list of role names.")
+        raw = text[1:-1].replace(",", " ").split()
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise Unauthorized("The token's 'roles' claim must be a list of role names.")
+    return frozenset(r for r in raw if r in ROLE_RANK)
 
 
-def principal_from_claims(claims: dict[str, Any], request_id: str | None) -> Principal:
-    org, sub = claims.get("org"), claims.get("sub")
-    if not isinstance(org, str) or not org or not isinstance(sub, str) or not sub:
-        raise Unauthorized("The token has no 'org' or 'sub' claim.")
-    return Principal(sub=sub, org=org, roles=_roles(claims.get("roles")), request_id=request_id)
+def _name(claims: dict[str, Any], claim: str) -> str:
+    value = claims.get(claim)
+    if not isinstance(value, str) or not value:
+        raise Unauthorized(f"The token has no '{claim}' claim.")
+    if len(value) > _MAX_NAME or not value.isprintable():
+        raise Unauthorized(
+            f"The token's '{claim}' claim must be 1-{_MAX_NAME} printable characters "
+            "(no control characters)."
+        )
+    return value
+
+
+def principal_from_claims(
+    claims: dict[str, Any], request_id: str | None, *, stringified: bool = False
+) -> Principal:
+    return Principal(
+        sub=_name(claims, "sub"),
+        org=_name(claims, "org"),
+        roles=_roles(claims.get("roles"), stringified=stringified),
+        request_id=request_id,
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_times(claims: dict[str, Any], max_lifetime_s: int, now: float | None = None) -> None:
+    """Time claims are numbers, and the token does not live longer than allowed."""
+    for claim in _TIME_CLAIMS:
+        if claim in claims and not _is_number(claims[claim]):
+            raise Unauthorized(f"The token's '{claim}' claim must be a number (seconds).")
+    start = claims.get("iat", time.time() if now is None else now)
+    if claims["exp"] - start > max_lifetime_s:
+        raise Unauthorized(
+            f"The token lives longer than this API accepts ({max_lifetime_s} s from "
+            "'iat' to 'exp'); ask the issuer for a shorter-lived token."
+        )
 
 
 class _VerifiedTokens:
@@ -91,6 +164,7 @@ def verify_token(token: str, settings: Settings) -> dict[str, Any]:
     if cached is not None:
         return cached
     claims = _verify(token, settings)
+    check_times(claims, settings.jwt_max_lifetime_s)  # before caching: exp is then a number
     _VERIFIED.put(key, claims)
     return claims
 
@@ -114,10 +188,13 @@ def _verify(token: str, settings: Settings) -> dict[str, Any]:
             leeway=settings.jwt_leeway_s,
             options=options,  # type: ignore[arg-type]
         )
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("The token has expired.") from None
     except jwt.PyJWTError as exc:
-        raise Unauthorized(f"The token is not valid: {exc}.") from None
+        detail = next((text for kind, text in _JWT_ERRORS if isinstance(exc, kind)), None)
+        raise Unauthorized(detail or "The token is not valid.") from None
+    except (ValueError, TypeError, OverflowError):  # malformed segments some decoders let by
+        raise Unauthorized(_JWT_ERRORS[-1][1]) from None
+    if not isinstance(claims, dict):
+        raise Unauthorized(_JWT_ERRORS[-1][1])
     return claims
 
 
@@ -128,7 +205,7 @@ def authenticate(
         authorizer = context.get("authorizer") or {}
         claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims")
         if isinstance(claims, dict):
-            return principal_from_claims(claims, request_id)
+            return principal_from_claims(claims, request_id, stringified=True)
     header = headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

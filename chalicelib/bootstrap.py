@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib.config import Settings, get_settings
+from chalicelib.domain.model import Limits
 from chalicelib.domain.ports import DocumentCache, UnitOfWork
 from chalicelib.service_layer.documents import DocumentService
 
@@ -194,11 +195,20 @@ def build(
     return Container(settings=settings, uow=uow, cache=cache, documents=documents)
 
 
+def document_limits(settings: Settings) -> Limits:
+    return Limits(
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        max_patch_ops=settings.max_patch_ops,
+    )
+
+
 def _documents(settings: Settings, uow: UnitOfWork, cache: DocumentCache) -> DocumentService:
     return DocumentService(
         uow,
         cache,
         page_secret=settings.page_token_secret,
+        limits=document_limits(settings),
         retention=timedelta(days=settings.delete_retention_days),
         fill_delay_s=settings.fault_fill_delay_ms / 1000,
     )

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # --- HTTP contract --------------------------------------------------------
     max_body_bytes: int = 1024 * 1024
     max_json_depth: int = 32
+    max_patch_ops: int = Field(default=1000, ge=1)  # operations in one JSON Patch
+    # a token may live at most this long (exp - iat; exp - now without iat)
+    jwt_max_lifetime_s: int = Field(default=24 * 3600, ge=60)
     page_token_secret: str = "local-page-token-secret"  # noqa: S105 - overridden in AWS
     delete_retention_days: int = 30
 

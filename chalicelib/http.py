@@ -8,7 +8,9 @@ same shape by the app middleware, so a client only ever sees one error format.
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 import uuid
 from typing import Any
 
@@ -20,6 +22,7 @@ from chalicelib.domain.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from chalicelib.domain.model import json_depth
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
@@ -91,27 +94,49 @@ def rewrite_chalice_error(response: Response, instance: str | None) -> Response:
     return problem(response.status_code, slug, title, detail, instance=instance, headers=extra)
 
 
-def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
-    if given and len(given) <= 200 and given.isprintable():
-        return str(given)
+def server_id(request: Request) -> str:
+    """The id API Gateway (or the local server) gave this request: what the audit
+    log records, whatever the client sent as X-Request-Id."""
     ctx_id = request.context.get("requestId") if request.context else None
     return str(ctx_id) if ctx_id else str(uuid.uuid4())
 
 
-def _depth(value: Any, limit: int) -> int:
-    """Depth of nested containers, without recursion (so deep input cannot blow the stack)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            if deepest > limit:
-                return deepest
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
-    return deepest
+def client_request_id(request: Request) -> str | None:
+    """The client's X-Request-Id, when it is one we can echo (for correlation only)."""
+    given = request.headers.get("x-request-id")
+    if given and len(given) <= 200 and given.isprintable():
+        return str(given)
+    return None
+
+
+def request_id(request: Request) -> str:
+    """The id a response carries: the client's X-Request-Id if it sent one, else ours."""
+    return client_request_id(request) or server_id(request)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as infinity
+        raise _NotADouble(text)
+    return value
+
+
+def _double_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > _MAX_DOUBLE:
+        raise _NotADouble(text)
+    return value
+
+
+def _non_finite(text: str) -> Any:
+    raise _NotADouble(text)
+
+
+class _NotADouble(ValueError):
+    """A JSON number that is not a finite double: NaN, Infinity, or out of range."""
+
+
+_MAX_DOUBLE = sys.float_info.max
 
 
 # NUL and unpaired UTF-16 surrogates parse as JSON (as \u0000, \ud800 escapes)
@@ -160,12 +185,21 @@ def parse_json_body(
     if not raw.strip():
         raise BadRequest("The request body is empty; send a JSON document.")
     try:
-        value = json.loads(raw)
+        # numbers must be finite doubles: what JSON (RFC 8259 6) interoperates on,
+        # what PostgreSQL and OpenSearch both store, what every client can read back
+        value = json.loads(
+            raw, parse_float=_finite_float, parse_int=_double_int, parse_constant=_non_finite
+        )
+    except _NotADouble as exc:
+        raise BadRequest(
+            f"The JSON holds a number that is not a finite double: {str(exc)[:40]}. "
+            "NaN, Infinity and numbers beyond +-1.8e308 are not JSON numbers this API stores."
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
     except RecursionError:
         raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.") from None
-    if _depth(value, max_depth) > max_depth:
+    if json_depth(value, max_depth) > max_depth:
         raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.")
     if b"\\u" in raw and _unstorable_text(value):  # only escapes can produce them
         raise BadRequest(

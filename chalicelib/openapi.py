@@ -174,20 +174,29 @@ _ID = {
     "name": "doc_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+    # the whole value (no trailing newline), and not the dot segments "." and ".."
+    "schema": {"type": "string", "pattern": "^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$"},
 }
 _N = {"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 _PAGE = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
 ]
-_IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "schema": {"type": "string"},
+    "description": "'*' or the document's ETag: a quoted string, as the ETag header gives it "
+    "(an unquoted value is a 400)",
+}
 # writes to an existing document without If-Match are 428
 _IF_MATCH_REQUIRED = {**_IF_MATCH, "required": True}
 _PATCH_BODY = {
     "required": True,
     "content": {
-        "application/json-patch+json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/json-patch+json": {
+            "schema": {"type": "array", "items": {"type": "object"}, "maxItems": 1000}
+        },
         "application/merge-patch+json": {"schema": {"type": "object"}},
     },
 }
@@ -209,14 +218,15 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
      [401, 403, 404], True),
     ("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
      [_ID, _IF_MATCH, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
-     _DOC_BODY, [400, 401, 403, 412, 413, 415, 422, 428], True),
+     _DOC_BODY, [400, 401, 403, 409, 412, 413, 415, 422, 428], True),
     ("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200, "Document",
-     [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY, [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
+     [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY,
+     [400, 401, 403, 404, 409, 412, 413, 415, 422, 428], True),
     ("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None, [_ID, _IF_MATCH],
-     None, [401, 403, 404, 412], True),
+     None, [400, 401, 403, 404, 412], True),
     ("post", "/documents/{doc_id}/changes", "Apply a JSON Patch or merge patch", 200,
      "Document", [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY,
-     [400, 401, 403, 404, 409, 412, 415, 422, 428], True),
+     [400, 401, 403, 404, 409, 412, 413, 415, 422, 428], True),
     ("post", "/documents/{doc_id}/restore", "Undo a soft delete (admin)", 200, "Document",
      [_ID], None, [401, 403, 404, 409, 410], True),
     ("get", "/documents/{doc_id}/versions", "List versions, newest first", 200, "VersionPage",
@@ -224,7 +234,8 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
     ("get", "/documents/{doc_id}/versions/{n}", "Read one version", 200, "VersionOut",
      [_ID, _N], None, [400, 401, 403, 404], True),
     ("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
-     "Document", [_ID, _N, _IF_MATCH_REQUIRED], None, [400, 401, 403, 404, 412, 428], True),
+     "Document", [_ID, _N, _IF_MATCH_REQUIRED], None,
+     [400, 401, 403, 404, 412, 413, 422, 428], True),
     ("post", "/documents/{doc_id}/content", "Start a large-content upload (presigned S3 PUT)",
      200, "UploadTicket", [_ID, _IF_MATCH],
      {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}},

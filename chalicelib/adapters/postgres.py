@@ -48,7 +48,8 @@ _RECORD_CHANGE = (
     "SELECT org, id, version, %(op)s FROM changed), "
     "audit_row AS (INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, "
     "details) SELECT org, %(actor)s, %(action)s, id, version, %(request_id)s, "
-    "jsonb_build_object('title', title, 'deleted', deleted_at IS NOT NULL) FROM changed)"
+    "jsonb_strip_nulls(jsonb_build_object('title', title, 'deleted', deleted_at IS NOT NULL, "
+    "'client_request_id', %(client_request_id)s::text)) FROM changed)"
 )
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 _ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
@@ -172,6 +173,7 @@ class PostgresRepository:
                 "action": change.action,
                 "actor": change.actor,
                 "request_id": change.request_id,
+                "client_request_id": change.client_request_id,
             },
         ).fetchone()
         if last:

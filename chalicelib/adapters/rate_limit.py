@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 
+from chalicelib.domain.keys import join_key
 from chalicelib.observability import count
 
 # KEYS[1] = bucket; ARGV = rate per second, burst, tokens wanted.
@@ -99,7 +100,7 @@ class RateLimiter:
     def check(self, org: str, sub: str, role: str) -> Decision | None:
         """A decision, or None when the limiter is off or failing open."""
         rate, burst = self.limits.get(role, self.limits["reader"])
-        key = f"{self.prefix}rl:{org}:{sub}"
+        key = f"{self.prefix}rl:{join_key(org, sub)}"
         now = self._clock()
         with self._lock:
             lease = self._leases.get(key)

@@ -1,14 +1,16 @@
 """Redis read-through cache with version fencing and a circuit breaker.
 
-Keys (all org-scoped, under an optional prefix for test isolation):
+Keys (all org-scoped, under an optional prefix for test isolation; the parts
+after the kind are joined by ``domain.keys.join_key``, which writes each as
+``<length>:<part>``, so an org holding ``:`` cannot share another org's keys):
 
-- ``doc:{org}:{id}``       ``"{version}\\n{etag}\\n{state}"`` where state is the rendered
+- ``doc:{org,id}``         ``"{version}\\n{etag}\\n{state}"`` where state is the rendered
                            JSON document, ``""`` (a tombstone: deleted) or ``"~"`` (a
                            fence: a write of that version is committing);
-- ``doc:{org}:{id}:etag``  ``"{version}\\n{etag}"`` of a live cached document, so a
+- ``etag:{org,id}``        ``"{version}\\n{etag}"`` of a live cached document, so a
                            conditional GET can answer 304 without fetching the body;
 - ``listgen:{org}``        a generation counter bumped after every write;
-- ``list:{org}:{gen}:{h}`` a list page (30 s), unreachable once the generation moves.
+- ``list:{org,gen,h}``     a list page (30 s), unreachable once the generation moves.
 
 Why a read never goes back in time once a write was acknowledged:
 
@@ -49,6 +51,7 @@ from typing import Any, TypeVar
 import redis
 
 from chalicelib.config import Settings
+from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import CachedDocument
 from chalicelib.observability import count
 
@@ -194,7 +197,13 @@ class RedisCache:
         self._next_repair = time.monotonic() + self.repair_interval_s
 
     def _doc_key(self, org: str, doc_id: str) -> str:
-        return f"{self.prefix}doc:{org}:{doc_id}"
+        return f"{self.prefix}doc:{join_key(org, doc_id)}"
+
+    def _etag_key(self, org: str, doc_id: str) -> str:
+        return f"{self.prefix}etag:{join_key(org, doc_id)}"
+
+    def _listgen_key(self, org: str) -> str:
+        return f"{self.prefix}listgen:{join_key(org)}"
 
     # -- documents --------------------------------------------------------------
     def get(self, org: str, doc_id: str) -> CachedDocument | None:
@@ -208,7 +217,7 @@ class RedisCache:
 
     def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
         """The cached validator of a live document (for If-None-Match), or None."""
-        key = self._doc_key(org, doc_id) + ":etag"
+        key = self._etag_key(org, doc_id)
         raw = self._guard(lambda: self.client.get(key), None, read=True)
         if raw is None:
             return None
@@ -220,8 +229,8 @@ class RedisCache:
     ) -> None:
         if self._script is None:
             self._script = self.client.register_script(_SET_IF_NEWER)
-        key = self._doc_key(org, doc_id)
-        self._script(keys=[key, key + ":etag"], args=[version, payload, ttl_ms, etag_line])
+        keys = [self._doc_key(org, doc_id), self._etag_key(org, doc_id)]
+        self._script(keys=keys, args=[version, payload, ttl_ms, etag_line])
 
     def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
         """After a commit: store the new version and bump the org's list generation,
@@ -230,7 +239,7 @@ class RedisCache:
             return True  # nothing is cached, so there is nothing to repair
         payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
         etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
-        key = self._doc_key(org, doc_id)
+        key, etag_key = self._doc_key(org, doc_id), self._etag_key(org, doc_id)
 
         def run() -> bool:
             if self._script is None:
@@ -240,10 +249,10 @@ class RedisCache:
                 # pipeline would add a SCRIPT EXISTS round trip on every write
                 pipe = self.client.pipeline(transaction=False)
                 pipe.evalsha(
-                    self._script.sha, 2, key, key + ":etag",
+                    self._script.sha, 2, key, etag_key,
                     entry.version, payload, self.doc_ttl_ms, etag_line,
                 )  # fmt: skip
-                pipe.incr(f"{self.prefix}listgen:{org}")
+                pipe.incr(self._listgen_key(org))
                 try:
                     pipe.execute()
                 except redis.exceptions.NoScriptError:
@@ -287,7 +296,7 @@ class RedisCache:
 
     # -- list pages ---------------------------------------------------------------
     def _list_key(self, org: str, gen: str, key: str) -> str:
-        return f"{self.prefix}list:{org}:{gen}:{key}"
+        return f"{self.prefix}list:{join_key(org, gen, key)}"
 
     def get_list(self, org: str, key: str) -> tuple[str | None, str]:
         """The cached page (or None) and the generation to store a fresh one under.
@@ -298,7 +307,7 @@ class RedisCache:
         """
 
         def run() -> tuple[str | None, str]:
-            gen_raw = self.client.get(f"{self.prefix}listgen:{org}")
+            gen_raw = self.client.get(self._listgen_key(org))
             gen = bytes(gen_raw).decode() if gen_raw is not None else "0"
             raw = self.client.get(self._list_key(org, gen, key))
             return (bytes(raw).decode() if raw is not None else None), gen
@@ -318,7 +327,7 @@ class RedisCache:
 
     def bump_lists(self, org: str) -> bool:
         def run() -> bool:
-            self.client.incr(f"{self.prefix}listgen:{org}")
+            self.client.incr(self._listgen_key(org))
             return True
 
         return self._guard(run, False)
@@ -331,7 +340,7 @@ class RedisCache:
         for org, doc_id, version in items:
             self._put_fence(org, doc_id, version)
         for org in {org for org, _, _ in items}:
-            self.client.incr(f"{self.prefix}listgen:{org}")
+            self.client.incr(self._listgen_key(org))
 
     # -- health ---------------------------------------------------------------------
     def status(self) -> str:

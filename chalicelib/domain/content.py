@@ -37,6 +37,7 @@ from typing import IO, Any, Protocol
 from urllib.parse import quote, unquote
 
 from chalicelib.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from chalicelib.domain.model import is_valid_id
 
 KEY_PREFIX = "content/"
 SNIFF_BYTES = 8192
@@ -50,10 +51,10 @@ DEFAULT_ALLOWED_TYPES = (
     "application/pdf",
 )
 TEXT_TYPES = frozenset({"text/plain", "text/markdown", "text/csv", "text/html", "application/json"})
-_UPLOAD_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID (Crockford base32)
-_DOC_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
+# all matched with ``fullmatch``: ``$`` would also match before a trailing newline
+_UPLOAD_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID (Crockford base32)
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"%PDF-", "application/pdf"),
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -98,7 +99,7 @@ def parse_content_key(key: str) -> ContentKey | None:
     org = unquote(org_q)
     if not org or quote(org, safe="") != org_q:
         return None
-    if not _DOC_ID.match(doc_id) or not _UPLOAD_ID.match(upload_id):
+    if not is_valid_id(doc_id) or not _UPLOAD_ID.fullmatch(upload_id):
         return None
     return ContentKey(org, doc_id, upload_id)
 
@@ -132,7 +133,7 @@ def normalize_media_type(raw: str) -> str:
 def normalize_sha256(raw: str) -> str:
     """Hex (64 digits) or base64 (as in ``x-amz-checksum-sha256``) → lowercase hex."""
     value = raw.strip()
-    if _HEX64.match(value):
+    if _HEX64.fullmatch(value):
         return value.lower()
     try:
         digest = base64.b64decode(value, validate=True)
@@ -164,7 +165,7 @@ def parse_upload_request(data: Any, policy: ContentPolicy) -> UploadRequest:
             errors=[{"loc": [n], "msg": "unknown field", "type": "unknown_field"} for n in unknown],
         )
     raw_type = data.get("content_type")
-    if not isinstance(raw_type, str) or not _MEDIA_TYPE.match(normalize_media_type(raw_type)):
+    if not isinstance(raw_type, str) or not _MEDIA_TYPE.fullmatch(normalize_media_type(raw_type)):
         raise ValidationFailed(
             "content_type is required: the media type of the content, e.g. 'text/plain'.",
             errors=[{"loc": ["content_type"], "msg": "required media type", "type": "missing"}],

@@ -10,6 +10,7 @@ exactly when the representation does.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import time
@@ -21,12 +22,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chalicelib.domain.errors import (
     BadRequest,
+    PayloadTooLarge,
     PreconditionFailed,
     PreconditionRequired,
     ValidationFailed,
 )
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# matched with ``fullmatch`` (``$`` would also match before a trailing newline);
+# "." and ".." are refused apart: clients normalise them out of URLs
+ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_DOT_SEGMENTS = frozenset({".", ".."})
 EDITABLE_FIELDS = ("title", "body", "tags", "metadata")
 READ_ONLY_FIELDS = (
     "id",
@@ -65,8 +70,72 @@ class DocumentIn(BaseModel):
         return list(dict.fromkeys(tags))
 
 
-def validate_editable(data: Any) -> DocumentIn:
-    """Validate client JSON into ``DocumentIn`` or raise 422 with per-field errors."""
+@dataclass(frozen=True)
+class Limits:
+    """What a stored document may be: the limits hold for every write's *result*
+    (a create, a replace, a patch, a version restore), not only for requests.
+
+    ``max_bytes`` bounds the editable part as compact UTF-8 JSON (what a PUT of
+    it would send); ``max_depth`` its nesting, the outer object counting 1, as
+    for a request; ``max_patch_ops`` the operations of one JSON Patch.
+    """
+
+    max_bytes: int = 1024 * 1024
+    max_depth: int = 32
+    max_patch_ops: int = 1000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact UTF-8 JSON."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Depth of nested containers (a scalar is 0), without recursion, so deep
+    input cannot blow the stack; stops counting once past ``limit``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def too_deep(limits: Limits) -> ValidationFailed:
+    return ValidationFailed(
+        f"The document would be nested deeper than {limits.max_depth} levels.",
+        errors=[{"loc": [], "msg": "too deeply nested", "type": "depth_limit"}],
+    )
+
+
+def too_large(limits: Limits) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The document would be over {limits.max_bytes} bytes as JSON; "
+        "keep large content out of 'body' and upload it with POST /documents/{id}/content."
+    )
+
+
+def check_limits(editable: dict[str, Any], limits: Limits) -> None:
+    """413 / 422 unless the editable part is within the size and depth limits."""
+    if json_depth(editable, limits.max_depth) > limits.max_depth:
+        raise too_deep(limits)
+    if json_size(editable) > limits.max_bytes:
+        raise too_large(limits)
+
+
+def validate_editable(data: Any, limits: Limits = DEFAULT_LIMITS) -> DocumentIn:
+    """Validate client JSON (or a patch result) into ``DocumentIn``, within ``limits``;
+    raise 422 with per-field errors (413 when too large)."""
+    if isinstance(data, dict):
+        check_limits(data, limits)
     if not isinstance(data, dict):
         raise ValidationFailed(
             "The request body must be a JSON object.",
@@ -79,10 +148,15 @@ def validate_editable(data: Any) -> DocumentIn:
         raise ValidationFailed("The document is not valid.", errors=errors) from None
 
 
+def is_valid_id(doc_id: str) -> bool:
+    return ID_PATTERN.fullmatch(doc_id) is not None and doc_id not in _DOT_SEGMENTS
+
+
 def validate_id(doc_id: str) -> str:
-    if not ID_PATTERN.match(doc_id):
+    if not is_valid_id(doc_id):
         raise ValidationFailed(
-            "Document ids are 1-128 characters of A-Z, a-z, 0-9, '.', '_' or '-'.",
+            "Document ids are 1-128 characters of A-Z, a-z, 0-9, '.', '_' or '-' "
+            "(and not '.' or '..').",
             errors=[{"loc": ["path", "id"], "msg": "invalid id", "type": "value_error"}],
         )
     return doc_id
@@ -117,6 +191,22 @@ def make_etag(org: str, doc_id: str, version: int) -> str:
 
 def _etag_list(header: str) -> list[str]:
     return [part.strip() for part in header.split(",") if part.strip()]
+
+
+_ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\uffff]*"')
+
+
+def check_precondition_header(name: str, header: str) -> None:
+    """400 unless ``header`` is ``*`` or a list of entity tags (RFC 9110 8.8.3): an
+    unquoted value is a client mistake to name, not a precondition that failed."""
+    tags = _etag_list(header)
+    if tags == ["*"]:
+        return
+    if not tags or not all(_ENTITY_TAG.fullmatch(tag) for tag in tags):
+        raise BadRequest(
+            f"{name} must be '*' or a list of ETags, which are quoted strings "
+            f'(for example {name}: "a1b2c3", as the ETag header gives them).'
+        )
 
 
 def if_match_satisfied(header: str, current_etag: str | None) -> bool:

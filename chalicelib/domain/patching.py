@@ -5,6 +5,20 @@ RFC 7396 JSON Merge Patch (via ``json_merge_patch``).  Both address the
 document resource; operations on read-only fields are refused with 422, a
 failed ``test`` is 409, anything else that cannot apply is 422 — and in every
 failure case nothing changes.
+
+A small patch must not build a huge document: ``copy`` ops can double the
+document with each operation (17 ops of a few bytes each would otherwise
+build megabytes, 27 gigabytes).  So the work is bounded as well as the result:
+
+* at most ``Limits.max_patch_ops`` operations per patch (422 above);
+* ops are applied one at a time, each one's depth checked *before* it is
+  applied (the path's depth plus the depth of the value it brings), and a
+  running estimate of the size kept (it errs upwards only); when the estimate
+  passes twice the limit the size is measured exactly, and a working copy over
+  that is a 413 at once.  An intermediate state may pass the limit (copy, then
+  remove the original), but the working copy never holds more than about four
+  times the limit (twice, plus one value being copied in);
+* the finished result is checked again (``validate_editable``).
 """
 
 from __future__ import annotations
@@ -18,30 +32,41 @@ import jsonpointer
 
 from chalicelib.domain.errors import Conflict, ValidationFailed
 from chalicelib.domain.model import (
+    DEFAULT_LIMITS,
     EDITABLE_FIELDS,
     READ_ONLY_FIELDS,
     DocumentIn,
+    Limits,
+    json_depth,
+    json_size,
+    too_deep,
+    too_large,
     validate_editable,
 )
 
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 PATCH_MEDIA_TYPES = (JSON_PATCH, MERGE_PATCH)
+_MISSING = object()
+# how far past the size limit a patch may go on its way (copy, then remove the
+# original); the result is held to the limit itself
+_SCRATCH = 2
 
 
-def _top_field(pointer: Any, where: str) -> str:
+def _pointer(pointer: Any, where: str) -> list[str]:
     if not isinstance(pointer, str):
         raise ValidationFailed(
             f"Each operation needs a string '{where}'.",
             errors=[{"loc": [where], "msg": "expected a JSON pointer", "type": "type_error"}],
         )
     try:
-        parts = jsonpointer.JsonPointer(pointer).parts
+        parts: list[str] = jsonpointer.JsonPointer(pointer).parts
     except jsonpointer.JsonPointerException as exc:
         raise ValidationFailed(f"Invalid JSON pointer {pointer!r}: {exc}") from None
     if not parts:
         raise ValidationFailed("Patching the whole document ('') is not allowed; name a field.")
-    return parts[0]
+    _check_field(parts[0])
+    return parts
 
 
 def _check_field(name: str) -> None:
@@ -57,18 +82,76 @@ def _check_field(name: str) -> None:
         )
 
 
-def apply_json_patch(current: dict[str, Any], operations: Any) -> DocumentIn:
+def _resolve(doc: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` in ``doc``, or ``_MISSING``."""
+    try:
+        return jsonpointer.JsonPointer.from_parts(parts).resolve(doc)
+    except (jsonpointer.JsonPointerException, KeyError, IndexError, TypeError):
+        return _MISSING
+
+
+def _sized(value: Any) -> int:
+    return 0 if value is _MISSING else json_size(value)
+
+
+def _plan(operations: Any, limits: Limits) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each operation with its parsed path, after the checks that need no document."""
     if not isinstance(operations, list):
         raise ValidationFailed("A JSON Patch is a JSON array of operations.")
+    if len(operations) > limits.max_patch_ops:
+        raise ValidationFailed(
+            f"A JSON Patch may have at most {limits.max_patch_ops} operations; "
+            f"this one has {len(operations)}. Split it, or send the document with PUT."
+        )
+    plan = []
     for op in operations:
         if not isinstance(op, dict):
             raise ValidationFailed("Each JSON Patch operation must be an object.")
-        _check_field(_top_field(op.get("path"), "path"))
+        path = _pointer(op.get("path"), "path")
         if op.get("op") in ("move", "copy"):
-            _check_field(_top_field(op.get("from"), "from"))
+            _pointer(op.get("from"), "from")
+        plan.append((op, path))
+    return plan
+
+
+def _growth(doc: Any, op: dict[str, Any], path: list[str], limits: Limits) -> int:
+    """Bytes ``op`` adds to ``doc`` (an estimate that errs upwards), after refusing
+    an op that would nest the document too deep -- both before the op runs."""
+    kind = op.get("op")
+    member = len(path[-1].encode()) + 4  # "name": and a comma (array items: less)
+    if kind == "remove":
+        return -_sized(_resolve(doc, path))
+    if kind not in ("add", "replace", "copy", "move"):
+        return 0  # test
+    if kind in ("copy", "move"):
+        value = _resolve(doc, _pointer(op.get("from"), "from"))
+    else:
+        value = op.get("value", _MISSING)
+    if value is _MISSING:
+        return 0  # the op itself will fail
+    if len(path) + json_depth(value, limits.max_depth) > limits.max_depth:
+        raise too_deep(limits)
+    if kind == "move":
+        return member
+    if kind == "replace":
+        return _sized(value) - _sized(_resolve(doc, path))
+    return _sized(value) + member
+
+
+def apply_json_patch(
+    current: dict[str, Any], operations: Any, limits: Limits = DEFAULT_LIMITS
+) -> DocumentIn:
+    plan = _plan(operations, limits)
+    doc = copy.deepcopy(current)
+    size = json_size(doc)
     try:
-        patch = jsonpatch.JsonPatch(operations)
-        result = patch.apply(copy.deepcopy(current))
+        for op, path in plan:
+            size += _growth(doc, op, path, limits)
+            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+            if size > _SCRATCH * limits.max_bytes:
+                size = json_size(doc)  # the estimate only ever errs upwards: measure
+                if size > _SCRATCH * limits.max_bytes:
+                    raise too_large(limits)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise Conflict(f"A 'test' operation failed: {exc}") from None
     except (
@@ -80,19 +163,25 @@ def apply_json_patch(current: dict[str, Any], operations: Any) -> DocumentIn:
         ValueError,
     ) as exc:
         raise ValidationFailed(f"The patch cannot be applied: {exc}") from None
-    return validate_editable(result)
+    return validate_editable(doc, limits)
 
 
-def apply_merge_patch(current: dict[str, Any], patch: Any) -> DocumentIn:
+def apply_merge_patch(
+    current: dict[str, Any], patch: Any, limits: Limits = DEFAULT_LIMITS
+) -> DocumentIn:
+    """A merge patch is a JSON object no deeper than a request may be, so merging it
+    does at most (current + patch) work; the result is then held to the limits."""
     if not isinstance(patch, dict):
         raise ValidationFailed("A merge patch for a document must be a JSON object.")
     for name in patch:
         _check_field(name)
     result = json_merge_patch.merge(copy.deepcopy(current), patch)
-    return validate_editable(result)
+    return validate_editable(result, limits)
 
 
-def apply_patch(media_type: str, current: dict[str, Any], patch: Any) -> DocumentIn:
+def apply_patch(
+    media_type: str, current: dict[str, Any], patch: Any, limits: Limits = DEFAULT_LIMITS
+) -> DocumentIn:
     if media_type == JSON_PATCH:
-        return apply_json_patch(current, patch)
-    return apply_merge_patch(current, patch)
+        return apply_json_patch(current, patch, limits)
+    return apply_merge_patch(current, patch, limits)

@@ -26,7 +26,8 @@ class Change:
 
     action: str  # create, replace, change, delete, restore, restore-version:N, ...
     actor: str
-    request_id: str | None = None
+    request_id: str | None = None  # the server's own id of the request
+    client_request_id: str | None = None  # the X-Request-Id the client sent, if any
 
 
 @dataclass(frozen=True)

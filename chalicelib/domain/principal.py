@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chalicelib.domain.errors import Forbidden
+from chalicelib.domain.ports import Change
 
 ROLE_RANK = {"reader": 1, "writer": 2, "admin": 3}
 
@@ -14,7 +15,12 @@ class Principal:
     sub: str
     org: str
     roles: frozenset[str] = field(default_factory=frozenset)
-    request_id: str | None = None
+    request_id: str | None = None  # the server's own id of this request (audited)
+    client_request_id: str | None = None  # the client's X-Request-Id (correlation only)
+
+    def change(self, action: str) -> Change:
+        """The audit record of a change this caller makes."""
+        return Change(action, self.sub, self.request_id, self.client_request_id)
 
     @property
     def rank(self) -> int:

@@ -146,7 +146,7 @@ class ContentService:
                     headers={"ETag": current.etag},
                 )
             doc = replace(current, version=current.version + 1, updated_at=now, content=pending)
-            self._update(repo, doc, current, Change("content-upload", who.sub, who.request_id))
+            self._update(repo, doc, current, who.change("content-upload"))
             self.records(repo).add_upload(
                 Upload(
                     org=who.org,
@@ -192,7 +192,7 @@ class ContentService:
             content = doc.content
             if version is not None:
                 record = repo.get_version(doc_id, version)
-                if record is None:
+                if record is None or record.created_at < doc.created_at:  # an earlier life
                     raise NotFound(f"Document {doc_id!r} has no version {version}.")
                 content = record.content
             if not content:

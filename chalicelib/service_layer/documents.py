@@ -32,8 +32,10 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.model import (
+    DEFAULT_LIMITS,
     Document,
     DocumentIn,
+    Limits,
     if_match_satisfied,
     if_none_match_matches,
     make_etag,
@@ -45,7 +47,6 @@ from chalicelib.domain.model import (
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.ports import (
     CachedDocument,
-    Change,
     DocumentCache,
     ListCursor,
     UnitOfWork,
@@ -87,6 +88,7 @@ class DocumentService:
         cache: DocumentCache,
         *,
         page_secret: str,
+        limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
         clock: Any = None,
         fill_delay_s: float = 0.0,
@@ -94,6 +96,7 @@ class DocumentService:
         self.uow = uow
         self.cache = cache
         self.page_secret = page_secret
+        self.limits = limits
         self.retention = retention
         self._clock = clock or (lambda: datetime.now(UTC))
         self.fill_delay_s = fill_delay_s  # fault injection only: widens the read/fill race
@@ -176,6 +179,9 @@ class DocumentService:
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
             versions = repo.list_versions(doc_id, limit=limit + 1, before=before)
+        # versions of an earlier life of this id (deleted, then reused) are not its history;
+        # they have the lowest numbers, so dropping them from the tail keeps paging right
+        versions = [v for v in versions if v.created_at >= doc.created_at]
         next_token = None
         if len(versions) > limit:
             versions = versions[:limit]
@@ -192,7 +198,7 @@ class DocumentService:
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
             record = repo.get_version(doc_id, version)
-        if record is None:
+        if record is None or record.created_at < doc.created_at:
             raise NotFound(f"Document {doc_id!r} has no version {version}.")
         return self._version_json(doc, record, summary=False)
 
@@ -221,9 +227,9 @@ class DocumentService:
         document of that id whose first version is this very create (same owner,
         same content) is the outcome of an earlier attempt: return it."""
         who.require("writer")
-        doc = self._new_document(who, validate_editable(data), doc_id or new_id())
+        doc = self._new_document(who, validate_editable(data, self.limits), doc_id or new_id())
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as repo:
-            if not repo.insert(doc, Change("create", who.sub, who.request_id), last=True):
+            if not repo.insert(doc, who.change("create"), last=True):
                 earlier = self._earlier_attempt(repo, doc) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
@@ -259,7 +265,7 @@ class DocumentService:
         """Create (True) or replace (False) the document at a client-chosen id."""
         who.require("writer")
         validate_id(doc_id)
-        change = validate_editable(data)
+        change = validate_editable(data, self.limits)
         with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = repo.get(doc_id)
             live = current is not None and not current.deleted
@@ -268,11 +274,13 @@ class DocumentService:
                     f"Document {doc_id!r} already exists.",
                     headers={"ETag": current.etag} if current else {},
                 )
+            if current is not None and not live:
+                self._refuse_if_restorable(current)
             if current is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
                 doc = self._new_document(who, change, doc_id)
-                if not repo.insert(doc, Change("create", who.sub, who.request_id), last=True):
+                if not repo.insert(doc, who.change("create"), last=True):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
                 created, fenced = True, True
             else:
@@ -281,7 +289,10 @@ class DocumentService:
                 elif if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
                 doc = current.with_changes(change, at=self._clock())
-                if not live:  # re-creating over a deleted document keeps counting versions
+                if not live:
+                    # past the restore window the id starts a new life: version numbers
+                    # keep counting (the rows stay unique), but the history begins at
+                    # the new created_at, so the earlier life's versions stay hidden
                     doc = replace(doc, owner=who.sub, created_at=doc.updated_at)
                 fenced = self._update(
                     repo, doc, current, action="replace" if live else "create", who=who
@@ -305,7 +316,7 @@ class DocumentService:
         with self.uow.transaction(who.org, prefetch=doc_id) as repo:
             current = self._live(repo.get(doc_id), doc_id)
             require_if_match(if_match, current)
-            change = patching.apply_patch(media_type, current.editable(), patch)
+            change = patching.apply_patch(media_type, current.editable(), patch, self.limits)
             doc = current.with_changes(change, at=self._clock())
             fenced = self._update(repo, doc, current, action="change", who=who)
         self._publish(doc, fenced=fenced)
@@ -358,9 +369,10 @@ class DocumentService:
             old = repo.get_version(doc_id, version)
             if old is None:
                 raise NotFound(f"Document {doc_id!r} has no version {version}.")
-            change = DocumentIn(
-                title=old.title, body=old.body, tags=old.tags, metadata=old.metadata
-            )
+            if old.created_at < current.created_at:  # an earlier life of this id
+                raise NotFound(f"Document {doc_id!r} has no version {version}.")
+            old_fields = {"title": old.title, "body": old.body, "tags": old.tags}
+            change = validate_editable({**old_fields, "metadata": old.metadata}, self.limits)
             doc = current.with_changes(change, at=self._clock())
             fenced = self._update(repo, doc, current, action=f"restore-version:{version}", who=who)
         self._publish(doc, fenced=fenced)
@@ -415,6 +427,17 @@ class DocumentService:
             updated_at=now,
         )
 
+    def _refuse_if_restorable(self, current: Document) -> None:
+        """A deleted document can be brought back only by an admin restore while it
+        is within the restore window; a PUT must not resurrect it (nor its history)."""
+        assert current.deleted_at is not None
+        if self._clock() - current.deleted_at <= self.retention:
+            raise Conflict(
+                f"Document {current.id!r} is deleted. Only an admin restore "
+                f"(POST /documents/{current.id}/restore) brings it back; its id can be used "
+                f"for a new document once the {self.retention.days}-day restore window ends."
+            )
+
     @staticmethod
     def _live(doc: Document | None, doc_id: str) -> Document:
         if doc is None or doc.deleted:
@@ -433,7 +456,7 @@ class DocumentService:
         and saves a round trip; if the update then loses a race, the fence names
         the version the winner committed, which only sends reads of it to
         PostgreSQL until the winner's publish or the fence's short TTL."""
-        change = Change(action, who.sub, who.request_id)
+        change = who.change(action)
         fenced = fence(self.cache, repo, doc)
         if not repo.update(doc, change, expected_version=current.version, last=True):
             # Someone else committed between our read and our write; a new

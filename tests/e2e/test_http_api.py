@@ -8,6 +8,7 @@ import time
 import jwt
 import pytest
 
+from chalicelib.domain.keys import join_key
 from tests.conftest import JWT_SECRET, make_token
 from tests.e2e.conftest import Client
 
@@ -122,7 +123,7 @@ def test_cache_hit_after_miss_and_no_stale_read_after_write(client: Client) -> N
     doc = client.request("POST", "/documents", {"title": "v1"}).json()
     # evict through Redis (our own prefix) to observe a miss first
     r = redis.Redis.from_url(REDIS_URL)
-    for key in r.scan_iter(match=f"*doc:e2e:{doc['id']}"):
+    for key in r.scan_iter(match=f"*doc:{join_key('e2e', doc['id'])}"):
         r.delete(key)
     assert client.request("GET", f"/documents/{doc['id']}").headers["x-cache"] == "miss"
     assert client.request("GET", f"/documents/{doc['id']}").headers["x-cache"] == "hit"

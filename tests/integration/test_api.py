@@ -44,7 +44,7 @@ def test_crud_round_trip(invoke) -> None:
 
 def test_cache_miss_then_hit_and_no_stale_read_after_write(invoke, container) -> None:
     doc = create(invoke)
-    container.cache.client.delete(f"{container.settings.redis_key_prefix}doc:acme:{doc['id']}")
+    container.cache.client.delete(container.cache._doc_key("acme", doc["id"]))
     assert invoke("GET", f"/documents/{doc['id']}").headers["x-cache"] == "miss"
     assert invoke("GET", f"/documents/{doc['id']}").headers["x-cache"] == "hit"
     etag = doc["etag"]

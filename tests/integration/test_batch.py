@@ -55,7 +55,7 @@ def test_batch_writes_cannot_starve_single_reads(container) -> None:
     try:
         all_held.wait()  # every bulk connection is now checked out
         bulk_pool_stats = bulk.uow.pool.get_stats()
-        container.cache.client.delete(f"{container.settings.redis_key_prefix}doc:bh-org:{doc.id}")
+        container.cache.client.delete(container.cache._doc_key("bh-org", doc.id))
         got = container.documents.get(Principal("a", "bh-org", frozenset({"reader"})), doc.id)
         assert got.cache == "miss" and got.version == 1, "the read went to PostgreSQL and succeeded"
         assert bulk.uow is not container.uow

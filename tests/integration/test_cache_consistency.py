@@ -30,7 +30,7 @@ def test_failed_write_back_leaves_a_fence_so_reads_go_to_postgres(container) -> 
         v2 = docs.change(WRITER, doc.id, MERGE_PATCH, {"title": "v2"}, if_match=doc.etag)
     finally:
         cache.publish = real_publish
-    raw = cache.client.get(f"{cache.prefix}doc:cc-org:{doc.id}").decode()
+    raw = cache.client.get(cache._doc_key("cc-org", doc.id)).decode()
     assert raw.endswith("\n~"), "the pre-commit fence is still in place"
     # a slow reader that read version 1 before the commit now tries to fill it
     cache.put_if_newer("cc-org", doc.id, CachedDocument(1, doc.etag, "{}"))
@@ -69,7 +69,7 @@ def test_conditional_get_uses_the_etag_key_and_deletes_drop_it(container) -> Non
     docs = container.documents
     doc = docs.create(WRITER, {"title": "x"})
     cache: RedisCache = container.cache
-    key = f"{cache.prefix}doc:cc-org:{doc.id}:etag"
+    key = cache._etag_key("cc-org", doc.id)
     assert cache.client.get(key).decode() == f"1\n{doc.etag}"
     assert docs.get(WRITER, doc.id, if_none_match=doc.etag).not_modified
     docs.delete(WRITER, doc.id, if_match=None)

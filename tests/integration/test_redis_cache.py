@@ -47,12 +47,12 @@ def test_tombstone_blocks_resurrection_and_keys_are_org_scoped(cache: RedisCache
     assert entry is not None and entry.version == 2 and entry.body is None
     assert cache.get("other-org", "gone") is None
     keys = [k.decode() for k in cache.client.scan_iter(match=f"{cache.prefix}*gone")]
-    assert keys == [f"{cache.prefix}doc:o:gone"]
+    assert keys == [cache._doc_key("o", "gone")]
 
 
 def test_ttl_is_applied(cache: RedisCache, settings: Settings) -> None:
     cache.put_if_newer("o", "ttl", CachedDocument(1, '"1"', "{}"))
-    ttl = cache.client.pttl(f"{cache.prefix}doc:o:ttl")
+    ttl = cache.client.pttl(cache._doc_key("o", "ttl"))
     assert 0 < ttl <= settings.cache_doc_ttl_s * 1000
 
 

@@ -155,12 +155,42 @@ def test_delete_is_soft_and_restorable_by_admin_within_retention(parts) -> None:
         service.restore(ADMIN, service.create(WRITER, {"title": "live"}).id)
 
 
-def test_put_over_a_deleted_document_recreates_it_with_higher_version(parts) -> None:
-    service, *_ = parts
-    doc, _ = service.put(WRITER, "d", {"title": "a"}, if_match=None, if_none_match=None)
+def test_put_cannot_resurrect_a_deleted_document_within_the_restore_window(parts) -> None:
+    service, uow, _, _ = parts
+    service.put(WRITER, "d", {"title": "a"}, if_match=None, if_none_match=None)
     service.delete(WRITER, "d", if_match=None)
-    again, created = service.put(WRITER, "d", {"title": "b"}, if_match=None, if_none_match="*")
-    assert created and again.version == 3 and again.title == "b"
+    for if_none_match in (None, "*"):
+        with pytest.raises(Conflict, match="admin restore"):
+            service.put(WRITER, "d", {"title": "b"}, if_match=None, if_none_match=if_none_match)
+    assert len(uow.versions) == 2  # nothing stored
+    with pytest.raises(NotFound):
+        service.list_versions(WRITER, "d", limit=5, page_token=None)
+    assert service.restore(ADMIN, "d").title == "a"  # the admin path still works
+
+
+def test_after_the_restore_window_the_id_starts_a_fresh_history(parts) -> None:
+    service, _, _, clock = parts
+    service.put(WRITER, "d", {"title": "old secret"}, if_match=None, if_none_match=None)
+    service.change(
+        WRITER,
+        "d",
+        MERGE_PATCH,
+        {"title": "old 2"},
+        if_match=service.put(WRITER, "d", {"title": "old 1"}, if_match="*", if_none_match=None)[
+            0
+        ].etag,
+    )
+    service.delete(WRITER, "d", if_match=None)
+    clock.now += timedelta(days=31)
+    again, created = service.put(WRITER, "d", {"title": "new"}, if_match=None, if_none_match="*")
+    assert created and again.version == 5 and again.title == "new"
+    page = service.list_versions(READER, "d", limit=2, page_token=None)
+    assert [i["version"] for i in page.items] == [5] and page.next_page_token is None
+    for old in (1, 2, 3, 4):
+        with pytest.raises(NotFound):
+            service.get_version(READER, "d", old)
+        with pytest.raises(NotFound):
+            service.restore_version(WRITER, "d", old, if_match=again.etag)
 
 
 def test_versions_list_get_and_restore(parts) -> None:
