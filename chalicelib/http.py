@@ -122,6 +122,8 @@ def _finite_float(text: str) -> float:
 
 
 def _double_int(text: str) -> int:
+    if len(text) > 400:  # past any double, and int() refuses over 4300 digits anyway
+        raise _NotADouble(text)
     value = int(text)
     if abs(value) > _MAX_DOUBLE:
         raise _NotADouble(text)
@@ -195,8 +197,17 @@ def parse_json_body(
             f"The JSON holds a number that is not a finite double: {str(exc)[:40]}. "
             "NaN, Infinity and numbers beyond +-1.8e308 are not JSON numbers this API stores."
         ) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The request body is not UTF-8 text (an invalid byte at offset {exc.start})."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}."
+        ) from None
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise BadRequest("The request body is not valid JSON.") from None
     except RecursionError:
         raise BadRequest(f"The JSON is nested deeper than {max_depth} levels.") from None
     if json_depth(value, max_depth) > max_depth:

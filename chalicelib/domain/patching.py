@@ -144,26 +144,33 @@ def apply_json_patch(
     plan = _plan(operations, limits)
     doc = copy.deepcopy(current)
     size = json_size(doc)
-    try:
-        for op, path in plan:
-            size += _growth(doc, op, path, limits)
-            doc = jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+    for index, (op, path) in enumerate(plan):
+        size += _growth(doc, op, path, limits)
+        doc = _apply_one(doc, index, op)
+        if size > _SCRATCH * limits.max_bytes:
+            size = json_size(doc)  # the estimate only ever errs upwards: measure
             if size > _SCRATCH * limits.max_bytes:
-                size = json_size(doc)  # the estimate only ever errs upwards: measure
-                if size > _SCRATCH * limits.max_bytes:
-                    raise too_large(limits)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise Conflict(f"A 'test' operation failed: {exc}") from None
-    except (
-        jsonpatch.JsonPatchException,
-        jsonpointer.JsonPointerException,
-        KeyError,
-        IndexError,
-        TypeError,
-        ValueError,
-    ) as exc:
-        raise ValidationFailed(f"The patch cannot be applied: {exc}") from None
+                raise too_large(limits)
     return validate_editable(doc, limits)
+
+
+def _apply_one(doc: Any, index: int, op: dict[str, Any]) -> Any:
+    """One operation, in place; failures in our own words (the libraries' messages
+    quote Python types and whole document values)."""
+    where = f"Operation {index} ({op.get('op')!s:.20} at {op.get('path')!s:.200})"
+    try:
+        return jsonpatch.JsonPatch([op]).apply(doc, in_place=True)
+    except jsonpatch.JsonPatchTestFailed:
+        raise Conflict(f"{where} failed: the value there differs from the tested one.") from None
+    except jsonpatch.InvalidJsonPatch as exc:  # about the op's own shape, never the document
+        raise ValidationFailed(f"{where} is malformed: {exc}.") from None
+    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException, KeyError, IndexError):
+        raise ValidationFailed(
+            f"{where} cannot be applied: its path (or 'from') does not exist in the document, "
+            "or names an array position that is out of range or not a number."
+        ) from None
+    except (jsonpatch.JsonPatchException, TypeError, ValueError):
+        raise ValidationFailed(f"{where} cannot be applied to the document.") from None
 
 
 def apply_merge_patch(

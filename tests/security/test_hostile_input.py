@@ -253,3 +253,35 @@ def test_audit_records_the_servers_request_id_beside_the_clients(
     assert row is not None
     assert row[0] != "client-chosen" and uuid.UUID(row[0])
     assert row[1]["client_request_id"] == "client-chosen"
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [
+        [{"op": "replace", "path": "/body/a/b", "value": 1}],
+        [{"op": "add", "path": "/tags/x", "value": "t"}],
+        [{"op": "add", "path": "/tags/9", "value": "t"}],
+        [{"op": "remove", "path": "/metadata/nope"}],
+        [{"op": "move", "from": "/body", "path": "/body/inner"}],
+        [{"op": "test", "path": "/body", "value": "not it"}],
+    ],
+)
+def test_patch_errors_speak_of_the_patch_not_of_python(invoke: Any, ops: Any) -> None:
+    doc = invoke("POST", "/documents", {"title": "p", "body": {"a": 7, "secret": "s3cr3t"}}).json()
+    r = invoke("PATCH", f"/documents/{doc['id']}", ops,
+               headers={"Content-Type": "application/json-patch+json", "If-Match": doc["etag"]})  # fmt: skip
+    assert r.status in (409, 422), r
+    detail = r.json()["detail"]
+    assert "Operation 0" in detail
+    for internal in ("<class", "s3cr3t", "__getitem__", "Traceback"):
+        assert internal not in detail
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(b'{"title": \xff}', "UTF-8"), (b'{"title": }', "line 1, column 11"), (b"9" * 5000, "finite")],
+)
+def test_body_errors_name_no_decoder_internals(invoke: Any, raw: bytes, expected: str) -> None:
+    r = invoke("POST", "/documents", raw=raw)
+    detail = _problem(r, 400)["detail"]
+    assert expected in detail and "codec" not in detail and "0x" not in detail
