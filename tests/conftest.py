@@ -46,7 +46,7 @@ def create_database(base: str = ADMIN_DATABASE_URL) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = database_url_for(name, base)
-    migrate(url)
+    migrate(url, runtime_user=Settings(database_url=url).runtime_user)
     return url
 
 
