@@ -394,11 +394,18 @@ def test_the_maintenance_functions_are_narrow(conn: psycopg.Connection[Any], db:
                     "SELECT has_column_privilege('docs_maintenance', %s, %s, 'SELECT') AS p",
                     (table, column),
                 ).fetchone()["p"], (table, column)  # type: ignore[index]
-        # docs_owner (and so the migration login) sees no tenant row either
-        owner = admin.execute(
-            "SELECT rolname FROM pg_roles WHERE rolname = 'docs_owner' AND NOT rolbypassrls"
-        ).fetchone()
-        assert owner is not None
+        # the owner (and so the migration login) sees no tenant row either: RLS is forced
+        with admin.transaction(force_rollback=True):
+            admin.execute("SET LOCAL ROLE docs_owner")
+            for table in _tenant_tables(db):
+                assert _count(admin, table) in (0, None), table
+        # and the definer role, even taken directly, reads no content column
+        with admin.transaction(force_rollback=True):
+            admin.execute("SET LOCAL ROLE docs_maintenance")
+            for table, columns in content.items():
+                for column in columns:
+                    _refused(admin, sql.SQL("SELECT {} FROM {}").format(
+                        sql.Identifier(column), sql.Identifier(table)))  # fmt: skip
     with conn.transaction(force_rollback=True):
         _act_as_tenant(conn, None)
         dirty = conn.execute("SELECT * FROM docs_cache_dirty(100)").fetchall()
