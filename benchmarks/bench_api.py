@@ -93,7 +93,7 @@ def create_database() -> str:
     with psycopg.connect(ADMIN_DATABASE_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = _database_url(name)
-    migrate(url)
+    migrate(url, runtime_user=Settings(database_url=url).runtime_user)
     return url
 
 

@@ -2,7 +2,7 @@
 
 python -m chalicelib.cli serve --host 127.0.0.1 --port 8000 [--embedded] [--workers 4]
 python -m chalicelib.cli token --org acme --sub alice --roles writer
-python -m chalicelib.cli migrate
+python -m chalicelib.cli migrate [--database-url URL] [--runtime-user NAME]
 python -m chalicelib.cli reindex [--drop-old-now]     # new index, backfill, catch up, swap alias
 python -m chalicelib.cli sync [--once]                # the search sync loop (or one drain)
 python -m chalicelib.cli dead-letters [--requeue]     # search sync failures
@@ -59,7 +59,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from chalicelib.adapters.postgres import migrate
     from chalicelib.config import get_settings
 
-    applied = migrate(args.database_url or get_settings().database_url)
+    settings = get_settings()
+    applied = migrate(
+        args.database_url or settings.database_url,
+        runtime_user=args.runtime_user or settings.runtime_user,
+    )
     print(json.dumps({"applied": applied}))
     return 0
 
@@ -87,9 +91,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
             os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         from chalicelib.adapters.postgres import migrate
+        from chalicelib.config import Settings
 
-        applied = migrate(stack.database_url)
+        # migrations run as DATABASE_URL's login (the owner); the API, the sync
+        # and the CLI's other commands connect as the runtime login
+        runtime = Settings()
+        applied = migrate(stack.database_url, runtime_user=runtime.runtime_user)
         print(json.dumps({"level": "INFO", "msg": "migrated", "applied": applied}), flush=True)
+        reason = services.postgres_reachable(runtime.runtime_database_url)
+        if reason:
+            raise services.ServiceUnavailable(
+                f"the runtime login {runtime.runtime_user!r} cannot connect ({reason}); "
+                "set DOCS_DB_RUNTIME_URL (docs/database-roles.md)"
+            )
         if stack.s3_endpoint:  # bucket + ObjectCreated → SQS → process_upload poller
             from chalicelib.config import Settings
             from chalicelib.local import s3_stack
@@ -158,14 +172,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     if args.requeue:
         print(json.dumps({"requeued": c.outbox.requeue_dead_letters(args.org)}))
         return 0
-    with c.uow.connection() as conn:  # type: ignore[attr-defined]
-        rows = conn.execute(
-            "SELECT seq, org, doc_id, version, op, attempts, reason, failed_at::text "
-            "FROM search_dead_letters WHERE requeued_at IS NULL "
-            "AND (%(org)s::text IS NULL OR org = %(org)s) ORDER BY failed_at LIMIT 1000",
-            {"org": args.org},
-        ).fetchall()
-    for row in rows:
+    for row in c.outbox.dead_letters(args.org):
         print(json.dumps(row))
     return 0
 
@@ -189,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("migrate", help="apply pending SQL migrations")
-    p.add_argument("--database-url")
+    p.add_argument("--database-url", help="the migration (owner) login's URL; default DATABASE_URL")
+    p.add_argument("--runtime-user", help="the runtime login granted docs_app (default: settings)")
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("reindex", help="build a new search index and swap the alias to it")

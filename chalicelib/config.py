@@ -8,6 +8,7 @@ except the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``OPENSEARCH_URL``.
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,10 +18,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCS_", extra="ignore")
 
     # --- PostgreSQL (RDS Proxy in AWS) -------------------------------------
+    # Two logins (docs/database-roles.md).  DATABASE_URL: the database and the
+    # login migrations run as (it becomes the owner role docs_owner; locally
+    # the admin ``postgres``).  Everything else (API, workers, CLI) connects as
+    # the runtime login, which owns nothing and can only act as ``docs_app``:
+    # DOCS_DB_RUNTIME_URL, else DATABASE_URL with the user DOCS_DB_RUNTIME_USER
+    # and no password (trust/IAM auth).
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/test",
         validation_alias=AliasChoices("DATABASE_URL", "DOCS_DATABASE_URL"),
     )
+    db_runtime_url: str | None = None
+    db_runtime_user: str = "docs_runtime"
     db_schema: str = "public"
     db_pool_min: int = 1
     db_pool_max: int = 4
@@ -120,6 +129,36 @@ class Settings(BaseSettings):
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
     fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
+
+    @property
+    def runtime_database_url(self) -> str:
+        """The runtime login's connection string (see ``database_url`` above)."""
+        return self.db_runtime_url or with_user(self.database_url, self.db_runtime_user)
+
+    @property
+    def runtime_user(self) -> str:
+        """The runtime login's name (the migrations grant it ``docs_app``)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        return str(conninfo_to_dict(self.runtime_database_url).get("user") or self.db_runtime_user)
+
+
+def with_user(conninfo: str, user: str) -> str:
+    """``conninfo`` (URL or key=value) for another user, without a password."""
+    if "://" not in conninfo:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        params = conninfo_to_dict(conninfo)
+        params.pop("password", None)
+        params["user"] = user
+        return make_conninfo("", **params)
+    parts = urlsplit(conninfo)
+    host = parts.netloc.rpartition("@")[2]
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs if k not in ("user", "password")]
+    query = parts.query if len(kept) == len(pairs) else urlencode(kept, safe="/")
+    netloc = f"{quote(user, safe='')}@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @lru_cache(maxsize=1)

@@ -8,14 +8,21 @@ request still running → 409 with ``Retry-After``.  Keys are scoped to
 Records live in Redis (Powertools' Redis persistence layer, which claims a key
 with ``SET NX``) and, while the Redis breaker is open, in PostgreSQL
 (``idempotency_keys``, claimed with ``INSERT … ON CONFLICT``): retries keep
-working during a cache outage.  Only successful responses are stored; a
-request that failed may be retried with the same key.
+working during a cache outage.  The PostgreSQL records hold whole response
+bodies, so they are tenant rows like any other: each carries its org and is
+read and written in that org's transaction (row-level security applies); the
+org comes from ``Idempotency.run`` through a context variable, since
+Powertools calls the persistence layer with the hashed key only.  Only
+successful responses are stored; a request that failed may be retried with
+the same key.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -41,6 +48,9 @@ from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable
 Result = dict[str, Any]
 TTL_S = 24 * 3600
 _REDIS_ERRORS = (redis.RedisError, OSError)
+# the org of the request ``Idempotency.run`` is wrapping (never a default: a
+# persistence call outside ``run`` fails rather than guess a tenant)
+_ORG: ContextVar[str | None] = ContextVar("idempotency_org", default=None)
 
 
 class PostgresPersistenceLayer(BasePersistenceLayer):
@@ -50,10 +60,20 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
         super().__init__()  # type: ignore[no-untyped-call]
         self.uow = uow
 
+    @contextmanager
+    def _tenant(self) -> Iterator[tuple[Any, str]]:
+        """The request's org, and a connection in that org's transaction."""
+        org = _ORG.get()
+        if not org:
+            raise RuntimeError("idempotency records are per org: use Idempotency.run")
+        with self.uow.transaction(org) as repo:
+            yield repo.conn, org
+
     def _get_record(self, idempotency_key: str) -> DataRecord:
-        with self.uow.connection() as conn, conn.transaction():
+        with self._tenant() as (conn, org):
             row = conn.execute(
-                "SELECT * FROM idempotency_keys WHERE key = %s", (idempotency_key,)
+                "SELECT * FROM idempotency_keys WHERE org = %s AND key = %s",
+                (org, idempotency_key),
             ).fetchone()
         if row is None:
             raise IdempotencyItemNotFoundError
@@ -68,12 +88,12 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
 
     def _put_record(self, data_record: DataRecord) -> None:
         now_s, now_ms = int(time.time()), int(time.time() * 1000)
-        with self.uow.connection() as conn, conn.transaction():
+        with self._tenant() as (conn, org):
             # claim the key if it is free, expired, or an abandoned in-progress record
             claimed = conn.execute(
                 "INSERT INTO idempotency_keys AS k "
-                "(key, status, expiry, in_progress_expiry, validation) "
-                "VALUES (%s, %s, %s, %s, %s) "
+                "(org, key, status, expiry, in_progress_expiry, validation) "
+                "VALUES (%s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET status = EXCLUDED.status, "
                 "expiry = EXCLUDED.expiry, in_progress_expiry = EXCLUDED.in_progress_expiry, "
                 "validation = EXCLUDED.validation, data = NULL "
@@ -81,6 +101,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
                 "AND k.in_progress_expiry IS NOT NULL AND k.in_progress_expiry < %s) "
                 "RETURNING key",
                 (
+                    org,
                     data_record.idempotency_key,
                     data_record.status,
                     data_record.expiry_timestamp,
@@ -94,21 +115,24 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
             raise IdempotencyItemAlreadyExistsError
 
     def _update_record(self, data_record: DataRecord) -> None:
-        with self.uow.connection() as conn, conn.transaction():
+        with self._tenant() as (conn, org):
             conn.execute(
-                "UPDATE idempotency_keys SET status = %s, data = %s, expiry = %s WHERE key = %s",
+                "UPDATE idempotency_keys SET status = %s, data = %s, expiry = %s "
+                "WHERE org = %s AND key = %s",
                 (
                     data_record.status,
                     data_record.response_data,
                     data_record.expiry_timestamp,
+                    org,
                     data_record.idempotency_key,
                 ),
             )
 
     def _delete_record(self, data_record: DataRecord) -> None:
-        with self.uow.connection() as conn, conn.transaction():
+        with self._tenant() as (conn, org):
             conn.execute(
-                "DELETE FROM idempotency_keys WHERE key = %s", (data_record.idempotency_key,)
+                "DELETE FROM idempotency_keys WHERE org = %s AND key = %s",
+                (org, data_record.idempotency_key),
             )
 
 
@@ -234,6 +258,7 @@ class Idempotency:
         if context is not None:  # in-progress records then expire with the invocation
             CONFIG.register_lambda_context(context)
         request = {"org": org, "sub": sub, "route": route, "key": key, "body": body}
+        scope = _ORG.set(org)  # the PostgreSQL records are written in this org's transactions
         try:
             result: Result = self._idempotent(request=request, action=action)
         except IdempotencyValidationError:
@@ -247,4 +272,6 @@ class Idempotency:
             ) from None
         except IdempotencyPersistenceLayerError as exc:
             raise DependencyUnavailable("Idempotency records are unavailable.") from exc
+        finally:
+            _ORG.reset(scope)
         return result

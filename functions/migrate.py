@@ -5,6 +5,10 @@
 Safe to invoke twice or concurrently: the runner takes an advisory lock and
 records every file it applied (see chalicelib/adapters/postgres.py:migrate).
 With DOCS_DB_IAM_AUTH the connection uses a fresh RDS IAM token.
+
+This is the only function that connects as the migration login (DATABASE_URL:
+it acts as the owner role docs_owner); it grants docs_app to the runtime login
+every other function uses (DOCS_DB_RUNTIME_URL), see docs/database-roles.md.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ from chalicelib.observability import logger, tracer
 
 
 def database_url(settings: Settings) -> str:
-    """The URL to migrate with: the configured one, plus an IAM token when asked."""
+    """The URL to migrate with: the migration login's, plus an IAM token when asked."""
     url = settings.database_url
     if not settings.db_iam_auth:
         return url
     parts = urlsplit(url)
     if not parts.username or not parts.hostname:
         raise ValueError("DATABASE_URL needs a user and a host for RDS IAM auth.")
-    token = PostgresUnitOfWork(settings).iam_token()  # boto3, imported lazily
+    token = PostgresUnitOfWork(settings).iam_token(url)  # boto3, imported lazily
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{parts.username}:{quote(token, safe='')}@{host}:{parts.port or 5432}"
     params = dict(parse_qsl(parts.query))
@@ -39,6 +43,7 @@ def database_url(settings: Settings) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    applied = migrate(database_url(get_settings()))
+    settings = get_settings()
+    applied = migrate(database_url(settings), runtime_user=settings.runtime_user)
     logger.info("migrations applied", extra={"applied": applied})
     return {"applied": applied}

@@ -13,12 +13,14 @@ import os
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 import redis
+from psycopg.rows import dict_row
 
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -44,7 +46,7 @@ def create_database(base: str = ADMIN_DATABASE_URL) -> str:
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = database_url_for(name, base)
-    migrate(url)
+    migrate(url, runtime_user=Settings(database_url=url).runtime_user)
     return url
 
 
@@ -52,6 +54,18 @@ def drop_database(url: str, base: str = ADMIN_DATABASE_URL) -> None:
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def admin_connection(target: Any) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    """An autocommit connection to the database of ``target`` (a container, its
+    settings, or a URL) as DATABASE_URL's login, the admin: it sees every org.
+    For fixtures that seed or inspect rows across orgs; the service itself
+    connects as the runtime login (tenant-scoped)."""
+    settings = getattr(target, "settings", target)
+    url = getattr(settings, "database_url", settings)
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> None:  # type: ignore[type-arg]

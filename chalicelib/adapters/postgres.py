@@ -1,5 +1,12 @@
 """PostgreSQL adapter: a process-wide pool, one transaction per unit of work.
 
+The pool connects as the runtime login (``Settings.runtime_database_url``),
+which owns nothing and may only act as ``docs_app``; row-level security is
+forced on every tenant table (docs/database-roles.md).  Cross-org maintenance
+(cache repair here, the search sync, upload expiry) runs as ``docs_app`` too,
+through ``SECURITY DEFINER`` functions that return ids and versions only
+(``maintenance``); content is then read under the row's org.
+
 RDS Proxy friendly: the pool is created once per execution environment and
 reused across invocations; server-side prepared statements are off
 (``prepare_threshold=None``); nothing is set on the session: the tenant, the
@@ -15,14 +22,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -82,20 +89,39 @@ def _document_result(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any] | No
 class PostgresRepository:
     """Implements ``DocumentRepository`` on one open transaction."""
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]], org: str) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection[dict[str, Any]],
+        org: str,
+        begin: Callable[[], sql.Composable] | None = None,
+    ) -> None:
         self.conn = conn
         self.org = org
+        self.begin = begin  # BEGIN + tenant settings, to read again after COMMIT
         self.prefetched: dict[str, Document | None] = {}  # read together with BEGIN
         self.committing = False  # a statement carrying COMMIT was sent: outcome unknown
         self.committed = False  # ... and it came back: the transaction is over
 
+    def _fetchone(self, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        """One row; after the transaction's COMMIT went out with a write (a lost
+        race: the caller reads who won) in a new tenant-scoped transaction sent
+        in the same single round trip: outside one the login can read nothing."""
+        if not self.committed:
+            return self.conn.execute(query, params).fetchone()
+        if self.begin is None:
+            raise RuntimeError("this transaction is over")
+        cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
+        read = sql.SQL(cur.mogrify(query, params))  # type: ignore[arg-type]
+        cur.execute(sql.Composed([self.begin(), sql.SQL("; "), read, sql.SQL("; COMMIT")]))
+        return _document_result(cur)
+
     def get(self, doc_id: str) -> Document | None:
         if doc_id in self.prefetched:
             return self.prefetched.pop(doc_id)
-        row = self.conn.execute(
+        row = self._fetchone(
             f"SELECT {_DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s",
             (self.org, doc_id),
-        ).fetchone()
+        )
         return _doc(row) if row else None
 
     def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
@@ -208,10 +234,10 @@ class PostgresRepository:
         return [_version(r) for r in rows]
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
-        row = self.conn.execute(
+        row = self._fetchone(
             "SELECT * FROM document_versions WHERE org = %s AND id = %s AND version = %s",
             (self.org, doc_id, version),
-        ).fetchone()
+        )
         return _version(row) if row else None
 
     def mark_cache_dirty(self, doc_id: str, version: int) -> None:
@@ -270,17 +296,18 @@ class PostgresUnitOfWork:
             kwargs.setdefault("sslmode", "require")
         return kwargs
 
-    def iam_token(self) -> str:
-        """A 15-minute RDS IAM auth token for the configured user (boto3, lazily imported)."""
+    def iam_token(self, conninfo: str | None = None) -> str:
+        """A 15-minute RDS IAM auth token for the user of ``conninfo`` (default:
+        the runtime login) (boto3, lazily imported)."""
         import boto3  # lazy: only IAM-auth deployments pay for it
 
-        url = urlparse(self.settings.database_url)
+        params = conninfo_to_dict(conninfo or self.settings.runtime_database_url)
         client = boto3.client("rds", region_name=self.settings.aws_region)
         return str(
             client.generate_db_auth_token(
-                DBHostname=url.hostname or "",
-                Port=url.port or 5432,
-                DBUsername=unquote(url.username or ""),
+                DBHostname=str(params.get("host") or ""),
+                Port=int(params.get("port") or 5432),
+                DBUsername=str(params.get("user") or ""),
                 Region=self.settings.aws_region,
             )
         )
@@ -291,7 +318,7 @@ class PostgresUnitOfWork:
             with self._lock:
                 if self._pool is None:
                     self._pool = ConnectionPool(
-                        self.settings.database_url,
+                        self.settings.runtime_database_url,
                         kwargs=self._connect_kwargs,  # type: ignore[arg-type]
                         min_size=min(self.settings.db_pool_min, self._pool_max),
                         max_size=self._pool_max,
@@ -372,7 +399,7 @@ class PostgresUnitOfWork:
         try:
             with self._checkout() as conn:
                 cur = conn.execute(self._begin(org, prefetch))
-                repo = PostgresRepository(conn, org)
+                repo = PostgresRepository(conn, org, lambda: self._begin(org, None))
                 if prefetch is not None:
                     row = _document_result(cur)
                     repo.prefetched[prefetch] = _doc(row) if row else None
@@ -411,40 +438,149 @@ class PostgresUnitOfWork:
             ) from exc
         return _doc(row) if row else None
 
+    @contextmanager
+    def maintenance(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A transaction as ``docs_app`` with no org set: it sees no tenant row.
+
+        Cross-org maintenance goes through the ``docs_*`` SECURITY DEFINER
+        functions (ids, versions, status; never content); to read content the
+        caller sets the row's org with ``tenant`` first.  BEGIN and the role
+        travel together (one round trip)."""
+        with self.connection() as conn:
+            conn.execute("BEGIN; SELECT set_config('role', 'docs_app', true)")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.broken:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def ping(self) -> None:
         with self.connection() as conn:
             conn.execute("SELECT 1").fetchone()
             conn.rollback()
 
-    # -- cache repair queue (cross-tenant maintenance: runs without the tenant role)
+    # -- cache repair queue (cross-tenant maintenance: ids and versions only)
     def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
-        with self.connection() as conn, conn.transaction():
+        with self.maintenance() as conn:
             rows = conn.execute(
-                "SELECT org, doc_id, version FROM cache_dirty ORDER BY created_at LIMIT %s",
-                (limit,),
+                "SELECT org, doc_id, version FROM docs_cache_dirty(%s)", (limit,)
             ).fetchall()
         return [(r["org"], r["doc_id"], r["version"]) for r in rows]
 
     def clear_dirty(self, items: list[tuple[str, str, int]]) -> None:
-        with self.connection() as conn, conn.transaction():
-            for org, doc_id, version in items:
-                conn.execute(
-                    "DELETE FROM cache_dirty WHERE org = %s AND doc_id = %s AND version <= %s",
-                    (org, doc_id, version),
-                )
+        with self.maintenance() as conn:
+            conn.execute(
+                "SELECT docs_cache_clear_dirty(%s::text[], %s::text[], %s::bigint[])",
+                ([i[0] for i in items], [i[1] for i in items], [i[2] for i in items]),
+            )
 
 
-def migrate(database_url: str) -> list[str]:
+def tenant(conn: psycopg.Connection[Any], org: str) -> None:
+    """Scope the rest of a ``maintenance`` transaction to ``org`` (until changed)."""
+    conn.execute("SELECT set_config('app.org', %s, true)", (org,))
+
+
+# Roles are cluster-global: created only when missing, and every statement
+# tolerates a concurrent migrator (another database of the same cluster) doing
+# the same at the same moment.  Runs as the migrator's session user, which
+# needs CREATEROLE (or superuser) the first time; docs/database-roles.md.
+_ROLES = """
+DO $roles$
+DECLARE
+  runtime text := current_setting('docs.runtime_login');
+  login pg_roles%ROWTYPE;
+  other text;
+BEGIN
+  IF runtime = session_user OR runtime IN ('docs_owner', 'docs_app', 'docs_maintenance') THEN
+    RAISE EXCEPTION 'the runtime login must be a login of its own, not %', runtime;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_owner') THEN
+    BEGIN CREATE ROLE docs_owner NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_app') THEN
+    BEGIN CREATE ROLE docs_app NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_maintenance') THEN
+    BEGIN CREATE ROLE docs_maintenance NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = runtime) THEN
+    BEGIN EXECUTE format('CREATE ROLE %I LOGIN NOINHERIT', runtime);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+
+  SELECT * INTO login FROM pg_roles WHERE rolname = runtime;
+  IF login.rolsuper OR login.rolbypassrls OR login.rolcreaterole OR login.rolcreatedb THEN
+    RAISE EXCEPTION 'the runtime login % must not be a superuser, nor have BYPASSRLS, '
+      'CREATEROLE or CREATEDB', runtime;
+  END IF;
+  IF login.rolinherit THEN  -- as itself it must hold no privilege: only SET ROLE docs_app
+    EXECUTE format('ALTER ROLE %I NOINHERIT', runtime);
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_auth_members
+                 WHERE roleid = 'docs_app'::regrole AND member = login.oid) THEN
+    BEGIN EXECUTE format('GRANT docs_app TO %I', runtime);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  FOR other IN SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+               WHERE m.member = login.oid AND r.rolname NOT IN ('docs_app', 'rds_iam')
+  LOOP
+    RAISE WARNING 'the runtime login % is also a member of %: it should be docs_app only',
+      runtime, other;
+  END LOOP;
+
+  -- the migration login acts as the owner; the owner manages the maintenance functions
+  IF NOT pg_has_role(session_user, 'docs_owner', 'MEMBER') THEN
+    BEGIN EXECUTE format('GRANT docs_owner TO %I', session_user);
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = 'docs_maintenance'::regrole
+                 AND member = 'docs_owner'::regrole) THEN
+    BEGIN GRANT docs_maintenance TO docs_owner;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+
+  -- the owner owns the schema (per database; this one is under the migration lock)
+  IF (SELECT nspowner FROM pg_namespace WHERE nspname = 'public') <> 'docs_owner'::regrole THEN
+    BEGIN
+      ALTER SCHEMA public OWNER TO docs_owner;
+    EXCEPTION WHEN insufficient_privilege THEN
+      RAISE WARNING 'cannot make docs_owner own schema public (%): granting CREATE instead',
+        SQLERRM;
+      GRANT USAGE, CREATE ON SCHEMA public TO docs_owner;
+    END;
+  END IF;
+END $roles$
+"""
+DEFAULT_RUNTIME_USER = "docs_runtime"
+# Files up to this one run as the migrator's session user (as they always did;
+# this one re-owns what they created); every later file runs as docs_owner.
+ROLES_MIGRATION = "0006_database_roles"
+
+
+def migrate(database_url: str, *, runtime_user: str = DEFAULT_RUNTIME_USER) -> list[str]:
     """Apply pending migrations in order; safe to run twice and concurrently.
 
-    Each file runs in its own transaction under a transaction-level advisory
-    lock, and is recorded in ``schema_migrations`` in that same transaction.
+    ``database_url`` is the migration login's (the owner's); ``runtime_user``
+    is the login the service connects as, which gets ``docs_app`` and nothing
+    else.  The roles are ensured first; each file then runs in its own
+    transaction under a transaction-level advisory lock, as ``docs_owner``
+    (see ``ROLES_MIGRATION``), and is recorded in ``schema_migrations`` in that
+    same transaction.
     """
     applied_now: list[str] = []
     files = sorted(p for p in MIGRATIONS_DIR.glob("*.sql"))
     with psycopg.connect(database_url, autocommit=False, prepare_threshold=None) as conn:
+        # read by the files (session-level: it outlives each file's transaction)
+        conn.execute("SELECT set_config('docs.runtime_login', %s, false)", (runtime_user,))
+        conn.commit()
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(_ROLES.encode())
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 "version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -457,6 +593,8 @@ def migrate(database_url: str) -> list[str]:
                 ).fetchone()
                 if done:
                     continue
+                if path.stem > ROLES_MIGRATION:
+                    conn.execute("SET LOCAL ROLE docs_owner")
                 conn.execute(path.read_text().encode())
                 conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (path.stem,))
                 applied_now.append(path.stem)

@@ -119,12 +119,11 @@ class PostgresContentRecords:
 
 
 def stale_uploads(uow: Any, cutoff: Any, limit: int) -> list[tuple[str, str, str]]:
-    """Pending uploads of every org whose URL expired before ``cutoff`` (maintenance:
-    runs without the tenant role; each is then finished in its org's transaction)."""
-    with uow.connection() as conn, conn.transaction():
+    """Pending uploads of every org whose URL expired before ``cutoff`` (cross-org
+    maintenance: ids only, from the ``docs_stale_uploads`` SECURITY DEFINER
+    function; each is then finished in its org's transaction)."""
+    with uow.maintenance() as conn:
         rows = conn.execute(
-            "SELECT org, upload_id, doc_id FROM content_uploads WHERE status = 'pending' "
-            "AND expires_at < %s ORDER BY expires_at LIMIT %s",
-            (cutoff, limit),
+            "SELECT org, upload_id, doc_id FROM docs_stale_uploads(%s, %s)", (cutoff, limit)
         ).fetchall()
     return [(r["org"], r["upload_id"], r["doc_id"]) for r in rows]

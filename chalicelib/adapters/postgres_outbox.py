@@ -14,9 +14,13 @@ rows are claimed again.
   writes its newest committed state, and external versions do the rest.
 - Rows are marked processed only after OpenSearch acknowledged them.
 
-The sync and reindex are cross-tenant maintenance: they run without the
-``docs_app`` role.  The changes feed is tenant-scoped and runs in the tenant's
-transaction (row-level security applies).
+The sync and reindex are cross-tenant maintenance, yet they run as the tenant
+role ``docs_app`` like everything else (``PostgresUnitOfWork.maintenance``):
+outbox rows, the index registry and live document ids come from ``docs_*``
+SECURITY DEFINER functions that return ids, versions and status only (migration
+0006); each document's content is then read with ``app.org`` set to its org,
+so row-level security applies to every content read.  The changes feed is
+tenant-scoped and runs in the tenant's transaction.
 """
 
 from __future__ import annotations
@@ -29,16 +33,18 @@ from typing import Any
 
 import psycopg
 
-from chalicelib.adapters.postgres import PostgresUnitOfWork
+from chalicelib.adapters.postgres import PostgresUnitOfWork, tenant
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.search import FeedCursor
 
 _LOCK_SPACE = 0x73796E63  # "sync": advisory lock keys are hashed into their own space
+# one org's documents (app.org is set to it: row-level security applies)
 _DOC_STATE = (
     "SELECT d.org, d.id, d.title, d.body, d.tags, d.owner, d.version, d.created_at, "
     "d.updated_at, d.deleted_at, d.content, (SELECT t.text FROM document_content_text t "
     "WHERE t.org = d.org AND t.doc_id = d.id AND t.version <= d.version "
     "ORDER BY t.version DESC LIMIT 1) AS content_text FROM documents d "
+    "WHERE d.org = %s AND d.id = ANY(%s)"
 )
 
 
@@ -69,45 +75,26 @@ class Claim:
 
     def done(self, rows: list[OutboxRow]) -> None:
         if rows:
-            self.conn.execute(
-                "UPDATE outbox SET processed_at = now(), last_error = NULL WHERE seq = ANY(%s)",
-                ([r.seq for r in rows],),
-            )
+            self.conn.execute("SELECT docs_outbox_done(%s::bigint[])", ([r.seq for r in rows],))
 
     def retry(
         self, rows: list[OutboxRow], reason: str, delays: list[float], *, counted: bool = True
     ) -> None:
         """Back off; ``counted=False`` for transient refusals (429/5xx of one item),
         which never push a row towards the dead-letter table."""
-        for row, delay in zip(rows, delays, strict=True):
+        if len(rows) != len(delays):
+            raise ValueError("one delay per row")
+        if rows:
             self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + %s, last_error = %s, "
-                "next_attempt_at = now() + make_interval(secs => %s) WHERE seq = %s",
-                (1 if counted else 0, reason[:2000], delay, row.seq),
+                "SELECT docs_outbox_retry(%s::bigint[], %s::float8[], %s, %s)",
+                ([r.seq for r in rows], [float(d) for d in delays], reason[:2000], counted),
             )
 
     def dead_letter(self, rows: list[OutboxRow], reason: str) -> None:
-        for row in rows:
-            self.conn.execute(
-                "INSERT INTO search_dead_letters (seq, org, doc_id, version, op, attempts, "
-                "reason) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (seq) DO UPDATE "
-                "SET attempts = EXCLUDED.attempts, reason = EXCLUDED.reason, failed_at = now(), "
-                "requeued_at = NULL",
-                (
-                    row.seq,
-                    row.org,
-                    row.doc_id,
-                    row.version,
-                    row.op,
-                    row.attempts + 1,
-                    reason[:2000],
-                ),
-            )
         if rows:
             self.conn.execute(
-                "UPDATE outbox SET processed_at = now(), attempts = attempts + 1, "
-                "last_error = %s WHERE seq = ANY(%s)",
-                (reason[:2000], [r.seq for r in rows]),
+                "SELECT docs_outbox_dead_letter(%s::bigint[], %s)",
+                ([r.seq for r in rows], reason[:2000]),
             )
 
 
@@ -121,18 +108,14 @@ class PostgresOutbox:
     def claim(self, limit: int, *, only: tuple[str, str] | None = None) -> Iterator[Claim]:
         """Claim up to ``limit`` due rows (all of one document with ``only``);
         commits what the caller marked when the block exits cleanly."""
-        where = "processed_at IS NULL AND next_attempt_at <= now()"
-        params: list[Any] = []
-        if only is not None:
-            where += " AND org = %s AND doc_id = %s"
-            params += list(only)
-        with self.uow.connection() as conn, conn.transaction():
+        org, doc_id = only if only is not None else (None, None)
+        with self.uow.maintenance() as conn:
             rows = [
                 OutboxRow(**r)
                 for r in conn.execute(
-                    "SELECT seq, org, doc_id, version, op, attempts, created_at FROM outbox "
-                    f"WHERE {where} ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED",
-                    [*params, limit],
+                    "SELECT seq, org, doc_id, version, op, attempts, created_at "
+                    "FROM docs_outbox_claim(%s, %s, %s)",
+                    (limit, org, doc_id),
                 ).fetchall()
             ]
             locked = self._lock_documents(conn, {r.key for r in rows})
@@ -146,7 +129,7 @@ class PostgresOutbox:
     def lock_documents(self, keys: set[tuple[str, str]]) -> Iterator[Claim]:
         """Lock documents (waiting for a consumer that holds one) and read their
         state: the reindex catch-up and backfill repairs use it."""
-        with self.uow.connection() as conn, conn.transaction():
+        with self.uow.maintenance() as conn:
             for org, doc_id in sorted(keys):
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
@@ -175,135 +158,116 @@ class PostgresOutbox:
     def _states(
         conn: psycopg.Connection[dict[str, Any]], keys: set[tuple[str, str]]
     ) -> dict[tuple[str, str], dict[str, Any] | None]:
+        """Each document's current state, read org by org with ``app.org`` set
+        to that org (row-level security applies; None: purged or not visible)."""
         states: dict[tuple[str, str], dict[str, Any] | None] = dict.fromkeys(keys)
-        if keys:
-            ordered = sorted(keys)
-            for row in conn.execute(
-                _DOC_STATE + "JOIN unnest(%s::text[], %s::text[]) AS k(org, id) "
-                "ON d.org = k.org AND d.id = k.id",
-                ([k[0] for k in ordered], [k[1] for k in ordered]),
-            ).fetchall():
+        by_org: dict[str, list[str]] = {}
+        for org, doc_id in sorted(keys):
+            by_org.setdefault(org, []).append(doc_id)
+        for org, ids in by_org.items():
+            tenant(conn, org)
+            for row in conn.execute(_DOC_STATE, (org, ids)).fetchall():
                 states[(row["org"], row["id"])] = row
+        if by_org:
+            tenant(conn, "")  # back to no tenant for the rest of the transaction
         return states
 
     def _building(self, conn: psycopg.Connection[dict[str, Any]]) -> list[str]:
         return [
             r["name"]
             for r in conn.execute(
-                "SELECT name FROM search_indexes WHERE alias = %s AND state = 'building'",
-                (self.alias,),
+                "SELECT name FROM docs_search_building(%s) AS name", (self.alias,)
             ).fetchall()
         ]
 
     # -- reindex ------------------------------------------------------------------
     def building_indexes(self) -> list[str]:
-        with self.uow.connection() as conn, conn.transaction():
+        with self.uow.maintenance() as conn:
             return self._building(conn)
 
     def register_building(self, name: str) -> None:
-        with self.uow.connection() as conn, conn.transaction():
-            conn.execute(
-                "INSERT INTO search_indexes (name, alias, state) VALUES (%s, %s, 'building') "
-                "ON CONFLICT (name) DO UPDATE SET state = 'building', drop_after = NULL, "
-                "from_txid = pg_snapshot_xmin(pg_current_snapshot())",
-                (name, self.alias),
-            )
+        with self.uow.maintenance() as conn:
+            conn.execute("SELECT docs_search_register(%s, %s)", (name, self.alias))
 
     def documents_page(self, after: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
-        """Live documents in (org, id) order, with their content text (backfill)."""
-        where, params = "WHERE d.deleted_at IS NULL", []
-        if after is not None:
-            where += " AND (d.org, d.id) > (%s, %s)"
-            params = list(after)
-        with self.uow.connection() as conn, conn.transaction():
-            return conn.execute(
-                _DOC_STATE + f"{where} ORDER BY d.org, d.id LIMIT %s", [*params, limit]
-            ).fetchall()
+        """Live documents in (org, id) order, with their content text (backfill):
+        ids from ``docs_live_document_ids``, content read under each org."""
+        after_org, after_id = after if after is not None else (None, None)
+        with self.uow.maintenance() as conn:
+            keys = [
+                (r["org"], r["id"])
+                for r in conn.execute(
+                    "SELECT org, id FROM docs_live_document_ids(%s, %s, %s)",
+                    (limit, after_org, after_id),
+                ).fetchall()
+            ]
+            states = self._states(conn, set(keys))
+        page = [states[k] for k in keys]
+        return [s for s in page if s is not None and s["deleted_at"] is None]
 
     def count_live_documents(self) -> int:
-        with self.uow.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT count(*) AS n FROM documents WHERE deleted_at IS NULL")
-            return int(row.fetchone()["n"])  # type: ignore[index]
+        with self.uow.maintenance() as conn:
+            row = conn.execute("SELECT docs_count_live_documents() AS n").fetchone()
+        return int(row["n"]) if row else 0
 
     def changed_since_registration(self, name: str) -> dict[tuple[str, str], int]:
         """Documents (and their newest outbox version) of every transaction that
         could have committed after ``name`` was registered."""
-        with self.uow.connection() as conn, conn.transaction():
+        with self.uow.maintenance() as conn:
             rows = conn.execute(
-                "SELECT o.org, o.doc_id, max(o.version) AS version FROM outbox o "
-                "JOIN search_indexes s ON s.name = %s WHERE o.txid >= s.from_txid "
-                "GROUP BY o.org, o.doc_id",
-                (name,),
+                "SELECT org, doc_id, version FROM docs_outbox_changed_since(%s)", (name,)
             ).fetchall()
         return {(r["org"], r["doc_id"]): int(r["version"]) for r in rows}
 
     def retire(self, new: str, old: str | None, grace: timedelta) -> None:
-        with self.uow.connection() as conn, conn.transaction():
-            conn.execute("DELETE FROM search_indexes WHERE name = %s", (new,))
-            if old is not None:
-                conn.execute(
-                    "INSERT INTO search_indexes (name, alias, state, drop_after) "
-                    "VALUES (%s, %s, 'retired', now() + %s) ON CONFLICT (name) DO UPDATE "
-                    "SET state = 'retired', drop_after = EXCLUDED.drop_after",
-                    (old, self.alias, grace),
-                )
+        with self.uow.maintenance() as conn:
+            conn.execute("SELECT docs_search_retire(%s, %s, %s, %s)", (new, old, self.alias, grace))
 
     def abandon(self, name: str) -> None:
-        with self.uow.connection() as conn, conn.transaction():
-            conn.execute("DELETE FROM search_indexes WHERE name = %s", (name,))
+        with self.uow.maintenance() as conn:
+            conn.execute("SELECT docs_search_abandon(%s)", (name,))
 
     def expired_indexes(self) -> list[str]:
-        with self.uow.connection() as conn, conn.transaction():
+        with self.uow.maintenance() as conn:
             rows = conn.execute(
-                "SELECT name FROM search_indexes WHERE alias = %s AND state = 'retired' "
-                "AND drop_after <= now()",
-                (self.alias,),
+                "SELECT name FROM docs_search_expired(%s) AS name", (self.alias,)
             ).fetchall()
         return [r["name"] for r in rows]
 
     # -- observability ------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
         """Lag (seconds since the oldest unsynced row committed), backlog, dead letters."""
-        with self.uow.connection() as conn, conn.transaction():
+        with self.uow.maintenance() as conn:
             row = conn.execute(
-                "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS lag, "
-                "count(*) AS backlog FROM outbox WHERE processed_at IS NULL"
-            ).fetchone()
-            dead = conn.execute(
-                "SELECT count(*) AS n FROM search_dead_letters WHERE requeued_at IS NULL"
+                "SELECT lag_s, backlog, dead_letters FROM docs_outbox_stats()"
             ).fetchone()
         assert row is not None
-        assert dead is not None
         return {
-            "lag_s": max(0.0, float(row["lag"] or 0.0)),
+            "lag_s": max(0.0, float(row["lag_s"] or 0.0)),
             "backlog": int(row["backlog"]),
-            "dead_letters": int(dead["n"]),
+            "dead_letters": int(row["dead_letters"]),
         }
+
+    def dead_letters(self, org: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Rows that failed to index and were not requeued, oldest first."""
+        with self.uow.maintenance() as conn:
+            return conn.execute(
+                "SELECT seq, org, doc_id, version, op, attempts, reason, failed_at::text "
+                "FROM docs_dead_letters(%s, %s)",
+                (org, limit),
+            ).fetchall()
 
     def requeue_dead_letters(self, org: str | None = None) -> int:
         """Put dead-lettered rows back in the stream (after fixing their cause)."""
-        with self.uow.connection() as conn, conn.transaction():
-            rows = conn.execute(
-                "UPDATE search_dead_letters SET requeued_at = now() WHERE requeued_at IS NULL "
-                "AND (%s::text IS NULL OR org = %s) RETURNING seq",
-                (org, org),
-            ).fetchall()
-            seqs = [r["seq"] for r in rows]
-            conn.execute(
-                "UPDATE outbox SET processed_at = NULL, attempts = 0, next_attempt_at = now() "
-                "WHERE seq = ANY(%s)",
-                (seqs,),
-            )
-        return len(seqs)
+        with self.uow.maintenance() as conn:
+            row = conn.execute("SELECT docs_requeue_dead_letters(%s) AS n", (org,)).fetchone()
+        return int(row["n"]) if row else 0
 
     def wake_all(self) -> int:
         """Make every pending row due now (after an outage, or from the CLI)."""
-        with self.uow.connection() as conn, conn.transaction():
-            cur = conn.execute(
-                "UPDATE outbox SET next_attempt_at = now() "
-                "WHERE processed_at IS NULL AND next_attempt_at > now()"
-            )
-            return cur.rowcount
+        with self.uow.maintenance() as conn:
+            row = conn.execute("SELECT docs_outbox_wake_all() AS n").fetchone()
+        return int(row["n"]) if row else 0
 
     # -- retention ------------------------------------------------------------------
     def prune(self, older_than: timedelta, *, batch: int = 5000, max_batches: int = 20) -> int:
@@ -312,17 +276,9 @@ class PostgresOutbox:
         deleted, however old."""
         deleted = 0
         for _ in range(max_batches):
-            with self.uow.connection() as conn, conn.transaction():
+            with self.uow.maintenance() as conn:
                 row = conn.execute(
-                    "WITH gone AS (DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
-                    "WHERE processed_at IS NOT NULL AND created_at < now() - %s "
-                    "ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING txid, seq), "
-                    "top AS (SELECT txid, seq FROM gone ORDER BY txid DESC, seq DESC LIMIT 1), "
-                    "mark AS (INSERT INTO outbox_pruned (id, txid, seq) SELECT 1, txid, seq "
-                    "FROM top ON CONFLICT (id) DO UPDATE SET txid = EXCLUDED.txid, "
-                    "seq = EXCLUDED.seq, at = now() WHERE (outbox_pruned.txid, outbox_pruned.seq)"
-                    " < (EXCLUDED.txid, EXCLUDED.seq)) SELECT count(*) AS n FROM gone",
-                    (older_than, batch),
+                    "SELECT docs_outbox_prune(%s, %s) AS n", (older_than, batch)
                 ).fetchone()
             n = int(row["n"]) if row else 0
             deleted += n

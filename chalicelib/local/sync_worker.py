@@ -51,7 +51,7 @@ def run(
     while not stop.is_set():
         try:
             if listener is None or listener.closed:
-                listener = psycopg.connect(container.settings.database_url, autocommit=True)
+                listener = psycopg.connect(container.settings.runtime_database_url, autocommit=True)
                 listener.execute(f"LISTEN {CHANNEL}")
             report = sync.drain()
             if report.rows:

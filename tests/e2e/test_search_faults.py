@@ -18,7 +18,13 @@ from chalicelib import bootstrap
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import Change
 from chalicelib.domain.search import search_document
-from tests.conftest import REDIS_URL, create_database, drop_database, drop_search_indexes
+from tests.conftest import (
+    REDIS_URL,
+    admin_connection,
+    create_database,
+    drop_database,
+    drop_search_indexes,
+)
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +66,7 @@ def test_consumer_killed_mid_batch_converges(settings, opensearch_url) -> None:
             time.sleep(0.1)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        with c.uow.connection() as conn:
+        with admin_connection(c) as conn:
             pending = conn.execute(
                 "SELECT count(*) AS n, max(attempts) AS a FROM outbox WHERE processed_at IS NULL"
             ).fetchone()

@@ -7,7 +7,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.config import Settings
 from chalicelib.local.services import free_port
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, admin_connection, make_token
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +116,14 @@ def test_postgres_fallback_when_redis_is_down(settings) -> None:
         assert first.status == again.status == 201 and again.json()["id"] == first.json()["id"]
         assert invoke("POST", "/documents", {"title": "other"}, headers=headers).status == 422
         assert _count(settings, "idem-pg") == 1
+        # the stored response is a tenant row: it carries its org, and another org's
+        # transaction (row-level security) does not see it
+        with admin_connection(settings) as conn:
+            orgs = conn.execute("SELECT DISTINCT org FROM idempotency_keys").fetchall()
+        assert {"org": "fallback-org"} in orgs and {"org": None} not in orgs
+        with built.uow.transaction("another-org") as repo:
+            row = repo.conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone()
+        assert row == {"n": 0}
     finally:
         bootstrap.set_container(None)
         built.uow.close()

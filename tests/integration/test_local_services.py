@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from chalicelib.adapters.postgres import migrate
+from chalicelib.config import Settings
 from chalicelib.local import services
 
 pytestmark = pytest.mark.integration
@@ -55,7 +57,12 @@ def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> Non
         assert stack.database_url != services.DEFAULT_DATABASE_URL
         assert services.postgres_reachable(stack.database_url) is None
         assert services.redis_reachable(stack.redis_url) is None
-        assert migrate(stack.database_url)[0] == "0001_documents"
+        runtime = Settings(database_url=stack.database_url)
+        assert migrate(stack.database_url, runtime_user=runtime.runtime_user)[0] == "0001_documents"
+        # the service's own login (trust auth on the embedded server too) acts as docs_app
+        with psycopg.connect(runtime.runtime_database_url) as conn:
+            assert conn.execute("SELECT session_user").fetchone() == (runtime.runtime_user,)
+            conn.execute("SET ROLE docs_app")
         import boto3
 
         s3 = boto3.client(

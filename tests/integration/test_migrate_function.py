@@ -35,12 +35,20 @@ def test_iam_auth_puts_a_token_in_the_url(monkeypatch: pytest.MonkeyPatch) -> No
     from chalicelib.adapters.postgres import PostgresUnitOfWork
     from functions.migrate import database_url
 
-    monkeypatch.setattr(PostgresUnitOfWork, "iam_token", lambda self: "tok/en+=")
+    asked: list[str | None] = []
+
+    def token(self: PostgresUnitOfWork, conninfo: str | None = None) -> str:
+        asked.append(conninfo)
+        return "tok/en+="
+
+    monkeypatch.setattr(PostgresUnitOfWork, "iam_token", token)
     settings = Settings(database_url="postgresql://docs@proxy.example:5432/docs", db_iam_auth=True)
     assert (
         database_url(settings)
         == "postgresql://docs:tok%2Fen%2B%3D@proxy.example:5432/docs?sslmode=require"
     )
+    # the token is the migration login's, not the runtime login's
+    assert asked == ["postgresql://docs@proxy.example:5432/docs"]
     assert database_url(Settings(database_url="postgresql://x@h/db")) == "postgresql://x@h/db"
     other_params = Settings(
         database_url="postgresql://docs@proxy.example/docs?connect_timeout=3", db_iam_auth=True

@@ -15,7 +15,14 @@ import pytest
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import Change
 from chalicelib.local.events import LambdaContext
-from tests.conftest import OPENSEARCH_URL, Invoker, make_token, post_search, sync_search
+from tests.conftest import (
+    OPENSEARCH_URL,
+    Invoker,
+    admin_connection,
+    make_token,
+    post_search,
+    sync_search,
+)
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -307,10 +314,10 @@ def test_pruned_changes_answer_410_for_old_cursors_and_keep_pending_rows(search_
     c.search_sync.drain()  # processed: may be pruned once old enough
     mid = _changes(api, "since=0")["next"]
     pending = api("POST", "/documents", {"title": "not yet synced"}).json()["id"]
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         conn.execute("UPDATE outbox SET created_at = now() - interval '40 days'")
     assert c.search_sync.prune() == 3  # the unsynced row stays, however old
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         left = conn.execute("SELECT doc_id FROM outbox").fetchall()
     assert [r["doc_id"] for r in left] == [pending]
 

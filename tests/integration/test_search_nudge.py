@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, admin_connection, make_token
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def test_a_missing_queue_never_fails_the_write(settings, sqs) -> None:
         r = api("POST", "/documents", {"title": "still saved"})
         assert r.status == 201
         assert api("GET", f"/documents/{r.json()['id']}").status == 200
-        with built.uow.connection() as conn:
+        with admin_connection(built) as conn:
             row = conn.execute(
                 "SELECT count(*) AS n FROM outbox WHERE doc_id = %s AND processed_at IS NULL",
                 (r.json()["id"],),

@@ -17,7 +17,7 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.opensearch import SearchUnavailable
 from chalicelib.domain.search import SearchDocument, index_id, search_document
-from tests.conftest import Invoker, make_token, post_search, sync_search
+from tests.conftest import Invoker, admin_connection, make_token, post_search, sync_search
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def _pg_state(c: Any) -> dict[str, tuple[int, dict[str, Any]]]:
 
 
 def _pending(c: Any) -> int:
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         row = conn.execute("SELECT count(*) AS n FROM outbox WHERE processed_at IS NULL")
         return int(row.fetchone()["n"])
 
@@ -103,7 +103,7 @@ def test_replays_and_stale_deliveries_in_any_order_leave_the_same_index(search_c
     assert expected == _pg_state(c)
 
     # every historical state of every document, shuffled: external versions refuse them all
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         versions = conn.execute(
             "SELECT v.org, v.id, v.version, v.title, v.body, v.tags, v.deleted, d.owner, "
             "d.created_at, v.created_at AS updated_at, NULL AS content FROM document_versions v "
@@ -119,7 +119,7 @@ def test_replays_and_stale_deliveries_in_any_order_leave_the_same_index(search_c
 
     # and the whole outbox replayed twice
     for _ in range(2):
-        with c.uow.connection() as conn:
+        with admin_connection(c) as conn:
             conn.execute("UPDATE outbox SET processed_at = NULL, next_attempt_at = now()")
         report = c.search_sync.drain()
         assert report.rows > 0
@@ -144,7 +144,7 @@ def test_a_consumer_that_dies_mid_batch_leaves_its_rows_for_the_next(search_cont
         c.search_sync.run_once()
     index.write = real_write
     assert _pending(c) == 10  # nothing was marked: the claim rolled back
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         assert conn.execute("SELECT max(attempts) AS a FROM outbox").fetchone()["a"] == 0
     sync_search(c)
     assert _pending(c) == 0
@@ -168,7 +168,7 @@ def test_a_poison_document_is_dead_lettered_and_the_rest_go_on(search_container)
     for _ in range(c.settings.search_max_attempts):
         c.search_sync.drain()
     assert _pending(c) == 0
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         dead = conn.execute("SELECT doc_id, attempts, reason FROM search_dead_letters").fetchall()
     assert [d["doc_id"] for d in dead] == [poison["id"]]
     assert dead[0]["attempts"] == c.settings.search_max_attempts
@@ -266,7 +266,7 @@ def test_reindex_under_concurrent_writes_equals_postgres(search_container) -> No
             consumer.close()
 
     def max_seq() -> int:
-        with c.uow.connection() as conn:
+        with admin_connection(c) as conn:
             return int(conn.execute("SELECT max(seq) AS s FROM outbox").fetchone()["s"])
 
     threads = [threading.Thread(target=write), threading.Thread(target=consume)]
@@ -396,22 +396,22 @@ def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
     index.write = too_many_requests
     try:
         for _ in range(c.settings.search_max_attempts + 2):
-            with c.uow.connection() as conn:
+            with admin_connection(c) as conn:
                 conn.execute("UPDATE outbox SET next_attempt_at = now()")
             report = c.search_sync.run_once()
             assert report.retried == 1 and report.dead_lettered == 0
-        with c.uow.connection() as conn:
+        with admin_connection(c) as conn:
             conn.execute("UPDATE outbox SET next_attempt_at = now()")
         # only back-offs: drain stops after one batch instead of spinning on the busy item
         assert c.search_sync.drain().batches == 1
     finally:
         index.write = real_write
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         row = conn.execute(
             "SELECT attempts, last_error FROM outbox WHERE processed_at IS NULL"
         ).fetchone()
     assert row["attempts"] == 0 and "429" in row["last_error"]
-    with c.uow.connection() as conn:
+    with admin_connection(c) as conn:
         conn.execute("UPDATE outbox SET next_attempt_at = now()")
     sync_search(c)
     assert c.search_index.all_documents() == _pg_state(c)

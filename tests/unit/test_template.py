@@ -127,7 +127,10 @@ def test_functions_get_the_aws_settings() -> None:
     assert env["DOCS_TRUST_AUTHORIZER_CLAIMS"] == "true"
     assert env["DOCS_DB_IAM_AUTH"] == "true"
     assert env["DOCS_DB_SSLMODE"] == "require"
-    assert "${DbProxyEndpoint}" in env["DATABASE_URL"]["Sub"]
+    # every function connects as the runtime login; only MigrateFunction has an owner URL
+    assert "DATABASE_URL" not in env
+    runtime = env["DOCS_DB_RUNTIME_URL"]["Sub"]
+    assert "${DbProxyEndpoint}" in runtime and "${DbUser}@" in runtime
     assert env["REDIS_URL"] == {"Ref": "RedisUrl"}
     function = template["Globals"]["Function"]
     assert function["Tracing"] == "Active"
@@ -137,6 +140,33 @@ def test_functions_get_the_aws_settings() -> None:
     assert api["AccessLogSetting"]["DestinationArn"]
     assert api["MethodSettings"][0]["ThrottlingRateLimit"] > 0
     assert "ApiUrl" in template["Outputs"]
+
+
+def test_only_the_migrate_function_connects_as_the_migration_login() -> None:
+    """Two IAM logins (docs/database-roles.md): the migration login is MigrateFunction's
+    alone; every other function may connect as the runtime login only."""
+    template = _template()
+    functions = [
+        name
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+    ]
+    for name in functions:
+        users = {
+            s["Resource"]["Sub"].rsplit("/", 1)[1]
+            for s in _statements(template, name)
+            if "rds-db:connect" in _actions(s)
+        }
+        env = _env(template, name)
+        if name == "MigrateFunction":
+            assert users == {"${DbMigrationUser}"}
+            assert "${DbMigrationUser}@${DbProxyEndpoint}" in env["DATABASE_URL"]["Sub"]
+        else:
+            assert users <= {"${DbUser}"}, name
+            assert "DATABASE_URL" not in env, name
+        assert "${DbUser}@" in env["DOCS_DB_RUNTIME_URL"]["Sub"], name
+    params = template["Parameters"]
+    assert params["DbUser"]["Default"] != params["DbMigrationUser"]["Default"]
 
 
 # ------------------------------------------------------------------ search sync
