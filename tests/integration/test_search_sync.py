@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.opensearch import SearchUnavailable
-from chalicelib.domain.search import SearchDocument, index_id, search_document
+from chalicelib.domain.search import SCHEMA_VERSION, SearchDocument, index_id, search_document
 from tests.conftest import Invoker, make_token, post_search, sync_search
 
 pytestmark = pytest.mark.integration
@@ -158,7 +158,8 @@ def test_a_poison_document_is_dead_lettered_and_the_rest_go_on(search_container)
     name = index.next_index_name()
     index.client.indices.create(
         index=name,
-        body={"mappings": {"properties": {"tags": {"type": "long"}, "org": {"type": "keyword"},
+        body={"mappings": {"_meta": {"schema": SCHEMA_VERSION},
+                           "properties": {"tags": {"type": "long"}, "org": {"type": "keyword"},
                                           "id": {"type": "keyword"}}}},
     )  # fmt: skip
     index.swap_alias(None, name)
