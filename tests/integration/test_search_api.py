@@ -145,6 +145,17 @@ def test_a_page_token_only_continues_its_own_search(corpus) -> None:
     assert api("POST", "/search", {"size": 2, "page_token": tampered}).status == 400
 
 
+@pytest.mark.parametrize(
+    "token",
+    ["x", "eyJhIjpbbnVsbCxudWxsXX0.AAAAAAAAAAAAAAAA", "a.b.c", "é.é", "." * 50, "e30.e30"],
+)
+def test_unsigned_or_garbled_page_tokens_are_a_generic_400(search_container, token) -> None:
+    r = _api(_org())("POST", "/search", {"q": "x", "page_token": token})
+    assert r.status == 400 and r.json()["detail"] == (
+        "page_token is not valid; use the next_page_token of a response."
+    )
+
+
 def test_search_needs_a_token_and_a_role(search_container) -> None:
     org = _org()
     assert _api(org)("POST", "/search", {}, token=False).status == 401
