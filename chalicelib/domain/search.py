@@ -209,7 +209,7 @@ def _millis_value(value: Any) -> bool:
 
 
 def _id_value(value: Any) -> bool:
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 
 def valid_search_after(sort: str | None, after: Any) -> bool:

@@ -98,6 +98,7 @@ def test_page_tokens_are_bound_to_their_search_and_org() -> None:
         ("relevance", [1.0, 1, {"a": 1}]),
         ("relevance", [1.0, 1, "has space"]),
         ("relevance", [1.0, 1, "x" * 129]),
+        ("relevance", [1.0, 1, "x\n"]),
         ("relevance", [1.0, 1, "x", "extra"]),
         ("updated", [None, None]),
         ("updated", [1, None]),
