@@ -123,7 +123,11 @@ class Health(BaseModel):
 class SearchHit(BaseModel):
     id: str
     title: str
-    score: float | None
+    score: float | None = Field(
+        description="with sort=relevance: which query terms this document matches, and in "
+        "which fields (title weighs 3, body_text and content_text 1); it depends on this "
+        "document and the query only, never on other documents. null with sort=updated"
+    )
     version: int
     updated_at: str
     highlight: dict[str, list[str]] | None = None
@@ -136,16 +140,25 @@ class SearchResult(BaseModel):
 
 
 class ChangeOut(BaseModel):
-    seq: int
+    seq: str = Field(
+        description="this change's position, opaque (sealed, valid for this org only, a "
+        "new string at every read): pass it as since= to resume right after this change. "
+        "Not a counter: compare changes of one document by version",
+        pattern=r"^[A-Za-z0-9_-]+$",
+    )
     id: str
-    version: int
-    deleted: bool
-    at: str
+    version: int = Field(description="the document's version after this change")
+    deleted: bool = Field(description="the change was a delete or a purge")
+    at: str = Field(description="when the change's transaction started (RFC 3339)")
 
 
 class ChangesPage(BaseModel):
     changes: list[ChangeOut]
-    next: str = Field(description="pass as since= to resume exactly after these changes")
+    next: str = Field(
+        description="opaque (sealed, valid for this org only): pass as since= to resume "
+        "exactly after these changes",
+        pattern=r"^[A-Za-z0-9_-]+$",
+    )
 
 
 _MODELS: list[type[BaseModel]] = [
@@ -254,8 +267,9 @@ OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int]
     ("get", "/changes", "Changes feed (resumable cursor, optional long-poll)", 200,
      "ChangesPage",
      [{"name": "since", "in": "query",
-       "schema": {"type": "string", "pattern": "^(|0|now|[0-9]+-[0-9]+)$"},
-       "description": "a previous 'next', '0' (from the start) or 'now'"},
+       "schema": {"type": "string", "pattern": "^(|0|now|[A-Za-z0-9_-]+)$"},
+       "description": "a previous response's 'next' (or a change's 'seq') of the same org, "
+                      "'0' (from the start) or 'now'; anything else is a 400"},
       {"name": "limit", "in": "query",
        "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
       {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},

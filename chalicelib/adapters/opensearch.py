@@ -11,6 +11,9 @@ Indexes are ``{alias}-v{N}`` behind the alias; writes are bulk requests with
 ``version_type=external`` (the document version), so a replayed or reordered
 write can never move a document backwards: OpenSearch answers 409, which the
 sync treats as "already newer", and deletes leave a versioned tombstone.
+
+OpenSearch's own error text (exception types, Lucene and Java messages) never
+reaches a client: it is logged here, and the caller gets a generic problem.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from chalicelib.config import Settings
-from chalicelib.domain.errors import DependencyUnavailable
+from chalicelib.domain.errors import BadRequest, DependencyUnavailable
 from chalicelib.domain.search import SearchDocument, index_body
-from chalicelib.observability import tracer
+from chalicelib.observability import logger, tracer
+
+SEARCH_REFUSED = "The search could not be run; check q, or start again without a page_token."
 
 
 class SearchUnavailable(DependencyUnavailable):
@@ -98,10 +103,12 @@ class OpenSearchIndex:
         try:
             return fn(*args, **kwargs)
         except OsConnectionError as exc:
+            logger.warning("opensearch unreachable", error=str(exc)[:500])
             raise SearchUnavailable() from exc
         except TransportError as exc:
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             if status >= 500 or status in (0, 429):
+                logger.warning("opensearch failed", status=status, reason=_reason(exc.info))
                 raise SearchUnavailable() from exc
             raise
 
@@ -136,6 +143,13 @@ class OpenSearchIndex:
     def _number(self, name: str) -> int:
         match = self._name.match(name)
         return int(match.group(1)) if match else 0
+
+    def schema_version(self, name: str) -> int:
+        """The ``_meta.schema`` of an index's mapping (1: none, the first schema)."""
+        found = self._call(self.client.indices.get_mapping, index=name)
+        meta = (found.get(name) or {}).get("mappings", {}).get("_meta") or {}
+        schema = meta.get("schema", 1)
+        return schema if isinstance(schema, int) and not isinstance(schema, bool) else 1
 
     def next_index_name(self) -> str:
         existing = self.versioned_indexes()
@@ -218,17 +232,20 @@ class OpenSearchIndex:
     # -- reads ------------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        from opensearchpy.exceptions import NotFoundError, RequestError
+        """One page; a refused query is a generic 400, any other failure a generic
+        503 (OpenSearch's text is logged, never returned)."""
+        from opensearchpy.exceptions import NotFoundError, TransportError
 
         try:
             result: dict[str, Any] = self._call(self.client.search, index=self.alias, body=body)
         except NotFoundError:  # nothing indexed yet
             return {"hits": {"hits": [], "total": {"value": 0, "relation": "eq"}}}
-        except RequestError as exc:
-            # lenient queries make this rare; a malformed query is still not a 500
-            from chalicelib.domain.errors import BadRequest
-
-            raise BadRequest(f"The search could not be run: {_reason(exc.info)}") from None
+        except TransportError as exc:  # 4xx other than 404 and 429 (see _call)
+            status = exc.status_code if isinstance(exc.status_code, int) else 0
+            logger.warning("search refused by opensearch", status=status, reason=_reason(exc.info))
+            if status == 400:  # lenient queries make this rare; still not a 500
+                raise BadRequest(SEARCH_REFUSED) from None
+            raise SearchUnavailable() from None  # 401/403 (credentials), 409, ...
         return result
 
     def get(self, index_id: str, index: str | None = None) -> dict[str, Any] | None:
@@ -291,7 +308,8 @@ def _item_result(ok: bool, item: dict[str, Any]) -> ItemResult:
         return ItemResult(index, index_id, ok=True)
     reason = _reason(info.get("error"))
     if missing_index:
-        raise SearchUnavailable(f"The search index is missing: {reason}")
+        logger.warning("search index missing", index=index, reason=reason)
+        raise SearchUnavailable("The search index is missing.")
     return ItemResult(
         index, index_id, ok=False, retryable=status == 429 or status >= 500, reason=reason
     )

@@ -3,14 +3,24 @@ and the changes-feed cursor.  Pure functions; no client, no I/O.
 
 Tenant isolation lives here, once: every query is a ``bool`` whose ``filter``
 starts with ``term: {org: <the verified org>}``, and a document's index id
-is ``{org}:{id}`` (ids cannot contain ``:``, so the split is unambiguous and
-two orgs' documents never share an index entry).
+is ``join_key(org, id)`` (length-prefixed components: injective, so two
+(org, id) pairs never share an index entry, whatever characters they hold).
+
+Nothing an org sees depends on another org's documents (docs/search.md,
+"Tenant independence"): the text fields use the ``boolean`` similarity (a
+match scores its boost, no corpus statistics), ties are broken by
+``updated_at`` and ``id``, query syntax that expands against the shared term
+dictionary with a limit (fuzzy) is off, page tokens are bound to the org,
+and feed cursors are sealed (AES-GCM, bound to the org) so they reveal no
+global counter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import struct
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -28,7 +38,10 @@ from pydantic import (
 )
 
 from chalicelib.domain.errors import BadRequest, ValidationFailed
+from chalicelib.domain.keys import join_key
+from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.sealed import Sealer
 
 
 def _json_integer(value: Any) -> Any:
@@ -52,6 +65,12 @@ Timestamp = Annotated[AwareDatetime | None, BeforeValidator(_timestamp)]
 
 TEXT_FIELDS = ("title^3", "body_text", "content_text")
 HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
+# the documented syntax only: no FUZZY (its expansion keeps the top 50 terms of
+# the whole index, so other orgs' words could crowd out this org's), no SLOP/NEAR
+QUERY_FLAGS = "AND|OR|NOT|PHRASE|PREFIX|PRECEDENCE|WHITESPACE|ESCAPE"
+# the mapping's version, in the index's ``_meta``: an index of an older schema is
+# not written to by the sync (a reindex builds one of this schema)
+SCHEMA_VERSION = 2
 
 
 class SearchFilter(BaseModel):
@@ -84,9 +103,9 @@ class SearchRequest(BaseModel):
             self.sort = "relevance" if self.q.strip() else "updated"
         return self
 
-    def fingerprint(self) -> str:
-        """What a page token is bound to: the same query, filters and sort."""
-        shape = {"q": self.q, "f": self.filter.model_dump(mode="json"), "s": self.sort}
+    def fingerprint(self, org: str) -> str:
+        """What a page token is bound to: the same org, query, filters and sort."""
+        shape = {"o": org, "q": self.q, "f": self.filter.model_dump(mode="json"), "s": self.sort}
         raw = json.dumps(shape, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -105,12 +124,8 @@ def parse_search_request(data: Any) -> SearchRequest:
 
 
 def index_id(org: str, doc_id: str) -> str:
-    return f"{org}:{doc_id}"
-
-
-def split_index_id(value: str) -> tuple[str, str]:
-    org, _, doc_id = value.rpartition(":")
-    return org, doc_id
+    """The OpenSearch ``_id`` of a document: injective in (org, id)."""
+    return join_key(org, doc_id)
 
 
 def _iso(value: datetime) -> str:
@@ -141,6 +156,7 @@ def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) ->
                     "fields": list(TEXT_FIELDS),
                     "default_operator": "and",
                     "lenient": True,
+                    "flags": QUERY_FLAGS,
                 }
             }
         )
@@ -150,7 +166,9 @@ def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) ->
         "track_total_hits": True,
         "_source": ["id", "title", "version", "updated_at", "tags", "owner"],
         "sort": (
-            [{"_score": "desc"}, {"id": "asc"}]
+            # scores are small sums of boosts (boolean similarity): ties are
+            # common, and broken by recency, then id, never by index internals
+            [{"_score": "desc"}, {"updated_at": "desc"}, {"id": "asc"}]
             if req.sort == "relevance"
             else [{"updated_at": "desc"}, {"id": "asc"}]
         ),
@@ -169,30 +187,77 @@ def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) ->
     return body
 
 
-def decode_page_token(req: SearchRequest, secret: str) -> list[Any] | None:
+_MAX_SCORE = 1e9  # boolean similarity: a sum of boosts, far below this
+_MIN_MILLIS, _MAX_MILLIS = -62135596800000, 253402300799999  # years 1 to 9999
+
+
+def _score_value(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value < _MAX_SCORE
+    )
+
+
+def _millis_value(value: Any) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and _MIN_MILLIS <= value <= _MAX_MILLIS
+    )
+
+
+def _id_value(value: Any) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+def valid_search_after(sort: str | None, after: Any) -> bool:
+    """Exactly the sort values OpenSearch gives the last hit of a page: with
+    ``relevance`` ``[score, updated_at millis, id]``, with ``updated``
+    ``[updated_at millis, id]``.  Nothing else is ever sent as ``search_after``."""
+    if not isinstance(after, list):
+        return False
+    if sort == "relevance":
+        return (
+            len(after) == 3
+            and _score_value(after[0])
+            and _millis_value(after[1])
+            and _id_value(after[2])
+        )
+    return len(after) == 2 and _millis_value(after[0]) and _id_value(after[1])
+
+
+_NOT_THIS_SEARCH = (
+    "page_token belongs to a different search; repeat the same q, filter and "
+    "sort with it, or start again without a page_token."
+)
+
+
+def decode_page_token(req: SearchRequest, secret: str, org: str) -> list[Any] | None:
     cursor = decode_token(req.page_token, secret)
     if cursor is None:
         return None
+    if cursor.get("h") != req.fingerprint(org):
+        raise BadRequest(_NOT_THIS_SEARCH)
     after = cursor.get("a")
-    if cursor.get("h") != req.fingerprint() or not isinstance(after, list):
-        raise BadRequest(
-            "page_token belongs to a different search; repeat the same q, filter and "
-            "sort with it, or start again without a page_token."
-        )
+    if not valid_search_after(req.sort, after):  # (a token of an older release, say)
+        raise BadRequest("page_token is not valid; use the next_page_token of a response.")
+    assert isinstance(after, list)
     return after
 
 
-def encode_page_token(req: SearchRequest, last_sort: list[Any], secret: str) -> str:
-    return encode_token({"a": last_sort, "h": req.fingerprint()}, secret)
+def encode_page_token(req: SearchRequest, last_sort: list[Any], secret: str, org: str) -> str:
+    return encode_token({"a": last_sort, "h": req.fingerprint(org)}, secret)
 
 
-def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str) -> dict[str, Any]:
+def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str, org: str) -> dict[str, Any]:
     hits = raw.get("hits", {})
     out = []
     for hit in hits.get("hits", []):
         src = hit.get("_source", {})
         item: dict[str, Any] = {
-            "id": src.get("id") or split_index_id(hit["_id"])[1],
+            "id": src.get("id"),
             "title": src.get("title"),
             "score": hit.get("_score"),
             "version": src.get("version"),
@@ -205,8 +270,8 @@ def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str) -> dict[
     total_value = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
     raw_hits = hits.get("hits", [])
     next_token = None
-    if len(raw_hits) == req.size and raw_hits[-1].get("sort") is not None:
-        next_token = encode_page_token(req, raw_hits[-1]["sort"], secret)
+    if len(raw_hits) == req.size and valid_search_after(req.sort, raw_hits[-1].get("sort")):
+        next_token = encode_page_token(req, raw_hits[-1]["sort"], secret, org)
     return {"hits": out, "total": total_value, "next_page_token": next_token}
 
 
@@ -267,8 +332,15 @@ def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
     )
 
 
+def _text(**extra: Any) -> dict[str, Any]:
+    # boolean similarity: a matching term scores its query boost, with no
+    # IDF or length normalisation, so no score depends on other documents
+    # (other orgs' included) in the same index
+    return {"type": "text", "analyzer": "text_folded", "similarity": "boolean", **extra}
+
+
 def index_body(shards: int, replicas: int) -> dict[str, Any]:
-    """Settings and mapping of a ``documents-vN`` index."""
+    """Settings and mapping of a ``documents-vN`` index (schema ``SCHEMA_VERSION``)."""
     return {
         "settings": {
             "number_of_shards": shards,
@@ -287,17 +359,14 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
             },
         },
         "mappings": {
+            "_meta": {"schema": SCHEMA_VERSION},
             "dynamic": "strict",
             "properties": {
                 "org": {"type": "keyword"},
                 "id": {"type": "keyword"},
-                "title": {
-                    "type": "text",
-                    "analyzer": "text_folded",
-                    "fields": {"raw": {"type": "keyword", "ignore_above": 256}},
-                },
-                "body_text": {"type": "text", "analyzer": "text_folded"},
-                "content_text": {"type": "text", "analyzer": "text_folded"},
+                "title": _text(fields={"raw": {"type": "keyword", "ignore_above": 256}}),
+                "body_text": _text(),
+                "content_text": _text(),
                 "tags": {"type": "keyword"},
                 "owner": {"type": "keyword"},
                 "version": {"type": "long"},
@@ -309,30 +378,40 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------ changes feed
+FEED_CURSOR_PURPOSE = "changes-feed-cursor"
+_BAD_CURSOR = (
+    "since must be a cursor from a previous response ('next', or a change's 'seq'), '0' or 'now'."
+)
+
+
+def feed_sealer(secret: str) -> Sealer:
+    return Sealer(secret, FEED_CURSOR_PURPOSE)
+
+
 @dataclass(frozen=True, order=True)
 class FeedCursor:
     """A position in an org's changes feed: rows are read in (txid, seq) order,
     and only rows of transactions older than every running one (so no row can
-    ever appear behind a cursor that was handed out)."""
+    ever appear behind a cursor that was handed out).
+
+    ``txid`` and ``seq`` are global counters: a client sees them only sealed
+    (AES-GCM, bound to its org), never in clear, so the gaps between its own
+    changes cannot count other orgs' writes."""
 
     txid: int
     seq: int
 
-    def encode(self) -> str:
-        return f"{self.txid}-{self.seq}"
+    def encode(self, org: str, sealer: Sealer) -> str:
+        return sealer.seal(struct.pack(">QQ", self.txid, self.seq), org)
 
     @classmethod
-    def parse(cls, raw: str | None) -> FeedCursor:
-        """Absent, empty or "0": from the beginning; ``"now"`` is handled by the caller."""
+    def parse(cls, raw: str | None, org: str, sealer: Sealer) -> FeedCursor:
+        """Absent, empty or "0": from the beginning; ``"now"`` is handled by the
+        caller.  Anything not sealed by this server for this org is a 400."""
         if raw is None or raw in ("", "0"):
             return cls(0, 0)
         try:
-            txid, seq = raw.split("-", 1)
-            cursor = cls(int(txid), int(seq))
-        except ValueError:
-            raise BadRequest(
-                "since must be a cursor from a previous response's 'next', '0' or 'now'."
-            ) from None
-        if cursor.txid < 0 or cursor.seq < 0:
-            raise BadRequest("since must be a cursor from a previous response's 'next'.")
-        return cursor
+            txid, seq = struct.unpack(">QQ", sealer.unseal(raw, org))
+        except (ValueError, struct.error):
+            raise BadRequest(_BAD_CURSOR) from None
+        return cls(txid, seq)

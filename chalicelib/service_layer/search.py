@@ -40,10 +40,12 @@ from chalicelib.adapters.opensearch import ItemResult, OpenSearchIndex, SearchUn
 from chalicelib.adapters.postgres_outbox import Claim, OutboxRow, PostgresOutbox
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
+    SCHEMA_VERSION,
     FeedCursor,
     SearchDocument,
     build_query,
     decode_page_token,
+    feed_sealer,
     index_id,
     parse_search_request,
     search_document,
@@ -201,12 +203,26 @@ class SearchSync:
 
     def _ensure_index(self) -> None:
         """The alias must exist; when it does not (first run, or an in-memory
-        server that restarted empty), build it from PostgreSQL first."""
+        server that restarted empty), build it from PostgreSQL first.
+
+        A live index of an older schema (mapping, or index id encoding) is not
+        written to: documents would get a second entry under their new id, and
+        deletes would miss the old one.  The rows wait (nothing is lost) until
+        a reindex builds an index of the current schema."""
         if self._ready:
             return
-        if self.index.live_index() is None:
+        live = self.index.live_index()
+        if live is None:
             logger.info("search alias missing: building it from PostgreSQL")
             self.reindex()
+        elif (schema := self.index.schema_version(live)) < SCHEMA_VERSION:
+            logger.error(
+                "search index schema outdated: run a reindex",
+                index=live,
+                schema=schema,
+                expected=SCHEMA_VERSION,
+            )
+            raise SearchUnavailable(f"The index {live} predates the current schema; run a reindex.")
         self._ready = True
 
     def forget_index(self) -> None:
@@ -319,18 +335,19 @@ class SearchService:
         self.index = index
         self.outbox = outbox
         self.page_secret = page_secret
+        self.feed = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
 
     def search(self, who: Principal, data: Any) -> dict[str, Any]:
         who.require("reader")
         req = parse_search_request(data)
-        after = decode_page_token(req, self.page_secret)
+        after = decode_page_token(req, self.page_secret, who.org)
         body = build_query(who.org, req, after)
         started = time.perf_counter()
         try:
             raw = self.index.search(body)
         finally:
             milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
-        return shape_results(raw, req, self.page_secret)
+        return shape_results(raw, req, self.page_secret, who.org)
 
     def changes(
         self,
@@ -342,7 +359,7 @@ class SearchService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         who.require("reader")
-        cursor = None if since == "now" else FeedCursor.parse(since)
+        cursor = None if since == "now" else FeedCursor.parse(since, who.org, self.feed)
         rows, nxt = self.outbox.changes(who.org, cursor, limit)
         deadline = time.monotonic() + longpoll_s
         while not rows and time.monotonic() < deadline:
@@ -351,7 +368,9 @@ class SearchService:
         return {
             "changes": [
                 {
-                    "seq": r["seq"],
+                    # the change's own position, sealed: resuming from it gives the
+                    # changes after it (global txid/seq never reach a client)
+                    "seq": FeedCursor(r["txid"], r["seq"]).encode(who.org, self.feed),
                     "id": r["doc_id"],
                     "version": r["version"],
                     "deleted": r["op"] != "upsert",
@@ -359,5 +378,5 @@ class SearchService:
                 }
                 for r in rows
             ],
-            "next": nxt.encode(),
+            "next": nxt.encode(who.org, self.feed),
         }

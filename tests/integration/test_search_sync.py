@@ -16,7 +16,13 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.opensearch import SearchUnavailable
-from chalicelib.domain.search import SearchDocument, index_id, search_document
+from chalicelib.domain.search import (
+    SCHEMA_VERSION,
+    SearchDocument,
+    index_body,
+    index_id,
+    search_document,
+)
 from tests.conftest import Invoker, admin_connection, make_token, post_search, sync_search
 
 pytestmark = pytest.mark.integration
@@ -158,7 +164,8 @@ def test_a_poison_document_is_dead_lettered_and_the_rest_go_on(search_container)
     name = index.next_index_name()
     index.client.indices.create(
         index=name,
-        body={"mappings": {"properties": {"tags": {"type": "long"}, "org": {"type": "keyword"},
+        body={"mappings": {"_meta": {"schema": SCHEMA_VERSION},
+                           "properties": {"tags": {"type": "long"}, "org": {"type": "keyword"},
                                           "id": {"type": "keyword"}}}},
     )  # fmt: skip
     index.swap_alias(None, name)
@@ -415,3 +422,35 @@ def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
         conn.execute("UPDATE outbox SET next_attempt_at = now()")
     sync_search(c)
     assert c.search_index.all_documents() == _pg_state(c)
+
+
+def test_an_index_of_an_older_schema_is_not_written_until_a_reindex(search_container) -> None:
+    """After a deploy that changes the mapping or the id encoding, the sync must
+    not add new-style entries next to old ones (a document twice, a delete that
+    misses): the rows wait, and a reindex builds an index of the current schema."""
+    c, org = search_container, _org()
+    index = c.search_index
+    api = _client(org)
+    doc = _create(api, "written before the upgrade")
+    old = index_body(1, 0)
+    del old["mappings"]["_meta"]  # schema 1: no _meta, BM25, ids "{org}:{id}"
+    for field in ("title", "body_text", "content_text"):
+        del old["mappings"]["properties"][field]["similarity"]
+    name = index.next_index_name()
+    index.client.indices.create(index=name, body=old)
+    index.swap_alias(None, name)
+    index.client.index(index=name, id=f"{org}:{doc['id']}", body={"org": org, "id": doc["id"]},
+                       refresh=True)  # fmt: skip
+    assert index.schema_version(name) == 1
+
+    with pytest.raises(SearchUnavailable):
+        c.search_sync.run_once()
+    assert _pending(c) == 1
+    assert set(index.all_documents()) == {f"{org}:{doc['id']}"}
+
+    report = c.search_sync.reindex(drop_old_now=True)
+    assert report.previous == name and index.schema_version(report.index) == SCHEMA_VERSION
+    sync_search(c)
+    assert _pending(c) == 0
+    assert index.all_documents() == _pg_state(c)
+    assert set(index.all_documents()) == {index_id(org, doc["id"])}
