@@ -92,11 +92,16 @@ def rewrite_chalice_error(response: Response, instance: str | None) -> Response:
 
 
 def request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+    ctx_id = request.context.get("requestId") if request.context else None
+    return pick_request_id(request.headers.get("x-request-id"), str(ctx_id) if ctx_id else None)
+
+
+def pick_request_id(given: str | None, fallback: str | None = None) -> str:
+    """The client's ``X-Request-Id`` when it is acceptable, else ``fallback``, else a new
+    uuid.  Shared by the app and the local server's own responses (one rule for both)."""
     if given and len(given) <= 200 and given.isprintable():
         return str(given)
-    ctx_id = request.context.get("requestId") if request.context else None
-    return str(ctx_id) if ctx_id else str(uuid.uuid4())
+    return fallback or str(uuid.uuid4())
 
 
 def _depth(value: Any, limit: int) -> int:
