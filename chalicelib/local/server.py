@@ -40,7 +40,7 @@ from chalicelib.local.events import LambdaContext, api_gateway_event
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
 MAX_HEADER_BYTES = 10240
-LINGER_S = 2.0  # after an early error: read and drop what the client still sends, this long
+LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _DIGITS = re.compile(r"[0-9]+")
 _TITLES = {
@@ -267,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         client could lose the answer."""
         try:
             self.connection.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + min(LINGER_S, self.limits.header_timeout_s)
+            deadline = time.monotonic() + LINGER_S
             while (remaining := deadline - time.monotonic()) > 0:
                 self.connection.settimeout(remaining)
                 if not self.connection.recv(65536):
