@@ -108,6 +108,7 @@ def assert_edge(r: Raw | Any, status: int, request_id: str | None = None) -> Non
     assert problem["status"] == status and problem["title"] and problem["detail"]
     assert problem["type"].startswith("/problems/")
     assert r.headers["content-length"] == str(len(r.body))
+    assert r.headers["connection"] == "close"  # one request per connection, as before
 
 
 def assert_serving(server: LocalServer) -> None:
