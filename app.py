@@ -29,6 +29,7 @@ from chalicelib.http import (
     json_response,
     media_type,
     parse_json_body,
+    pick_request_id,
     problem,
     problem_from_error,
     request_id,
@@ -531,16 +532,22 @@ def openapi() -> Response:
     return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})
 
 
-def _not_found_problem(path: str) -> dict[str, Any]:
+def _not_found_problem(event: dict[str, Any], path: str) -> dict[str, Any]:
+    """A path the app has no route for (API Gateway would not send it; the local
+    server and tests might), with the headers every response carries."""
     response = problem(404, "not-found", "Not found", f"No route for {path}.", instance=path)
     response.headers.update(SECURITY_HEADERS)
+    headers = event.get("headers") or {}
+    given = next((v for k, v in headers.items() if k.lower() == "x-request-id"), None)
+    context_id = (event.get("requestContext") or {}).get("requestId")
+    response.headers["X-Request-Id"] = pick_request_id(given, context_id)
     return response.to_dict()
 
 
 def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
     resource = (event.get("requestContext") or {}).get("resourcePath")
     if resource is not None and resource not in app.routes:
-        return _not_found_problem(event.get("path") or resource)
+        return _not_found_problem(event, event.get("path") or resource)
     result: dict[str, Any] = app(event, context)
     return result
 

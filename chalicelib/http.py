@@ -101,12 +101,21 @@ def server_id(request: Request) -> str:
     return str(ctx_id) if ctx_id else str(uuid.uuid4())
 
 
-def client_request_id(request: Request) -> str | None:
-    """The client's X-Request-Id, when it is one we can echo (for correlation only)."""
-    given = request.headers.get("x-request-id")
+def pick_request_id(given: str | None, fallback: str | None = None) -> str:
+    """The client's ``X-Request-Id`` when it is acceptable, else ``fallback``, else a new
+    uuid.  Shared by the app and the local server's own responses (one rule for both)."""
+    return _acceptable(given) or fallback or str(uuid.uuid4())
+
+
+def _acceptable(given: str | None) -> str | None:
     if given and len(given) <= 200 and given.isprintable():
         return str(given)
     return None
+
+
+def client_request_id(request: Request) -> str | None:
+    """The client's X-Request-Id, when it is one we can echo (for correlation only)."""
+    return _acceptable(request.headers.get("x-request-id"))
 
 
 def request_id(request: Request) -> str:

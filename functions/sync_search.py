@@ -1,6 +1,6 @@
 """The search sync in AWS: three thin handlers over ``SearchSync``.
 
-- ``handler``: the SQS FIFO nudge queue (message group = ``{org}:{id}``). Each
+- ``handler``: the SQS FIFO nudge queue (message group = a digest of org and id). Each
   message syncs every due outbox row of its document.  Powertools'
   ``SqsFifoPartialProcessor`` reports partial batch failures and, as FIFO
   order requires, returns the failed message and the rest of its group (the

@@ -35,6 +35,7 @@ import psycopg
 
 from chalicelib.adapters.postgres import PostgresUnitOfWork, tenant
 from chalicelib.domain.errors import Gone
+from chalicelib.domain.keys import join_key
 from chalicelib.domain.search import FeedCursor
 
 _LOCK_SPACE = 0x73796E63  # "sync": advisory lock keys are hashed into their own space
@@ -133,7 +134,7 @@ class PostgresOutbox:
             for org, doc_id in sorted(keys):
                 conn.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                    (_LOCK_SPACE, f"{org}:{doc_id}"),
+                    (_LOCK_SPACE, join_key(org, doc_id)),
                 )
             claim = Claim(conn, [], skipped=0)
             claim.states = self._states(conn, keys)
@@ -149,7 +150,8 @@ class PostgresOutbox:
         ordered = sorted(keys)
         got = conn.execute(
             "SELECT k.org, k.id FROM unnest(%s::text[], %s::text[]) AS k(org, id) "
-            "WHERE pg_try_advisory_xact_lock(%s, hashtext(k.org || ':' || k.id))",
+            "WHERE pg_try_advisory_xact_lock(%s, hashtext("
+            "length(k.org) || ':' || k.org || length(k.id) || ':' || k.id))",  # = join_key
             ([k[0] for k in ordered], [k[1] for k in ordered], _LOCK_SPACE),
         ).fetchall()
         return {(r["org"], r["id"]) for r in got}

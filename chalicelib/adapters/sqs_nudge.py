@@ -9,11 +9,13 @@ succeeds, the failure is counted, and the scheduled sweep syncs the row.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import Document
 from chalicelib.observability import count, logger
 
@@ -50,9 +52,16 @@ class SqsNudge:
             self.client.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=json.dumps({"org": doc.org, "id": doc.id, "version": doc.version}),
-                MessageGroupId=f"{doc.org}:{doc.id}",
-                MessageDeduplicationId=f"{doc.org}:{doc.id}:{doc.version}"[:128],
+                # hashed: an org may hold any character, and ids are capped at 128
+                MessageGroupId=_digest(doc.org, doc.id),
+                MessageDeduplicationId=_digest(doc.org, doc.id, str(doc.version)),
             )
         except Exception:
             count("SearchNudgeFailed")
             logger.warning("search nudge failed", org=doc.org, doc_id=doc.id, exc_info=True)
+
+
+def _digest(*parts: str) -> str:
+    """A FIFO group or deduplication id for these parts: 64 hex characters (SQS takes
+    at most 128 of a restricted set, and orgs may hold any character)."""
+    return hashlib.sha256(join_key(*parts).encode()).hexdigest()

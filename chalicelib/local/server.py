@@ -6,71 +6,249 @@ invocation per execution environment at a time.  So the parent opens one
 listening socket and forks N worker processes; each worker accepts and serves
 one request at a time with its own app instance, pools and clients — like N
 warm execution environments.  Each request is logged as one JSON line.
+
+Each connection carries one request (``Connection: close``), read against a
+total deadline for the request line and headers and another for the body
+(``Limits``, from ``DOCS_LOCAL_*``), so a slow client holds a worker no longer
+than that.  Requests over API Gateway's sizes (10240 bytes of request line and
+headers, 10 MiB of body) and malformed ones get the same problem+json, security
+headers and ``X-Request-Id`` as the app's own answers.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import io
 import json
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import sys
 import time
+import uuid
 import warnings
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
+from chalicelib.http import SECURITY_HEADERS, pick_request_id, problem
 from chalicelib.local.events import LambdaContext, api_gateway_event
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+# API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
+MAX_HEADER_BYTES = 10240
+LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
+_END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_DIGITS = re.compile(r"[0-9]+")
+_TITLES = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
+    413: ("payload-too-large", "Payload too large"),
+    414: ("uri-too-long", "URI too long"),
+    431: ("request-header-fields-too-large", "Request header fields too large"),
+    501: ("not-implemented", "Not implemented"),
+    505: ("http-version-not-supported", "HTTP version not supported"),
+}
 
 
-def _problem(status: int, title: str, detail: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    slug = title.lower().replace(" ", "-")
-    body = json.dumps(
-        {
-            "type": f"/problems/{slug}",
-            "title": title,
-            "status": status,
-            "detail": detail,
-            "instance": path,
-        }
-    ).encode()
-    return status, {"Content-Type": "application/problem+json"}, body
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one connection may cost a worker; from ``DOCS_LOCAL_*`` (README, local server)."""
+
+    header_timeout_s: float = 10.0  # request line + headers, in total (not per read)
+    body_timeout_s: float = 30.0  # the whole body, in total; also bounds writing the response
+    max_header_bytes: int = MAX_HEADER_BYTES
+    max_body_bytes: int = MAX_REQUEST_BYTES
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
+        env = dict(os.environ if env is None else env)
+        limits = cls(
+            header_timeout_s=float(env.get("DOCS_LOCAL_HEADER_TIMEOUT_S", cls.header_timeout_s)),
+            body_timeout_s=float(env.get("DOCS_LOCAL_BODY_TIMEOUT_S", cls.body_timeout_s)),
+            max_header_bytes=int(env.get("DOCS_LOCAL_MAX_HEADER_BYTES", cls.max_header_bytes)),
+        )
+        if min(limits.header_timeout_s, limits.body_timeout_s, limits.max_header_bytes) <= 0:
+            raise ValueError(f"local server limits must be positive: {limits}")
+        return limits
+
+
+class _Early(Exception):
+    """The request cannot be served: answer ``status`` (None: just close) and stop."""
+
+    def __init__(self, status: int | None, detail: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def _local_problem(
+    status: int, detail: str, instance: str | None, rid: str
+) -> tuple[int, dict[str, str], bytes]:
+    """The local server's own answers, with every header the app's responses carry."""
+    slug, title = _TITLES.get(status, ("error", "Error"))
+    response = problem(
+        status,
+        slug,
+        title,
+        detail,
+        instance=instance,
+        headers={**SECURITY_HEADERS, "X-Request-Id": rid},
+    )
+    return status, dict(response.headers), str(response.body).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """One request per connection, read with a total deadline for the head and one for
+    the body, so a slow or stalled client holds a worker no longer than the timeout."""
+
     server_version = "docs-local"
     protocol_version = "HTTP/1.1"
     app_module: Any = None
     resources: tuple[str, ...] = ()
+    limits = Limits()
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # we log our own JSON line per request
 
+    # ------------------------------------------------------------------ reading
+    def _recv(self, deadline: float, status: int | None) -> bool:
+        """Read more into the buffer before ``deadline`` (else ``_Early(status)``);
+        False at end of stream."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Early(status, "The request was not received in time.")
+        self.connection.settimeout(remaining)
+        try:
+            chunk = self.connection.recv(65536)
+        except TimeoutError:
+            raise _Early(status, "The request was not received in time.") from None
+        self._buf += chunk
+        return bool(chunk)
+
+    def _read_head(self) -> bytes | None:
+        """Request line and header fields, within the header timeout and size limit."""
+        limit = self.limits.max_header_bytes
+        deadline = time.monotonic() + self.limits.header_timeout_s
+        while True:
+            # RFC 9112 2.2: empty lines before the request line are ignored
+            while self._buf[:1] in (b"\r", b"\n"):
+                del self._buf[:1]
+            line_end = self._buf.find(b"\n")
+            if line_end > limit or (line_end < 0 and len(self._buf) > limit):
+                raise _Early(414, f"The request line is over {limit} bytes.")
+            end = _END_OF_HEAD.search(self._buf, max(line_end - 1, 0)) if line_end >= 0 else None
+            if end is not None and end.end() <= limit:
+                head = bytes(self._buf[: end.end()])
+                del self._buf[: end.end()]
+                return head
+            if len(self._buf) > limit:
+                raise _Early(431, f"The request line and header fields are over {limit} bytes.")
+            # a stalled client gets 408 once it has sent something, an idle one is dropped
+            if not self._recv(deadline, 408 if self._buf else None):
+                if self._buf:
+                    raise _Early(400, "The connection ended inside the request head.")
+                return None
+
+    def _content_length(self) -> int:
+        values = [
+            part.strip()
+            for v in self.headers.get_all("Content-Length") or []
+            for part in v.split(",")
+        ]
+        if not values:
+            return 0
+        if not all(_DIGITS.fullmatch(v) for v in values):
+            raise _Early(400, "Content-Length must be a non-negative decimal integer.")
+        distinct = {v.lstrip("0") or "0" for v in values}
+        if len(distinct) > 1:
+            raise _Early(400, "The request has conflicting Content-Length values.")
+        value = distinct.pop()
+        # (int() refuses over 4300 digits; anything past 18 is over every limit anyway)
+        return int(value) if len(value) <= 18 else sys.maxsize
+
+    def _read_body(self, length: int) -> bytes:
+        deadline = time.monotonic() + self.limits.body_timeout_s
+        while len(self._buf) < length:
+            if not self._recv(deadline, 408):
+                raise _Early(400, f"The connection ended before the {length}-byte body.")
+        body = bytes(self._buf[:length])
+        del self._buf[:length]
+        return body
+
+    # ------------------------------------------------------------------ serving
+    def handle(self) -> None:
+        self.close_connection = True  # one request per connection, never keep-alive
+        try:
+            self.handle_one_request()
+        except (ConnectionError, TimeoutError) as exc:  # the client went away or stopped reading
+            self._log(None, error=type(exc).__name__)
+
+    def handle_one_request(self) -> None:
+        self._started = time.perf_counter()
+        self._buf = bytearray()
+        self._rid = ""
+        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        try:
+            head = self._read_head()
+            if head is None:
+                return  # connected and closed (or stayed idle) without a request
+            line, _, fields = head.partition(b"\n")
+            self.raw_requestline = line + b"\n"
+            sock_rfile, self.rfile = self.rfile, io.BytesIO(fields)
+            try:
+                parsed = self.parse_request()  # errors: send_error below
+            finally:
+                self.rfile = sock_rfile
+            if not parsed:
+                return
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.1"
+                raise _Early(400, "HTTP/0.9 requests are not supported.")
+            self._rid = pick_request_id(self.headers.get("X-Request-Id"))
+            getattr(self, "do_" + self.command)()
+        except _Early as early:
+            if early.status is None:
+                return
+            self._rid = self._rid or str(uuid.uuid4())
+            self._respond(*_local_problem(early.status, early.detail, self._instance(), self._rid))
+            if early.status != 408:  # a client that timed out gets no more of our time
+                self._linger()
+
+    def handle_expect_100(self) -> bool:
+        return True  # sent by _serve once the length is known to be acceptable
+
+    def _instance(self) -> str | None:
+        return (urlsplit(self.path).path or None) if self.path else None
+
     def _serve(self) -> None:
-        started = time.perf_counter()
-        length = int(self.headers.get("Content-Length") or 0)
-        headers = dict(self.headers.items())
-        if length > MAX_REQUEST_BYTES:
-            status, out_headers, body = _problem(
-                413, "Payload too large", "Requests are limited to 10 MiB.", self.path
+        length = self._content_length()
+        if length > self.limits.max_body_bytes:
+            raise _Early(413, f"Requests are limited to {self.limits.max_body_bytes // 2**20} MiB.")
+        expect = self.headers.get("Expect", "").lower() == "100-continue"
+        if expect and length > len(self._buf) and self.request_version >= "HTTP/1.1":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        raw = self._read_body(length) if length else None
+        event = api_gateway_event(
+            self.resources, self.command, self.path, headers=dict(self.headers.items()), body=raw
+        )
+        if event is None:
+            result = _local_problem(
+                404, f"No route for {self._instance()}.", self._instance(), self._rid
             )
-            self.close_connection = True
         else:
-            raw = self.rfile.read(length) if length else None
-            event = api_gateway_event(
-                self.resources, self.command, self.path, headers=headers, body=raw
-            )
-            if event is None:
-                status, out_headers, body = _problem(
-                    404, "Not found", f"No route for {self.path.split('?')[0]}.", self.path
-                )
-            else:
-                status, out_headers, body = self._invoke(event)
+            result = self._invoke(event)
+        self._respond(*result)
+
+    def _respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.connection.settimeout(self.limits.body_timeout_s)  # a client that never reads
         self.send_response(status)
-        for name, value in out_headers.items():
+        for name, value in headers.items():
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
@@ -81,18 +259,35 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+        self._log(status, request_id=headers.get("X-Request-Id"))
+
+    def _linger(self) -> None:
+        """After answering early, drop what the client is still sending for a moment
+        before closing: closing with unread input resets the connection, and the
+        client could lose the answer."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_S
+            while (remaining := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                if not self.connection.recv(65536):
+                    break
+        except OSError:
+            pass
+
+    def _log(self, status: int | None, **extra: Any) -> None:
         sys.stdout.write(
             json.dumps(
                 {
                     "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "level": "INFO",
-                    "msg": "request",
+                    "level": "INFO" if status is not None else "WARNING",
+                    "msg": "request" if status is not None else "connection dropped",
                     "method": self.command,
                     "path": self.path,
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": out_headers.get("X-Request-Id"),
+                    "ms": round((time.perf_counter() - self._started) * 1000, 2),
                     "worker": os.getpid(),
+                    **extra,
                 }
             )
             + "\n"
@@ -106,8 +301,6 @@ class _Handler(BaseHTTPRequestHandler):
             headers[name] = ", ".join(values)
         raw = result.get("body") or ""
         if result.get("isBase64Encoded"):
-            import base64
-
             body = base64.b64decode(raw)
         else:
             body = raw.encode() if isinstance(raw, str) else bytes(raw)
@@ -124,26 +317,13 @@ class _Handler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """The http.server's own errors (unknown method, malformed request line,
-        header too long) in the API's problem+json shape, not its HTML page."""
-        title = {400: "Bad request", 405: "Method not allowed", 414: "URI too long",
-                 431: "Request header fields too large", 501: "Not implemented"}.get(
-            code, "Error")  # fmt: skip
-        status, headers, body = _problem(
-            code, title, message or explain or title, getattr(self, "path", "") or ""
-        )
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.close_connection = True
-        self.end_headers()
-        if getattr(self, "command", None) != "HEAD":
-            self.wfile.write(body)
+        """The http.server's own errors (malformed request line, bad version, too many
+        headers) in the API's problem+json shape with the full header set."""
+        self.request_version = "HTTP/1.1"  # never a bare HTTP/0.9 answer without headers
+        raise _Early(code, message or explain or _TITLES.get(code, ("", "Error"))[1])
 
 
-def _worker(sock: socket.socket) -> None:
+def _worker(sock: socket.socket, limits: Limits) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent coordinates shutdown
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -151,19 +331,21 @@ def _worker(sock: socket.socket) -> None:
 
     _Handler.app_module = app_module
     _Handler.resources = tuple(app_module.app.routes)
+    _Handler.limits = limits
     server = HTTPServer(sock.getsockname(), _Handler, bind_and_activate=False)
     server.socket = sock
     server.serve_forever(poll_interval=0.5)
 
 
-def serve(host: str, port: int, workers: int) -> None:
+def serve(host: str, port: int, workers: int, limits: Limits | None = None) -> None:
     """Serve until SIGINT/SIGTERM; returns after the workers have stopped."""
+    limits = limits or Limits.from_env()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(sock,), daemon=True) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(sock, limits), daemon=True) for _ in range(workers)]
     for proc in procs:
         proc.start()
     stopping = False
@@ -176,7 +358,13 @@ def serve(host: str, port: int, workers: int) -> None:
     signal.signal(signal.SIGTERM, stop)
     print(
         json.dumps(
-            {"level": "INFO", "msg": "serving", "url": f"http://{host}:{port}", "workers": workers}
+            {
+                "level": "INFO",
+                "msg": "serving",
+                "url": f"http://{host}:{port}",
+                "workers": workers,
+                "limits": dataclasses.asdict(limits),
+            }
         ),
         flush=True,
     )
@@ -184,7 +372,7 @@ def serve(host: str, port: int, workers: int) -> None:
         while not stopping:
             for i, proc in enumerate(procs):
                 if not proc.is_alive():  # a crashed environment is replaced, as Lambda would
-                    procs[i] = ctx.Process(target=_worker, args=(sock,), daemon=True)
+                    procs[i] = ctx.Process(target=_worker, args=(sock, limits), daemon=True)
                     procs[i].start()
             time.sleep(0.2)
     finally:

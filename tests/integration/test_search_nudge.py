@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
+from chalicelib.adapters.sqs_nudge import _digest
 from tests.conftest import Invoker, admin_connection, make_token
 
 pytestmark = pytest.mark.integration
@@ -55,11 +56,13 @@ def test_each_write_sends_one_fifo_nudge_per_version(settings, sqs) -> None:
         )["Messages"]
         bodies = [json.loads(m["Body"]) for m in got]
         assert bodies == [{"org": org, "id": doc["id"], "version": v} for v in (1, 2)]
-        assert {m["Attributes"]["MessageGroupId"] for m in got} == {f"{org}:{doc['id']}"}
+        # one group per document; ids are digests of the length-prefixed parts
+        assert {m["Attributes"]["MessageGroupId"] for m in got} == {_digest(org, doc["id"])}
         assert [m["Attributes"]["MessageDeduplicationId"] for m in got] == [
-            f"{org}:{doc['id']}:1",
-            f"{org}:{doc['id']}:2",
+            _digest(org, doc["id"], "1"),
+            _digest(org, doc["id"], "2"),
         ]
+        assert _digest("a:b", "c") != _digest("a", "b:c")
     finally:
         bootstrap.set_container(None)
         built.close()

@@ -119,6 +119,32 @@ def test_gateway_own_errors_are_problem_json() -> None:
     assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"  # as the app answers
 
 
+def test_every_gateway_response_has_every_header_the_app_sets() -> None:
+    """A gateway response type defined in the template does not inherit DEFAULT_4XX/5XX's
+    parameters: each must carry what the app's own answers carry (the edge middleware)."""
+    from chalicelib.http import SECURITY_HEADERS
+
+    body = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+    expected = {
+        **SECURITY_HEADERS,
+        "Cache-Control": "no-store",
+        "Content-Type": "application/problem+json",
+    }
+    for kind, response in responses.items():
+        params = response["responseParameters"]
+        static = {
+            name.removeprefix("gatewayresponse.header."): value[1:-1]
+            for name, value in params.items()
+            if value.startswith("'") and value.endswith("'")  # a literal, not a mapping
+        }
+        for name, value in expected.items():
+            assert static.get(name) == value, (kind, name, params)
+        assert params["gatewayresponse.header.X-Request-Id"] == "context.requestId", kind
+        assert "application/json" in response["responseTemplates"], kind
+
+
 def test_functions_get_the_aws_settings() -> None:
     template = _template()
     env = template["Globals"]["Function"]["Environment"]["Variables"]

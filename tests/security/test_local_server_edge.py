@@ -1,0 +1,314 @@
+"""Attacks on the local server's edge, black-box over raw sockets.
+
+Every answer the server gives itself (unknown route, oversized or malformed
+requests, timeouts) must carry what the app's answers carry: problem+json,
+the security headers, ``Cache-Control: no-store`` and ``X-Request-Id``.
+Slow or lying clients (slowloris, short bodies, bad ``Content-Length``) must
+get 400/408 or be closed, and never hold the workers beyond the timeouts.
+The server runs with 2 workers and 1 s timeouts; nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from chalicelib.http import SECURITY_HEADERS
+from tests.conftest import REDIS_URL
+from tests.e2e.conftest import Client, LocalServer, server_env
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 2
+CLIENT_TIMEOUT_S = 15.0  # far above the server's 1 s timeouts; only a hang reaches it
+
+
+@pytest.fixture(scope="module")
+def edge_server(database_url: str, redis_prefix: str) -> Iterator[LocalServer]:
+    running = LocalServer(
+        server_env(
+            database_url,
+            REDIS_URL,
+            redis_prefix,
+            DOCS_WORKERS=str(WORKERS),
+            DOCS_LOCAL_HEADER_TIMEOUT_S="1",
+            DOCS_LOCAL_BODY_TIMEOUT_S="1",
+        )
+    )
+    yield running
+    running.stop()
+
+
+@dataclass
+class Raw:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def connect(server: LocalServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=CLIENT_TIMEOUT_S)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (a reset ends it too)."""
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def parse(data: bytes) -> Raw:
+    assert data, "the server closed the connection without an answer"
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    assert parts[0] == "HTTP/1.1", lines[0]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Raw(int(parts[1]), headers, body)
+
+
+def exchange(server: LocalServer, data: bytes) -> Raw:
+    with connect(server) as sock:
+        sock.sendall(data)
+        return parse(read_all(sock))
+
+
+def assert_edge(r: Raw | Any, status: int, request_id: str | None = None) -> None:
+    """The full header set and an RFC 9457 body, as the app's own problems have."""
+    assert r.status == status, (r.status, r.body[:300])
+    assert r.headers["content-type"] == "application/problem+json", r.headers
+    assert r.headers["cache-control"] == "no-store", r.headers
+    for name, value in SECURITY_HEADERS.items():
+        assert r.headers.get(name.lower()) == value, (name, r.headers)
+    rid = r.headers["x-request-id"]
+    if request_id is None:
+        uuid.UUID(rid)  # a fresh one
+    else:
+        assert rid == request_id
+    problem = r.json()
+    assert {"type", "title", "status", "detail", "instance"} <= set(problem), problem
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert problem["type"].startswith("/problems/")
+    assert r.headers["content-length"] == str(len(r.body))
+    assert r.headers["connection"] == "close"  # one request per connection, as before
+
+
+def assert_serving(server: LocalServer) -> None:
+    """A normal request still gets its answer."""
+    r = Client(server.base).request("GET", "/health", headers={"X-Request-Id": "still-ok"})
+    assert r.status == 200
+    assert r.headers["x-request-id"] == "still-ok"
+
+
+def test_limits_come_from_the_environment() -> None:
+    from chalicelib.local.server import Limits
+
+    assert Limits.from_env({}) == Limits()
+    assert Limits() == Limits(10.0, 30.0, 10240, 10 * 1024 * 1024)
+    env = {"DOCS_LOCAL_HEADER_TIMEOUT_S": "2.5", "DOCS_LOCAL_BODY_TIMEOUT_S": "7"}
+    limits = Limits.from_env({**env, "DOCS_LOCAL_MAX_HEADER_BYTES": "16384"})
+    assert (limits.header_timeout_s, limits.body_timeout_s, limits.max_header_bytes) == (
+        2.5,
+        7.0,
+        16384,
+    )
+    with pytest.raises(ValueError, match="positive"):
+        Limits.from_env({"DOCS_LOCAL_HEADER_TIMEOUT_S": "0"})
+
+
+# ------------------------------------------------------------------ error classes
+def test_unknown_route_is_a_full_404(edge_server: LocalServer) -> None:
+    r = exchange(edge_server, b"GET /no/such/route?x=1 HTTP/1.1\r\nX-Request-Id: probe-404\r\n\r\n")
+    assert_edge(r, 404, "probe-404")
+    assert r.json()["instance"] == "/no/such/route"
+    r = Client(edge_server.base).request("DELETE", "/nowhere")
+    assert_edge(r, 404)
+
+
+def test_an_unacceptable_request_id_is_replaced(edge_server: LocalServer) -> None:
+    for bad in ("x" * 201, "tab\there"):
+        r = exchange(edge_server, f"GET /nowhere HTTP/1.1\r\nX-Request-Id: {bad}\r\n\r\n".encode())
+        assert_edge(r, 404)  # a fresh uuid, as the app does
+
+
+def test_over_10_mib_is_a_full_413(edge_server: LocalServer) -> None:
+    declared = b"POST /documents HTTP/1.1\r\nContent-Length: 11534336\r\nX-Request-Id: big\r\n\r\n"
+    assert_edge(exchange(edge_server, declared), 413, "big")
+    digits = b"POST /documents HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n"
+    assert_edge(exchange(edge_server, digits), 413)  # not int()'s 4300-digit ValueError
+    # a client that sends the whole body before reading still gets the answer
+    r = Client(edge_server.base).request("POST", "/documents", raw=b"x" * (11 * 1024 * 1024))
+    assert_edge(r, 413)
+    assert_serving(edge_server)
+
+
+@pytest.mark.parametrize("size", [12_000, 70_000], ids=["over-api-gateway", "over-http-server"])
+def test_long_uri_is_a_full_414(edge_server: LocalServer, size: int) -> None:
+    r = exchange(edge_server, b"GET /documents?q=" + b"a" * size + b" HTTP/1.1\r\n\r\n")
+    assert_edge(r, 414)
+
+
+def test_60_kb_authorization_header_is_a_full_431(edge_server: LocalServer) -> None:
+    token = "Bearer " + "a" * 60_000
+    r = Client(edge_server.base).request("GET", "/documents", headers={"Authorization": token})
+    assert_edge(r, 431)
+    raw = exchange(
+        edge_server, f"GET /documents HTTP/1.1\r\nAuthorization: {token}\r\n\r\n".encode()
+    )
+    assert_edge(raw, 431)
+    assert_serving(edge_server)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"X-Long: " + b"b" * 70_000 + b"\r\n",  # one line over http.server's own limit
+        b"".join(b"X-H%d: %s\r\n" % (i, b"c" * 500) for i in range(30)),  # many, over 10 KiB
+        b"".join(b"X-H%d: 1\r\n" % i for i in range(120)),  # over http.server's 100 headers
+    ],
+    ids=["line-too-long", "total-too-large", "too-many"],
+)
+def test_oversized_header_section_is_a_full_431(edge_server: LocalServer, fields: bytes) -> None:
+    assert_edge(exchange(edge_server, b"GET /health HTTP/1.1\r\n" + fields + b"\r\n"), 431)
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"GARBAGE", 400),
+        (b"GET / FOO/1.1", 400),
+        (b"GET /health HTTP/1.1 extra", 400),
+        (b"GET /health", 400),  # HTTP/0.9: an answer without any header, before
+        (b"GET /health HTTP/2.0", 505),
+    ],
+)
+def test_http_server_own_errors_are_full_problems(
+    edge_server: LocalServer, request_line: bytes, status: int
+) -> None:
+    assert_edge(exchange(edge_server, request_line + b"\r\nHost: x\r\n\r\n"), status)
+
+
+# ------------------------------------------------------------------ Content-Length
+@pytest.mark.parametrize(
+    "lengths",
+    [["-1"], ["abc"], ["+5"], ["0x10"], ["5, 6"], ["5", "6"], [""]],
+    ids=["negative", "not-a-number", "signed", "hex", "list-conflict", "two-conflict", "empty"],
+)
+def test_bad_content_length_is_a_full_400(edge_server: LocalServer, lengths: list[str]) -> None:
+    fields = "".join(f"Content-Length: {v}\r\n" for v in lengths)
+    r = exchange(
+        edge_server,
+        f"POST /documents HTTP/1.1\r\nX-Request-Id: bad-len\r\n{fields}\r\nhello".encode(),
+    )
+    assert_edge(r, 400, "bad-len")
+    assert "Content-Length" in r.json()["detail"]
+
+
+def test_repeated_equal_content_lengths_are_one_length(edge_server: LocalServer) -> None:
+    r = exchange(
+        edge_server,
+        b"GET /health HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\nhello",
+    )
+    assert r.status == 200, r
+
+
+def test_body_shorter_than_content_length_is_a_full_408(edge_server: LocalServer) -> None:
+    with connect(edge_server) as sock:
+        sock.sendall(
+            b"POST /documents HTTP/1.1\r\nContent-Length: 100\r\nX-Request-Id: short\r\n\r\n{"
+        )
+        r = parse(read_all(sock))  # the server times out and answers; the client just waits
+    assert_edge(r, 408, "short")
+    assert_serving(edge_server)
+
+
+# ------------------------------------------------------------------ slow clients
+class Dripper:
+    """N sockets that send a request one byte at a time, never finishing it."""
+
+    def __init__(self, server: LocalServer, count: int, prefix: bytes, drip: bytes) -> None:
+        self.socks = [connect(server) for _ in range(count)]
+        self.drip = drip
+        self.stop = threading.Event()
+        for sock in self.socks:
+            sock.sendall(prefix)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        live = list(self.socks)
+        while live and not self.stop.wait(0.3):  # well inside the 1 s timeout
+            for sock in list(live):
+                try:
+                    sock.send(self.drip)
+                except OSError:
+                    live.remove(sock)
+
+    def answers(self) -> list[bytes]:
+        try:
+            return [read_all(sock) for sock in self.socks]
+        finally:
+            self.stop.set()
+            self.thread.join()
+            for sock in self.socks:
+                sock.close()
+
+
+@pytest.mark.parametrize(
+    ("prefix", "drip"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a"),  # slowloris: headers
+        (b"POST /documents HTTP/1.1\r\nContent-Length: 100000\r\n\r\n", b"{"),  # slow body
+    ],
+    ids=["headers", "body"],
+)
+def test_slow_clients_cannot_hold_every_worker(
+    edge_server: LocalServer, prefix: bytes, drip: bytes
+) -> None:
+    stalled = Dripper(edge_server, WORKERS + 1, prefix, drip)
+    idle = [connect(edge_server) for _ in range(WORKERS + 1)]  # connect, send nothing
+    try:
+        assert_serving(edge_server)  # answered, not stuck behind them
+        for data in stalled.answers():
+            if data:  # closed, or told why
+                assert_edge(parse(data), 408)
+        for sock in idle:
+            assert read_all(sock) == b""  # nothing was asked: closed without an answer
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+# ------------------------------------------------------------------ client disconnects
+def test_client_gone_mid_response_leaves_no_traceback(edge_server: LocalServer) -> None:
+    for _ in range(5):
+        with connect(edge_server) as sock:
+            sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(1)  # the answer has started
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # closed with a reset, the rest of the answer has nowhere to go
+    for _ in range(5):
+        with connect(edge_server) as sock:
+            sock.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert_serving(edge_server)
+    log = edge_server.log_path.read_text()
+    assert "Traceback" not in log and "BrokenPipe" not in log, log[-3000:]
