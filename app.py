@@ -477,7 +477,7 @@ def _search_check(c: bootstrap.Container) -> tuple[str, float | None]:
     def probe() -> tuple[str, float | None]:
         status = "ok" if c.search_index.ping() else "down"
         try:
-            return status, round(c.outbox.stats()["lag_s"], 3)
+            return status, round(c.outbox.stats().lag_s, 3)
         except DomainError:
             return status, None
 

@@ -141,7 +141,7 @@ def lag_phase(settings: Settings, rate: float, seconds: float, writers: int) -> 
     probe_stop.set()
     probe.join()
     deadline = time.monotonic() + 60
-    while container.outbox.stats()["backlog"] and time.monotonic() < deadline:
+    while container.outbox.stats().backlog and time.monotonic() < deadline:
         time.sleep(0.1)
     consumer.terminate()
     consumer.wait(10)

@@ -70,10 +70,12 @@ class Container:
     def idempotency(self) -> Any:
         """Built on first use: only POSTs with an Idempotency-Key need it."""
         if "idempotency" not in self.extras:
+            from chalicelib.adapters.postgres_idempotency import PostgresIdempotencyRecords
             from chalicelib.idempotency import Idempotency
 
+            records = PostgresIdempotencyRecords(self.uow)  # type: ignore[arg-type]
             self.extras["idempotency"] = Idempotency(
-                self.uow, self.cache, self.settings.redis_key_prefix
+                records, self.cache, self.settings.redis_key_prefix
             )
         return self.extras["idempotency"]
 

@@ -20,8 +20,7 @@ the same key.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,6 +43,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
 )
 
 from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable, ValidationFailed
+from chalicelib.domain.ports import IdempotencyRecord, IdempotencyRecords
 
 Result = dict[str, Any]
 TTL_S = 24 * 3600
@@ -53,87 +53,57 @@ _REDIS_ERRORS = (redis.RedisError, OSError)
 _ORG: ContextVar[str | None] = ContextVar("idempotency_org", default=None)
 
 
-class PostgresPersistenceLayer(BasePersistenceLayer):
-    """Powertools persistence on the ``idempotency_keys`` table."""
+class RecordsPersistenceLayer(BasePersistenceLayer):
+    """Powertools persistence on ``IdempotencyRecords`` (PostgreSQL), in the org's
+    transactions: the org comes from ``Idempotency.run`` (a context variable)."""
 
-    def __init__(self, uow: Any) -> None:
+    def __init__(self, records: IdempotencyRecords) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.uow = uow
+        self.records = records
 
-    @contextmanager
-    def _tenant(self) -> Iterator[tuple[Any, str]]:
-        """The request's org, and a connection in that org's transaction."""
+    @staticmethod
+    def _org() -> str:
         org = _ORG.get()
         if not org:
             raise RuntimeError("idempotency records are per org: use Idempotency.run")
-        with self.uow.transaction(org) as repo:
-            yield repo.conn, org
+        return org
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
-        with self._tenant() as (conn, org):
-            row = conn.execute(
-                "SELECT * FROM idempotency_keys WHERE org = %s AND key = %s",
-                (org, idempotency_key),
-            ).fetchone()
-        if row is None:
+        record = self.records.get(self._org(), idempotency_key)
+        if record is None:
             raise IdempotencyItemNotFoundError
         return DataRecord(
-            idempotency_key=row["key"],
-            status=row["status"],
-            expiry_timestamp=row["expiry"],
-            in_progress_expiry_timestamp=row["in_progress_expiry"],
-            response_data=row["data"],
-            payload_hash=row["validation"],
+            idempotency_key=record.key,
+            status=record.status,
+            expiry_timestamp=record.expiry,
+            in_progress_expiry_timestamp=record.in_progress_expiry,
+            response_data=record.data or "",
+            payload_hash=record.validation or "",
         )
 
     def _put_record(self, data_record: DataRecord) -> None:
         now_s, now_ms = int(time.time()), int(time.time() * 1000)
-        with self._tenant() as (conn, org):
-            # claim the key if it is free, expired, or an abandoned in-progress record
-            claimed = conn.execute(
-                "INSERT INTO idempotency_keys AS k "
-                "(org, key, status, expiry, in_progress_expiry, validation) "
-                "VALUES (%s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (key) DO UPDATE SET status = EXCLUDED.status, "
-                "expiry = EXCLUDED.expiry, in_progress_expiry = EXCLUDED.in_progress_expiry, "
-                "validation = EXCLUDED.validation, data = NULL "
-                "WHERE k.expiry < %s OR (k.status = 'INPROGRESS' "
-                "AND k.in_progress_expiry IS NOT NULL AND k.in_progress_expiry < %s) "
-                "RETURNING key",
-                (
-                    org,
-                    data_record.idempotency_key,
-                    data_record.status,
-                    data_record.expiry_timestamp,
-                    data_record.in_progress_expiry_timestamp,
-                    data_record.payload_hash,
-                    now_s,
-                    now_ms,
-                ),
-            ).fetchone()
-        if claimed is None:
+        # claim the key if it is free, expired, or an abandoned in-progress record
+        if not self.records.claim(self._org(), _record(data_record), now_s=now_s, now_ms=now_ms):
             raise IdempotencyItemAlreadyExistsError
 
     def _update_record(self, data_record: DataRecord) -> None:
-        with self._tenant() as (conn, org):
-            conn.execute(
-                "UPDATE idempotency_keys SET status = %s, data = %s, expiry = %s "
-                "WHERE org = %s AND key = %s",
-                (
-                    data_record.status,
-                    data_record.response_data,
-                    data_record.expiry_timestamp,
-                    org,
-                    data_record.idempotency_key,
-                ),
-            )
+        self.records.update(self._org(), _record(data_record))
 
     def _delete_record(self, data_record: DataRecord) -> None:
-        with self._tenant() as (conn, org):
-            conn.execute(
-                "DELETE FROM idempotency_keys WHERE org = %s AND key = %s",
-                (org, data_record.idempotency_key),
-            )
+        self.records.delete(self._org(), data_record.idempotency_key)
+
+
+def _record(data: DataRecord) -> IdempotencyRecord:
+    assert data.expiry_timestamp is not None  # Powertools sets it on every record it saves
+    return IdempotencyRecord(
+        key=data.idempotency_key,
+        status=data.status,
+        expiry=data.expiry_timestamp,
+        in_progress_expiry=data.in_progress_expiry_timestamp,
+        data=data.response_data,
+        validation=data.payload_hash,
+    )
 
 
 class RedisPersistenceLayer(RedisCachePersistenceLayer):
@@ -231,9 +201,9 @@ def _run(request: dict[str, Any], action: Callable[[], Result]) -> Result:
 class Idempotency:
     """Wraps a write so that retries with the same ``Idempotency-Key`` are safe."""
 
-    def __init__(self, uow: Any, cache: Any, key_prefix: str) -> None:
+    def __init__(self, records: IdempotencyRecords, cache: Any, key_prefix: str) -> None:
         primary = RedisPersistenceLayer(client=cache.client)
-        store = FallbackPersistenceLayer(primary, PostgresPersistenceLayer(uow), cache)
+        store = FallbackPersistenceLayer(primary, RecordsPersistenceLayer(records), cache)
         self._idempotent = idempotent_function(
             _run,
             data_keyword_argument="request",

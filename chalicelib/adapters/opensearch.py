@@ -22,37 +22,21 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from chalicelib.config import Settings
-from chalicelib.domain.errors import BadRequest, DependencyUnavailable
+from chalicelib.domain.errors import BadRequest, SearchUnavailable
+from chalicelib.domain.ports import ItemResult
 from chalicelib.domain.search import SearchDocument, index_body
 from chalicelib.observability import logger, tracer
 
 SEARCH_REFUSED = "The search could not be run; check q, or start again without a page_token."
 
 
-class SearchUnavailable(DependencyUnavailable):
-    """OpenSearch could not be reached or refused the request as a whole."""
-
-    def __init__(self, detail: str = "Search is temporarily unavailable; retry shortly.") -> None:
-        super().__init__(detail, retry_after_s=5)
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """What OpenSearch said about one document of a bulk request."""
-
-    index: str
-    index_id: str
-    ok: bool  # applied, or already superseded (409 on an external version)
-    retryable: bool = False
-    reason: str | None = None
-
-
 class OpenSearchIndex:
+    """Implements ``SearchIndex`` (plus reads for tests and checks: ``get``, ``all_documents``)."""
+
     def __init__(self, settings: Settings, *, client: Any = None) -> None:
         self.settings = settings
         self.alias = settings.search_alias

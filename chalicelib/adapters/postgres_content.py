@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.content import Upload
+from chalicelib.domain.ports import Upload
 
 _COLUMNS = (
     "org, upload_id, doc_id, key, content_type, sha256, size, filename, max_bytes, actor, "

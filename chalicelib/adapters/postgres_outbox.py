@@ -28,17 +28,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
+from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres import PostgresUnitOfWork, tenant
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.keys import join_key
+from chalicelib.domain.ports import DocumentState, FeedRow, OutboxRow, OutboxStats
 from chalicelib.domain.search import FeedCursor
 
 _LOCK_SPACE = 0x73796E63  # "sync": advisory lock keys are hashed into their own space
+_REINDEX_LOCK = 0x72656978  # "reix"
 # one org's documents (app.org is set to it: row-level security applies)
 _DOC_STATE = (
     "SELECT d.org, d.id, d.title, d.body, d.tags, d.owner, d.version, d.created_at, "
@@ -49,29 +52,14 @@ _DOC_STATE = (
 )
 
 
-@dataclass(frozen=True)
-class OutboxRow:
-    seq: int
-    org: str
-    doc_id: str
-    version: int
-    op: str
-    attempts: int
-    created_at: datetime
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.org, self.doc_id)
-
-
 @dataclass
-class Claim:
-    """One claimed batch, inside its open transaction."""
+class PostgresClaim:
+    """Implements ``Claim``: one claimed batch, inside its open transaction."""
 
     conn: psycopg.Connection[dict[str, Any]]
     rows: list[OutboxRow]  # rows of the documents this consumer locked
     skipped: int  # rows left for the consumer that holds their document
-    states: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    states: dict[tuple[str, str], DocumentState | None] = field(default_factory=dict)
     building: list[str] = field(default_factory=list)  # indexes a reindex is building
 
     def done(self, rows: list[OutboxRow]) -> None:
@@ -81,8 +69,6 @@ class Claim:
     def retry(
         self, rows: list[OutboxRow], reason: str, delays: list[float], *, counted: bool = True
     ) -> None:
-        """Back off; ``counted=False`` for transient refusals (429/5xx of one item),
-        which never push a row towards the dead-letter table."""
         if len(rows) != len(delays):
             raise ValueError("one delay per row")
         if rows:
@@ -100,34 +86,37 @@ class Claim:
 
 
 class PostgresOutbox:
+    """Implements ``Outbox`` (the search sync's side) and ``ChangeFeed``."""
+
     def __init__(self, uow: PostgresUnitOfWork, alias: str) -> None:
         self.uow = uow
         self.alias = alias
 
     # -- the sync ------------------------------------------------------------------
     @contextmanager
-    def claim(self, limit: int, *, only: tuple[str, str] | None = None) -> Iterator[Claim]:
+    def claim(self, limit: int, *, only: tuple[str, str] | None = None) -> Iterator[PostgresClaim]:
         """Claim up to ``limit`` due rows (all of one document with ``only``);
         commits what the caller marked when the block exits cleanly."""
         org, doc_id = only if only is not None else (None, None)
         with self.uow.maintenance() as conn:
-            rows = [
-                OutboxRow(**r)
-                for r in conn.execute(
+            rows = (
+                conn.cursor(row_factory=class_row(OutboxRow))
+                .execute(
                     "SELECT seq, org, doc_id, version, op, attempts, created_at "
                     "FROM docs_outbox_claim(%s, %s, %s)",
                     (limit, org, doc_id),
-                ).fetchall()
-            ]
+                )
+                .fetchall()
+            )
             locked = self._lock_documents(conn, {r.key for r in rows})
             mine = [r for r in rows if r.key in locked]
-            claim = Claim(conn, mine, skipped=len(rows) - len(mine))
+            claim = PostgresClaim(conn, mine, skipped=len(rows) - len(mine))
             claim.states = self._states(conn, locked)
             claim.building = self._building(conn)  # read after the claim: see reindex
             yield claim
 
     @contextmanager
-    def lock_documents(self, keys: set[tuple[str, str]]) -> Iterator[Claim]:
+    def lock_documents(self, keys: set[tuple[str, str]]) -> Iterator[PostgresClaim]:
         """Lock documents (waiting for a consumer that holds one) and read their
         state: the reindex catch-up and backfill repairs use it."""
         with self.uow.maintenance() as conn:
@@ -136,7 +125,7 @@ class PostgresOutbox:
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
                     (_LOCK_SPACE, join_key(org, doc_id)),
                 )
-            claim = Claim(conn, [], skipped=0)
+            claim = PostgresClaim(conn, [], skipped=0)
             claim.states = self._states(conn, keys)
             claim.building = self._building(conn)
             yield claim
@@ -159,10 +148,10 @@ class PostgresOutbox:
     @staticmethod
     def _states(
         conn: psycopg.Connection[dict[str, Any]], keys: set[tuple[str, str]]
-    ) -> dict[tuple[str, str], dict[str, Any] | None]:
+    ) -> dict[tuple[str, str], DocumentState | None]:
         """Each document's current state, read org by org with ``app.org`` set
         to that org (row-level security applies; None: purged or not visible)."""
-        states: dict[tuple[str, str], dict[str, Any] | None] = dict.fromkeys(keys)
+        states: dict[tuple[str, str], DocumentState | None] = dict.fromkeys(keys)
         by_org: dict[str, list[str]] = {}
         for org, doc_id in sorted(keys):
             by_org.setdefault(org, []).append(doc_id)
@@ -183,6 +172,14 @@ class PostgresOutbox:
         ]
 
     # -- reindex ------------------------------------------------------------------
+    @contextmanager
+    def exclusive_reindex(self) -> Iterator[bool]:
+        """A transaction-level advisory lock held for the whole reindex (one at a time)."""
+        with self.uow.connection() as guard, guard.transaction():
+            got = guard.execute("SELECT pg_try_advisory_xact_lock(%s) AS got", (_REINDEX_LOCK,))
+            row = got.fetchone()
+            yield bool(row and row["got"])
+
     def building_indexes(self) -> list[str]:
         with self.uow.maintenance() as conn:
             return self._building(conn)
@@ -191,7 +188,7 @@ class PostgresOutbox:
         with self.uow.maintenance() as conn:
             conn.execute("SELECT docs_search_register(%s, %s)", (name, self.alias))
 
-    def documents_page(self, after: tuple[str, str] | None, limit: int) -> list[dict[str, Any]]:
+    def documents_page(self, after: tuple[str, str] | None, limit: int) -> list[DocumentState]:
         """Live documents in (org, id) order, with their content text (backfill):
         ids from ``docs_live_document_ids``, content read under each org."""
         after_org, after_id = after if after is not None else (None, None)
@@ -237,18 +234,18 @@ class PostgresOutbox:
         return [r["name"] for r in rows]
 
     # -- observability ------------------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> OutboxStats:
         """Lag (seconds since the oldest unsynced row committed), backlog, dead letters."""
         with self.uow.maintenance() as conn:
             row = conn.execute(
                 "SELECT lag_s, backlog, dead_letters FROM docs_outbox_stats()"
             ).fetchone()
         assert row is not None
-        return {
-            "lag_s": max(0.0, float(row["lag_s"] or 0.0)),
-            "backlog": int(row["backlog"]),
-            "dead_letters": int(row["dead_letters"]),
-        }
+        return OutboxStats(
+            lag_s=max(0.0, float(row["lag_s"] or 0.0)),
+            backlog=int(row["backlog"]),
+            dead_letters=int(row["dead_letters"]),
+        )
 
     def dead_letters(self, org: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Rows that failed to index and were not requeued, oldest first."""
@@ -291,7 +288,7 @@ class PostgresOutbox:
     # -- the changes feed (tenant-scoped) ---------------------------------------------
     def changes(
         self, org: str, since: FeedCursor | None, limit: int
-    ) -> tuple[list[dict[str, Any]], FeedCursor]:
+    ) -> tuple[list[FeedRow], FeedCursor]:
         """Rows after ``since`` (None: from now on) of transactions that finished
         before every running one, in (txid, seq) order, and the next cursor."""
         with self.uow.transaction(org) as repo:
@@ -310,13 +307,17 @@ class PostgresOutbox:
                     "Changes before this cursor have been pruned: read GET /documents for a "
                     "full copy, then follow the feed from since=now.",
                 )
-            rows = repo.conn.execute(
-                "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
-                "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "
-                "AND txid < %s::text::xid8 ORDER BY txid, seq LIMIT %s",
-                (org, str(since.txid), since.seq, str(horizon), limit),
-            ).fetchall()
-        last = FeedCursor(rows[-1]["txid"], rows[-1]["seq"]) if rows else since
+            rows = (
+                repo.conn.cursor(row_factory=class_row(FeedRow))
+                .execute(
+                    "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
+                    "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "
+                    "AND txid < %s::text::xid8 ORDER BY txid, seq LIMIT %s",
+                    (org, str(since.txid), since.seq, str(horizon), limit),
+                )
+                .fetchall()
+            )
+        last = FeedCursor(rows[-1].txid, rows[-1].seq) if rows else since
         if len(rows) < limit:
             # every finished row of this org after the cursor was returned: the
             # next page can start at the horizon (skipping other orgs' rows)

@@ -31,9 +31,8 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime
 from html.parser import HTMLParser
-from typing import IO, Any, Protocol
+from typing import IO, Any
 from urllib.parse import quote, unquote
 
 from chalicelib.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -534,76 +533,3 @@ class Inspector:
         except Exception:  # pypdf raises many types for broken files
             self._reject("invalid_pdf: the PDF could not be read")
             return "", False
-
-
-# ---------------------------------------------------------------------- ports
-@dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    etag: str | None
-    version_id: str | None
-    content_type: str | None
-
-
-class BlobStore(Protocol):
-    """The object store (S3) as the content use cases need it."""
-
-    def presign_put(
-        self, key: str, *, content_type: str, sha256_b64: str | None, size: int | None,
-        expires_s: int,
-    ) -> tuple[str, dict[str, str]]:  # fmt: skip
-        """(URL, headers the client must send with the PUT)."""
-
-    def presign_get(
-        self, key: str, *, version_id: str | None, content_type: str, disposition: str,
-        expires_s: int,
-    ) -> str:  # fmt: skip
-        ...
-
-    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo | None: ...
-
-    def chunks(self, key: str, *, version_id: str | None, chunk_bytes: int) -> Any:
-        """An iterator of the object's bytes, ``chunk_bytes`` at a time."""
-
-    def delete(self, key: str, *, version_id: str | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An upload the service issued (its row in ``content_uploads``)."""
-
-    org: str
-    doc_id: str
-    upload_id: str
-    key: str
-    content_type: str
-    sha256: str | None
-    size: int | None
-    filename: str | None
-    max_bytes: int
-    actor: str
-    request_id: str | None
-    created_at: datetime
-    expires_at: datetime
-    status: str = "pending"  # pending | ready | rejected | superseded | orphaned
-    object_version: str | None = None
-    object_etag: str | None = None
-    result: dict[str, Any] | None = None
-
-
-class ContentRecords(Protocol):
-    """Upload and extracted-text rows, inside the document transaction."""
-
-    def add_upload(self, upload: Upload) -> None: ...
-
-    def get_upload(self, upload_id: str, *, lock: bool = False) -> Upload | None: ...
-
-    def finish_upload(
-        self, upload_id: str, *, status: str, result: dict[str, Any] | None,
-        object_version: str | None, object_etag: str | None,
-    ) -> None:  # fmt: skip
-        ...
-
-    def put_text(
-        self, doc_id: str, version: int, upload_id: str, text: str, truncated: bool
-    ) -> None: ...

@@ -19,7 +19,8 @@ and adapters translate vendor errors into these at their edge
     ├── PreconditionRequired    428  write without If-Match
     ├── TooManyRequests         429  the caller's token bucket is empty
     └── DependencyUnavailable   503  PostgreSQL (or another required backend) down
-        └── TransientDatabaseError   nothing committed: retried with backoff first
+        ├── TransientDatabaseError   nothing committed: retried with backoff first
+        └── SearchUnavailable        the search index is unreachable or refused a request
 """
 
 from __future__ import annotations
@@ -103,3 +104,10 @@ class DependencyUnavailable(DomainError):
 class TransientDatabaseError(DependencyUnavailable):
     """Nothing was committed (no connection, lost before COMMIT, serialization
     failure, deadlock): the whole use case may safely run again."""
+
+
+class SearchUnavailable(DependencyUnavailable):
+    """The search index could not be reached or refused the request as a whole."""
+
+    def __init__(self, detail: str = "Search is temporarily unavailable; retry shortly.") -> None:
+        super().__init__(detail, retry_after_s=5)

@@ -1,19 +1,24 @@
 """The ports the service layer depends on; adapters implement them.
 
 Unit tests pass in-memory fakes of these (tests/unit/fakes.py); integration
-tests run the real adapters (PostgreSQL, Redis) against real servers.
+tests run the real adapters (PostgreSQL, Redis, OpenSearch, S3) against real
+servers.  Adapters map their vendor errors into ``domain.errors`` at their
+edge, so nothing here mentions a vendor.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from chalicelib.domain.model import Document
+from chalicelib.domain.search import FeedCursor, SearchDocument
 
 
+# ------------------------------------------------------------------ documents
 @dataclass(frozen=True)
 class ListCursor:
     created_at: datetime
@@ -97,6 +102,7 @@ class UnitOfWork(Protocol):
     def clear_dirty(self, items: list[tuple[str, str, int]]) -> None: ...
 
 
+# ---------------------------------------------------------------------- cache
 @dataclass(frozen=True)
 class CachedDocument:
     version: int
@@ -130,3 +136,281 @@ class DocumentCache(Protocol):
 
     def status(self) -> str:
         """'ok', 'degraded' (breaker open) or 'disabled'."""
+
+
+# --------------------------------------------------------------------- search
+@dataclass(frozen=True)
+class ItemResult:
+    """What the index said about one document of a bulk write."""
+
+    index: str
+    index_id: str
+    ok: bool  # applied, or already superseded (a newer external version is held)
+    retryable: bool = False  # the index was busy for this item (429/5xx)
+    reason: str | None = None
+
+
+class SearchIndex(Protocol):
+    """The full-text index: versioned indexes behind one alias.
+
+    Writes are external-versioned (the document version), so a replayed or
+    reordered write never moves a document backwards.  An unreachable index
+    raises ``SearchUnavailable``."""
+
+    @property
+    def alias(self) -> str: ...
+
+    def ping(self) -> bool: ...
+
+    def live_index(self) -> str | None:
+        """The index the alias points at (None before the first index exists)."""
+
+    def schema_version(self, name: str) -> int:
+        """The mapping schema an index was created with."""
+
+    def next_index_name(self) -> str: ...
+
+    def create_index(self, name: str) -> None: ...
+
+    def swap_alias(self, old: str | None, new: str) -> None:
+        """Point the alias at ``new`` in one atomic step."""
+
+    def drop_index(self, name: str) -> None: ...
+
+    def refresh(self, index: str | None = None) -> None: ...
+
+    def write(self, docs: Iterable[SearchDocument], indexes: list[str]) -> list[ItemResult]:
+        """Index or delete each document in each index; per-item results."""
+
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One page of hits for a query built by ``domain.search.build_query``."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    org: str
+    doc_id: str
+    version: int
+    op: str
+    attempts: int
+    created_at: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.org, self.doc_id)
+
+
+DocumentState = dict[str, Any]
+"""A document's committed row plus its ``content_text``: what ``search_document`` indexes."""
+
+
+class Claim(Protocol):
+    """A claimed batch of outbox rows, inside its open transaction: nothing is
+    marked unless the block that holds the claim exits cleanly."""
+
+    @property
+    def rows(self) -> list[OutboxRow]:
+        """Rows of the documents this consumer locked."""
+
+    @property
+    def skipped(self) -> int:
+        """Rows left for the consumer that holds their document."""
+
+    @property
+    def states(self) -> dict[tuple[str, str], DocumentState | None]:
+        """Each locked document's current state (None: purged or not visible)."""
+
+    @property
+    def building(self) -> list[str]:
+        """Indexes a reindex is building: every batch writes to them as well."""
+
+    def done(self, rows: list[OutboxRow]) -> None: ...
+
+    def retry(
+        self, rows: list[OutboxRow], reason: str, delays: list[float], *, counted: bool = True
+    ) -> None:
+        """Back off; ``counted=False`` for transient refusals (429/5xx of one item),
+        which never push a row towards the dead-letter table."""
+
+    def dead_letter(self, rows: list[OutboxRow], reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    lag_s: float  # since the oldest unsynced row committed
+    backlog: int
+    dead_letters: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"lag_s": self.lag_s, "backlog": self.backlog, "dead_letters": self.dead_letters}
+
+
+class Outbox(Protocol):
+    """The outbox as the search sync's stream, and the registry of indexes.
+
+    Cross-org maintenance: it sees ids, versions and status of every org, and
+    each document's content only under that document's org."""
+
+    def claim(
+        self, limit: int, *, only: tuple[str, str] | None = None
+    ) -> AbstractContextManager[Claim]:
+        """Claim up to ``limit`` due rows (all of one document with ``only``)."""
+
+    def lock_documents(self, keys: set[tuple[str, str]]) -> AbstractContextManager[Claim]:
+        """Lock documents (waiting for a consumer that holds one) and read their state."""
+
+    def exclusive_reindex(self) -> AbstractContextManager[bool]:
+        """Held for a whole reindex: True if this caller got it (one reindex at a time)."""
+
+    def building_indexes(self) -> list[str]: ...
+
+    def register_building(self, name: str) -> None: ...
+
+    def documents_page(self, after: tuple[str, str] | None, limit: int) -> list[DocumentState]:
+        """Live documents in (org, id) order, after ``after`` (the backfill)."""
+
+    def count_live_documents(self) -> int: ...
+
+    def changed_since_registration(self, name: str) -> dict[tuple[str, str], int]:
+        """Documents (and their newest outbox version) of every transaction that
+        could have committed after ``name`` was registered."""
+
+    def retire(self, new: str, old: str | None, grace: timedelta) -> None: ...
+
+    def abandon(self, name: str) -> None: ...
+
+    def expired_indexes(self) -> list[str]: ...
+
+    def stats(self) -> OutboxStats: ...
+
+    def dead_letters(self, org: str | None = None, limit: int = 1000) -> list[dict[str, Any]]: ...
+
+    def requeue_dead_letters(self, org: str | None = None) -> int: ...
+
+    def prune(self, older_than: timedelta, *, batch: int = 5000, max_batches: int = 20) -> int:
+        """Delete processed rows older than ``older_than``; pending rows are kept."""
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One change in an org's feed."""
+
+    seq: int
+    txid: int
+    doc_id: str
+    version: int
+    op: str
+    created_at: datetime
+
+
+class ChangeFeed(Protocol):
+    """The changes feed of one org (tenant-scoped)."""
+
+    def changes(
+        self, org: str, since: FeedCursor | None, limit: int
+    ) -> tuple[list[FeedRow], FeedCursor]:
+        """Rows after ``since`` (None: from now on) and the cursor to resume from."""
+
+
+# -------------------------------------------------------------------- content
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    etag: str | None
+    version_id: str | None
+    content_type: str | None
+
+
+class BlobStore(Protocol):
+    """The object store (S3) as the content use cases need it."""
+
+    def presign_put(
+        self, key: str, *, content_type: str, sha256_b64: str | None, size: int | None,
+        expires_s: int,
+    ) -> tuple[str, dict[str, str]]:  # fmt: skip
+        """(URL, headers the client must send with the PUT)."""
+
+    def presign_get(
+        self, key: str, *, version_id: str | None, content_type: str, disposition: str,
+        expires_s: int,
+    ) -> str:  # fmt: skip
+        ...
+
+    def head(self, key: str, *, version_id: str | None = None) -> ObjectInfo | None: ...
+
+    def chunks(self, key: str, *, version_id: str | None, chunk_bytes: int) -> Iterator[bytes]:
+        """The object's bytes, ``chunk_bytes`` at a time (nothing if it is gone)."""
+
+    def delete(self, key: str, *, version_id: str | None = None) -> None: ...
+
+    def ping(self) -> None:
+        """Raises ``DependencyUnavailable`` when the store cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload the service issued (its row in ``content_uploads``)."""
+
+    org: str
+    doc_id: str
+    upload_id: str
+    key: str
+    content_type: str
+    sha256: str | None
+    size: int | None
+    filename: str | None
+    max_bytes: int
+    actor: str
+    request_id: str | None
+    created_at: datetime
+    expires_at: datetime
+    status: str = "pending"  # pending | ready | rejected | superseded | orphaned
+    object_version: str | None = None
+    object_etag: str | None = None
+    result: dict[str, Any] | None = None
+
+
+class ContentRecords(Protocol):
+    """Upload and extracted-text rows, inside the document transaction."""
+
+    def add_upload(self, upload: Upload) -> None: ...
+
+    def get_upload(self, upload_id: str, *, lock: bool = False) -> Upload | None: ...
+
+    def finish_upload(
+        self, upload_id: str, *, status: str, result: dict[str, Any] | None,
+        object_version: str | None, object_etag: str | None,
+    ) -> None:  # fmt: skip
+        ...
+
+    def put_text(
+        self, doc_id: str, version: int, upload_id: str, text: str, truncated: bool
+    ) -> None: ...
+
+
+# ---------------------------------------------------------------- idempotency
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A stored outcome of a request made with an ``Idempotency-Key``."""
+
+    key: str  # the hashed (org, sub, route, key)
+    status: str  # INPROGRESS | COMPLETED
+    expiry: int  # epoch seconds
+    in_progress_expiry: int | None = None  # epoch milliseconds
+    data: str | None = None  # the response, serialized
+    validation: str | None = None  # the hash of the request body
+
+
+class IdempotencyRecords(Protocol):
+    """Idempotency records of one org, each call its own tenant-scoped transaction."""
+
+    def get(self, org: str, key: str) -> IdempotencyRecord | None: ...
+
+    def claim(self, org: str, record: IdempotencyRecord, *, now_s: int, now_ms: int) -> bool:
+        """Store ``record`` if its key is free, expired, or an abandoned in-progress
+        record (past ``in_progress_expiry``); False if another record holds it."""
+
+    def update(self, org: str, record: IdempotencyRecord) -> None: ...
+
+    def delete(self, org: str, key: str) -> None: ...

@@ -25,13 +25,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.content import (
-    BlobStore,
     ContentKey,
     ContentPolicy,
-    ContentRecords,
     Inspection,
     Inspector,
-    Upload,
     content_disposition,
     parse_content_key,
     parse_upload_request,
@@ -39,7 +36,14 @@ from chalicelib.domain.content import (
 )
 from chalicelib.domain.errors import Conflict, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, if_match_satisfied, new_id, validate_id
-from chalicelib.domain.ports import Change, DocumentCache, UnitOfWork
+from chalicelib.domain.ports import (
+    BlobStore,
+    Change,
+    ContentRecords,
+    DocumentCache,
+    UnitOfWork,
+    Upload,
+)
 from chalicelib.domain.principal import Principal
 from chalicelib.observability import count, logger
 from chalicelib.service_layer.documents import fence, publish

@@ -36,8 +36,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from chalicelib.adapters.opensearch import ItemResult, OpenSearchIndex, SearchUnavailable
-from chalicelib.adapters.postgres_outbox import Claim, OutboxRow, PostgresOutbox
+from chalicelib.domain.errors import SearchUnavailable
+from chalicelib.domain.ports import (
+    ChangeFeed,
+    Claim,
+    DocumentState,
+    ItemResult,
+    Outbox,
+    OutboxRow,
+    SearchIndex,
+)
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
     SCHEMA_VERSION,
@@ -52,8 +60,6 @@ from chalicelib.domain.search import (
     shape_results,
 )
 from chalicelib.observability import count, logger, milliseconds
-
-_REINDEX_LOCK = 0x72656978  # "reix"
 
 
 @dataclass
@@ -86,8 +92,8 @@ class ReindexReport:
 class SearchSync:
     def __init__(
         self,
-        outbox: PostgresOutbox,
-        index: OpenSearchIndex,
+        outbox: Outbox,
+        index: SearchIndex,
         *,
         batch_size: int = 200,
         max_attempts: int = 8,
@@ -191,7 +197,7 @@ class SearchSync:
                 report.retried += len(rows)
                 logger.warning("search sync retry", org=key[0], doc_id=key[1], reason=reason)
 
-    def _document(self, state: dict[str, Any] | None, rows: list[OutboxRow]) -> SearchDocument:
+    def _document(self, state: DocumentState | None, rows: list[OutboxRow]) -> SearchDocument:
         if state is None:  # purged: delete at the newest version the outbox knows
             first = rows[0]
             return SearchDocument(first.org, first.doc_id, max(r.version for r in rows), None)
@@ -238,9 +244,8 @@ class SearchSync:
         drop_old_now: bool = False,
     ) -> ReindexReport:
         started = time.monotonic()
-        with self.outbox.uow.connection() as guard, guard.transaction():
-            got = guard.execute("SELECT pg_try_advisory_xact_lock(%s)", (_REINDEX_LOCK,))
-            if not got.fetchone()["pg_try_advisory_xact_lock"]:  # type: ignore[index]
+        with self.outbox.exclusive_reindex() as mine:
+            if not mine:
                 raise SearchUnavailable("A reindex is already running; retry when it is done.")
             # indexes still marked building are debris of a reindex that was killed
             # (one runs at a time, under this lock): consumers would keep feeding them
@@ -318,10 +323,10 @@ class SearchSync:
         """Delete processed outbox rows past the retention period (the sweep runs it)."""
         return int(self.outbox.prune(self.retention))
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, float | int]:
         stats = self.outbox.stats()
-        milliseconds("SearchSyncLag", stats["lag_s"] * 1000)
-        return stats
+        milliseconds("SearchSyncLag", stats.lag_s * 1000)
+        return stats.as_dict()
 
 
 def _failed(results: Iterable[ItemResult]) -> list[str]:
@@ -331,11 +336,11 @@ def _failed(results: Iterable[ItemResult]) -> list[str]:
 class SearchService:
     """``POST /search`` and ``GET /changes``: reads, scoped to the caller's org."""
 
-    def __init__(self, index: OpenSearchIndex, outbox: PostgresOutbox, *, page_secret: str) -> None:
+    def __init__(self, index: SearchIndex, feed: ChangeFeed, *, page_secret: str) -> None:
         self.index = index
-        self.outbox = outbox
+        self.feed = feed
         self.page_secret = page_secret
-        self.feed = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
+        self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
 
     def search(self, who: Principal, data: Any) -> dict[str, Any]:
         who.require("reader")
@@ -359,24 +364,24 @@ class SearchService:
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         who.require("reader")
-        cursor = None if since == "now" else FeedCursor.parse(since, who.org, self.feed)
-        rows, nxt = self.outbox.changes(who.org, cursor, limit)
+        cursor = None if since == "now" else FeedCursor.parse(since, who.org, self.sealer)
+        rows, nxt = self.feed.changes(who.org, cursor, limit)
         deadline = time.monotonic() + longpoll_s
         while not rows and time.monotonic() < deadline:
             sleep(0.25)
-            rows, nxt = self.outbox.changes(who.org, nxt, limit)
+            rows, nxt = self.feed.changes(who.org, nxt, limit)
         return {
             "changes": [
                 {
                     # the change's own position, sealed: resuming from it gives the
                     # changes after it (global txid/seq never reach a client)
-                    "seq": FeedCursor(r["txid"], r["seq"]).encode(who.org, self.feed),
-                    "id": r["doc_id"],
-                    "version": r["version"],
-                    "deleted": r["op"] != "upsert",
-                    "at": r["created_at"].isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "seq": FeedCursor(r.txid, r.seq).encode(who.org, self.sealer),
+                    "id": r.doc_id,
+                    "version": r.version,
+                    "deleted": r.op != "upsert",
+                    "at": r.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 }
                 for r in rows
             ],
-            "next": nxt.encode(who.org, self.feed),
+            "next": nxt.encode(who.org, self.sealer),
         }

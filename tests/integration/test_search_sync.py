@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.adapters.opensearch import SearchUnavailable
+from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.search import (
     SCHEMA_VERSION,
     SearchDocument,
@@ -383,7 +383,7 @@ def test_an_interrupted_reindex_leaves_nothing_consumers_keep_feeding(search_con
 def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
     search_container,
 ) -> None:
-    from chalicelib.adapters.opensearch import ItemResult
+    from chalicelib.domain.ports import ItemResult
 
     c, org = search_container, _org()
     api = _client(org)

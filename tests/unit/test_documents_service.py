@@ -48,7 +48,7 @@ def test_create_writes_version_outbox_and_cache(parts) -> None:
     service, uow, cache, _ = parts
     doc = service.create(WRITER, {"title": "Plan", "tags": ["q3"]})
     assert doc.version == 1 and doc.owner == "alice" and doc.org == "acme"
-    assert [(o, i, v) for o, i, v, _ in uow.outbox] == [("acme", doc.id, 1)]
+    assert [(r.org, r.doc_id, r.version) for r in uow.outbox] == [("acme", doc.id, 1)]
     assert uow.versions[0][2].action == "create"
     assert cache.get("acme", doc.id).version == 1
 
