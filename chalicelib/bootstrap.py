@@ -14,7 +14,8 @@ from typing import Any
 
 from chalicelib.config import Settings, get_settings
 from chalicelib.domain.model import Limits
-from chalicelib.domain.ports import DocumentCache, UnitOfWork
+from chalicelib.domain.ports import DocumentCache, SearchNudge, UnitOfWork
+from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
 
 
@@ -23,6 +24,8 @@ class Container:
     settings: Settings
     uow: UnitOfWork
     cache: DocumentCache
+    coherence: CacheCoherence
+    nudge: SearchNudge | None
     documents: DocumentService
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -43,8 +46,8 @@ class Container:
             uow: Any = self.uow
             if isinstance(uow, PostgresUnitOfWork):
                 uow = PostgresUnitOfWork(self.settings, pool_max=self.settings.db_bulk_pool_max)
-            self.extras["bulk_documents"] = _documents(self.settings, uow, self.cache)
-            self.extras["bulk_documents"].nudge = self.documents.nudge
+            coherence = CacheCoherence(self.cache, uow, self.coherence.queue)
+            self.extras["bulk_documents"] = _documents(self.settings, uow, coherence, self.nudge)
         service: DocumentService = self.extras["bulk_documents"]
         return service
 
@@ -81,24 +84,14 @@ class Container:
 
     @property
     def content(self) -> Any:
-        """Large-content use cases, built on first use (boto3 is imported only then).
-
-        ``extras["blobs"]`` / ``extras["content_records"]`` may be preset (tests)."""
+        """Large-content use cases, built on first use (boto3 is imported only then)."""
         if "content" not in self.extras:
+            from chalicelib.adapters.postgres_content import PostgresStaleUploads
+            from chalicelib.adapters.s3 import S3Blobs
             from chalicelib.domain.content import ContentPolicy
             from chalicelib.service_layer.content import ContentService
 
             s = self.settings
-            blobs = self.extras.get("blobs")
-            if blobs is None:
-                from chalicelib.adapters.s3 import S3Blobs
-
-                blobs = S3Blobs(s)
-            records = self.extras.get("content_records")
-            if records is None:
-                from chalicelib.adapters.postgres_content import PostgresContentRecords
-
-                records = PostgresContentRecords.of
             policy = ContentPolicy(
                 max_bytes=s.content_max_bytes,
                 allowed_types=s.content_allowed_types,
@@ -106,20 +99,12 @@ class Container:
                 pdf_spool_max_bytes=s.content_pdf_spool_max_bytes,
             )
             self.extras["content"] = ContentService(
-                self.uow, self.cache, blobs, records,
-                bucket=s.content_bucket, policy=policy,
+                self.uow, self.coherence, S3Blobs(s), PostgresStaleUploads(self.uow),  # type: ignore[arg-type]
+                bucket=s.content_bucket, policy=policy, nudge=self.nudge,
                 upload_expiry_s=s.content_upload_expiry_s,
                 download_expiry_s=s.content_download_expiry_s,
                 chunk_bytes=s.content_chunk_bytes,
             )  # fmt: skip
-            self.extras["content"].nudge = self.documents.nudge
-            if self.extras.get("content_records") is None:
-                from chalicelib.adapters.postgres_content import stale_uploads
-
-                uow = self.uow
-                self.extras["content"].stale_uploads = lambda cutoff, limit: stale_uploads(
-                    uow, cutoff, limit
-                )
         return self.extras["content"]
 
     @property
@@ -146,7 +131,7 @@ class Container:
             from chalicelib.service_layer.search import SearchService
 
             self.extras["search"] = SearchService(
-                self.search_index, self.outbox, page_secret=self.settings.page_token_secret
+                self.search_index, self.uow, page_secret=self.settings.page_token_secret
             )
         return self.extras["search"]
 
@@ -184,17 +169,19 @@ def build(
         from chalicelib.adapters.redis_cache import RedisCache
 
         cache = RedisCache(settings)
-    if hasattr(cache, "repair"):
-        from chalicelib.service_layer.documents import repair_cache
+    from chalicelib.adapters.postgres import PostgresCacheRepairQueue
 
-        repaired_uow, repaired_cache = uow, cache
-        cache.repair = lambda: repair_cache(repaired_uow, repaired_cache)
-    documents = _documents(settings, uow, cache)
+    coherence = CacheCoherence(cache, uow, PostgresCacheRepairQueue(uow))  # type: ignore[arg-type]
+    nudge: SearchNudge | None = None
     if settings.search_nudge == "sqs":
         from chalicelib.adapters.sqs_nudge import SqsNudge
 
-        documents.nudge = SqsNudge(settings)
-    return Container(settings=settings, uow=uow, cache=cache, documents=documents)
+        nudge = SqsNudge(settings)
+    documents = _documents(settings, uow, coherence, nudge)
+    return Container(
+        settings=settings, uow=uow, cache=cache, coherence=coherence, nudge=nudge,
+        documents=documents,
+    )  # fmt: skip
 
 
 def document_limits(settings: Settings) -> Limits:
@@ -205,10 +192,13 @@ def document_limits(settings: Settings) -> Limits:
     )
 
 
-def _documents(settings: Settings, uow: UnitOfWork, cache: DocumentCache) -> DocumentService:
+def _documents(
+    settings: Settings, uow: UnitOfWork, coherence: CacheCoherence, nudge: SearchNudge | None
+) -> DocumentService:
     return DocumentService(
         uow,
-        cache,
+        coherence,
+        nudge=nudge,
         page_secret=settings.page_token_secret,
         limits=document_limits(settings),
         retention=timedelta(days=settings.delete_retention_days),

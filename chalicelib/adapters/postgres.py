@@ -24,20 +24,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.rows import dict_row
+from psycopg.rows import RowFactory, class_row, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
 from chalicelib.domain.model import Document
-from chalicelib.domain.ports import Change, ListCursor, VersionRecord
+from chalicelib.domain.ports import Change, DirtyKey, ListCursor, VersionRecord
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres_content import PostgresUploads
+    from chalicelib.adapters.postgres_outbox import PostgresChangeFeed
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _MIGRATION_LOCK = 0x646F6373  # "docs"
@@ -62,32 +69,21 @@ _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 _ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
 
 
-def _doc(row: dict[str, Any]) -> Document:
-    return Document(
-        org=row["org"],
-        id=row["id"],
-        title=row["title"],
-        body=row["body"],
-        tags=list(row["tags"]),
-        metadata=row["metadata"],
-        version=row["version"],
-        owner=row["owner"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-        content=row["content"],
-    )
+_VERSION_COLUMNS = (
+    "version, title, body, tags, metadata, deleted, author, action, created_at, content"
+)
 
 
-def _document_result(cur: psycopg.Cursor[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row of the document SELECT in a multi-statement result (BEGIN; settings; SELECT)."""
+def _after_begin(cur: psycopg.Cursor[T]) -> T | None:
+    """The row of the SELECT in a multi-statement result (BEGIN; settings; SELECT)."""
     cur.nextset()  # past BEGIN's (empty) result
     cur.nextset()  # past the settings row
     return cur.fetchone()
 
 
-class PostgresRepository:
-    """Implements ``DocumentRepository`` on one open transaction."""
+class PostgresTransaction:
+    """Implements ``Transaction``: one open tenant-scoped transaction, and the
+    repositories that work on it (created on first use)."""
 
     def __init__(
         self,
@@ -102,27 +98,55 @@ class PostgresRepository:
         self.committing = False  # a statement carrying COMMIT was sent: outcome unknown
         self.committed = False  # ... and it came back: the transaction is over
 
-    def _fetchone(self, query: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+    @cached_property
+    def documents(self) -> PostgresDocuments:
+        return PostgresDocuments(self)
+
+    @cached_property
+    def uploads(self) -> PostgresUploads:
+        from chalicelib.adapters.postgres_content import PostgresUploads
+
+        return PostgresUploads(self)
+
+    @cached_property
+    def outbox(self) -> PostgresChangeFeed:
+        from chalicelib.adapters.postgres_outbox import PostgresChangeFeed
+
+        return PostgresChangeFeed(self)
+
+    @cached_property
+    def cache_dirty(self) -> PostgresCacheDirty:
+        return PostgresCacheDirty(self)
+
+    def fetchone(self, rows: RowFactory[T], query: str, params: tuple[Any, ...]) -> T | None:
         """One row; after the transaction's COMMIT went out with a write (a lost
         race: the caller reads who won) in a new tenant-scoped transaction sent
         in the same single round trip: outside one the login can read nothing."""
         if not self.committed:
-            return self.conn.execute(query, params).fetchone()
+            return self.conn.cursor(row_factory=rows).execute(query, params).fetchone()
         if self.begin is None:
             raise RuntimeError("this transaction is over")
-        cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
+        cur = psycopg.ClientCursor(self.conn, row_factory=rows)
         read = sql.SQL(cur.mogrify(query, params))  # type: ignore[arg-type]
         cur.execute(sql.Composed([self.begin(), sql.SQL("; "), read, sql.SQL("; COMMIT")]))
-        return _document_result(cur)
+        return _after_begin(cur)
+
+
+class PostgresDocuments:
+    """Implements ``DocumentRepository`` on an open transaction."""
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self.tx = tx
+        self.org = tx.org
 
     def get(self, doc_id: str) -> Document | None:
-        if doc_id in self.prefetched:
-            return self.prefetched.pop(doc_id)
-        row = self._fetchone(
+        if doc_id in self.tx.prefetched:
+            return self.tx.prefetched.pop(doc_id)
+        return self.tx.fetchone(
+            class_row(Document),
             f"SELECT {_DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s",
             (self.org, doc_id),
         )
-        return _doc(row) if row else None
 
     def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
         return self._write(
@@ -175,10 +199,10 @@ class PostgresRepository:
         cur: psycopg.Cursor[dict[str, Any]]
         if last:
             query += "; COMMIT"
-            cur = psycopg.ClientCursor(self.conn, row_factory=dict_row)
-            self.committing = True
+            cur = psycopg.ClientCursor(self.tx.conn, row_factory=dict_row)
+            self.tx.committing = True
         else:
-            cur = self.conn.cursor()
+            cur = self.tx.conn.cursor()
         row = cur.execute(
             query,
             {
@@ -203,7 +227,7 @@ class PostgresRepository:
             },
         ).fetchone()
         if last:
-            self.committed = True
+            self.tx.committed = True
         return row is not None
 
     def list_documents(
@@ -218,50 +242,43 @@ class PostgresRepository:
             clauses.append("tags @> ARRAY[%s]::text[]")
             params.append(tag)
         params.append(limit)
-        rows = self.conn.execute(
+        cur = self.tx.conn.cursor(row_factory=class_row(Document))
+        return cur.execute(
             f"SELECT {_DOC_COLUMNS} FROM documents WHERE {' AND '.join(clauses)} "
             "ORDER BY created_at DESC, id DESC LIMIT %s",
             params,
         ).fetchall()
-        return [_doc(r) for r in rows]
 
     def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
-        rows = self.conn.execute(
-            "SELECT * FROM document_versions WHERE org = %s AND id = %s AND version < %s "
-            "ORDER BY version DESC LIMIT %s",
+        cur = self.tx.conn.cursor(row_factory=class_row(VersionRecord))
+        return cur.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM document_versions WHERE org = %s AND id = %s "
+            "AND version < %s ORDER BY version DESC LIMIT %s",
             (self.org, doc_id, before if before is not None else 2**62, limit),
         ).fetchall()
-        return [_version(r) for r in rows]
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
-        row = self._fetchone(
-            "SELECT * FROM document_versions WHERE org = %s AND id = %s AND version = %s",
+        return self.tx.fetchone(
+            class_row(VersionRecord),
+            f"SELECT {_VERSION_COLUMNS} FROM document_versions "
+            "WHERE org = %s AND id = %s AND version = %s",
             (self.org, doc_id, version),
         )
-        return _version(row) if row else None
 
-    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
-        self.conn.execute(
+
+class PostgresCacheDirty:
+    """Implements ``CacheDirtyMarks``: the repair queue, written in the write's transaction."""
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self.tx = tx
+
+    def mark(self, doc_id: str, version: int) -> None:
+        self.tx.conn.execute(
             "INSERT INTO cache_dirty (org, doc_id, version) VALUES (%s, %s, %s) "
             "ON CONFLICT (org, doc_id) DO UPDATE SET version = GREATEST(cache_dirty.version, "
             "EXCLUDED.version), created_at = now()",
-            (self.org, doc_id, version),
+            (self.tx.org, doc_id, version),
         )
-
-
-def _version(row: dict[str, Any]) -> VersionRecord:
-    return VersionRecord(
-        version=row["version"],
-        title=row["title"],
-        body=row["body"],
-        tags=list(row["tags"]),
-        metadata=row["metadata"],
-        deleted=row["deleted"],
-        author=row["author"],
-        action=row["action"],
-        created_at=row["created_at"],
-        content=row["content"],
-    )
 
 
 class PostgresUnitOfWork:
@@ -386,7 +403,9 @@ class PostgresUnitOfWork:
         return sql.Composed([begin, select.format(sql.Literal(org), sql.Literal(prefetch))])
 
     @contextmanager
-    def transaction(self, org: str, *, prefetch: str | None = None) -> Iterator[PostgresRepository]:
+    def transaction(
+        self, org: str, *, prefetch: str | None = None
+    ) -> Iterator[PostgresTransaction]:
         """One tenant-scoped transaction; classifies failures for the retry policy.
 
         ``prefetch`` names a document the caller will read first: it travels
@@ -395,29 +414,29 @@ class PostgresUnitOfWork:
         has an unknown outcome and is a plain 503, never retried blindly.
         """
         body_done = False
-        repo: PostgresRepository | None = None
+        tx: PostgresTransaction | None = None
         try:
             with self._checkout() as conn:
-                cur = conn.execute(self._begin(org, prefetch))
-                repo = PostgresRepository(conn, org, lambda: self._begin(org, None))
+                cur = conn.cursor(row_factory=class_row(Document))
+                cur.execute(self._begin(org, prefetch))
+                tx = PostgresTransaction(conn, org, lambda: self._begin(org, None))
                 if prefetch is not None:
-                    row = _document_result(cur)
-                    repo.prefetched[prefetch] = _doc(row) if row else None
+                    tx.prefetched[prefetch] = _after_begin(cur)
                 try:
-                    yield repo
+                    yield tx
                 except BaseException:
-                    if not conn.broken and not repo.committed:
+                    if not conn.broken and not tx.committed:
                         conn.execute("ROLLBACK")
                     raise
                 body_done = True
-                if not repo.committed:
+                if not tx.committed:
                     conn.execute("COMMIT")
         except _ROLLED_BACK as exc:
             raise TransientDatabaseError("The database asked us to retry.") from exc
         except psycopg.errors.QueryCanceled as exc:
             raise DependencyUnavailable("The database is overloaded; retry shortly.") from exc
         except _UNAVAILABLE as exc:
-            if body_done or (repo is not None and repo.committing):
+            if body_done or (tx is not None and tx.committing):
                 raise DependencyUnavailable(
                     "The database connection was lost while committing; read before retrying.",
                     retry_after_s=2,
@@ -431,12 +450,11 @@ class PostgresUnitOfWork:
         query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
         try:
             with self._checkout() as conn:
-                row = _document_result(conn.execute(query))
+                return _after_begin(conn.cursor(row_factory=class_row(Document)).execute(query))
         except _UNAVAILABLE as exc:  # a read is always safe to retry
             raise TransientDatabaseError(
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
-        return _doc(row) if row else None
 
     @contextmanager
     def maintenance(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -461,19 +479,27 @@ class PostgresUnitOfWork:
             conn.execute("SELECT 1").fetchone()
             conn.rollback()
 
-    # -- cache repair queue (cross-tenant maintenance: ids and versions only)
-    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
-        with self.maintenance() as conn:
-            rows = conn.execute(
+
+class PostgresCacheRepairQueue:
+    """Implements ``CacheRepairQueue``: the documents whose cache entries writers
+    could not fence, across orgs (ids and versions only, through the
+    ``docs_cache_dirty*`` SECURITY DEFINER functions)."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    def pending(self, limit: int) -> list[DirtyKey]:
+        with self.uow.maintenance() as conn:
+            cur = conn.cursor(row_factory=class_row(DirtyKey))
+            return cur.execute(
                 "SELECT org, doc_id, version FROM docs_cache_dirty(%s)", (limit,)
             ).fetchall()
-        return [(r["org"], r["doc_id"], r["version"]) for r in rows]
 
-    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None:
-        with self.maintenance() as conn:
+    def clear(self, items: list[DirtyKey]) -> None:
+        with self.uow.maintenance() as conn:
             conn.execute(
                 "SELECT docs_cache_clear_dirty(%s::text[], %s::text[], %s::bigint[])",
-                ([i[0] for i in items], [i[1] for i in items], [i[2] for i in items]),
+                ([i.org for i in items], [i.doc_id for i in items], [i.version for i in items]),
             )
 
 

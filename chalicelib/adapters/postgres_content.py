@@ -1,19 +1,23 @@
 """PostgreSQL rows of large content: issued uploads and extracted text.
 
-Works on the connection of an open document transaction (the repository's),
-so an upload's rows commit or roll back together with the document version,
-outbox and audit rows of the same change.  Tenant-scoped like the rest:
-row-level security applies (``app.org`` is set for the transaction).
+Works on an open document transaction (``tx.uploads``), so an upload's rows
+commit or roll back together with the document version, outbox and audit rows
+of the same change.  Tenant-scoped like the rest: row-level security applies
+(``app.org`` is set for the transaction).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.ports import Upload
+from chalicelib.domain.ports import StaleUpload, Upload
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres import PostgresTransaction, PostgresUnitOfWork
 
 _COLUMNS = (
     "org, upload_id, doc_id, key, content_type, sha256, size, filename, max_bytes, actor, "
@@ -21,17 +25,12 @@ _COLUMNS = (
 )
 
 
-class PostgresContentRecords:
-    """Implements ``ContentRecords`` on one open transaction."""
+class PostgresUploads:
+    """Implements ``ContentRecords`` on an open transaction."""
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]], org: str) -> None:
-        self.conn = conn
-        self.org = org
-
-    @classmethod
-    def of(cls, repo: Any) -> PostgresContentRecords:
-        """The records on the same transaction as a ``PostgresRepository``."""
-        return cls(repo.conn, repo.org)
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self.conn = tx.conn
+        self.org = tx.org
 
     def add_upload(self, upload: Upload) -> None:
         self.conn.execute(
@@ -59,32 +58,12 @@ class PostgresContentRecords:
         )
 
     def get_upload(self, upload_id: str, *, lock: bool = False) -> Upload | None:
-        row = self.conn.execute(
+        cur = self.conn.cursor(row_factory=class_row(Upload))
+        return cur.execute(
             f"SELECT {_COLUMNS} FROM content_uploads WHERE org = %s AND upload_id = %s"
             + (" FOR UPDATE" if lock else ""),
             (self.org, upload_id),
         ).fetchone()
-        if row is None:
-            return None
-        return Upload(
-            org=row["org"],
-            doc_id=row["doc_id"],
-            upload_id=row["upload_id"],
-            key=row["key"],
-            content_type=row["content_type"],
-            sha256=row["sha256"],
-            size=row["size"],
-            filename=row["filename"],
-            max_bytes=row["max_bytes"],
-            actor=row["actor"],
-            request_id=row["request_id"],
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-            status=row["status"],
-            object_version=row["object_version"],
-            object_etag=row["object_etag"],
-            result=row["result"],
-        )
 
     def finish_upload(
         self,
@@ -118,12 +97,17 @@ class PostgresContentRecords:
         )
 
 
-def stale_uploads(uow: Any, cutoff: Any, limit: int) -> list[tuple[str, str, str]]:
-    """Pending uploads of every org whose URL expired before ``cutoff`` (cross-org
-    maintenance: ids only, from the ``docs_stale_uploads`` SECURITY DEFINER
-    function; each is then finished in its org's transaction)."""
-    with uow.maintenance() as conn:
-        rows = conn.execute(
-            "SELECT org, upload_id, doc_id FROM docs_stale_uploads(%s, %s)", (cutoff, limit)
-        ).fetchall()
-    return [(r["org"], r["upload_id"], r["doc_id"]) for r in rows]
+class PostgresStaleUploads:
+    """Implements ``StaleUploads``: pending uploads of every org whose URL expired
+    (cross-org maintenance: ids only, from the ``docs_stale_uploads`` SECURITY
+    DEFINER function; each is then finished in its org's transaction)."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    def __call__(self, cutoff: datetime, limit: int) -> list[StaleUpload]:
+        with self.uow.maintenance() as conn:
+            cur = conn.cursor(row_factory=class_row(StaleUpload))
+            return cur.execute(
+                "SELECT org, upload_id, doc_id FROM docs_stale_uploads(%s, %s)", (cutoff, limit)
+            ).fetchall()

@@ -21,9 +21,9 @@ class PostgresIdempotencyRecords:
         self.uow = uow
 
     def get(self, org: str, key: str) -> IdempotencyRecord | None:
-        with self.uow.transaction(org) as repo:
+        with self.uow.transaction(org) as tx:
             return (
-                repo.conn.cursor(row_factory=class_row(IdempotencyRecord))
+                tx.conn.cursor(row_factory=class_row(IdempotencyRecord))
                 .execute(
                     "SELECT key, status, expiry, in_progress_expiry, data, validation "
                     "FROM idempotency_keys WHERE org = %s AND key = %s",
@@ -33,8 +33,8 @@ class PostgresIdempotencyRecords:
             )
 
     def claim(self, org: str, record: IdempotencyRecord, *, now_s: int, now_ms: int) -> bool:
-        with self.uow.transaction(org) as repo:
-            claimed = repo.conn.execute(
+        with self.uow.transaction(org) as tx:
+            claimed = tx.conn.execute(
                 "INSERT INTO idempotency_keys AS k "
                 "(org, key, status, expiry, in_progress_expiry, validation) "
                 "VALUES (%s, %s, %s, %s, %s, %s) "
@@ -58,15 +58,13 @@ class PostgresIdempotencyRecords:
         return claimed is not None
 
     def update(self, org: str, record: IdempotencyRecord) -> None:
-        with self.uow.transaction(org) as repo:
-            repo.conn.execute(
+        with self.uow.transaction(org) as tx:
+            tx.conn.execute(
                 "UPDATE idempotency_keys SET status = %s, data = %s, expiry = %s "
                 "WHERE org = %s AND key = %s",
                 (record.status, record.data, record.expiry, org, record.key),
             )
 
     def delete(self, org: str, key: str) -> None:
-        with self.uow.transaction(org) as repo:
-            repo.conn.execute(
-                "DELETE FROM idempotency_keys WHERE org = %s AND key = %s", (org, key)
-            )
+        with self.uow.transaction(org) as tx:
+            tx.conn.execute("DELETE FROM idempotency_keys WHERE org = %s AND key = %s", (org, key))

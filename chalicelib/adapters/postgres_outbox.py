@@ -19,8 +19,9 @@ role ``docs_app`` like everything else (``PostgresUnitOfWork.maintenance``):
 outbox rows, the index registry and live document ids come from ``docs_*``
 SECURITY DEFINER functions that return ids, versions and status only (migration
 0006); each document's content is then read with ``app.org`` set to its org,
-so row-level security applies to every content read.  The changes feed is
-tenant-scoped and runs in the tenant's transaction.
+so row-level security applies to every content read.  The changes feed
+(``PostgresChangeFeed``) is tenant-scoped: it reads in the org's own
+transaction (``tx.outbox``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
-from chalicelib.adapters.postgres import PostgresUnitOfWork, tenant
+from chalicelib.adapters.postgres import PostgresTransaction, PostgresUnitOfWork, tenant
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import DocumentState, FeedRow, OutboxRow, OutboxStats
@@ -86,7 +87,7 @@ class PostgresClaim:
 
 
 class PostgresOutbox:
-    """Implements ``Outbox`` (the search sync's side) and ``ChangeFeed``."""
+    """Implements ``Outbox``: the search sync's side, cross-org maintenance."""
 
     def __init__(self, uow: PostgresUnitOfWork, alias: str) -> None:
         self.uow = uow
@@ -285,38 +286,42 @@ class PostgresOutbox:
                 break
         return deleted
 
-    # -- the changes feed (tenant-scoped) ---------------------------------------------
-    def changes(
-        self, org: str, since: FeedCursor | None, limit: int
-    ) -> tuple[list[FeedRow], FeedCursor]:
+
+class PostgresChangeFeed:
+    """Implements ``ChangeFeed`` on an open tenant-scoped transaction (``tx.outbox``)."""
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self.conn = tx.conn
+        self.org = tx.org
+
+    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
         """Rows after ``since`` (None: from now on) of transactions that finished
         before every running one, in (txid, seq) order, and the next cursor."""
-        with self.uow.transaction(org) as repo:
-            horizon = int(
-                repo.conn.execute(
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x"
-                ).fetchone()["x"]  # type: ignore[index]
+        snapshot = self.conn.execute(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x"
+        ).fetchone()
+        assert snapshot is not None
+        horizon = int(snapshot["x"])
+        if since is None:
+            return [], FeedCursor(horizon, 0)
+        pruned = self.conn.execute(
+            "SELECT txid::text::bigint AS txid, seq FROM outbox_pruned WHERE id = 1"
+        ).fetchone()
+        if pruned is not None and since < FeedCursor(pruned["txid"], pruned["seq"]):
+            raise Gone(
+                "Changes before this cursor have been pruned: read GET /documents for a "
+                "full copy, then follow the feed from since=now.",
             )
-            if since is None:
-                return [], FeedCursor(horizon, 0)
-            pruned = repo.conn.execute(
-                "SELECT txid::text::bigint AS txid, seq FROM outbox_pruned WHERE id = 1"
-            ).fetchone()
-            if pruned is not None and since < FeedCursor(pruned["txid"], pruned["seq"]):
-                raise Gone(
-                    "Changes before this cursor have been pruned: read GET /documents for a "
-                    "full copy, then follow the feed from since=now.",
-                )
-            rows = (
-                repo.conn.cursor(row_factory=class_row(FeedRow))
-                .execute(
-                    "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
-                    "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "
-                    "AND txid < %s::text::xid8 ORDER BY txid, seq LIMIT %s",
-                    (org, str(since.txid), since.seq, str(horizon), limit),
-                )
-                .fetchall()
+        rows = (
+            self.conn.cursor(row_factory=class_row(FeedRow))
+            .execute(
+                "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
+                "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "
+                "AND txid < %s::text::xid8 ORDER BY txid, seq LIMIT %s",
+                (self.org, str(since.txid), since.seq, str(horizon), limit),
             )
+            .fetchall()
+        )
         last = FeedCursor(rows[-1].txid, rows[-1].seq) if rows else since
         if len(rows) < limit:
             # every finished row of this org after the cursor was returned: the

@@ -35,6 +35,8 @@ Why a read never goes back in time once a write was acknowledged:
    key before it trusts the cache again, and every process checks the dirty
    table at most once a second on its read path, so a writer cut off from a
    Redis its readers can still reach leaves stale entries for at most ~1 s.
+   The service layer runs that repair (service_layer/cache_coherence.py): this
+   adapter only says when one is due (``repair_due``) and fences the keys.
 
 Redis errors are never client errors: each call is guarded by a breaker that
 opens after N consecutive failures (reads then go to PostgreSQL), and lets one
@@ -52,7 +54,7 @@ import redis
 
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
-from chalicelib.domain.ports import CachedDocument
+from chalicelib.domain.ports import CachedDocument, DirtyKey
 from chalicelib.observability import count
 
 T = TypeVar("T")
@@ -131,9 +133,6 @@ class RedisCache:
         self._client = client
         self._script: Any = None
         self.errors = 0
-        # Set by bootstrap: re-fences documents written while Redis was unreachable.
-        # Returns how many keys it repaired; raises if Redis or PostgreSQL fail.
-        self.repair: Callable[[], int] | None = None
         self.repair_interval_s = settings.cache_repair_interval_s
         self._next_repair = 0.0
 
@@ -154,9 +153,9 @@ class RedisCache:
     ) -> T:
         """Run one Redis call behind the breaker.
 
-        Reads first repair what writers could not fence (after an outage, and
-        at most once a second otherwise); writes never do, because they run
-        inside a PostgreSQL transaction that must not wait on another connection.
+        ``read``: a read the service layer repaired the cache for first, when a
+        repair was due (``repair_due``).  A write or a ping that closes the
+        breaker makes a repair due on the next read.
 
         ``always``: a write's fence and write-back are tried even while this
         process's breaker is open.  Another process's breaker may have closed
@@ -169,17 +168,9 @@ class RedisCache:
             return default
         was = self.breaker.state
         try:
-            if read and (was == "half-open" or self._repair_due()):
-                self._run_repair()
             result = fn()
         except (redis.RedisError, OSError):
-            self.errors += 1
-            self.breaker.failure()
-            if was == "closed" and self.breaker.state == "open":
-                count("CacheBreakerOpened")
-            return default
-        except Exception:  # the repair could not read PostgreSQL: stay off the cache
-            self.breaker.failure()
+            self._failed(was)
             return default
         if was != "closed":
             count("CacheBreakerClosed")
@@ -188,13 +179,42 @@ class RedisCache:
         self.breaker.success()
         return result
 
-    def _repair_due(self) -> bool:
-        return self.repair is not None and time.monotonic() >= self._next_repair
+    def _failed(self, was: str) -> None:
+        self.errors += 1
+        self.breaker.failure()
+        if was == "closed" and self.breaker.state == "open":
+            count("CacheBreakerOpened")
 
-    def _run_repair(self) -> None:
-        if self.repair is not None:
-            self.repair()
+    # -- repair (run by the service layer: service_layer/cache_coherence.py) -----
+    def repair_due(self) -> bool:
+        """Before the next read: after an outage (the breaker lets a probe through),
+        and at most once per repair interval otherwise."""
+        if not self.enabled or not self.breaker.allow():
+            return False
+        return self.breaker.state == "half-open" or time.monotonic() >= self._next_repair
+
+    def repair_keys(self, items: list[DirtyKey]) -> bool:
+        """Fence documents written while Redis was unreachable, and their orgs' lists.
+
+        False on Redis errors (counted against the breaker; the caller keeps the
+        queue for next time).  A success does not close the breaker: the read
+        that follows does."""
+        was = self.breaker.state
+        try:
+            for org, doc_id, version in items:
+                self._put_fence(org, doc_id, version)
+            for org in {item.org for item in items}:
+                self.client.incr(self._listgen_key(org))
+        except (redis.RedisError, OSError):
+            self._failed(was)
+            return False
+        return True
+
+    def repaired(self) -> None:
         self._next_repair = time.monotonic() + self.repair_interval_s
+
+    def repair_failed(self) -> None:
+        self.breaker.failure()
 
     def _doc_key(self, org: str, doc_id: str) -> str:
         return f"{self.prefix}doc:{join_key(org, doc_id)}"
@@ -331,16 +351,6 @@ class RedisCache:
             return True
 
         return self._guard(run, False)
-
-    def repair_keys(self, items: list[tuple[str, str, int]]) -> None:
-        """Fence documents written while Redis was unreachable, and their orgs' lists.
-
-        Raises on Redis errors, so the caller keeps the dirty rows for next time.
-        """
-        for org, doc_id, version in items:
-            self._put_fence(org, doc_id, version)
-        for org in {org for org, _, _ in items}:
-            self.client.incr(self._listgen_key(org))
 
     # -- health ---------------------------------------------------------------------
     def status(self) -> str:

@@ -286,6 +286,11 @@ class Document:
         }
 
 
+def render(doc: Document) -> str:
+    """The JSON representation as sent and cached: serialized once, compact."""
+    return json.dumps(doc.to_json(), separators=(",", ":"), ensure_ascii=False)
+
+
 def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

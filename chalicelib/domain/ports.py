@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.domain.model import Document
 from chalicelib.domain.search import FeedCursor, SearchDocument
@@ -78,14 +78,33 @@ class DocumentRepository(Protocol):
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None: ...
 
-    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
+
+class CacheDirtyMarks(Protocol):
+    def mark(self, doc_id: str, version: int) -> None:
         """Record, in this transaction, that the cache could not be fenced for ``doc_id``."""
+
+
+class Transaction(Protocol):
+    """One open database transaction of one org, and the repositories on it:
+    what they write commits (or rolls back) together."""
+
+    @property
+    def documents(self) -> DocumentRepository: ...
+
+    @property
+    def uploads(self) -> ContentRecords: ...
+
+    @property
+    def outbox(self) -> ChangeFeed: ...
+
+    @property
+    def cache_dirty(self) -> CacheDirtyMarks: ...
 
 
 class UnitOfWork(Protocol):
     def transaction(
         self, org: str, *, prefetch: str | None = None
-    ) -> AbstractContextManager[DocumentRepository]:
+    ) -> AbstractContextManager[Transaction]:
         """One database transaction with the tenant set; commits on clean exit.
 
         ``prefetch``: the id of the document the caller reads first (a hint
@@ -96,10 +115,14 @@ class UnitOfWork(Protocol):
 
     def ping(self) -> None: ...
 
-    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
-        """(org, id, version) of documents whose cache entries need repair."""
+    def close(self) -> None:
+        """Release its connections (tests, the local server's shutdown)."""
 
-    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None: ...
+
+class SearchNudge(Protocol):
+    def __call__(self, doc: Document) -> None:
+        """After a commit: wake the search sync for ``doc`` (best effort: a lost
+        nudge only delays the sync until the scheduled sweep)."""
 
 
 # ---------------------------------------------------------------------- cache
@@ -136,6 +159,36 @@ class DocumentCache(Protocol):
 
     def status(self) -> str:
         """'ok', 'degraded' (breaker open) or 'disabled'."""
+
+    def repair_due(self) -> bool:
+        """Whether the documents writers could not fence must be fenced before the
+        cache is trusted for the next read (after an outage, and periodically)."""
+
+    def repair_keys(self, items: list[DirtyKey]) -> bool:
+        """Fence these documents and move their orgs' list pages on; False if unreachable."""
+
+    def repaired(self) -> None:
+        """The repair is done: the next one is due after the repair interval."""
+
+    def repair_failed(self) -> None:
+        """The repair could not complete (its queue could not be read): do not trust
+        the cache for this read."""
+
+
+class DirtyKey(NamedTuple):
+    """A document whose cache entry a writer could not fence."""
+
+    org: str
+    doc_id: str
+    version: int
+
+
+class CacheRepairQueue(Protocol):
+    """The documents writers could not fence, across orgs (ids and versions only)."""
+
+    def pending(self, limit: int) -> list[DirtyKey]: ...
+
+    def clear(self, items: list[DirtyKey]) -> None: ...
 
 
 # --------------------------------------------------------------------- search
@@ -305,11 +358,9 @@ class FeedRow:
 
 
 class ChangeFeed(Protocol):
-    """The changes feed of one org (tenant-scoped)."""
+    """The changes feed of the transaction's org."""
 
-    def changes(
-        self, org: str, since: FeedCursor | None, limit: int
-    ) -> tuple[list[FeedRow], FeedCursor]:
+    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
         """Rows after ``since`` (None: from now on) and the cursor to resume from."""
 
 
@@ -387,6 +438,17 @@ class ContentRecords(Protocol):
     def put_text(
         self, doc_id: str, version: int, upload_id: str, text: str, truncated: bool
     ) -> None: ...
+
+
+class StaleUpload(NamedTuple):
+    org: str
+    upload_id: str
+    doc_id: str
+
+
+class StaleUploads(Protocol):
+    def __call__(self, cutoff: datetime, limit: int) -> list[StaleUpload]:
+        """Pending uploads of every org whose URL expired before ``cutoff`` (ids only)."""
 
 
 # ---------------------------------------------------------------- idempotency

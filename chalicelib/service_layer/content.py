@@ -39,14 +39,15 @@ from chalicelib.domain.model import Document, if_match_satisfied, new_id, valida
 from chalicelib.domain.ports import (
     BlobStore,
     Change,
-    ContentRecords,
-    DocumentCache,
+    SearchNudge,
+    StaleUploads,
+    Transaction,
     UnitOfWork,
     Upload,
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.observability import count, logger
-from chalicelib.service_layer.documents import fence, publish
+from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.retry import retry_transient
 
 _FINAL_JUNK = ("rejected", "superseded", "orphaned")  # their objects are deleted
@@ -89,32 +90,29 @@ class ContentService:
     def __init__(
         self,
         uow: UnitOfWork,
-        cache: DocumentCache,
+        coherence: CacheCoherence,
         blobs: BlobStore,
-        records: Callable[[Any], ContentRecords],
+        stale_uploads: StaleUploads,
         *,
         bucket: str,
         policy: ContentPolicy,
+        nudge: SearchNudge | None = None,
         upload_expiry_s: int = 900,
         download_expiry_s: int = 60,
         chunk_bytes: int = 1024 * 1024,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.uow = uow
-        self.cache = cache
+        self.coherence = coherence
         self.blobs = blobs
-        self.records = records  # the content rows on a repository's transaction
+        self.stale_uploads = stale_uploads
+        self.nudge = nudge  # wakes the search sync after a commit
         self.bucket = bucket
         self.policy = policy
         self.upload_expiry = timedelta(seconds=min(upload_expiry_s, 900))
         self.download_expiry_s = download_expiry_s
         self.chunk_bytes = chunk_bytes
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.nudge: Callable[[Document], None] | None = None  # wakes the search sync
-        # (org, upload id, document id) of pending uploads that expired before a cutoff
-        self.stale_uploads: Callable[[datetime, int], list[tuple[str, str, str]]] = (
-            lambda cutoff, limit: []
-        )
 
     # ----------------------------------------------------------------- upload
     @retry_transient()
@@ -140,8 +138,8 @@ class ContentService:
         }
         if request.filename:
             pending["filename"] = request.filename
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = tx.documents.get(doc_id)
             if current is None or current.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
@@ -150,8 +148,8 @@ class ContentService:
                     headers={"ETag": current.etag},
                 )
             doc = replace(current, version=current.version + 1, updated_at=now, content=pending)
-            self._update(repo, doc, current, who.change("content-upload"))
-            self.records(repo).add_upload(
+            self._update(tx, doc, current, who.change("content-upload"))
+            tx.uploads.add_upload(
                 Upload(
                     org=who.org,
                     doc_id=doc_id,
@@ -189,13 +187,13 @@ class ContentService:
         """
         who.require("reader")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            doc = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            doc = tx.documents.get(doc_id)
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
             content = doc.content
             if version is not None:
-                record = repo.get_version(doc_id, version)
+                record = tx.documents.get_version(doc_id, version)
                 if record is None or record.created_at < doc.created_at:  # an earlier life
                     raise NotFound(f"Document {doc_id!r} has no version {version}.")
                 content = record.content
@@ -208,7 +206,7 @@ class ContentService:
                 )
             if content.get("status") != "ready":
                 raise NotFound(f"The content was rejected: {content.get('reason')}.")
-            upload = self.records(repo).get_upload(str(content["upload_id"]))
+            upload = tx.uploads.get_upload(str(content["upload_id"]))
         key = ContentKey(who.org, doc_id, str(content["upload_id"])).key
         url = self.blobs.presign_get(
             key,
@@ -266,8 +264,8 @@ class ContentService:
 
     @retry_transient()
     def _read_upload(self, parsed: ContentKey) -> Upload | None:
-        with self.uow.transaction(parsed.org) as repo:
-            return self.records(repo).get_upload(parsed.upload_id)
+        with self.uow.transaction(parsed.org) as tx:
+            return tx.uploads.get_upload(parsed.upload_id)
 
     def _after_the_fact(self, upload: Upload, version_id: str | None) -> str:
         """An event for an upload that is already finished: make sure nothing is left
@@ -306,10 +304,9 @@ class ContentService:
     ) -> str:
         """The verdict as one transaction: version + outbox + audit + text + upload rows."""
         for _ in range(5):  # optimistic: a concurrent edit of the document means try again
-            with self.uow.transaction(parsed.org, prefetch=parsed.doc_id) as repo:
-                current = repo.get(parsed.doc_id)
-                records = self.records(repo)
-                upload = records.get_upload(parsed.upload_id, lock=True)
+            with self.uow.transaction(parsed.org, prefetch=parsed.doc_id) as tx:
+                current = tx.documents.get(parsed.doc_id)
+                upload = tx.uploads.get_upload(parsed.upload_id, lock=True)
                 if upload is None or upload.status != "pending":
                     return "duplicate"  # a concurrent delivery finished it first
                 content = result.content(upload.upload_id, upload.filename)
@@ -320,7 +317,7 @@ class ContentService:
                 else:
                     status = content["status"]
                 if status in ("orphaned", "superseded"):
-                    records.finish_upload(
+                    tx.uploads.finish_upload(
                         upload.upload_id,
                         status=status,
                         result=content,
@@ -334,14 +331,14 @@ class ContentService:
                 )
                 action = "content-ready" if result.accepted else "content-rejected"
                 change = Change(action, upload.actor, upload.request_id)
-                if not repo.update(doc, change, expected_version=current.version):
+                if not tx.documents.update(doc, change, expected_version=current.version):
                     continue
-                self._fence(repo, doc)
+                self._fence(tx, doc)
                 if result.accepted:
-                    records.put_text(
+                    tx.uploads.put_text(
                         doc.id, doc.version, upload.upload_id, result.text, result.text_truncated
                     )
-                records.finish_upload(
+                tx.uploads.finish_upload(
                     upload.upload_id,
                     status=status,
                     result=content,
@@ -384,17 +381,19 @@ class ContentService:
         return outcomes
 
     # ---------------------------------------------------------------- helpers
-    def _update(self, repo: Any, doc: Document, current: Document, change: Change) -> None:
-        if not repo.update(doc, change, expected_version=current.version):
+    def _update(self, tx: Transaction, doc: Document, current: Document, change: Change) -> None:
+        if not tx.documents.update(doc, change, expected_version=current.version):
             raise PreconditionFailed(
                 "The document was changed concurrently; read it again and retry."
             )
-        self._fence(repo, doc)
+        self._fence(tx, doc)
 
-    def _fence(self, repo: Any, doc: Document) -> None:
+    def _fence(self, tx: Transaction, doc: Document) -> None:
         """Before commit: no read may be served (or filled) below this version."""
-        fence(self.cache, repo, doc)
+        self.coherence.fence(tx, doc)
 
     def _publish(self, doc: Document) -> None:
-        """After commit: the new version replaces the cached one (see documents.py)."""
-        publish(self.cache, self.uow, doc, fenced=True, nudge=self.nudge)
+        """After commit: wake the search sync, then publish to the cache."""
+        if self.nudge is not None:
+            self.nudge(doc)
+        self.coherence.publish(doc, fenced=True)

@@ -13,7 +13,6 @@ the breaker is open and reads bypass the cache, see adapters/redis_cache.py).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
@@ -40,6 +39,7 @@ from chalicelib.domain.model import (
     if_none_match_matches,
     make_etag,
     new_id,
+    render,
     require_if_match,
     validate_editable,
     validate_id,
@@ -47,18 +47,16 @@ from chalicelib.domain.model import (
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.ports import (
     CachedDocument,
-    DocumentCache,
+    DocumentRepository,
     ListCursor,
+    SearchNudge,
+    Transaction,
     UnitOfWork,
     VersionRecord,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.retry import retry_transient
-
-
-def render(doc: Document) -> str:
-    """The JSON representation, serialized once and cached as is."""
-    return json.dumps(doc.to_json(), separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -85,33 +83,35 @@ class DocumentService:
     def __init__(
         self,
         uow: UnitOfWork,
-        cache: DocumentCache,
+        coherence: CacheCoherence,
         *,
         page_secret: str,
+        nudge: SearchNudge | None = None,
         limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
-        clock: Any = None,
+        clock: Callable[[], datetime] | None = None,
         fill_delay_s: float = 0.0,
     ) -> None:
         self.uow = uow
-        self.cache = cache
+        self.coherence = coherence
+        self.cache = coherence.cache
+        self.nudge = nudge  # wakes the search sync after a commit
         self.page_secret = page_secret
         self.limits = limits
         self.retention = retention
         self._clock = clock or (lambda: datetime.now(UTC))
         self.fill_delay_s = fill_delay_s  # fault injection only: widens the read/fill race
-        self.nudge: Callable[[Document], None] | None = None  # wakes the search sync
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
     def get(self, who: Principal, doc_id: str, *, if_none_match: str | None = None) -> Rendered:
         who.require("reader")
         validate_id(doc_id)
-        if if_none_match:
+        if if_none_match and self.coherence.before_read():
             validator = self.cache.get_etag(who.org, doc_id)
             if validator is not None and if_none_match_matches(if_none_match, validator[1]):
                 return Rendered(None, validator[1], validator[0], "hit")
-        cached = self.cache.get(who.org, doc_id)
+        cached = self.cache.get(who.org, doc_id) if self.coherence.before_read() else None
         if cached is not None:
             if cached.body is None:
                 raise NotFound(f"Document {doc_id!r} not found.")
@@ -149,8 +149,8 @@ class DocumentService:
                 after = ListCursor(datetime.fromisoformat(cursor["c"]), str(cursor["i"]))
             except (KeyError, ValueError, TypeError):
                 after = None
-        with self.uow.transaction(who.org) as repo:
-            docs = repo.list_documents(limit=limit + 1, after=after, tag=tag)
+        with self.uow.transaction(who.org) as tx:
+            docs = tx.documents.list_documents(limit=limit + 1, after=after, tag=tag)
         next_token = None
         if len(docs) > limit:
             docs = docs[:limit]
@@ -174,11 +174,11 @@ class DocumentService:
         validate_id(doc_id)
         cursor = decode_token(page_token, self.page_secret)
         before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            doc = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            doc = tx.documents.get(doc_id)
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
-            versions = repo.list_versions(doc_id, limit=limit + 1, before=before)
+            versions = tx.documents.list_versions(doc_id, limit=limit + 1, before=before)
         # versions of an earlier life of this id (deleted, then reused) are not its history;
         # they have the lowest numbers, so dropping them from the tail keeps paging right
         versions = [v for v in versions if v.created_at >= doc.created_at]
@@ -193,11 +193,11 @@ class DocumentService:
     def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
         who.require("reader")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            doc = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            doc = tx.documents.get(doc_id)
             if doc is None or doc.deleted:
                 raise NotFound(f"Document {doc_id!r} not found.")
-            record = repo.get_version(doc_id, version)
+            record = tx.documents.get_version(doc_id, version)
         if record is None or record.created_at < doc.created_at:
             raise NotFound(f"Document {doc_id!r} has no version {version}.")
         return self._version_json(doc, record, summary=False)
@@ -228,9 +228,9 @@ class DocumentService:
         same content) is the outcome of an earlier attempt: return it."""
         who.require("writer")
         doc = self._new_document(who, validate_editable(data, self.limits), doc_id or new_id())
-        with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as repo:
-            if not repo.insert(doc, who.change("create"), last=True):
-                earlier = self._earlier_attempt(repo, doc) if replay else None
+        with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as tx:
+            if not tx.documents.insert(doc, who.change("create"), last=True):
+                earlier = self._earlier_attempt(tx.documents, doc) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
                 return earlier
@@ -238,9 +238,9 @@ class DocumentService:
         return doc
 
     @staticmethod
-    def _earlier_attempt(repo: Any, doc: Document) -> Document | None:
-        current: Document | None = repo.get(doc.id)
-        first: VersionRecord | None = repo.get_version(doc.id, 1)
+    def _earlier_attempt(repo: DocumentRepository, doc: Document) -> Document | None:
+        current = repo.get(doc.id)
+        first = repo.get_version(doc.id, 1)
         if current is None or first is None or current.owner != doc.owner or current.deleted:
             return None
         same = (first.title, first.body, first.tags, first.metadata) == (
@@ -266,8 +266,8 @@ class DocumentService:
         who.require("writer")
         validate_id(doc_id)
         change = validate_editable(data, self.limits)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = tx.documents.get(doc_id)
             live = current is not None and not current.deleted
             if if_none_match is not None and if_none_match.strip() == "*" and live:
                 raise PreconditionFailed(
@@ -280,7 +280,7 @@ class DocumentService:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
                 doc = self._new_document(who, change, doc_id)
-                if not repo.insert(doc, who.change("create"), last=True):
+                if not tx.documents.insert(doc, who.change("create"), last=True):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
                 created, fenced = True, True
             else:
@@ -295,7 +295,7 @@ class DocumentService:
                     # the new created_at, so the earlier life's versions stay hidden
                     doc = replace(doc, owner=who.sub, created_at=doc.updated_at)
                 fenced = self._update(
-                    repo, doc, current, action="replace" if live else "create", who=who
+                    tx, doc, current, action="replace" if live else "create", who=who
                 )
                 created = not live
         self._publish(doc, fenced=fenced)
@@ -313,12 +313,12 @@ class DocumentService:
     ) -> Document:
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = self._live(repo.get(doc_id), doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = self._live(tx.documents.get(doc_id), doc_id)
             require_if_match(if_match, current)
             change = patching.apply_patch(media_type, current.editable(), patch, self.limits)
             doc = current.with_changes(change, at=self._clock())
-            fenced = self._update(repo, doc, current, action="change", who=who)
+            fenced = self._update(tx, doc, current, action="change", who=who)
         self._publish(doc, fenced=fenced)
         return doc
 
@@ -326,15 +326,15 @@ class DocumentService:
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = self._live(repo.get(doc_id), doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = self._live(tx.documents.get(doc_id), doc_id)
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
                     "The document has changed since that ETag.", headers={"ETag": current.etag}
                 )
             now = self._clock()
             doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=now)
-            fenced = self._update(repo, doc, current, action="delete", who=who)
+            fenced = self._update(tx, doc, current, action="delete", who=who)
         self._publish(doc, fenced=fenced)
 
     @retry_transient()
@@ -342,8 +342,8 @@ class DocumentService:
         """Undo a soft delete within the retention window (admin)."""
         who.require("admin")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = repo.get(doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = tx.documents.get(doc_id)
             if current is None:
                 raise NotFound(f"Document {doc_id!r} not found.")
             if current.deleted_at is None:
@@ -352,7 +352,7 @@ class DocumentService:
             if now - current.deleted_at > self.retention:
                 raise Gone(f"Document {doc_id!r} was deleted too long ago to restore.")
             doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=None)
-            fenced = self._update(repo, doc, current, action="restore", who=who)
+            fenced = self._update(tx, doc, current, action="restore", who=who)
         self._publish(doc, fenced=fenced)
         return doc
 
@@ -363,10 +363,10 @@ class DocumentService:
         """Make an old version current again, as a new version."""
         who.require("writer")
         validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as repo:
-            current = self._live(repo.get(doc_id), doc_id)
+        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
+            current = self._live(tx.documents.get(doc_id), doc_id)
             require_if_match(if_match, current)
-            old = repo.get_version(doc_id, version)
+            old = tx.documents.get_version(doc_id, version)
             if old is None:
                 raise NotFound(f"Document {doc_id!r} has no version {version}.")
             if old.created_at < current.created_at:  # an earlier life of this id
@@ -374,7 +374,7 @@ class DocumentService:
             old_fields = {"title": old.title, "body": old.body, "tags": old.tags}
             change = validate_editable({**old_fields, "metadata": old.metadata}, self.limits)
             doc = current.with_changes(change, at=self._clock())
-            fenced = self._update(repo, doc, current, action=f"restore-version:{version}", who=who)
+            fenced = self._update(tx, doc, current, action=f"restore-version:{version}", who=who)
         self._publish(doc, fenced=fenced)
         return doc
 
@@ -445,7 +445,7 @@ class DocumentService:
         return doc
 
     def _update(
-        self, repo: Any, doc: Document, current: Document, *, action: str, who: Principal
+        self, tx: Transaction, doc: Document, current: Document, *, action: str, who: Principal
     ) -> bool:
         """The fence, then the conditional update with its records and COMMIT in one
         round trip (the update is the transaction's last statement); returns
@@ -457,11 +457,11 @@ class DocumentService:
         the version the winner committed, which only sends reads of it to
         PostgreSQL until the winner's publish or the fence's short TTL."""
         change = who.change(action)
-        fenced = fence(self.cache, repo, doc)
-        if not repo.update(doc, change, expected_version=current.version, last=True):
+        fenced = self.coherence.fence(tx, doc)
+        if not tx.documents.update(doc, change, expected_version=current.version, last=True):
             # Someone else committed between our read and our write; a new
             # statement sees their row, so we can name its ETag.
-            latest = repo.get(doc.id)
+            latest = tx.documents.get(doc.id)
             raise PreconditionFailed(
                 "The document was changed concurrently; read it again and retry.",
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
@@ -469,47 +469,7 @@ class DocumentService:
         return fenced
 
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
-        publish(self.cache, self.uow, doc, fenced=fenced, nudge=self.nudge)
-
-
-def fence(cache: DocumentCache, repo: Any, doc: Document) -> bool:
-    """Inside the write's transaction: stop reads being served (or filled) below
-    this version once it commits (see redis_cache.py).  When the cache cannot be
-    reached, queue the key for repair in the same transaction; returns whether
-    the fence was stored."""
-    if cache.fence(doc.org, doc.id, doc.version):
-        return True
-    repo.mark_cache_dirty(doc.id, doc.version)
-    return False
-
-
-def publish(
-    cache: DocumentCache,
-    uow: UnitOfWork,
-    doc: Document,
-    *,
-    fenced: bool,
-    nudge: Callable[[Document], None] | None = None,
-) -> None:
-    """After commit, before answering: the new version replaces the cached one and
-    list pages move on.  If that fails after a successful fence, queue a repair
-    (for the list pages); an unfenced write queued one already.  Then the search
-    sync is nudged (a lost nudge only delays it until the sweep)."""
-    if nudge is not None:
-        nudge(doc)
-    body = None if doc.deleted else render(doc)
-    if not cache.publish(doc.org, doc.id, CachedDocument(doc.version, doc.etag, body)) and fenced:
-        with contextlib.suppress(DomainError), uow.transaction(doc.org) as repo:
-            repo.mark_cache_dirty(doc.id, doc.version)
-
-
-def repair_cache(uow: UnitOfWork, cache: Any, *, batch: int = 500) -> int:
-    """Fence every document written while the cache was unreachable; clear the queue.
-
-    Raises (and leaves the queue as it was) if Redis or PostgreSQL fail.
-    """
-    items = uow.dirty_documents(batch)
-    if items:
-        cache.repair_keys(items)
-        uow.clear_dirty(items)
-    return len(items)
+        """After commit, before answering: wake the search sync, then publish to the cache."""
+        if self.nudge is not None:
+            self.nudge(doc)
+        self.coherence.publish(doc, fenced=fenced)

@@ -38,13 +38,14 @@ from typing import Any
 
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.ports import (
-    ChangeFeed,
     Claim,
     DocumentState,
+    FeedRow,
     ItemResult,
     Outbox,
     OutboxRow,
     SearchIndex,
+    UnitOfWork,
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
@@ -336,9 +337,9 @@ def _failed(results: Iterable[ItemResult]) -> list[str]:
 class SearchService:
     """``POST /search`` and ``GET /changes``: reads, scoped to the caller's org."""
 
-    def __init__(self, index: SearchIndex, feed: ChangeFeed, *, page_secret: str) -> None:
+    def __init__(self, index: SearchIndex, uow: UnitOfWork, *, page_secret: str) -> None:
         self.index = index
-        self.feed = feed
+        self.uow = uow
         self.page_secret = page_secret
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
 
@@ -365,11 +366,11 @@ class SearchService:
     ) -> dict[str, Any]:
         who.require("reader")
         cursor = None if since == "now" else FeedCursor.parse(since, who.org, self.sealer)
-        rows, nxt = self.feed.changes(who.org, cursor, limit)
+        rows, nxt = self._changes(who.org, cursor, limit)
         deadline = time.monotonic() + longpoll_s
         while not rows and time.monotonic() < deadline:
             sleep(0.25)
-            rows, nxt = self.feed.changes(who.org, nxt, limit)
+            rows, nxt = self._changes(who.org, nxt, limit)
         return {
             "changes": [
                 {
@@ -385,3 +386,9 @@ class SearchService:
             ],
             "next": nxt.encode(who.org, self.sealer),
         }
+
+    def _changes(
+        self, org: str, since: FeedCursor | None, limit: int
+    ) -> tuple[list[FeedRow], FeedCursor]:
+        with self.uow.transaction(org) as tx:
+            return tx.outbox.changes(since, limit)

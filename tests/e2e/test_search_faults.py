@@ -42,8 +42,8 @@ def test_consumer_killed_mid_batch_converges(settings, opensearch_url) -> None:
         c.search_sync.reindex()  # the alias exists
         now = datetime.now(UTC)
         for i in range(20):
-            with c.uow.transaction("kill-org") as repo:
-                repo.insert(Document("kill-org", f"d{i}", f"kill {i}", {"i": i}, [], {}, 1,
+            with c.uow.transaction("kill-org") as tx:
+                tx.documents.insert(Document("kill-org", f"d{i}", f"kill {i}", {"i": i}, [], {}, 1,
                                      "me", now, now), Change("create", "me"))  # fmt: skip
         env = {
             **os.environ,

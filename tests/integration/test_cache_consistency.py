@@ -54,12 +54,12 @@ def test_writer_cut_off_from_redis_records_dirty_and_readers_repair(settings: Se
         v2 = cut_off.documents.change(
             WRITER, doc.id, MERGE_PATCH, {"title": "v2"}, if_match=doc.etag
         )
-        assert cut_off.uow.dirty_documents(10) == [("cc-org", doc.id, 2)]
+        assert cut_off.coherence.queue.pending(10) == [("cc-org", doc.id, 2)]
         # the healthy reader repairs before trusting its cache: never serves v1
         good.cache._next_repair = 0.0  # its once-a-second check is due
         got = good.documents.get(WRITER, doc.id)
         assert got.version == v2.version == 2
-        assert good.uow.dirty_documents(10) == []
+        assert good.coherence.queue.pending(10) == []
     finally:
         good.uow.close()
         cut_off.uow.close()

@@ -40,7 +40,7 @@ def workers(settings: Settings) -> Iterator[tuple[Any, Any]]:
 
 
 def _dirty(container: Any, doc_id: str) -> list[int]:
-    return [v for _, d, v in container.uow.dirty_documents(10_000) if d == doc_id]
+    return [v for _, d, v in container.coherence.queue.pending(10_000) if d == doc_id]
 
 
 def _open(breaker: Any, threshold: int) -> None:

@@ -121,8 +121,8 @@ def test_postgres_fallback_when_redis_is_down(settings) -> None:
         with admin_connection(settings) as conn:
             orgs = conn.execute("SELECT DISTINCT org FROM idempotency_keys").fetchall()
         assert {"org": "fallback-org"} in orgs and {"org": None} not in orgs
-        with built.uow.transaction("another-org") as repo:
-            row = repo.conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone()
+        with built.uow.transaction("another-org") as tx:
+            row = tx.conn.execute("SELECT count(*) AS n FROM idempotency_keys").fetchone()
         assert row == {"n": 0}
     finally:
         bootstrap.set_container(None)

@@ -59,17 +59,17 @@ def test_migrations_are_idempotent_and_safe_concurrently() -> None:
 def test_row_level_security_is_a_backstop(settings: Settings) -> None:
     uow = PostgresUnitOfWork(settings)
     try:
-        with uow.transaction("org-a") as repo:
-            assert repo.insert(_doc("org-a", "rls-1"), CHANGE)
-        with uow.transaction("org-b") as repo:
-            assert repo.insert(_doc("org-b", "rls-1"), CHANGE)
+        with uow.transaction("org-a") as tx:
+            assert tx.documents.insert(_doc("org-a", "rls-1"), CHANGE)
+        with uow.transaction("org-b") as tx:
+            assert tx.documents.insert(_doc("org-b", "rls-1"), CHANGE)
         # a query that forgets its org filter still sees only the tenant's rows
-        with uow.transaction("org-a") as repo:
-            rows = repo.conn.execute("SELECT org FROM documents WHERE id = 'rls-1'").fetchall()
+        with uow.transaction("org-a") as tx:
+            rows = tx.conn.execute("SELECT org FROM documents WHERE id = 'rls-1'").fetchall()
             assert rows == [{"org": "org-a"}]
         # and a write into another tenant is refused (raised at commit: pipeline mode)
-        with pytest.raises(psycopg.errors.InsufficientPrivilege), uow.transaction("org-a") as repo:
-            repo.conn.execute(
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), uow.transaction("org-a") as tx:
+            tx.conn.execute(
                 "INSERT INTO documents (org, id, title, version, owner, created_at, updated_at)"
                 " VALUES ('org-b', 'sneaky', 't', 1, 'x', now(), now())"
             )
@@ -80,11 +80,11 @@ def test_row_level_security_is_a_backstop(settings: Settings) -> None:
 def test_optimistic_update_and_tenant_is_not_session_state(settings: Settings) -> None:
     uow = PostgresUnitOfWork(settings, pool_max=1)
     try:
-        with uow.transaction("org-c") as repo:
-            repo.insert(_doc("org-c", "opt-1"), CHANGE)
-        with uow.transaction("org-c") as repo:
-            assert repo.update(_doc("org-c", "opt-1", 2), CHANGE, expected_version=1)
-            assert not repo.update(_doc("org-c", "opt-1", 3), CHANGE, expected_version=1)
+        with uow.transaction("org-c") as tx:
+            tx.documents.insert(_doc("org-c", "opt-1"), CHANGE)
+        with uow.transaction("org-c") as tx:
+            assert tx.documents.update(_doc("org-c", "opt-1", 2), CHANGE, expected_version=1)
+            assert not tx.documents.update(_doc("org-c", "opt-1", 3), CHANGE, expected_version=1)
         # after commit nothing lingers on the (single, reused) connection
         with uow.connection() as conn:
             row = conn.execute(

@@ -225,8 +225,8 @@ def test_changes_feed_never_skips_a_transaction_that_commits_late(search_contain
     now = datetime.now(UTC)
 
     def slow_writer() -> None:
-        with c.uow.transaction(org) as repo:
-            repo.insert(Document(org, "slow", "slow", None, [], {}, 1, "alice", now, now),
+        with c.uow.transaction(org) as tx:
+            tx.documents.insert(Document(org, "slow", "slow", None, [], {}, 1, "alice", now, now),
                         Change("create", "alice"))  # fmt: skip
             holding.set()
             release.wait(10)

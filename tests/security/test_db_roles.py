@@ -198,9 +198,9 @@ def test_the_service_connects_as_the_runtime_login(runtime: Settings) -> None:
         with uow.connection() as conn:
             row = conn.execute("SELECT session_user AS s, current_user AS c").fetchone()
         assert row == {"s": runtime.runtime_user, "c": runtime.runtime_user}
-        with uow.transaction(A) as repo:
-            assert repo.get("d1") is not None  # and as docs_app it sees its own org
-            row = repo.conn.execute("SELECT current_user AS c").fetchone()
+        with uow.transaction(A) as tx:
+            assert tx.documents.get("d1") is not None  # and as docs_app it sees its own org
+            row = tx.conn.execute("SELECT current_user AS c").fetchone()
             assert row == {"c": "docs_app"}
     finally:
         uow.close()

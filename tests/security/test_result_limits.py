@@ -14,7 +14,7 @@ from chalicelib.domain.model import DEFAULT_LIMITS, Limits, json_size
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH, apply_json_patch
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.documents import DocumentService
-from tests.unit.fakes import FakeCache, FakeUnitOfWork
+from tests.unit.fakes import FakeCache, FakeUnitOfWork, coherence
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +139,8 @@ def test_the_working_copy_never_grows_past_four_times_the_limit() -> None:
 
 def test_version_restore_and_batch_items_are_held_to_the_limits() -> None:
     uow, cache = FakeUnitOfWork(), FakeCache()
-    roomy = DocumentService(uow, cache, page_secret="s", limits=DEFAULT_LIMITS)
-    strict = DocumentService(uow, cache, page_secret="s", limits=SMALL)
+    roomy = DocumentService(uow, coherence(uow, cache), page_secret="s", limits=DEFAULT_LIMITS)
+    strict = DocumentService(uow, coherence(uow, cache), page_secret="s", limits=SMALL)
     doc = roomy.create(WRITER, {"title": "v1", "body": "z" * 5000})
     small = roomy.put(WRITER, doc.id, {"title": "v2"}, if_match=doc.etag, if_none_match=None)[0]
     with pytest.raises(PayloadTooLarge):

@@ -21,6 +21,7 @@ from chalicelib.domain.model import Document
 from chalicelib.domain.ports import (
     CachedDocument,
     Change,
+    DirtyKey,
     DocumentState,
     FeedRow,
     IdempotencyRecord,
@@ -29,17 +30,25 @@ from chalicelib.domain.ports import (
     ObjectInfo,
     OutboxRow,
     OutboxStats,
+    StaleUpload,
     Upload,
     VersionRecord,
 )
 from chalicelib.domain.search import SCHEMA_VERSION, FeedCursor, SearchDocument
 
 
-class FakeRepo:
+class FakeTransaction:
+    def __init__(self, store: FakeUnitOfWork, org: str) -> None:
+        self.documents = FakeDocuments(store, org)
+        self.uploads = FakeContentRecords(store, org)
+        self.outbox = FakeChangeFeed(store, org)
+        self.cache_dirty = FakeCacheDirty(store, org)
+
+
+class FakeDocuments:
     def __init__(self, store: FakeUnitOfWork, org: str) -> None:
         self.store = store
         self.org = org
-        self.uploads = FakeContentRecords(store, org)
 
     def get(self, doc_id: str) -> Document | None:
         return self.store.pending.get((self.org, doc_id)) or self.store.docs.get((self.org, doc_id))
@@ -99,9 +108,6 @@ class FakeRepo:
         vs = [v for v in vs if before is None or v.version < before]
         return sorted(vs, key=lambda v: v.version, reverse=True)[:limit]
 
-    def mark_cache_dirty(self, doc_id: str, version: int) -> None:
-        self.store.pending_dirty.append((self.org, doc_id, version))
-
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
         for o, i, v in self.store.versions:
             if (o, i, v.version) == (self.org, doc_id, version):
@@ -118,7 +124,7 @@ class FakeUnitOfWork:
         self.outbox: list[OutboxRow] = []
         self.uploads: dict[tuple[str, str], Upload] = {}
         self.texts: dict[tuple[str, str, int], tuple[str, bool]] = {}
-        self.dirty: list[tuple[str, str, int]] = []
+        self.dirty: list[DirtyKey] = []
         self.transactions = 0
         self._begin()
 
@@ -135,10 +141,10 @@ class FakeUnitOfWork:
         return self.docs.get((org, doc_id))
 
     @contextmanager
-    def transaction(self, org: str, *, prefetch: str | None = None) -> Iterator[FakeRepo]:
+    def transaction(self, org: str, *, prefetch: str | None = None) -> Iterator[FakeTransaction]:
         self._begin()
         try:
-            yield FakeRepo(self, org)
+            yield FakeTransaction(self, org)
         except BaseException:
             self._begin()
             raise
@@ -147,7 +153,7 @@ class FakeUnitOfWork:
         for o, doc_id, version, op, at in self.pending_outbox:
             seq = len(self.outbox) + 1
             self.outbox.append(OutboxRow(seq, o, doc_id, version, op, 0, at))
-        self.dirty += self.pending_dirty
+        self.dirty += [DirtyKey(*d) for d in self.pending_dirty]
         self.uploads.update(self.pending_uploads)
         self.texts.update(self.pending_texts)
         self._begin()
@@ -156,11 +162,8 @@ class FakeUnitOfWork:
     def ping(self) -> None:
         return None
 
-    def dirty_documents(self, limit: int) -> list[tuple[str, str, int]]:
-        return self.dirty[:limit]
-
-    def clear_dirty(self, items: list[tuple[str, str, int]]) -> None:
-        self.dirty = [d for d in self.dirty if d not in items]
+    def close(self) -> None:
+        return None
 
     def state(self, org: str, doc_id: str) -> DocumentState | None:
         """What the outbox reads for the index: the row plus its newest extracted text."""
@@ -183,6 +186,32 @@ class FakeUnitOfWork:
             "content": doc.content,
             "content_text": text,
         }
+
+
+class FakeCacheDirty:
+    def __init__(self, store: FakeUnitOfWork, org: str) -> None:
+        self.store = store
+        self.org = org
+
+    def mark(self, doc_id: str, version: int) -> None:
+        self.store.pending_dirty.append((self.org, doc_id, version))
+
+
+class FakeRepairQueue:
+    """The cache repair queue of a ``FakeUnitOfWork`` (``readable=False``: the
+    database is out)."""
+
+    def __init__(self, store: FakeUnitOfWork) -> None:
+        self.store = store
+        self.readable = True
+
+    def pending(self, limit: int) -> list[DirtyKey]:
+        if not self.readable:
+            raise DependencyUnavailable("The database is unavailable; retry shortly.")
+        return self.store.dirty[:limit]
+
+    def clear(self, items: list[DirtyKey]) -> None:
+        self.store.dirty = [d for d in self.store.dirty if d not in items]
 
 
 class FakeContentRecords:
@@ -260,6 +289,24 @@ class FakeCache:
 
     def status(self) -> str:
         return "ok"
+
+    # repair: due before every read (no interval), and only while reachable
+    def repair_due(self) -> bool:
+        return self.reachable
+
+    def repair_keys(self, items: list[DirtyKey]) -> bool:
+        if not self.reachable:
+            return False
+        for org, doc_id, version in items:
+            self.fence(org, doc_id, version)
+            self.bump_lists(org)
+        return True
+
+    def repaired(self) -> None:
+        self.repairs = getattr(self, "repairs", 0) + 1
+
+    def repair_failed(self) -> None:
+        self.repair_failures = getattr(self, "repair_failures", 0) + 1
 
 
 # ---------------------------------------------------------------------- search
@@ -493,14 +540,12 @@ class FakeChangeFeed:
     """An org's feed over a ``FakeUnitOfWork``'s outbox (every transaction has
     finished: the horizon is past the last row)."""
 
-    def __init__(self, store: FakeUnitOfWork) -> None:
+    def __init__(self, store: FakeUnitOfWork, org: str) -> None:
         self.store = store
-        self.reads = 0
+        self.org = org
 
-    def changes(
-        self, org: str, since: FeedCursor | None, limit: int
-    ) -> tuple[list[FeedRow], FeedCursor]:
-        self.reads += 1
+    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
+        org = self.org
         horizon = FeedCursor(len(self.store.outbox) + 1, 0)
         if since is None:
             return [], horizon
@@ -632,3 +677,20 @@ def stale(doc: Document, **changes: Any) -> Document:
 def at(seconds: float = 0.0) -> datetime:
     """A fixed instant (plus ``seconds``), for documents built by hand."""
     return datetime(2026, 11, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
+
+class FakeStaleUploads:
+    """``stale`` is what the next call returns."""
+
+    def __init__(self) -> None:
+        self.stale: list[StaleUpload] = []
+
+    def __call__(self, cutoff: datetime, limit: int) -> list[StaleUpload]:
+        return self.stale[:limit]
+
+
+def coherence(uow: FakeUnitOfWork, cache: FakeCache | None = None) -> Any:
+    """The cache coherence of a fake unit of work and cache (and its repair queue)."""
+    from chalicelib.service_layer.cache_coherence import CacheCoherence
+
+    return CacheCoherence(cache or FakeCache(), uow, FakeRepairQueue(uow))

@@ -11,10 +11,11 @@ import pytest
 from chalicelib.domain.content import ContentKey, ContentPolicy
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.patching import MERGE_PATCH
+from chalicelib.domain.ports import StaleUpload
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.content import ContentService
 from chalicelib.service_layer.documents import DocumentService
-from tests.unit.fakes import FakeBlobStore, FakeCache, FakeUnitOfWork
+from tests.unit.fakes import FakeBlobStore, FakeCache, FakeStaleUploads, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 READER = Principal("rita", "acme", frozenset({"reader"}))
@@ -29,9 +30,11 @@ class World:
         self.uow = FakeUnitOfWork()
         self.cache = FakeCache()
         self.blobs = FakeBlobStore()
-        self.documents = DocumentService(self.uow, self.cache, page_secret="s", clock=self.clock)
+        self.stale = FakeStaleUploads()
+        both = coherence(self.uow, self.cache)
+        self.documents = DocumentService(self.uow, both, page_secret="s", clock=self.clock)
         self.content = ContentService(
-            self.uow, self.cache, self.blobs, lambda repo: repo.uploads,
+            self.uow, both, self.blobs, self.stale,
             bucket=BUCKET, policy=ContentPolicy(max_bytes=1024), chunk_bytes=7,
             clock=self.clock,
         )  # fmt: skip
@@ -157,9 +160,8 @@ def test_expired_uploads_are_finished_one_way_or_the_other(world: World) -> None
     world.documents.put(WRITER, "e", {"title": "empty"}, if_match=None, if_none_match=None)
     late_key, _ = world.upload("d")  # the object arrived; its notification was lost
     _, never = world.start("e")  # nothing was ever uploaded
-    stale = [("acme", world.uow.docs[("acme", "d")].content["upload_id"], "d"),
-             ("acme", never, "e")]  # fmt: skip
-    world.content.stale_uploads = lambda cutoff, limit: stale
+    world.stale.stale = [StaleUpload("acme", world.doc("d").content["upload_id"], "d"),
+                         StaleUpload("acme", never, "e")]  # fmt: skip
     assert world.content.expire_uploads() == {"ready": 1, "rejected": 1}
     assert world.doc("d").content["status"] == "ready" and late_key in world.blobs.objects
     assert world.doc("e").content["reason"].startswith("expired")

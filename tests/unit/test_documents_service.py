@@ -19,8 +19,9 @@ from chalicelib.domain.errors import (
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH
 from chalicelib.domain.ports import CachedDocument
 from chalicelib.domain.principal import Principal
+from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
-from tests.unit.fakes import FakeCache, FakeUnitOfWork
+from tests.unit.fakes import FakeCache, FakeRepairQueue, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 READER = Principal("rita", "acme", frozenset({"reader"}))
@@ -40,7 +41,7 @@ class Clock:
 @pytest.fixture
 def parts() -> tuple[DocumentService, FakeUnitOfWork, FakeCache, Clock]:
     uow, cache, clock = FakeUnitOfWork(), FakeCache(), Clock()
-    service = DocumentService(uow, cache, page_secret="s", clock=clock)
+    service = DocumentService(uow, coherence(uow, cache), page_secret="s", clock=clock)
     return service, uow, cache, clock
 
 
@@ -257,3 +258,27 @@ def test_conditional_get_answers_from_the_etag_key(parts) -> None:
     before = uow.transactions
     assert service.get(READER, doc.id, if_none_match=doc.etag).not_modified
     assert uow.transactions == before, "a cached validator needs no database read"
+
+
+def test_a_read_first_repairs_what_writers_could_not_fence(parts) -> None:
+    service, uow, cache, _ = parts
+    doc = service.create(WRITER, {"title": "x"})
+    service.get(READER, doc.id)  # cached at version 1
+    cache.reachable = False
+    service.change(WRITER, doc.id, MERGE_PATCH, {"title": "y"}, if_match=doc.etag)
+    cache.docs[("acme", doc.id)] = CachedDocument(1, doc.etag, "stale")  # another process's view
+    cache.reachable = True
+    assert service.get(READER, doc.id).version == 2, "repaired (fenced) before the read"
+    assert uow.dirty == [] and cache.fences[-1] == ("acme", doc.id, 2)
+
+
+def test_a_read_skips_the_cache_when_its_repair_queue_cannot_be_read() -> None:
+    uow, cache = FakeUnitOfWork(), FakeCache()
+    queue = FakeRepairQueue(uow)
+    service = DocumentService(uow, CacheCoherence(cache, uow, queue), page_secret="s")
+    doc = service.create(WRITER, {"title": "x"})
+    cache.docs[("acme", doc.id)] = CachedDocument(1, doc.etag, "not trusted now")
+    queue.readable = False
+    rendered = service.get(READER, doc.id)
+    assert rendered.cache == "miss" and json.loads(rendered.body)["title"] == "x"
+    assert cache.repair_failures == 1

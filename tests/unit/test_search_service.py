@@ -9,13 +9,7 @@ from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.search import SearchService, SearchSync
-from tests.unit.fakes import (
-    FakeCache,
-    FakeChangeFeed,
-    FakeOutbox,
-    FakeSearchIndex,
-    FakeUnitOfWork,
-)
+from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 READER = Principal("rita", "acme", frozenset({"reader"}))
@@ -26,11 +20,10 @@ GUEST = Principal("gus", "acme", frozenset())
 class World:
     def __init__(self) -> None:
         self.uow = FakeUnitOfWork()
-        self.documents = DocumentService(self.uow, FakeCache(), page_secret="s")
+        self.documents = DocumentService(self.uow, coherence(self.uow), page_secret="s")
         self.index = FakeSearchIndex()
-        self.feed = FakeChangeFeed(self.uow)
         self.sync = SearchSync(FakeOutbox(self.uow), self.index)
-        self.search = SearchService(self.index, self.feed, page_secret="s")
+        self.search = SearchService(self.index, self.uow, page_secret="s")
         self.slept: list[float] = []
 
     def sleep(self, seconds: float) -> None:

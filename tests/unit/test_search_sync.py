@@ -13,7 +13,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import index_id
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.search import SearchSync
-from tests.unit.fakes import FakeCache, FakeOutbox, FakeSearchIndex, FakeUnitOfWork
+from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 
@@ -21,7 +21,7 @@ WRITER = Principal("alice", "acme", frozenset({"writer"}))
 class World:
     def __init__(self, **options: object) -> None:
         self.uow = FakeUnitOfWork()
-        self.documents = DocumentService(self.uow, FakeCache(), page_secret="s")
+        self.documents = DocumentService(self.uow, coherence(self.uow), page_secret="s")
         self.outbox = FakeOutbox(self.uow)
         self.index = FakeSearchIndex()
         self.sync = SearchSync(self.outbox, self.index, retry_base_s=0.0, **options)  # type: ignore[arg-type]
