@@ -492,7 +492,7 @@ def _s3_check(c: bootstrap.Container) -> str:
 
     def probe() -> str:
         try:
-            c.content.blobs.ping()
+            c.blobs.ping()
         except DomainError:
             return "down"
         return "ok"
@@ -510,10 +510,9 @@ def health() -> Response:
         checks["postgres"] = "ok"
     except DomainError:
         checks["postgres"] = "down"
-    ping = getattr(c.cache, "ping", None)
     status = c.cache.status()
-    if ping is not None and status != "disabled":
-        status = "ok" if ping() else "degraded"  # this request's own view of Redis
+    if status != "disabled":
+        status = "ok" if c.cache.ping() else "degraded"  # this request's own view of Redis
     checks["redis"] = status
     checks["s3"] = _s3_check(c)
     checks["search"], lag = _search_check(c) if checks["postgres"] == "ok" else ("skipped", None)

@@ -72,9 +72,9 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     report = sync.drain(deadline=deadline)
     dropped = sync.drop_expired()
     pruned = sync.prune()
-    stats = sync.stats()
-    logger.info("sweep done", **report.as_dict(), dropped=dropped, pruned=pruned, **stats)
-    return {**report.as_dict(), "dropped": dropped, "pruned": pruned, **stats}
+    result = {**report.as_dict(), "dropped": dropped, "pruned": pruned, **sync.stats()}
+    logger.info("sweep done", extra=result)
+    return result
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -90,7 +89,6 @@ class DocumentService:
         limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
-        fill_delay_s: float = 0.0,
     ) -> None:
         self.uow = uow
         self.coherence = coherence
@@ -100,7 +98,6 @@ class DocumentService:
         self.limits = limits
         self.retention = retention
         self._clock = clock or (lambda: datetime.now(UTC))
-        self.fill_delay_s = fill_delay_s  # fault injection only: widens the read/fill race
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -125,8 +122,6 @@ class DocumentService:
             self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, None))
             raise NotFound(f"Document {doc_id!r} not found.")
         body = render(doc)
-        if self.fill_delay_s:
-            time.sleep(self.fill_delay_s)
         self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, body))
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")

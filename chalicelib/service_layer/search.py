@@ -102,7 +102,6 @@ class SearchSync:
         retry_cap_s: float = 300.0,
         max_chars: int = 200_000,
         grace: timedelta = timedelta(hours=1),
-        fault_pause_s: float = 0.0,
         retention: timedelta = timedelta(days=30),
     ) -> None:
         self.outbox = outbox
@@ -113,7 +112,6 @@ class SearchSync:
         self.retry_cap_s = retry_cap_s
         self.max_chars = max_chars
         self.grace = grace
-        self.fault_pause_s = fault_pause_s  # fault injection only: widens the crash window
         self.retention = retention
         self._ready = False
         self._busy = 0  # consecutive item-level 429/5xx answers
@@ -172,8 +170,6 @@ class SearchSync:
         for result in self.index.write(docs, targets):
             if not result.ok:
                 failures.setdefault(result.index_id, result)
-        if self.fault_pause_s:
-            time.sleep(self.fault_pause_s)
         for key, rows in by_doc.items():
             failure = failures.get(index_id(*key))
             report.rows += len(rows)
