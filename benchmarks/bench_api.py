@@ -57,7 +57,7 @@ from psycopg.types.json import Jsonb
 
 from chalicelib import bootstrap
 from chalicelib.adapters.postgres import migrate
-from chalicelib.auth import mint_token
+from chalicelib.api.auth import mint_token
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.local.events import LambdaContext, api_gateway_event

@@ -38,7 +38,7 @@ def dev_secret(create: bool) -> str | None:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from chalicelib.auth import mint_token
+    from chalicelib.api.auth import mint_token
     from chalicelib.config import Settings
 
     secret = dev_secret(create=False)

@@ -1,7 +1,7 @@
 """The one exception family of the service.
 
 Every failure a client can cause or observe is a ``DomainError``; the HTTP
-layer maps each class to a problem+json response once (``chalicelib.http``),
+layer maps each class to a problem+json response once (``chalicelib.api.http``),
 and adapters translate vendor errors into these at their edge
 (``raise DependencyUnavailable(...) from exc``).
 

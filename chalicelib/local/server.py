@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.http import SECURITY_HEADERS, pick_request_id, problem
+from chalicelib.api.http import SECURITY_HEADERS, pick_request_id, problem
 from chalicelib.local.events import LambdaContext, api_gateway_event
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit

@@ -259,10 +259,10 @@ def test_unexpected_errors_are_logged_and_answered_without_details(
 ) -> None:
     import sys
 
-    import app
+    from chalicelib.observability import logger
 
     logged: list[BaseException | None] = []
-    monkeypatch.setattr(app.logger, "exception", lambda *a, **k: logged.append(sys.exc_info()[1]))
+    monkeypatch.setattr(logger, "exception", lambda *a, **k: logged.append(sys.exc_info()[1]))
 
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals")

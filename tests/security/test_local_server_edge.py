@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.http import SECURITY_HEADERS
+from chalicelib.api.http import SECURITY_HEADERS
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Client, LocalServer, server_env
 

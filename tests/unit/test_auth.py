@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from chalicelib.auth import authenticate, mint_token, verify_token
+from chalicelib.api.auth import authenticate, mint_token, verify_token
 from chalicelib.config import Settings
 from chalicelib.domain.errors import Forbidden, Unauthorized
 from chalicelib.domain.principal import Principal
@@ -98,7 +98,7 @@ def test_mint_token_round_trips_and_refuses_without_secret() -> None:
 
 
 def test_verified_tokens_are_cached_but_expiry_still_applies(monkeypatch) -> None:
-    import chalicelib.auth as auth
+    import chalicelib.api.auth as auth
 
     calls = {"n": 0}
     real = auth._verify

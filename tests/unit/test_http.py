@@ -6,8 +6,8 @@ import pytest
 from chalice.app import Request, Response
 
 from chalicelib.adapters.redis_cache import CircuitBreaker
+from chalicelib.api.http import parse_json_body, rewrite_chalice_error
 from chalicelib.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from chalicelib.http import parse_json_body, rewrite_chalice_error
 
 
 def _request(body: bytes, content_type: str = "application/json") -> Request:

@@ -122,7 +122,7 @@ def test_gateway_own_errors_are_problem_json() -> None:
 def test_every_gateway_response_has_every_header_the_app_sets() -> None:
     """A gateway response type defined in the template does not inherit DEFAULT_4XX/5XX's
     parameters: each must carry what the app's own answers carry (the edge middleware)."""
-    from chalicelib.http import SECURITY_HEADERS
+    from chalicelib.api.http import SECURITY_HEADERS
 
     body = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]
     responses = body["x-amazon-apigateway-gateway-responses"]

@@ -6,6 +6,7 @@ exactly the routes the Chalice app serves, so the spec cannot drift.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -191,10 +192,10 @@ _ID = {
     "schema": {"type": "string", "pattern": "^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$"},
 }
 _N = {"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
-_PAGE = [
+_PAGE = (
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
-]
+)
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -216,69 +217,121 @@ _PATCH_BODY = {
 _BATCH_BODY = {"required": True, "content": {"application/json": {"schema": _ref("BatchIn")}}}
 _DOC_BODY = {"required": True, "content": {"application/json": {"schema": _ref("DocumentIn")}}}
 
-# (method, path, summary, ok status, ok schema, parameters, request body, error statuses, auth)
-OPERATIONS: list[tuple[str, str, str, int, str | None, list[Any], Any, list[int], bool]] = [
-    ("post", "/documents", "Create a document", 201, "Document", [], _DOC_BODY,
-     [400, 401, 403, 413, 415, 422], True),
-    ("post", "/documents:batch", "Create up to 100 documents (each reported separately)", 200,
-     "BatchResult", [], _BATCH_BODY,
-     [400, 401, 403, 413, 415, 422], True),
-    ("get", "/documents", "List documents, newest first", 200, "DocumentPage",
-     [*_PAGE, {"name": "tag", "in": "query", "schema": {"type": "string"}}], None,
-     [400, 401, 403], True),
-    ("get", "/documents/{doc_id}", "Read a document", 200, "Document",
-     [_ID, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}], None,
-     [401, 403, 404], True),
-    ("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
-     [_ID, _IF_MATCH, {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
-     _DOC_BODY, [400, 401, 403, 409, 412, 413, 415, 422, 428], True),
-    ("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200, "Document",
-     [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY,
-     [400, 401, 403, 404, 409, 412, 413, 415, 422, 428], True),
-    ("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None, [_ID, _IF_MATCH],
-     None, [400, 401, 403, 404, 412], True),
-    ("post", "/documents/{doc_id}/changes", "Apply a JSON Patch or merge patch", 200,
-     "Document", [_ID, _IF_MATCH_REQUIRED], _PATCH_BODY,
-     [400, 401, 403, 404, 409, 412, 413, 415, 422, 428], True),
-    ("post", "/documents/{doc_id}/restore", "Undo a soft delete (admin)", 200, "Document",
-     [_ID], None, [401, 403, 404, 409, 410], True),
-    ("get", "/documents/{doc_id}/versions", "List versions, newest first", 200, "VersionPage",
-     [_ID, *_PAGE], None, [400, 401, 403, 404], True),
-    ("get", "/documents/{doc_id}/versions/{n}", "Read one version", 200, "VersionOut",
-     [_ID, _N], None, [400, 401, 403, 404], True),
-    ("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
-     "Document", [_ID, _N, _IF_MATCH_REQUIRED], None,
-     [400, 401, 403, 404, 412, 413, 422, 428], True),
-    ("post", "/documents/{doc_id}/content", "Start a large-content upload (presigned S3 PUT)",
-     200, "UploadTicket", [_ID, _IF_MATCH],
-     {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}},
-     [400, 401, 403, 404, 412, 413, 415, 422], True),
-    ("get", "/documents/{doc_id}/content", "Download the content: 302 to a presigned S3 GET",
-     302, None, [_ID], None, [401, 403, 404, 409], True),
-    ("head", "/documents/{doc_id}/content", "Size and SHA-256 of the content (X-Content-*)",
-     200, None, [_ID], None, [401, 403, 404, 409], True),
-    ("get", "/documents/{doc_id}/versions/{n}/content", "Download one version's content (302)",
-     302, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
-    ("head", "/documents/{doc_id}/versions/{n}/content", "Size and SHA-256 of a version's content",
-     200, None, [_ID, _N], None, [400, 401, 403, 404, 409], True),
-    ("post", "/search", "Full-text search in the caller's org", 200, "SearchResult", [],
-     {"required": True, "content": {"application/json": {"schema": _ref("SearchRequest")}}},
-     [400, 401, 403, 413, 415, 422], True),
-    ("get", "/changes", "Changes feed (resumable cursor, optional long-poll)", 200,
-     "ChangesPage",
-     [{"name": "since", "in": "query",
-       "schema": {"type": "string", "pattern": "^(|0|now|[A-Za-z0-9_-]+)$"},
-       "description": "a previous response's 'next' (or a change's 'seq') of the same org, "
-                      "'0' (from the start) or 'now'; anything else is a 400"},
-      {"name": "limit", "in": "query",
-       "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-      {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
-      {"name": "timeout", "in": "query",
-       "schema": {"type": "number", "minimum": 0, "maximum": 20}}],
-     None, [400, 401, 403, 410], True),
-    ("get", "/health", "Liveness and dependencies", 200, "Health", [], None, [503], False),
-    ("get", "/openapi.json", "This document", 200, None, [], None, [], False),
-]  # fmt: skip
+
+@dataclass(frozen=True)
+class Operation:
+    """One route in contract form."""
+
+    method: str
+    path: str
+    summary: str
+    ok: int  # the success status
+    schema: str | None = None  # the success body's component schema
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: dict[str, Any] | None = None  # the request body
+    errors: tuple[int, ...] = ()  # problem statuses (429 and 503 are added to authenticated ones)
+    auth: bool = True
+
+
+_FEED_PARAMETERS = (
+    {"name": "since", "in": "query",
+     "schema": {"type": "string", "pattern": "^(|0|now|[A-Za-z0-9_-]+)$"},
+     "description": "a previous response's 'next' (or a change's 'seq') of the same org, "
+                    "'0' (from the start) or 'now'; anything else is a 400"},
+    {"name": "limit", "in": "query",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
+    {"name": "timeout", "in": "query",
+     "schema": {"type": "number", "minimum": 0, "maximum": 20}},
+)  # fmt: skip
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+_UPLOAD_BODY = {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}}
+_SEARCH_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": _ref("SearchRequest")}},
+}
+_WRITE_ERRORS = (400, 401, 403, 413, 415, 422)
+_PATCH_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("post", "/documents", "Create a document", 201, "Document",
+              body=_DOC_BODY, errors=_WRITE_ERRORS),
+    Operation("post", "/documents:batch", "Create up to 100 documents (each reported separately)",
+              200, "BatchResult", body=_BATCH_BODY, errors=_WRITE_ERRORS),
+    Operation("get", "/documents", "List documents, newest first", 200, "DocumentPage",
+              (*_PAGE, {"name": "tag", "in": "query", "schema": {"type": "string"}}),
+              errors=(400, 401, 403)),
+    Operation("get", "/documents/{doc_id}", "Read a document", 200, "Document",
+              (_ID, _IF_NONE_MATCH), errors=(401, 403, 404)),
+    Operation("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
+              (_ID, _IF_MATCH, _IF_NONE_MATCH), _DOC_BODY,
+              (400, 401, 403, 409, 412, 413, 415, 422, 428)),
+    Operation("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200,
+              "Document", (_ID, _IF_MATCH_REQUIRED), _PATCH_BODY, _PATCH_ERRORS),
+    Operation("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None,
+              (_ID, _IF_MATCH), errors=(400, 401, 403, 404, 412)),
+    Operation("post", "/documents/{doc_id}/changes", "Apply a JSON Patch or merge patch", 200,
+              "Document", (_ID, _IF_MATCH_REQUIRED), _PATCH_BODY, _PATCH_ERRORS),
+    Operation("post", "/documents/{doc_id}/restore", "Undo a soft delete (admin)", 200,
+              "Document", (_ID,), errors=(401, 403, 404, 409, 410)),
+    Operation("get", "/documents/{doc_id}/versions", "List versions, newest first", 200,
+              "VersionPage", (_ID, *_PAGE), errors=(400, 401, 403, 404)),
+    Operation("get", "/documents/{doc_id}/versions/{n}", "Read one version", 200, "VersionOut",
+              (_ID, _N), errors=(400, 401, 403, 404)),
+    Operation("post", "/documents/{doc_id}/versions/{n}/restore", "Make version n current", 200,
+              "Document", (_ID, _N, _IF_MATCH_REQUIRED),
+              errors=(400, 401, 403, 404, 412, 413, 422, 428)),
+    Operation("post", "/documents/{doc_id}/content",
+              "Start a large-content upload (presigned S3 PUT)", 200, "UploadTicket",
+              (_ID, _IF_MATCH), _UPLOAD_BODY, (400, 401, 403, 404, 412, 413, 415, 422)),
+    Operation("get", "/documents/{doc_id}/content",
+              "Download the content: 302 to a presigned S3 GET", 302, None, (_ID,),
+              errors=(401, 403, 404, 409)),
+    Operation("head", "/documents/{doc_id}/content",
+              "Size and SHA-256 of the content (X-Content-*)", 200, None, (_ID,),
+              errors=(401, 403, 404, 409)),
+    Operation("get", "/documents/{doc_id}/versions/{n}/content",
+              "Download one version's content (302)", 302, None, (_ID, _N),
+              errors=(400, 401, 403, 404, 409)),
+    Operation("head", "/documents/{doc_id}/versions/{n}/content",
+              "Size and SHA-256 of a version's content", 200, None, (_ID, _N),
+              errors=(400, 401, 403, 404, 409)),
+    Operation("post", "/search", "Full-text search in the caller's org", 200, "SearchResult",
+              body=_SEARCH_BODY, errors=_WRITE_ERRORS),
+    Operation("get", "/changes", "Changes feed (resumable cursor, optional long-poll)", 200,
+              "ChangesPage", _FEED_PARAMETERS, errors=(400, 401, 403, 410)),
+    Operation("get", "/health", "Liveness and dependencies", 200, "Health", errors=(503,),
+              auth=False),
+    Operation("get", "/openapi.json", "This document", 200, None, auth=False),
+)  # fmt: skip
+
+
+def _operation(o: Operation) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": "OK"}
+    if o.schema is not None:
+        ok["content"] = {"application/json": {"schema": _ref(o.schema)}}
+    responses: dict[str, Any] = {str(o.ok): ok}
+    if o.path == "/documents:batch":  # some items failed: each result says which
+        responses["207"] = {**ok, "description": "Partly created"}
+    # an id that is not a valid document id is a 422 wherever one is taken
+    invalid_id = [422] if "{doc_id}" in o.path and 422 not in o.errors else []
+    for status in [*o.errors, *invalid_id, *([429, 503] if o.auth else [])]:
+        responses[str(status)] = {
+            "description": "Problem",
+            "content": {"application/problem+json": {"schema": _ref("Problem")}},
+        }
+    name = o.path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
+    op: dict[str, Any] = {
+        "summary": o.summary,
+        "parameters": list(o.parameters),
+        "responses": responses,
+        "operationId": f"{o.method}_{name}",
+    }
+    if o.body is not None:
+        op["requestBody"] = o.body
+    if not o.auth:
+        op["security"] = []
+    return op
 
 
 @lru_cache(maxsize=1)
@@ -290,33 +343,8 @@ def openapi_document() -> dict[str, Any]:
             schemas[name] = sub
         schemas[schema.get("title", model.__name__)] = schema
     paths: dict[str, Any] = {}
-    for method, path, summary, ok, schema_name, params, body, errors, auth in OPERATIONS:
-        responses: dict[str, Any] = {
-            str(ok): {"description": "OK"}
-            if schema_name is None
-            else {
-                "description": "OK",
-                "content": {"application/json": {"schema": _ref(schema_name)}},
-            }
-        }
-        if path == "/documents:batch":  # some items failed: each result says which
-            responses["207"] = {**responses[str(ok)], "description": "Partly created"}
-        # an id that is not a valid document id is a 422 wherever one is taken
-        invalid_id = [422] if "{doc_id}" in path and 422 not in errors else []
-        for status in [*errors, *invalid_id, *([429, 503] if auth else [])]:
-            responses[str(status)] = {
-                "description": "Problem",
-                "content": {"application/problem+json": {"schema": _ref("Problem")}},
-            }
-        op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": responses}
-        op["operationId"] = (
-            f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}"
-        )
-        if body is not None:
-            op["requestBody"] = body
-        if not auth:
-            op["security"] = []
-        paths.setdefault(path, {})[method] = op
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Document service", "version": "1.0.0"},

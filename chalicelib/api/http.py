@@ -229,6 +229,17 @@ def parse_json_body(
     return value
 
 
+def positive_int(raw: str, name: str) -> int:
+    """A path parameter that must be a positive integer (a version number)."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a positive integer.") from None
+    if value < 1:
+        raise BadRequest(f"{name} must be a positive integer.")
+    return value
+
+
 def json_response(
     body: str | dict[str, Any] | list[Any] | None,
     *,
