@@ -34,11 +34,11 @@ from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.idempotency import Idempotency
     from chalicelib.adapters.opensearch import OpenSearchIndex
-    from chalicelib.adapters.postgres import PostgresUnitOfWork
-    from chalicelib.adapters.rate_limit import RateLimiter
-    from chalicelib.adapters.redis_cache import RedisCache
-    from chalicelib.idempotency import Idempotency
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.redis.cache import RedisCache
+    from chalicelib.adapters.redis.rate_limit import RateLimiter
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.search import SearchService, SearchSync
 
@@ -81,7 +81,7 @@ class Container:
     def bulk_documents(self) -> DocumentService:
         """The same use cases on their own small pool (a bulkhead): batch writes
         can exhaust only these connections, never the ones single reads use."""
-        from chalicelib.adapters.postgres import PostgresUnitOfWork
+        from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
 
         self._bulk_uow = PostgresUnitOfWork(self.settings, pool_max=self.settings.db_bulk_pool_max)
         return self._documents(self._bulk_uow)
@@ -91,7 +91,7 @@ class Container:
         """None when rate limiting is off."""
         if not self.settings.rate_limit_enabled:
             return None
-        from chalicelib.adapters.rate_limit import RateLimiter
+        from chalicelib.adapters.redis.rate_limit import RateLimiter
 
         s = self.settings
         limits = {
@@ -104,8 +104,8 @@ class Container:
     @cached_property
     def idempotency(self) -> Idempotency:
         """Built on first use: only POSTs with an Idempotency-Key need it."""
-        from chalicelib.adapters.postgres_idempotency import PostgresIdempotencyRecords
-        from chalicelib.idempotency import Idempotency
+        from chalicelib.adapters.idempotency import Idempotency
+        from chalicelib.adapters.postgres.idempotency import PostgresIdempotencyRecords
 
         records = PostgresIdempotencyRecords(self.uow)
         return Idempotency(records, self.cache, self.settings.redis_key_prefix)
@@ -120,7 +120,7 @@ class Container:
     @cached_property
     def content(self) -> ContentService:
         """Large-content use cases."""
-        from chalicelib.adapters.postgres_content import PostgresStaleUploads
+        from chalicelib.adapters.postgres.content import PostgresStaleUploads
         from chalicelib.domain.content import ContentPolicy
         from chalicelib.service_layer.content import ContentService
 
@@ -148,7 +148,7 @@ class Container:
 
     @cached_property
     def outbox(self) -> Outbox:
-        from chalicelib.adapters.postgres_outbox import PostgresOutbox
+        from chalicelib.adapters.postgres.outbox import PostgresOutbox
 
         return PostgresOutbox(self.uow, self.settings.search_alias)
 
@@ -196,8 +196,9 @@ def _document_cache(settings: Settings, cache: RedisCache) -> DocumentCache:
 
 
 def build(settings: Settings | None = None) -> Container:
-    from chalicelib.adapters.postgres import PostgresCacheRepairQueue, PostgresUnitOfWork
-    from chalicelib.adapters.redis_cache import RedisCache
+    from chalicelib.adapters.postgres.cache_repair import PostgresCacheRepairQueue
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.redis.cache import RedisCache
 
     settings = settings or get_settings()
     uow = PostgresUnitOfWork(settings)

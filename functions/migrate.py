@@ -3,7 +3,7 @@
     aws lambda invoke --function-name <MigrateFunctionName> out.json
 
 Safe to invoke twice or concurrently: the runner takes an advisory lock and
-records every file it applied (see chalicelib/adapters/postgres.py:migrate).
+records every file it applied (see chalicelib/adapters/postgres/migrations.py).
 With DOCS_DB_IAM_AUTH the connection uses a fresh RDS IAM token.
 
 This is the only function that connects as the migration login (DATABASE_URL:

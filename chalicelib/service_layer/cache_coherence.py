@@ -1,7 +1,7 @@
 """Cache coherence: fence before commit, publish after commit, repair what was missed.
 
 A write never leaves a reader able to see an older version once it was
-acknowledged (docs/resilience.md; the Redis side is adapters/redis_cache.py):
+acknowledged (docs/resilience.md; the Redis side is adapters/redis/cache.py):
 
 1. **Fence.** Inside the write's transaction, before COMMIT, the cache is told
    the new version: reads then treat the entry as a miss and go to

@@ -8,7 +8,7 @@ read from PostgreSQL; because fills and write-backs are both "set if newer",
 a slow fill carrying an old version can never overwrite a newer one, so a read
 that starts after a write was acknowledged never sees an older version (as
 long as the post-commit write-back reached Redis; when Redis is unreachable
-the breaker is open and reads bypass the cache, see adapters/redis_cache.py).
+the breaker is open and reads bypass the cache, see adapters/redis/cache.py).
 """
 
 from __future__ import annotations

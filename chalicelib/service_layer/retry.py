@@ -2,7 +2,7 @@
 
 Only errors that prove nothing was committed are retried (the connection could
 not be had, or was lost before COMMIT; serialization failures; deadlocks) —
-see ``TransientDatabaseError`` in adapters/postgres.py.  Anything else, and a
+see ``TransientDatabaseError`` in adapters/postgres/uow.py.  Anything else, and a
 transient error that outlives the attempts, reaches the client as 503 with
 ``Retry-After``; a half-applied write is impossible because each write is a
 single transaction.

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.adapters.redis_cache import RedisCache
+from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.ports import CachedDocument

@@ -69,8 +69,8 @@ def test_fails_open_when_redis_is_down(settings) -> None:
 
 def test_leased_tokens_never_exceed_the_shared_bucket(settings) -> None:
     """Two processes (two limiters) leasing from one bucket: total allowed == burst."""
-    from chalicelib.adapters.rate_limit import RateLimiter
-    from chalicelib.adapters.redis_cache import RedisCache
+    from chalicelib.adapters.redis.cache import RedisCache
+    from chalicelib.adapters.redis.rate_limit import RateLimiter
 
     cache = RedisCache(settings)
     limits = {"reader": (0.001, 100), "writer": (0.001, 100), "admin": (0.001, 100)}

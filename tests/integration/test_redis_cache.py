@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chalicelib.adapters.redis_cache import RedisCache
+from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.ports import CachedDocument
 from chalicelib.local.services import free_port

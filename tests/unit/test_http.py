@@ -5,7 +5,7 @@ import json
 import pytest
 from chalice.app import Request, Response
 
-from chalicelib.adapters.redis_cache import CircuitBreaker
+from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.api.http import parse_json_body, rewrite_chalice_error
 from chalicelib.domain.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.redis_cache import CircuitBreaker
+from chalicelib.adapters.idempotency import Idempotency
+from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.domain.errors import BadRequest, ValidationFailed
-from chalicelib.idempotency import Idempotency
 from tests.unit.fakes import FakeIdempotencyRecords, FakeRedis
 
 

@@ -17,7 +17,8 @@ from psycopg.types.json import Jsonb
 from chalicelib.domain.ports import StaleUpload, Upload
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres import PostgresTransaction, PostgresUnitOfWork
+    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
 
 _COLUMNS = (
     "org, upload_id, doc_id, key, content_type, sha256, size, filename, max_bytes, actor, "

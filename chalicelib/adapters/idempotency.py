@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol, TypeVar, cast
 
 import redis
 from aws_lambda_powertools.utilities.idempotency import (
@@ -40,12 +40,15 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
     RedisCachePersistenceLayer,
+    RedisClientProtocol,
 )
 
 from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable, ValidationFailed
 from chalicelib.domain.ports import IdempotencyRecord, IdempotencyRecords
 
 Result = dict[str, Any]
+A = TypeVar("A")
+R = TypeVar("R")
 TTL_S = 24 * 3600
 _REDIS_ERRORS = (redis.RedisError, OSError)
 # the org of the request ``Idempotency.run`` is wrapping (never a default: a
@@ -125,14 +128,38 @@ class RedisPersistenceLayer(RedisCachePersistenceLayer):
         self.client.set(name=data_record.idempotency_key, value=self._json_serializer(item), ex=ttl)
 
 
-class FallbackPersistenceLayer(BasePersistenceLayer):
-    """Redis first; PostgreSQL while the cache breaker says Redis is out."""
+class Breaker(Protocol):
+    def allow(self) -> bool: ...
 
-    def __init__(self, primary: BasePersistenceLayer, fallback: BasePersistenceLayer, cache: Any):
+    def success(self) -> None: ...
+
+    def failure(self) -> None: ...
+
+
+class SharedRedis(Protocol):
+    """The Redis connection the cache owns (adapters/redis/cache.py): its client, and
+    its breaker, the one source of truth on whether Redis is up."""
+
+    @property
+    def client(self) -> redis.Redis[bytes]: ...
+
+    @property
+    def enabled(self) -> bool: ...
+
+    @property
+    def breaker(self) -> Breaker: ...
+
+
+class FallbackPersistenceLayer(BasePersistenceLayer):
+    """Redis first; the records port (PostgreSQL) while the breaker says Redis is out."""
+
+    def __init__(
+        self, primary: BasePersistenceLayer, fallback: BasePersistenceLayer, redis: SharedRedis
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.primary = primary
         self.fallback = fallback
-        self.cache = cache  # the RedisCache: its breaker is the one source of truth on Redis
+        self.redis = redis
 
     def configure(
         self,
@@ -144,25 +171,24 @@ class FallbackPersistenceLayer(BasePersistenceLayer):
         self.primary.configure(config, function_name, key_prefix)
         self.fallback.configure(config, function_name, key_prefix)
 
-    def _call(self, method: str, arg: Any) -> Any:
-        breaker = self.cache.breaker
-        if self.cache.enabled and breaker.allow():
+    def _call(self, primary: Callable[[A], R], fallback: Callable[[A], R], arg: A) -> R:
+        breaker = self.redis.breaker
+        if self.redis.enabled and breaker.allow():
             try:
-                result = getattr(self.primary, method)(arg)
+                result = primary(arg)
             except _REDIS_ERRORS:
                 breaker.failure()
             else:
                 breaker.success()
                 return result
-        return getattr(self.fallback, method)(arg)
+        return fallback(arg)
 
     def _get_record(self, idempotency_key: str) -> DataRecord:
         try:
-            record: DataRecord = self._call("_get_record", idempotency_key)
+            return self._call(self.primary._get_record, self.fallback._get_record, idempotency_key)
         except IdempotencyItemNotFoundError:
             # the first attempt may have been recorded while Redis was out
-            record = self.fallback._get_record(idempotency_key)
-        return record
+            return self.fallback._get_record(idempotency_key)
 
     def _put_record(self, data_record: DataRecord) -> None:
         try:  # a record written to PostgreSQL during an outage still counts
@@ -171,13 +197,13 @@ class FallbackPersistenceLayer(BasePersistenceLayer):
             existing = None
         if existing is not None and not existing.is_expired:
             raise IdempotencyItemAlreadyExistsError
-        self._call("_put_record", data_record)
+        self._call(self.primary._put_record, self.fallback._put_record, data_record)
 
     def _update_record(self, data_record: DataRecord) -> None:
-        self._call("_update_record", data_record)
+        self._call(self.primary._update_record, self.fallback._update_record, data_record)
 
     def _delete_record(self, data_record: DataRecord) -> None:
-        self._call("_delete_record", data_record)
+        self._call(self.primary._delete_record, self.fallback._delete_record, data_record)
 
 
 def _mark_replay(response: Any, record: DataRecord) -> Any:
@@ -201,9 +227,11 @@ def _run(request: dict[str, Any], action: Callable[[], Result]) -> Result:
 class Idempotency:
     """Wraps a write so that retries with the same ``Idempotency-Key`` are safe."""
 
-    def __init__(self, records: IdempotencyRecords, cache: Any, key_prefix: str) -> None:
-        primary = RedisPersistenceLayer(client=cache.client)
-        store = FallbackPersistenceLayer(primary, RecordsPersistenceLayer(records), cache)
+    def __init__(self, records: IdempotencyRecords, redis: SharedRedis, key_prefix: str) -> None:
+        # the same client, seen through Powertools' protocol (types-redis's stubs
+        # of the client type memoryview keys differently)
+        primary = RedisPersistenceLayer(client=cast(RedisClientProtocol, redis.client))
+        store = FallbackPersistenceLayer(primary, RecordsPersistenceLayer(records), redis)
         self._idempotent = idempotent_function(
             _run,
             data_keyword_argument="request",

@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 
+from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.domain.keys import join_key
 from chalicelib.observability import count
 
@@ -81,7 +82,7 @@ class _Lease:
 class RateLimiter:
     def __init__(
         self,
-        cache: Any,
+        cache: RedisCache,
         limits: dict[str, tuple[float, int]],
         prefix: str,
         *,

@@ -45,13 +45,13 @@ probe through after a cool-down to close again by itself.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
 
+from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import CachedDocument, DirtyKey
@@ -84,40 +84,6 @@ else
 end
 return 1
 """
-
-
-class CircuitBreaker:
-    """Consecutive-failure breaker: closed → open (after N) → half-open (after reset_s)."""
-
-    def __init__(self, threshold: int, reset_s: float, clock: Callable[[], float] = time.monotonic):
-        self.threshold = threshold
-        self.reset_s = reset_s
-        self._clock = clock
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def state(self) -> str:
-        if self._opened_at is None:
-            return "closed"
-        if self._clock() - self._opened_at >= self.reset_s:
-            return "half-open"
-        return "open"
-
-    def allow(self) -> bool:
-        return self.state != "open"
-
-    def success(self) -> None:
-        with self._lock:
-            self._failures = 0
-            self._opened_at = None
-
-    def failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            if self._failures >= self.threshold or self._opened_at is not None:
-                self._opened_at = self._clock()
 
 
 class RedisCache:

@@ -30,16 +30,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import class_row
 
-from chalicelib.adapters.postgres import PostgresTransaction, PostgresUnitOfWork, tenant
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import DocumentState, FeedRow, OutboxRow, OutboxStats
 from chalicelib.domain.search import FeedCursor
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
 
 _LOCK_SPACE = 0x73796E63  # "sync": advisory lock keys are hashed into their own space
 _REINDEX_LOCK = 0x72656978  # "reix"
@@ -51,6 +54,11 @@ _DOC_STATE = (
     "ORDER BY t.version DESC LIMIT 1) AS content_text FROM documents d "
     "WHERE d.org = %s AND d.id = ANY(%s)"
 )
+
+
+def tenant(conn: psycopg.Connection[Any], org: str) -> None:
+    """Scope the rest of a ``maintenance`` transaction to ``org`` (until changed)."""
+    conn.execute("SELECT set_config('app.org', %s, true)", (org,))
 
 
 @dataclass

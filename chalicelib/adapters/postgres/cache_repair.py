@@ -1,0 +1,54 @@
+"""The cache repair queue (``cache_dirty``): documents whose cache entries a writer
+could not fence.  Marked in the write's own transaction (``tx.cache_dirty``);
+read and cleared across orgs by the repair (ids and versions only, through the
+``docs_cache_dirty*`` SECURITY DEFINER functions)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from psycopg.rows import class_row
+
+from chalicelib.domain.ports import DirtyKey
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+
+
+class PostgresCacheDirty:
+    """Implements ``CacheDirtyMarks``: the repair queue, written in the write's transaction."""
+
+    def __init__(self, tx: PostgresTransaction) -> None:
+        self.tx = tx
+
+    def mark(self, doc_id: str, version: int) -> None:
+        self.tx.conn.execute(
+            "INSERT INTO cache_dirty (org, doc_id, version) VALUES (%s, %s, %s) "
+            "ON CONFLICT (org, doc_id) DO UPDATE SET version = GREATEST(cache_dirty.version, "
+            "EXCLUDED.version), created_at = now()",
+            (self.tx.org, doc_id, version),
+        )
+
+
+class PostgresCacheRepairQueue:
+    """Implements ``CacheRepairQueue``: the documents whose cache entries writers
+    could not fence, across orgs (ids and versions only, through the
+    ``docs_cache_dirty*`` SECURITY DEFINER functions)."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    def pending(self, limit: int) -> list[DirtyKey]:
+        with self.uow.maintenance() as conn:
+            cur = conn.cursor(row_factory=class_row(DirtyKey))
+            return cur.execute(
+                "SELECT org, doc_id, version FROM docs_cache_dirty(%s)", (limit,)
+            ).fetchall()
+
+    def clear(self, items: list[DirtyKey]) -> None:
+        with self.uow.maintenance() as conn:
+            conn.execute(
+                "SELECT docs_cache_clear_dirty(%s::text[], %s::text[], %s::bigint[])",
+                ([i.org for i in items], [i.doc_id for i in items], [i.version for i in items]),
+            )

@@ -1,0 +1,241 @@
+"""The PostgreSQL unit of work: a process-wide pool, one transaction at a time.
+
+The pool connects as the runtime login (``Settings.runtime_database_url``),
+which owns nothing and may only act as ``docs_app``; row-level security is
+forced on every tenant table (docs/database-roles.md).  Cross-org maintenance
+(cache repair, the search sync, upload expiry) runs as ``docs_app`` too,
+through ``SECURITY DEFINER`` functions that return ids and versions only
+(``maintenance``); content is then read under the row's org.
+
+RDS Proxy friendly: the pool is created once per execution environment and
+reused across invocations; server-side prepared statements are off
+(``prepare_threshold=None``); nothing is set on the session: the tenant, the
+``docs_app`` role (so row-level security applies) and the statement timeout
+are all set with ``set_config(..., true)``, i.e. ``SET LOCAL``, and vanish at
+commit.  With ``DOCS_DB_IAM_AUTH`` each new connection gets a fresh IAM token.
+
+Vendor errors are mapped here, once: connection-level failures become
+``DependencyUnavailable`` (503 + Retry-After), never a 500.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import class_row, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from chalicelib.adapters.postgres.documents import DOC_COLUMNS
+from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_begin
+from chalicelib.config import Settings
+from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
+from chalicelib.domain.model import Document
+
+_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+_ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+
+
+class PostgresUnitOfWork:
+    """Owns the pool; hands out one tenant-scoped transaction at a time."""
+
+    IDLE_CHECK_S = 5.0
+
+    def __init__(self, settings: Settings, *, pool_max: int | None = None) -> None:
+        self.settings = settings
+        self._pool_max = pool_max or settings.db_pool_max
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
+        self._lock = threading.Lock()
+        self._returned_at: dict[int, float] = {}
+        # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
+        self._notify = settings.search_nudge == "notify"
+
+    # -- connection management ------------------------------------------------
+    def _connect_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            # transactions are explicit (see ``transaction``): BEGIN travels
+            # with the tenant settings instead of costing its own round trip
+            "autocommit": True,
+            "prepare_threshold": None,
+            "row_factory": dict_row,
+            "connect_timeout": max(1, round(self.settings.db_connect_timeout_s)),
+            "application_name": "docs-service",
+        }
+        if self.settings.db_sslmode:
+            kwargs["sslmode"] = self.settings.db_sslmode
+        if self.settings.db_iam_auth:
+            kwargs["password"] = self.iam_token()
+            kwargs.setdefault("sslmode", "require")
+        return kwargs
+
+    def iam_token(self, conninfo: str | None = None) -> str:
+        """A 15-minute RDS IAM auth token for the user of ``conninfo`` (default:
+        the runtime login) (boto3, lazily imported)."""
+        import boto3  # lazy: only IAM-auth deployments pay for it
+
+        params = conninfo_to_dict(conninfo or self.settings.runtime_database_url)
+        client = boto3.client("rds", region_name=self.settings.aws_region)
+        return str(
+            client.generate_db_auth_token(
+                DBHostname=str(params.get("host") or ""),
+                Port=int(params.get("port") or 5432),
+                DBUsername=str(params.get("user") or ""),
+                Region=self.settings.aws_region,
+            )
+        )
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[dict[str, Any]]]:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ConnectionPool(
+                        self.settings.runtime_database_url,
+                        kwargs=self._connect_kwargs,  # type: ignore[arg-type]
+                        min_size=min(self.settings.db_pool_min, self._pool_max),
+                        max_size=self._pool_max,
+                        timeout=self.settings.db_connect_timeout_s,
+                        reconnect_timeout=30.0,
+                        open=True,
+                        name="docs",
+                        check=self._check_if_idle,
+                    )
+        return self._pool
+
+    @contextmanager
+    def _checkout(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection, stamped with its last use when it goes back.
+
+        (Stamping here rather than in a pool ``reset`` hook keeps the return
+        inline: with a reset hook psycopg_pool hands every returned connection
+        to a worker thread, and the next checkout waits for it.)
+        """
+        with self.pool.connection() as conn:
+            try:
+                yield conn
+            finally:
+                self._returned_at[id(conn)] = time.monotonic()
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        """Pool ``check`` hook: ping only connections idle for a while.
+
+        A connection used a moment ago is almost surely alive, and pinging it
+        on every checkout would cost a round trip per request; one that sat
+        idle (a frozen Lambda environment, a proxy idle timeout) is pinged, and
+        the pool replaces it if the ping fails.
+        """
+        idle_since = self._returned_at.get(id(conn))
+        if idle_since is None or time.monotonic() - idle_since > self.IDLE_CHECK_S:
+            ConnectionPool.check_connection(conn)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- units of work -----------------------------------------------------------
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            with self._checkout() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise DependencyUnavailable(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+
+    def _begin(self, org: str, prefetch: str | None) -> sql.Composed:
+        """BEGIN, the transaction-local settings and (optionally) the first read,
+        as one simple-protocol query: one round trip.  Values are quoted literals."""
+        notify = ", set_config('docs.notify', 'on', true)" if self._notify else ""
+        begin = sql.SQL(
+            "BEGIN; SELECT set_config('role', 'docs_app', true), "
+            "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)" + notify
+        ).format(sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms)))
+        if prefetch is None:
+            return begin
+        select = sql.SQL(f"; SELECT {DOC_COLUMNS} FROM documents WHERE org = {{}} AND id = {{}}")
+        return sql.Composed([begin, select.format(sql.Literal(org), sql.Literal(prefetch))])
+
+    @contextmanager
+    def transaction(
+        self, org: str, *, prefetch: str | None = None
+    ) -> Iterator[PostgresTransaction]:
+        """One tenant-scoped transaction; classifies failures for the retry policy.
+
+        ``prefetch`` names a document the caller will read first: it travels
+        with BEGIN.  Failures that prove nothing was committed become
+        ``TransientDatabaseError`` (retried); a connection lost *during* COMMIT
+        has an unknown outcome and is a plain 503, never retried blindly.
+        """
+        body_done = False
+        tx: PostgresTransaction | None = None
+        try:
+            with self._checkout() as conn:
+                cur = conn.cursor(row_factory=class_row(Document))
+                cur.execute(self._begin(org, prefetch))
+                tx = PostgresTransaction(conn, org, lambda: self._begin(org, None))
+                if prefetch is not None:
+                    tx.prefetched[prefetch] = after_begin(cur)
+                try:
+                    yield tx
+                except BaseException:
+                    if not conn.broken and not tx.committed:
+                        conn.execute("ROLLBACK")
+                    raise
+                body_done = True
+                if not tx.committed:
+                    conn.execute("COMMIT")
+        except _ROLLED_BACK as exc:
+            raise TransientDatabaseError("The database asked us to retry.") from exc
+        except psycopg.errors.QueryCanceled as exc:
+            raise DependencyUnavailable("The database is overloaded; retry shortly.") from exc
+        except _UNAVAILABLE as exc:
+            if body_done or (tx is not None and tx.committing):
+                raise DependencyUnavailable(
+                    "The database connection was lost while committing; read before retrying.",
+                    retry_after_s=2,
+                ) from exc
+            raise TransientDatabaseError(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+
+    def read_document(self, org: str, doc_id: str) -> Document | None:
+        """A point read in one round trip (BEGIN, settings, SELECT, COMMIT together)."""
+        query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
+        try:
+            with self._checkout() as conn:
+                return after_begin(conn.cursor(row_factory=class_row(Document)).execute(query))
+        except _UNAVAILABLE as exc:  # a read is always safe to retry
+            raise TransientDatabaseError(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+
+    @contextmanager
+    def maintenance(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A transaction as ``docs_app`` with no org set: it sees no tenant row.
+
+        Cross-org maintenance goes through the ``docs_*`` SECURITY DEFINER
+        functions (ids, versions, status; never content); to read content the
+        caller sets the row's org with ``tenant`` first.  BEGIN and the role
+        travel together (one round trip)."""
+        with self.connection() as conn:
+            conn.execute("BEGIN; SELECT set_config('role', 'docs_app', true)")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.broken:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def ping(self) -> None:
+        with self.connection() as conn:
+            conn.execute("SELECT 1").fetchone()
+            conn.rollback()
