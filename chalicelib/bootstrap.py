@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
     from chalicelib.service_layer.content import ContentService
-    from chalicelib.service_layer.search import SearchService, SearchSync
+    from chalicelib.service_layer.search import SearchService
+    from chalicelib.service_layer.search_sync import SearchSync
 
 
 class Container:
@@ -121,7 +122,7 @@ class Container:
     def content(self) -> ContentService:
         """Large-content use cases."""
         from chalicelib.adapters.postgres.content import PostgresStaleUploads
-        from chalicelib.domain.content import ContentPolicy
+        from chalicelib.domain.content.policy import ContentPolicy
         from chalicelib.service_layer.content import ContentService
 
         s = self.settings
@@ -163,7 +164,7 @@ class Container:
     @cached_property
     def search_sync(self) -> SearchSync:
         """The outbox consumer (functions/sync_search.py, the local sync loop)."""
-        from chalicelib.service_layer.search import SearchSync
+        from chalicelib.service_layer.search_sync import SearchSync
 
         s = self.settings
         index: SearchIndex = self.search_index

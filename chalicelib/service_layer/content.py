@@ -2,7 +2,7 @@
 
 The bytes never pass through a Lambda's memory: the API hands out presigned
 URLs, and the S3-triggered processor streams each object once (size, SHA-256,
-sniffing, text extraction; see domain/content.py).
+sniffing, text extraction; see domain/content/).
 
 Ordering and duplicates.  Each upload has an id (a ULID) recorded in
 ``content_uploads`` and in the document's ``content`` when it starts; the
@@ -24,13 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.content import (
-    ContentKey,
+from chalicelib.domain.content.inspect import Inspection, Inspector
+from chalicelib.domain.content.keys import ContentKey, parse_content_key
+from chalicelib.domain.content.policy import (
     ContentPolicy,
-    Inspection,
-    Inspector,
     content_disposition,
-    parse_content_key,
     parse_upload_request,
     sha256_b64,
 )

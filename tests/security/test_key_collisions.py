@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.adapters.redis.rate_limit import RateLimiter
-from chalicelib.domain.content import ContentKey, parse_content_key
+from chalicelib.domain.content.keys import ContentKey, parse_content_key
 from chalicelib.domain.keys import join_key, split_key
 from tests.conftest import Invoker, make_token
 

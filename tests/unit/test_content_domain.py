@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain.content import (
-    ContentKey,
+from chalicelib.domain.content.inspect import Inspector, effective_type, sniff
+from chalicelib.domain.content.keys import ContentKey, parse_content_key
+from chalicelib.domain.content.policy import (
     ContentPolicy,
-    Inspector,
     content_disposition,
-    effective_type,
     normalize_sha256,
-    parse_content_key,
     parse_upload_request,
-    sniff,
 )
 from chalicelib.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from chalicelib.domain.model import new_id

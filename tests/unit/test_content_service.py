@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.content import ContentKey, ContentPolicy
+from chalicelib.domain.content.keys import ContentKey
+from chalicelib.domain.content.policy import ContentPolicy
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.ports import StaleUpload

@@ -8,7 +8,8 @@ from chalicelib.domain.errors import BadRequest, Forbidden, SearchUnavailable
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.search import SearchService, SearchSync
+from chalicelib.service_layer.search import SearchService
+from chalicelib.service_layer.search_sync import SearchSync
 from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))

@@ -12,7 +12,7 @@ from chalicelib.domain.ports import ItemResult
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import index_id
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.search import SearchSync
+from chalicelib.service_layer.search_sync import SearchSync
 from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))

@@ -333,7 +333,7 @@ def test_search_parameters_accept_a_domain_and_reject_plain_http() -> None:
 def test_sync_lag_is_alarmed_on_the_metric_the_sweep_emits() -> None:
     template = _template()
     alarm = template["Resources"]["SearchSyncLagAlarm"]["Properties"]
-    source = (ROOT / "chalicelib" / "service_layer" / "search.py").read_text()
+    source = (ROOT / "chalicelib" / "service_layer" / "search_sync.py").read_text()
     assert f'milliseconds("{alarm["MetricName"]}"' in source
     # Powertools EMF: namespace and the "service" dimension come from the emitter's env
     sweep_env = _env(template, "SearchSweepFunction")
