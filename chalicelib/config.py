@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCS_", extra="ignore")
@@ -89,14 +91,7 @@ class Settings(BaseSettings):
     content_max_bytes: int = 5 * 1024**3
     content_upload_expiry_s: int = Field(default=900, ge=60, le=900)
     content_download_expiry_s: int = Field(default=60, ge=1, le=3600)
-    content_allowed_types: tuple[str, ...] = (
-        "text/plain",
-        "text/markdown",
-        "text/csv",
-        "text/html",
-        "application/json",
-        "application/pdf",
-    )
+    content_allowed_types: tuple[str, ...] = DEFAULT_ALLOWED_TYPES
     content_text_max_chars: int = 1_000_000  # extracted text kept for search
     content_pdf_spool_max_bytes: int = 256 * 1024**2  # PDFs are spooled to /tmp to parse
     content_chunk_bytes: int = 1024 * 1024

@@ -18,6 +18,7 @@ processing is idempotent (see service_layer/content.py).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -42,34 +43,32 @@ class ObjectCreated:
     version_id: str | None = None
 
 
-def _from_s3_record(record: dict[str, Any]) -> ObjectCreated | None:
-    if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
-        return None
-    s3 = record.get("s3") or {}
-    obj = s3.get("object") or {}
+def _created(
+    where: dict[str, Any], *, version_field: str, decode: Callable[[str], str]
+) -> ObjectCreated | None:
+    """The object named by a notification's ``bucket`` and ``object`` members."""
+    obj = where.get("object") or {}
     if "key" not in obj:
         return None
     return ObjectCreated(
-        bucket=str((s3.get("bucket") or {}).get("name", "")),
-        key=unquote_plus(str(obj["key"])),
+        bucket=str((where.get("bucket") or {}).get("name", "")),
+        key=decode(str(obj["key"])),
         size=obj.get("size"),
-        version_id=obj.get("versionId") or None,
+        version_id=obj.get(version_field) or None,
     )
+
+
+def _from_s3_record(record: dict[str, Any]) -> ObjectCreated | None:
+    if not str(record.get("eventName", "")).startswith("ObjectCreated:"):
+        return None
+    return _created(record.get("s3") or {}, version_field="versionId", decode=unquote_plus)
 
 
 def _from_eventbridge(event: dict[str, Any]) -> ObjectCreated | None:
     if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
         return None
-    detail = event.get("detail") or {}
-    obj = detail.get("object") or {}
-    if "key" not in obj:
-        return None
-    return ObjectCreated(
-        bucket=str((detail.get("bucket") or {}).get("name", "")),
-        key=str(obj["key"]),  # EventBridge keys are not URL-encoded
-        size=obj.get("size"),
-        version_id=obj.get("version-id") or None,
-    )
+    # EventBridge keys are not URL-encoded
+    return _created(event.get("detail") or {}, version_field="version-id", decode=str)
 
 
 def objects_in(payload: Any) -> list[ObjectCreated]:

@@ -166,7 +166,7 @@ class FallbackPersistenceLayer(BasePersistenceLayer):
         config: IdempotencyConfig,
         function_name: str | None = None,
         key_prefix: str | None = None,
-    ) -> None:  # type: ignore[override]
+    ) -> None:
         super().configure(config, function_name, key_prefix)
         self.primary.configure(config, function_name, key_prefix)
         self.fallback.configure(config, function_name, key_prefix)

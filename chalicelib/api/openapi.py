@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.model import DocumentIn
+from chalicelib.domain.model import ID_REGEX, ID_SCHEMA_PATTERN, DocumentIn
 from chalicelib.domain.search import SearchRequest
 
 
@@ -50,7 +50,7 @@ class UploadTicket(BaseModel):
 class DocumentOut(BaseModel):
     model_config = ConfigDict(title="Document")
 
-    id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    id: str = Field(pattern=f"^{ID_REGEX}$")
     org: str
     title: str
     body: Any = None
@@ -189,7 +189,7 @@ _ID = {
     "in": "path",
     "required": True,
     # the whole value (no trailing newline), and not the dot segments "." and ".."
-    "schema": {"type": "string", "pattern": "^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$"},
+    "schema": {"type": "string", "pattern": ID_SCHEMA_PATTERN},
 }
 _N = {"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
 _PAGE = (

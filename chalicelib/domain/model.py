@@ -27,11 +27,15 @@ from chalicelib.domain.errors import (
     PreconditionRequired,
     ValidationFailed,
 )
+from chalicelib.domain.timestamps import iso_z
 
 # matched with ``fullmatch`` (``$`` would also match before a trailing newline);
 # "." and ".." are refused apart: clients normalise them out of URLs
-ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,128}")
+ID_REGEX = r"[A-Za-z0-9._-]{1,128}"
+ID_PATTERN = re.compile(ID_REGEX)
 _DOT_SEGMENTS = frozenset({".", ".."})
+# the same rule as a JSON Schema pattern (the OpenAPI document): anchored, no dot segments
+ID_SCHEMA_PATTERN = rf"^(?!\.{{1,2}}$){ID_REGEX}$"
 EDITABLE_FIELDS = ("title", "body", "tags", "metadata")
 READ_ONLY_FIELDS = (
     "id",
@@ -280,8 +284,8 @@ class Document:
             "version": self.version,
             "etag": self.etag,
             "owner": self.owner,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
+            "created_at": iso_z(self.created_at),
+            "updated_at": iso_z(self.updated_at),
             "content": self.content,
         }
 
@@ -289,10 +293,6 @@ class Document:
 def render(doc: Document) -> str:
     """The JSON representation as sent and cached: serialized once, compact."""
     return json.dumps(doc.to_json(), separators=(",", ":"), ensure_ascii=False)
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def require_if_match(if_match: str | None, current: Document) -> None:

@@ -22,7 +22,6 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,6 +41,7 @@ from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.sealed import Sealer
+from chalicelib.domain.timestamps import iso_z
 
 
 def _json_integer(value: Any) -> Any:
@@ -128,10 +128,6 @@ def index_id(org: str, doc_id: str) -> str:
     return join_key(org, doc_id)
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) -> dict[str, Any]:
     """The OpenSearch request body for one page."""
     filters: list[dict[str, Any]] = [{"term": {"org": org}}]
@@ -143,9 +139,9 @@ def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) ->
     if f.updated_after or f.updated_before:
         bounds: dict[str, str] = {}
         if f.updated_after:
-            bounds["gt"] = _iso(f.updated_after)
+            bounds["gt"] = iso_z(f.updated_after)
         if f.updated_before:
-            bounds["lt"] = _iso(f.updated_before)
+            bounds["lt"] = iso_z(f.updated_before)
         filters.append({"range": {"updated_at": bounds}})
     must: list[dict[str, Any]] = []
     if req.q.strip():
@@ -326,8 +322,8 @@ def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
             "tags": list(row["tags"]),
             "owner": row["owner"],
             "version": row["version"],
-            "created_at": _iso(row["created_at"]),
-            "updated_at": _iso(row["updated_at"]),
+            "created_at": iso_z(row["created_at"]),
+            "updated_at": iso_z(row["updated_at"]),
         },
     )
 

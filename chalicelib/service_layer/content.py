@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from chalicelib.domain.content.inspect import Inspection, Inspector
@@ -33,7 +33,7 @@ from chalicelib.domain.content.policy import (
     sha256_b64,
 )
 from chalicelib.domain.errors import Conflict, NotFound, PreconditionFailed
-from chalicelib.domain.model import Document, if_match_satisfied, new_id, validate_id
+from chalicelib.domain.model import Document, if_match_satisfied, new_id
 from chalicelib.domain.ports import (
     BlobStore,
     Change,
@@ -44,9 +44,11 @@ from chalicelib.domain.ports import (
     Upload,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.timestamps import iso_z
 from chalicelib.observability import count, logger
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.service_layer.use_case import DocumentUseCases
 
 _FINAL_JUNK = ("rejected", "superseded", "orphaned")  # their objects are deleted
 
@@ -67,7 +69,7 @@ class UploadTicket:
             "upload_url": self.upload_url,
             "method": "PUT",
             "headers": self.headers,
-            "expires_at": self.expires_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "expires_at": iso_z(self.expires_at, "seconds"),
             "max_bytes": self.max_bytes,
             "upload_id": self.upload_id,
             "version": self.document.version,
@@ -84,7 +86,7 @@ class Download:
     content: dict[str, Any]
 
 
-class ContentService:
+class ContentService(DocumentUseCases):
     def __init__(
         self,
         uow: UnitOfWork,
@@ -100,17 +102,14 @@ class ContentService:
         chunk_bytes: int = 1024 * 1024,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.uow = uow
-        self.coherence = coherence
+        super().__init__(uow, coherence, nudge, clock)
         self.blobs = blobs
         self.stale_uploads = stale_uploads
-        self.nudge = nudge  # wakes the search sync after a commit
         self.bucket = bucket
         self.policy = policy
         self.upload_expiry = timedelta(seconds=min(upload_expiry_s, 900))
         self.download_expiry_s = download_expiry_s
         self.chunk_bytes = chunk_bytes
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     # ----------------------------------------------------------------- upload
     @retry_transient()
@@ -122,8 +121,7 @@ class ContentService:
         The key is built only from server-side values (org, id, a fresh upload
         id), so a client cannot write anywhere else in the bucket.
         """
-        who.require("writer")
-        validate_id(doc_id)
+        self._allow(who, "writer", doc_id)
         request = parse_upload_request(data, self.policy)
         upload_id = new_id()
         key = ContentKey(who.org, doc_id, upload_id).key
@@ -136,10 +134,7 @@ class ContentService:
         }
         if request.filename:
             pending["filename"] = request.filename
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = tx.documents.get(doc_id)
-            if current is None or current.deleted:
-                raise NotFound(f"Document {doc_id!r} not found.")
+        with self._open_live(who.org, doc_id) as (tx, current):
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
                     "The document has changed since that ETag; read it again and retry.",
@@ -183,12 +178,8 @@ class ContentService:
         Old versions' objects are never deleted, so their content stays
         downloadable; the S3 version id pins the exact bytes that were checked.
         """
-        who.require("reader")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            doc = tx.documents.get(doc_id)
-            if doc is None or doc.deleted:
-                raise NotFound(f"Document {doc_id!r} not found.")
+        self._allow(who, "reader", doc_id)
+        with self._open_live(who.org, doc_id) as (tx, doc):
             content = doc.content
             if version is not None:
                 record = tx.documents.get_version(doc_id, version)
@@ -302,8 +293,8 @@ class ContentService:
     ) -> str:
         """The verdict as one transaction: version + outbox + audit + text + upload rows."""
         for _ in range(5):  # optimistic: a concurrent edit of the document means try again
-            with self.uow.transaction(parsed.org, prefetch=parsed.doc_id) as tx:
-                current = tx.documents.get(parsed.doc_id)
+            doc: Document | None = None
+            with self._open(parsed.org, parsed.doc_id) as (tx, current):
                 upload = tx.uploads.get_upload(parsed.upload_id, lock=True)
                 if upload is None or upload.status != "pending":
                     return "duplicate"  # a concurrent delivery finished it first
@@ -312,30 +303,22 @@ class ContentService:
                     status = "orphaned"
                 elif (current.content or {}).get("upload_id") != upload.upload_id:
                     status = "superseded"  # a newer upload was started: it wins
-                else:
+                else:  # the verdict becomes the document's next version
                     status = content["status"]
-                if status in ("orphaned", "superseded"):
-                    tx.uploads.finish_upload(
-                        upload.upload_id,
-                        status=status,
-                        result=content,
-                        object_version=version_id,
-                        object_etag=etag,
-                    )
-                    return status
-                assert current is not None
-                doc = replace(
-                    current, version=current.version + 1, updated_at=self._clock(), content=content
-                )
-                action = "content-ready" if result.accepted else "content-rejected"
-                change = Change(action, upload.actor, upload.request_id)
-                if not tx.documents.update(doc, change, expected_version=current.version):
-                    continue
-                self._fence(tx, doc)
-                if result.accepted:
-                    tx.uploads.put_text(
-                        doc.id, doc.version, upload.upload_id, result.text, result.text_truncated
-                    )
+                    doc = replace(
+                        current, version=current.version + 1, updated_at=self._clock(),
+                        content=content,
+                    )  # fmt: skip
+                    action = "content-ready" if result.accepted else "content-rejected"
+                    change = Change(action, upload.actor, upload.request_id)
+                    if not tx.documents.update(doc, change, expected_version=current.version):
+                        continue
+                    self.coherence.fence(tx, doc)
+                    if result.accepted:
+                        tx.uploads.put_text(
+                            doc.id, doc.version, upload.upload_id, result.text,
+                            result.text_truncated,
+                        )  # fmt: skip
                 tx.uploads.finish_upload(
                     upload.upload_id,
                     status=status,
@@ -343,7 +326,8 @@ class ContentService:
                     object_version=version_id,
                     object_etag=etag,
                 )
-            self._publish(doc)
+            if doc is not None:
+                self._publish(doc)
             return status
         raise Conflict("The document kept changing while its content was recorded.")
 
@@ -384,14 +368,4 @@ class ContentService:
             raise PreconditionFailed(
                 "The document was changed concurrently; read it again and retry."
             )
-        self._fence(tx, doc)
-
-    def _fence(self, tx: Transaction, doc: Document) -> None:
-        """Before commit: no read may be served (or filled) below this version."""
         self.coherence.fence(tx, doc)
-
-    def _publish(self, doc: Document) -> None:
-        """After commit: wake the search sync, then publish to the cache."""
-        if self.nudge is not None:
-            self.nudge(doc)
-        self.coherence.publish(doc, fenced=True)

@@ -17,8 +17,8 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from chalicelib.domain import patching
 from chalicelib.domain.errors import (
@@ -41,7 +41,6 @@ from chalicelib.domain.model import (
     render,
     require_if_match,
     validate_editable,
-    validate_id,
 )
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.ports import (
@@ -54,8 +53,12 @@ from chalicelib.domain.ports import (
     VersionRecord,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.service_layer.use_case import DocumentUseCases
+
+CacheOutcome = Literal["hit", "miss", "bypass"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Rendered:
     body: str | None  # None for 304 Not Modified
     etag: str
     version: int
-    cache: str  # "hit" | "miss" | "bypass"
+    cache: CacheOutcome
 
     @property
     def not_modified(self) -> bool:
@@ -78,7 +81,7 @@ class Page:
     next_page_token: str | None
 
 
-class DocumentService:
+class DocumentService(DocumentUseCases):
     def __init__(
         self,
         uow: UnitOfWork,
@@ -90,20 +93,15 @@ class DocumentService:
         retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.uow = uow
-        self.coherence = coherence
-        self.cache = coherence.cache
-        self.nudge = nudge  # wakes the search sync after a commit
+        super().__init__(uow, coherence, nudge, clock)
         self.page_secret = page_secret
         self.limits = limits
         self.retention = retention
-        self._clock = clock or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
     def get(self, who: Principal, doc_id: str, *, if_none_match: str | None = None) -> Rendered:
-        who.require("reader")
-        validate_id(doc_id)
+        self._allow(who, "reader", doc_id)
         if if_none_match and self.coherence.before_read():
             validator = self.cache.get_etag(who.org, doc_id)
             if validator is not None and if_none_match_matches(if_none_match, validator[1]):
@@ -130,7 +128,7 @@ class DocumentService:
     @retry_transient()
     def list_documents(
         self, who: Principal, *, limit: int, page_token: str | None, tag: str | None
-    ) -> tuple[str, str]:
+    ) -> tuple[str, CacheOutcome]:
         """A page of live documents as rendered JSON, and whether it was cached."""
         who.require("reader")
         cursor = decode_token(page_token, self.page_secret)
@@ -165,14 +163,10 @@ class DocumentService:
     def list_versions(
         self, who: Principal, doc_id: str, *, limit: int, page_token: str | None
     ) -> Page:
-        who.require("reader")
-        validate_id(doc_id)
+        self._allow(who, "reader", doc_id)
         cursor = decode_token(page_token, self.page_secret)
         before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            doc = tx.documents.get(doc_id)
-            if doc is None or doc.deleted:
-                raise NotFound(f"Document {doc_id!r} not found.")
+        with self._open_live(who.org, doc_id) as (tx, doc):
             versions = tx.documents.list_versions(doc_id, limit=limit + 1, before=before)
         # versions of an earlier life of this id (deleted, then reused) are not its history;
         # they have the lowest numbers, so dropping them from the tail keeps paging right
@@ -186,12 +180,8 @@ class DocumentService:
 
     @retry_transient()
     def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
-        who.require("reader")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            doc = tx.documents.get(doc_id)
-            if doc is None or doc.deleted:
-                raise NotFound(f"Document {doc_id!r} not found.")
+        self._allow(who, "reader", doc_id)
+        with self._open_live(who.org, doc_id) as (tx, doc):
             record = tx.documents.get_version(doc_id, version)
         if record is None or record.created_at < doc.created_at:
             raise NotFound(f"Document {doc_id!r} has no version {version}.")
@@ -206,7 +196,7 @@ class DocumentService:
             "author": v.author,
             "action": v.action,
             "deleted": v.deleted,
-            "created_at": v.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "created_at": iso_z(v.created_at),
             "etag": make_etag(doc.org, doc.id, v.version),
         }
         if not summary:
@@ -258,11 +248,9 @@ class DocumentService:
         if_none_match: str | None,
     ) -> tuple[Document, bool]:
         """Create (True) or replace (False) the document at a client-chosen id."""
-        who.require("writer")
-        validate_id(doc_id)
+        self._allow(who, "writer", doc_id)
         change = validate_editable(data, self.limits)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = tx.documents.get(doc_id)
+        with self._open(who.org, doc_id) as (tx, current):
             live = current is not None and not current.deleted
             if if_none_match is not None and if_none_match.strip() == "*" and live:
                 raise PreconditionFailed(
@@ -306,10 +294,8 @@ class DocumentService:
         *,
         if_match: str | None,
     ) -> Document:
-        who.require("writer")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = self._live(tx.documents.get(doc_id), doc_id)
+        self._allow(who, "writer", doc_id)
+        with self._open_live(who.org, doc_id) as (tx, current):
             require_if_match(if_match, current)
             change = patching.apply_patch(media_type, current.editable(), patch, self.limits)
             doc = current.with_changes(change, at=self._clock())
@@ -319,10 +305,8 @@ class DocumentService:
 
     @retry_transient()
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
-        who.require("writer")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = self._live(tx.documents.get(doc_id), doc_id)
+        self._allow(who, "writer", doc_id)
+        with self._open_live(who.org, doc_id) as (tx, current):
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
                     "The document has changed since that ETag.", headers={"ETag": current.etag}
@@ -335,10 +319,8 @@ class DocumentService:
     @retry_transient()
     def restore(self, who: Principal, doc_id: str) -> Document:
         """Undo a soft delete within the retention window (admin)."""
-        who.require("admin")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = tx.documents.get(doc_id)
+        self._allow(who, "admin", doc_id)
+        with self._open(who.org, doc_id) as (tx, current):
             if current is None:
                 raise NotFound(f"Document {doc_id!r} not found.")
             if current.deleted_at is None:
@@ -356,10 +338,8 @@ class DocumentService:
         self, who: Principal, doc_id: str, version: int, *, if_match: str | None
     ) -> Document:
         """Make an old version current again, as a new version."""
-        who.require("writer")
-        validate_id(doc_id)
-        with self.uow.transaction(who.org, prefetch=doc_id) as tx:
-            current = self._live(tx.documents.get(doc_id), doc_id)
+        self._allow(who, "writer", doc_id)
+        with self._open_live(who.org, doc_id) as (tx, current):
             require_if_match(if_match, current)
             old = tx.documents.get_version(doc_id, version)
             if old is None:
@@ -433,12 +413,6 @@ class DocumentService:
                 f"for a new document once the {self.retention.days}-day restore window ends."
             )
 
-    @staticmethod
-    def _live(doc: Document | None, doc_id: str) -> Document:
-        if doc is None or doc.deleted:
-            raise NotFound(f"Document {doc_id!r} not found.")
-        return doc
-
     def _update(
         self, tx: Transaction, doc: Document, current: Document, *, action: str, who: Principal
     ) -> bool:
@@ -462,9 +436,3 @@ class DocumentService:
                 headers={"ETag": latest.etag} if latest and not latest.deleted else {},
             )
         return fenced
-
-    def _publish(self, doc: Document, *, fenced: bool = True) -> None:
-        """After commit, before answering: wake the search sync, then publish to the cache."""
-        if self.nudge is not None:
-            self.nudge(doc)
-        self.coherence.publish(doc, fenced=fenced)

@@ -21,6 +21,7 @@ from chalicelib.domain.search import (
     parse_search_request,
     shape_results,
 )
+from chalicelib.domain.timestamps import iso_z
 from chalicelib.observability import milliseconds
 
 
@@ -70,7 +71,7 @@ class SearchService:
                     "id": r.doc_id,
                     "version": r.version,
                     "deleted": r.op != "upsert",
-                    "at": r.created_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    "at": iso_z(r.created_at),
                 }
                 for r in rows
             ],

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 
 from chalicelib.local.services import free_port
 from tests.conftest import JWT_SECRET, REDIS_URL
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,17 +79,19 @@ class LocalServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while True:
+
+        def answering() -> bool:
             try:
-                if Client(self.base).request("GET", "/health").status == 200:
-                    return
+                return Client(self.base).request("GET", "/health").status == 200
             except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"local server did not start; see {self.log_path}")
-            time.sleep(0.2)
+                return False
+
+        def up_or_gone(up: bool) -> bool:
+            return up or self.proc.poll() is not None
+
+        if not poll(answering, up_or_gone, timeout_s=60, interval_s=0.2):
+            self.stop()
+            raise RuntimeError(f"local server did not start; see {self.log_path}")
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import urllib.error
 import urllib.request
 
@@ -12,6 +11,7 @@ import pytest
 
 from tests.conftest import make_token
 from tests.e2e.conftest import Client
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,13 @@ def test_presigned_upload_becomes_ready_and_downloads(server: str) -> None:
     put = urllib.request.Request(t["upload_url"], data=data, method="PUT", headers=t["headers"])
     with urllib.request.urlopen(put, timeout=30) as resp:
         assert resp.status == 200
-    deadline = time.monotonic() + 60  # a wait, not a timing assertion
-    content = None
-    while time.monotonic() < deadline:
-        content = client.request("GET", f"/documents/{doc['id']}").json()["content"]
-        if content["status"] != "pending":
-            break
-        time.sleep(0.2)
-    assert content is not None and content["status"] == "ready", content
+    content = poll(
+        lambda: client.request("GET", f"/documents/{doc['id']}").json()["content"],
+        lambda content: content["status"] != "pending",
+        timeout_s=60,
+        interval_s=0.2,
+    )
+    assert content["status"] == "ready", content
     assert content["sha256"] == hashlib.sha256(data).hexdigest()
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):

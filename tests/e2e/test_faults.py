@@ -29,18 +29,14 @@ from tests.conftest import REDIS_URL, make_token
 from tests.e2e.conftest import Client, HttpResponse, LocalServer, server_env
 from tests.e2e.history import MERGE_PATCH, Load, lost_updates, stale_reads
 from tests.faults import PrivatePostgres, PrivateRedis
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0) -> bool:
     """Poll until ``predicate`` holds (convergence with a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+    return poll(predicate, timeout_s=timeout_s)
 
 
 def _health(base: str) -> HttpResponse:

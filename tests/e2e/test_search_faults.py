@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from tests.conftest import (
     drop_database,
     drop_search_indexes,
 )
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,13 +57,13 @@ def test_consumer_killed_mid_batch_converges(settings, opensearch_url) -> None:
             [sys.executable, "-m", "chalicelib.cli", "sync"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 30  # wait for the batch to reach OpenSearch
-        while True:
+
+        def indexed() -> int:
             c.search_index.refresh()
-            if len(c.search_index.all_documents()) == 20:
-                break
-            assert time.monotonic() < deadline, "the consumer never wrote its batch"
-            time.sleep(0.1)
+            return len(c.search_index.all_documents())
+
+        # wait for the batch to reach OpenSearch
+        assert poll(indexed, lambda n: n == 20, timeout_s=30) == 20, "the batch never arrived"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         with admin_connection(c) as conn:

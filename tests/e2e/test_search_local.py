@@ -4,7 +4,6 @@ text becomes searchable; deletes disappear."""
 
 from __future__ import annotations
 
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -14,20 +13,17 @@ import pytest
 
 from tests.conftest import make_token
 from tests.e2e.conftest import Client
+from tests.polling import poll
 
 pytestmark = pytest.mark.e2e
 
 
 def _until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
     """Wait for eventual consistency (a wait with a generous bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    value = poll(check, timeout_s=timeout)
+    if not value:
+        raise AssertionError(f"timed out waiting for {what}")
+    return value
 
 
 def _hits(client: Client, q: str) -> list[str]:

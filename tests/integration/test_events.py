@@ -8,7 +8,6 @@ for the local server, so the samples, the local server and API Gateway agree.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from chalicelib.local.events import LambdaContext, api_gateway_event
 from tests.conftest import Invoker, make_token
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -204,15 +204,15 @@ def test_search_event(name: str, search_container: Any) -> None:
     assert r.status == 201, r
     search_container.search_sync.drain()
     search_container.search_index.refresh()
-    deadline = time.monotonic() + 15
-    while True:
+
+    def read() -> list[dict[str, Any]]:
         result = app.handler(_fill(name, token, None), LambdaContext.new())
         assert result["statusCode"] == SEARCH_EXPECTED[name], result["body"]
         body = json.loads(result["body"])
-        found = body["hits"] if name == "api_post_search" else body["changes"]
-        # the feed holds rows back while an older transaction of the (shared)
-        # PostgreSQL cluster is open: read it again for a while
-        if found or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        found: list[dict[str, Any]] = body["hits"] if name == "api_post_search" else body["changes"]
+        return found
+
+    # the feed holds rows back while an older transaction of the (shared)
+    # PostgreSQL cluster is open: read it again for a while
+    found = poll(read)
     assert [item["id"] for item in found] == [DOC]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.conftest import (
     post_search,
     sync_search,
 )
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -175,14 +175,14 @@ def _changes(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
     """A feed page, read again (for up to 15 s) until it holds ``expect`` changes:
     the feed rightly holds rows back while any older transaction of the
     PostgreSQL cluster is open, and the cluster is shared with other test runs."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    def read() -> dict[str, Any]:
         r = api("GET", f"/changes?{query}")
         assert r.status == 200, r
         page: dict[str, Any] = r.json()
-        if len(page["changes"]) >= expect or time.monotonic() > deadline:
-            return page
-        time.sleep(0.1)
+        return page
+
+    return poll(read, lambda page: len(page["changes"]) >= expect)
 
 
 def test_changes_feed_resumes_exactly_from_a_cursor(search_container) -> None:

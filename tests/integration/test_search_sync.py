@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -24,6 +23,7 @@ from chalicelib.domain.search import (
     search_document,
 )
 from tests.conftest import Invoker, admin_connection, make_token, post_search, sync_search
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -280,8 +280,8 @@ def test_reindex_under_concurrent_writes_equals_postgres(search_container) -> No
     for t in threads:
         t.start()
     try:
-        while max_seq() < 45:  # the writers are going before the reindex starts
-            time.sleep(0.01)
+        # the writers are going before the reindex starts
+        assert poll(max_seq, lambda seq: seq >= 45, timeout_s=60, interval_s=0.01) >= 45
         before = max_seq()
         report = c.search_sync.reindex(batch=7, drop_old_now=True)
         during = max_seq() - before

@@ -16,7 +16,6 @@ the in-memory one), through the Lambda handler.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from typing import Any
 
@@ -28,6 +27,7 @@ from chalicelib.domain.search import (
     parse_search_request,
 )
 from tests.conftest import Invoker, make_token, post_search, sync_search
+from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 
@@ -104,14 +104,14 @@ def test_another_orgs_writes_change_nothing_in_a_search(search_container) -> Non
 def _feed(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
     """One feed page, read again until it has ``expect`` changes: the feed holds
     back rows while any older transaction of the (shared) cluster is open."""
-    deadline = time.monotonic() + 15
-    while True:
+
+    def read() -> dict[str, Any]:
         r = api("GET", f"/changes?{query}")
         assert r.status == 200, r
         page: dict[str, Any] = r.json()
-        if len(page["changes"]) >= expect or time.monotonic() > deadline:
-            return page
-        time.sleep(0.1)
+        return page
+
+    return poll(read, lambda page: len(page["changes"]) >= expect)
 
 
 def _numbers(value: Any, path: str = "") -> list[tuple[str, Any]]:

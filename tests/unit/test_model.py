@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from chalicelib.domain.errors import (
@@ -9,8 +11,10 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.model import (
+    ID_SCHEMA_PATTERN,
     if_match_satisfied,
     if_none_match_matches,
+    is_valid_id,
     make_etag,
     new_id,
     parse_limit,
@@ -104,3 +108,10 @@ def test_page_tokens_are_tamper_evident() -> None:
 def test_precondition_errors_are_distinct() -> None:
     assert PreconditionRequired.status == 428
     assert PreconditionFailed.status == 412
+
+
+def test_the_openapi_id_pattern_is_the_id_rule() -> None:
+    """JSON Schema anchors a pattern to the whole value: ``fullmatch`` is its reading."""
+    for candidate in ("a", "A-b_c.d", "...", "a" * 128, ".", "..", "", "x\n", "a" * 129, "a/b"):
+        schema_says = re.fullmatch(ID_SCHEMA_PATTERN, candidate) is not None
+        assert schema_says == is_valid_id(candidate), candidate

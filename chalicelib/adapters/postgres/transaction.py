@@ -68,6 +68,6 @@ class PostgresTransaction:
         if self.begin is None:
             raise RuntimeError("this transaction is over")
         cur = psycopg.ClientCursor(self.conn, row_factory=rows)
-        read = sql.SQL(cur.mogrify(query, params))  # type: ignore[arg-type]
+        read = sql.SQL(cur.mogrify(query, params))
         cur.execute(sql.Composed([self.begin(), sql.SQL("; "), read, sql.SQL("; COMMIT")]))
         return after_begin(cur)

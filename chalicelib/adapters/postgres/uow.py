@@ -97,7 +97,7 @@ class PostgresUnitOfWork:
                 if self._pool is None:
                     self._pool = ConnectionPool(
                         self.settings.runtime_database_url,
-                        kwargs=self._connect_kwargs,  # type: ignore[arg-type]
+                        kwargs=self._connect_kwargs,
                         min_size=min(self.settings.db_pool_min, self._pool_max),
                         max_size=self._pool_max,
                         timeout=self.settings.db_connect_timeout_s,

@@ -1,0 +1,66 @@
+"""What every use case on one document shares: how it opens, and how a write ends.
+
+Opening: the caller's role first, then the id, then (after whatever the use
+case validates in between) one transaction of the caller's org in which the
+document is read together with BEGIN (one round trip).  Ending, after COMMIT
+and before the answer: the search sync is woken, then the cache gets the new
+version (service_layer/cache_coherence.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.model import Document, validate_id
+from chalicelib.domain.ports import SearchNudge, Transaction, UnitOfWork
+from chalicelib.domain.principal import Principal
+from chalicelib.service_layer.cache_coherence import CacheCoherence
+
+
+def live(doc: Document | None, doc_id: str) -> Document:
+    """The document, unless it never existed (in this org) or is deleted: 404 alike."""
+    if doc is None or doc.deleted:
+        raise NotFound(f"Document {doc_id!r} not found.")
+    return doc
+
+
+class DocumentUseCases:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        coherence: CacheCoherence,
+        nudge: SearchNudge | None,
+        clock: Callable[[], datetime] | None,
+    ) -> None:
+        self.uow = uow
+        self.coherence = coherence
+        self.cache = coherence.cache
+        self.nudge = nudge  # wakes the search sync after a commit
+        self._clock = clock or (lambda: datetime.now(UTC))  # stamps versions
+
+    @staticmethod
+    def _allow(who: Principal, role: str, doc_id: str) -> None:
+        """The caller holds ``role``, and ``doc_id`` is an id (403, then 422)."""
+        who.require(role)
+        validate_id(doc_id)
+
+    @contextmanager
+    def _open(self, org: str, doc_id: str) -> Iterator[tuple[Transaction, Document | None]]:
+        """A transaction of ``org`` and the document, read with BEGIN (deleted or not)."""
+        with self.uow.transaction(org, prefetch=doc_id) as tx:
+            yield tx, tx.documents.get(doc_id)
+
+    @contextmanager
+    def _open_live(self, org: str, doc_id: str) -> Iterator[tuple[Transaction, Document]]:
+        """``_open``, for a document that must exist and not be deleted."""
+        with self._open(org, doc_id) as (tx, doc):
+            yield tx, live(doc, doc_id)
+
+    def _publish(self, doc: Document, *, fenced: bool = True) -> None:
+        """After commit, before answering: wake the search sync, then publish to the cache."""
+        if self.nudge is not None:
+            self.nudge(doc)
+        self.coherence.publish(doc, fenced=fenced)
