@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,42 @@ def test_the_stand_in_leaves_functions_as_they_are() -> None:
     assert tracer.capture_lambda_handler(capture_response=False)(handler) is handler
     assert tracer.capture_method(capture_response=False)(handler) is handler
     tracer.put_annotation("org", "acme")
+
+
+FLUSH_PROBE = """
+import json
+from types import SimpleNamespace
+from chalicelib.observability import count, lambda_handler
+
+context = SimpleNamespace(function_name="probe", memory_limit_in_mb=128, aws_request_id="r-1",
+                          invoked_function_arn="arn:aws:lambda:us-east-1:1:function:probe")
+
+@lambda_handler
+def handler(event, context):
+    count("ProbeCount", 2)
+    return "done"
+
+assert handler({}, context) == "done"
+"""
+
+
+def test_a_handler_flushes_its_metrics_as_emf_on_every_invocation() -> None:
+    env = {**os.environ, "POWERTOOLS_METRICS_DISABLED": "false",
+           "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "Probe"}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FLUSH_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    emf = [json.loads(line) for line in out.stdout.splitlines() if '"_aws"' in line]
+    assert any(doc.get("ProbeCount") == [2.0] or doc.get("ProbeCount") == 2.0 for doc in emf), out
+
+
+def test_every_lambda_handler_in_functions_wears_the_one_decorator() -> None:
+    root = Path(__file__).resolve().parents[2] / "functions"
+    handlers = 0
+    for path in root.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("handler"):
+                handlers += 1
+                names = [d.id for d in node.decorator_list if isinstance(d, ast.Name)]
+                assert "lambda_handler" in names, f"{path.name}:{node.name}"
+    assert handlers >= 5
