@@ -35,7 +35,8 @@ def database_url(settings: Settings) -> str:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{parts.username}:{quote(token, safe='')}@{host}:{parts.port or 5432}"
     params = dict(parse_qsl(parts.query))
-    params.setdefault("sslmode", settings.db_sslmode or "require")  # IAM auth needs TLS
+    for key, value in settings.db_ssl_params().items():  # IAM auth needs TLS
+        params.setdefault(key, value)
     query = urlencode(params)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 

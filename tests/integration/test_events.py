@@ -128,7 +128,14 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
         assert invoke("DELETE", f"/documents/{DOC}", token=token).status == 204
     if name == "api_get_document_authorizer":
         invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=make_token(org="acme"))
-        container.settings = container.settings.model_copy(update={"trust_authorizer_claims": True})
+        claims = _load(name)["requestContext"]["authorizer"]["claims"]
+        container.settings = container.settings.model_copy(
+            update={  # the app pins the authorizer's issuer and audience (chalicelib/auth.py)
+                "trust_authorizer_claims": True,
+                "jwt_issuer": claims["iss"],
+                "jwt_audience": claims["aud"],
+            }
+        )
     result = app.handler(_fill(name, token, etag), LambdaContext.new())
     assert result["statusCode"] == EXPECTED[name], result["body"]
 
