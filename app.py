@@ -36,7 +36,16 @@ from chalicelib.http import (
     rewrite_chalice_error,
     server_id,
 )
-from chalicelib.observability import METRICS_ON, count, logger, metrics, tracer, tracing_disabled
+from chalicelib.observability import (
+    METRICS_ON,
+    count,
+    gauge,
+    logger,
+    metrics,
+    milliseconds,
+    tracer,
+    tracing_disabled,
+)
 from chalicelib.openapi import openapi_document
 
 app = Chalice(app_name="docs-service")
@@ -129,12 +138,20 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     headers.setdefault("Cache-Control", "no-store")
     if response.status_code >= 500:
         count("ServerErrors")
+    ms = (time.perf_counter() - started) * 1000
+    if METRICS_ON:
+        # the latency a deploy is judged by: long polls wait on purpose, so they are left out
+        query: dict[str, str] = dict(event.query_params or {})
+        if query.get("feed") != "longpoll":
+            milliseconds("RequestLatency", ms)
+        # a gauge (1 open or half-open, 0 closed) the breaker alarm reads with Maximum
+        gauge("CacheBreakerOpen", float(bootstrap.container().cache.status() == "degraded"))
     logger.debug(
         "request",
         method=event.method,
         path=event.path,
         status=response.status_code,
-        ms=round((time.perf_counter() - started) * 1000, 2),
+        ms=round(ms, 2),
     )
     return response
 

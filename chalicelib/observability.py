@@ -86,6 +86,12 @@ def milliseconds(name: str, value: float) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
+def gauge(name: str, value: float) -> None:
+    """A state sampled once per invocation (read it with Maximum/Average)."""
+    if METRICS_ON:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def lambda_handler(fn: F) -> F:
     """A Lambda entry point: request-scoped structured logging (cold start, request
     id), an X-Ray segment when tracing is on, and its EMF metrics flushed at the

@@ -29,7 +29,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chalicelib.observability import logger, tracer
+from chalicelib.observability import lambda_handler, logger
 
 SMOKE_EVENT = Path(__file__).resolve().parents[1] / "events" / "api_get_health.json"
 SUCCEEDED, FAILED = "Succeeded", "Failed"
@@ -102,8 +102,7 @@ def report(client: Any, event: dict[str, Any], status: str) -> None:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     status, outcome = FAILED, {}
     try:

@@ -74,3 +74,33 @@ def test_every_lambda_handler_in_functions_wears_the_one_decorator() -> None:
                 names = [d.id for d in node.decorator_list if isinstance(d, ast.Name)]
                 assert "lambda_handler" in names, f"{path.name}:{node.name}"
     assert handlers >= 5
+
+
+EDGE_PROBE = """
+import json, sys
+from types import SimpleNamespace
+import app
+
+event = json.load(open("events/api_get_openapi.json"))
+context = SimpleNamespace(function_name="api", memory_limit_in_mb=128, aws_request_id="r-1",
+                          invoked_function_arn="arn:aws:lambda:us-east-1:1:function:api")
+if sys.argv[1] == "longpoll":
+    event["queryStringParameters"] = {"feed": "longpoll"}
+    event["multiValueQueryStringParameters"] = {"feed": ["longpoll"]}
+assert app.handler(event, context)["statusCode"] == 200
+"""
+
+
+@pytest.mark.parametrize("kind", ["plain", "longpoll"])
+def test_every_request_records_latency_but_long_polls_and_the_breaker_gauge(kind: str) -> None:
+    env = {**os.environ, "POWERTOOLS_METRICS_DISABLED": "false",
+           "POWERTOOLS_TRACE_DISABLED": "true", "REDIS_URL": "redis://127.0.0.1:1/0"}  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", EDGE_PROBE, kind], env=env, cwd=root,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    emf = [json.loads(line) for line in out.stdout.splitlines() if '"_aws"' in line]
+    names = {
+        m["Name"] for doc in emf for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]
+    }
+    assert "CacheBreakerOpen" in names, out
+    assert ("RequestLatency" in names) is (kind == "plain"), out
