@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # Set up and run the service locally: API on 127.0.0.1:8000 plus its local stack.
-# Extra arguments go to `python -m chalicelib.cli serve` (e.g. --embedded, --port 8001).
+# Extra arguments go to `python -m devtools.cli serve` (e.g. --embedded, --port 8001).
 source "$(dirname "$0")/_venv.sh"
-exec .venv/bin/python -m chalicelib.cli serve --host 127.0.0.1 --port 8000 "$@"
+exec .venv/bin/python -m devtools.cli serve --host 127.0.0.1 --port 8000 "$@"

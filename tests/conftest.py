@@ -141,7 +141,7 @@ class Invoker:
 
     def __init__(self, token: str | None) -> None:
         import app as app_module
-        from chalicelib.local.events import LambdaContext, api_gateway_event
+        from devtools.events import LambdaContext, api_gateway_event
 
         self.app = app_module
         self.resources = tuple(app_module.app.routes)
@@ -256,7 +256,7 @@ def moto_endpoint() -> Iterator[str]:
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         os.environ.setdefault(name, value)
-    from chalicelib.local.services import start_moto
+    from devtools.services import start_moto
 
     url, stop = start_moto()
     yield url

@@ -1,4 +1,4 @@
-"""Start the local server (``python -m chalicelib.cli serve``) on a free port, black-box."""
+"""Start the local server (``python -m devtools.cli serve``) on a free port, black-box."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 from tests.conftest import JWT_SECRET, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ class Client:
 
 
 class LocalServer:
-    """``python -m chalicelib.cli serve`` on a free port, with extra environment."""
+    """``python -m devtools.cli serve`` on a free port, with extra environment."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
@@ -73,7 +73,7 @@ class LocalServer:
         self.log_path = ROOT / "var" / f"e2e-server-{self.port}.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "devtools.cli", "serve", "--port", str(self.port)],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=self._log,

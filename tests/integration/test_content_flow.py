@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from chalicelib.local.events import LambdaContext
+from devtools.events import LambdaContext
 from tests.conftest import Invoker, make_token
 from tests.content_samples import make_pdf
 
@@ -49,7 +49,7 @@ class Env:
         """Drain the queue through the Lambda handler, as the SQS event source would."""
         import boto3
 
-        from chalicelib.local.s3_stack import Poller
+        from devtools.s3_stack import Poller
 
         poller = Poller(self.endpoint, self.queue_url, handler=handler, wait_s=0)
         sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
@@ -92,7 +92,7 @@ class Env:
 @pytest.fixture
 def env(settings: Any, moto_endpoint: str) -> Iterator[Env]:
     from chalicelib import bootstrap
-    from chalicelib.local.s3_stack import ensure_resources
+    from devtools.s3_stack import ensure_resources
 
     suffix = uuid.uuid4().hex[:10]
     bucket = f"docs-t-{suffix}"

@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.adapters.postgres import migrate
 from chalicelib.config import Settings
-from chalicelib.local import services
+from devtools import services
 
 pytestmark = pytest.mark.integration
 

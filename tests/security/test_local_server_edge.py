@@ -119,7 +119,7 @@ def assert_serving(server: LocalServer) -> None:
 
 
 def test_limits_come_from_the_environment() -> None:
-    from chalicelib.local.server import Limits
+    from devtools.server import Limits
 
     assert Limits.from_env({}) == Limits()
     assert Limits() == Limits(10.0, 30.0, 10240, 10 * 1024 * 1024)

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.http import SECURITY_HEADERS, pick_request_id, problem
-from chalicelib.local.events import LambdaContext, api_gateway_event
+from devtools.events import LambdaContext, api_gateway_event
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
@@ -100,7 +100,8 @@ def _local_problem(
         instance=instance,
         headers={**SECURITY_HEADERS, "X-Request-Id": rid},
     )
-    return status, dict(response.headers), str(response.body).encode()
+    headers = {name: str(value) for name, value in response.headers.items()}
+    return status, headers, str(response.body).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -137,7 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + self.limits.header_timeout_s
         while True:
             # RFC 9112 2.2: empty lines before the request line are ignored
-            while self._buf[:1] in (b"\r", b"\n"):
+            while self._buf[:1] in (bytearray(b"\r"), bytearray(b"\n")):
                 del self._buf[:1]
             line_end = self._buf.find(b"\n")
             if line_end > limit or (line_end < 0 and len(self._buf) > limit):

@@ -156,7 +156,7 @@ class Poller:
         if not messages:
             return 0
         event = {"Records": [self._record(m, arn) for m in messages]}
-        from chalicelib.local.events import LambdaContext
+        from devtools.events import LambdaContext
 
         context = LambdaContext(
             function_name="docs-process-upload", aws_request_id=str(uuid.uuid4())

