@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.http import SECURITY_HEADERS, pick_request_id, problem
-from devtools.events import LambdaContext, api_gateway_event
+from devtools.events import api_gateway_event, invoke
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
@@ -296,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
         sys.stdout.flush()
 
     def _invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        result = self.app_module.handler(event, LambdaContext.new())
+        result = invoke(self.app_module.handler, event, "docs-api")
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[name] = ", ".join(values)

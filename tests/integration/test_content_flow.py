@@ -515,3 +515,22 @@ def test_uploads_that_never_arrive_expire_and_late_objects_are_processed(env: En
         "SELECT action FROM audit_log WHERE org = %s AND doc_id = %s ORDER BY id", env.org, never
     )
     assert [a for (a,) in history][-1] == "content-rejected"
+
+
+def test_the_local_stacks_expiry_job_calls_the_handler_as_lambda_does(env: Env) -> None:
+    """``serve``'s poller process runs this every minute (it used to call
+    ``expire_handler({}, None)``, which the logging decorator rejects)."""
+    from devtools import s3_stack
+
+    never = env.new_doc()
+    env.start(never)
+    assert s3_stack.expire_uploads_once() == {"outcomes": {}}
+    moved = env.sql(
+        "UPDATE content_uploads SET expires_at = now() - interval '2 hours' "
+        "WHERE org = %s AND doc_id = %s RETURNING doc_id",
+        env.org,
+        never,
+    )
+    assert len(moved) == 1
+    assert s3_stack.expire_uploads_once() == {"outcomes": {"rejected": 1}}
+    _rejected(env, never, "expired")
