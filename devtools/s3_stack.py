@@ -198,7 +198,11 @@ def expire_uploads_once() -> dict[str, Any]:
     return result
 
 
-def _poller_process(endpoint: str, queue_url: str, region: str, expire_every_s: float) -> None:
+def _poller_process(
+    endpoint: str, queue_url: str, region: str, expire_every_s: float, inherited: tuple[Any, ...]
+) -> None:
+    for sock in inherited:  # e.g. the HTTP listening socket: not ours to hold the port with
+        sock.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's parent coordinates shutdown
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -213,12 +217,18 @@ def _poller_process(endpoint: str, queue_url: str, region: str, expire_every_s: 
 
 
 def start(
-    endpoint: str, bucket: str, *, region: str = "us-east-1", expire_every_s: float = 60.0
+    endpoint: str,
+    bucket: str,
+    *,
+    region: str = "us-east-1",
+    expire_every_s: float = 60.0,
+    inherited: tuple[Any, ...] = (),
 ) -> Callable[[], None]:
-    """Create the resources and start the poller process; returns its stop function."""
+    """Create the resources and start the poller process (closing ``inherited``
+    sockets in it); returns its stop function."""
     queue_url = ensure_resources(endpoint, bucket, region=region)
     proc = multiprocessing.get_context("fork").Process(
-        target=_poller_process, args=(endpoint, queue_url, region, expire_every_s),
+        target=_poller_process, args=(endpoint, queue_url, region, expire_every_s, inherited),
         daemon=True, name="s3-event-poller",
     )  # fmt: skip
     proc.start()

@@ -208,6 +208,15 @@ def opensearch_url() -> Iterator[str]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def local_search_env(opensearch_url: str) -> Iterator[dict[str, str]]:
+    """One OpenSearch and alias for every local server of the run that uses the
+    run's database: a consumer writing elsewhere would be refused (devtools/sync_worker)."""
+    alias = f"e2e{uuid.uuid4().hex[:8]}-docs"
+    yield {"OPENSEARCH_URL": opensearch_url, "DOCS_SEARCH_ALIAS": alias}
+    drop_search_indexes(opensearch_url, alias)
+
+
 def drop_search_indexes(url: str, alias: str) -> None:
     from opensearchpy import OpenSearch
 

@@ -33,12 +33,15 @@ CLIENT_TIMEOUT_S = 15.0  # far above the server's 1 s timeouts; only a hang reac
 
 
 @pytest.fixture(scope="module")
-def edge_server(database_url: str, redis_prefix: str) -> Iterator[LocalServer]:
+def edge_server(
+    database_url: str, redis_prefix: str, local_search_env: dict[str, str]
+) -> Iterator[LocalServer]:
     running = LocalServer(
         server_env(
             database_url,
             REDIS_URL,
             redis_prefix,
+            **local_search_env,
             DOCS_WORKERS=str(WORKERS),
             DOCS_LOCAL_HEADER_TIMEOUT_S="1",
             DOCS_LOCAL_BODY_TIMEOUT_S="1",
