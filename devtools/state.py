@@ -61,7 +61,8 @@ def pid_alive(pid: int) -> bool:
         return True  # someone else's: alive, but then not ours to trust
     cmdline = Path(f"/proc/{pid}/cmdline")
     with contextlib.suppress(OSError):
-        return b"cli" in cmdline.read_bytes()
+        command = cmdline.read_bytes()
+        return b"devtools.cli" in command or b"chalicelib.cli" in command
     return True  # no /proc (macOS): the pid alone
 
 

@@ -363,10 +363,9 @@ class OutboxListener:
     def closed(self) -> bool:
         return self.conn.closed
 
-    def wait(self, timeout_s: float) -> None:
-        """Until a notification arrives or ``timeout_s`` passes."""
-        for _ in self.conn.notifies(timeout=timeout_s, stop_after=1):
-            pass
+    def wait(self, timeout_s: float) -> bool:
+        """Until a notification arrives (True) or ``timeout_s`` passes (False)."""
+        return any(True for _ in self.conn.notifies(timeout=timeout_s, stop_after=1))
 
     def others(self) -> list[Consumer]:
         """The other consumers registered on this database's outbox."""
