@@ -284,8 +284,13 @@ def _detach(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + DETACH_WAIT_S
     while True:
         if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
-            raise CliError("the server did not start:\n  " + "\n  ".join(tail))
+            lines = log_path.read_text(errors="replace").splitlines()
+            said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+            if said:  # it said why in one sentence
+                raise CliError(said[-1])
+            raise CliError(
+                f"the server did not start; see {rel_log}:\n  " + "\n  ".join(lines[-15:])
+            )
         mine = state.read()
         if mine is not None and mine.pid == proc.pid and _health(url):
             break

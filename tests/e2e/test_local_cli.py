@@ -61,10 +61,13 @@ def test_a_taken_port_is_one_sentence_before_anything_starts(tmp_path: Path) -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        result = run_cli("serve", "--port", str(port), env=cli_env(tmp_path / "s.json"))
+        env = cli_env(tmp_path / "s.json")
+        result = run_cli("serve", "--port", str(port), env=env)
+        detached = run_cli("serve", "--detach", "--port", str(port), env=env)
     assert_one_sentence(result, f"port {port} on 127.0.0.1 is already in use")
     assert "--port" in result.stderr
     assert "local stack" not in result.stdout  # nothing was started before the check
+    assert_one_sentence(detached, f"port {port} on 127.0.0.1 is already in use")
 
 
 def test_a_redis_url_without_a_scheme_is_one_sentence(tmp_path: Path) -> None:
