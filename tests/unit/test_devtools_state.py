@@ -17,11 +17,16 @@ from devtools import services, state
 def server_like() -> Iterator[int]:
     """A live process whose command line looks like a local server's."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "devtools.cli", "serve"]
-    )
+        [sys.executable, "-c", "import time; print(flush=True); time.sleep(60)",
+         "devtools.cli", "serve"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.readline()  # it runs with its own command line now (exec is done)
     yield proc.pid
     proc.kill()
     proc.wait()
+    proc.stdout.close()
 
 
 def _dead_pid() -> int:
