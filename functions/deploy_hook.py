@@ -24,14 +24,34 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib.observability import lambda_handler, logger
 
-SMOKE_EVENT = Path(__file__).resolve().parents[1] / "events" / "api_get_health.json"
+# GET /health as API Gateway sends it (built here: events/ is not in the Lambda bundle;
+# tests/unit/test_deploy_hook.py keeps it equal to events/api_get_health.json's essentials)
+SMOKE_EVENT: dict[str, Any] = {
+    "resource": "/health",
+    "path": "/health",
+    "httpMethod": "GET",
+    "headers": {"User-Agent": "docs-deploy-hook"},
+    "multiValueHeaders": {"User-Agent": ["docs-deploy-hook"]},
+    "queryStringParameters": None,
+    "multiValueQueryStringParameters": None,
+    "pathParameters": None,
+    "stageVariables": None,
+    "body": None,
+    "isBase64Encoded": False,
+    "requestContext": {
+        "resourcePath": "/health",
+        "httpMethod": "GET",
+        "path": "/health",
+        "requestId": "deploy-hook-smoke-test",
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": "docs-deploy-hook"},
+    },
+}
 SUCCEEDED, FAILED = "Succeeded", "Failed"
 
 
@@ -78,9 +98,10 @@ def run_migrations(client: Any, function: str) -> list[str]:
     return [str(name) for name in applied]
 
 
-def smoke_test(client: Any, version_arn: str, event_path: Path = SMOKE_EVENT) -> dict[str, Any]:
+def smoke_test(
+    client: Any, version_arn: str, event: dict[str, Any] = SMOKE_EVENT
+) -> dict[str, Any]:
     """``GET /health`` on the new version: 200 and PostgreSQL ok, else StepFailed."""
-    event = json.loads(event_path.read_text())
     answer = _invoke(client, version_arn, event)
     status = answer.get("statusCode")
     try:

@@ -15,7 +15,7 @@
   (invoked by hand or by the deploy pipeline; see docs/search.md).
 
 Locally the same ``SearchSync`` runs in a loop woken by LISTEN/NOTIFY
-(``chalicelib/local/sync_worker.py``).
+(``devtools/sync_worker.py``).
 """
 
 from __future__ import annotations

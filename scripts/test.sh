@@ -4,7 +4,7 @@
 source "$(dirname "$0")/_venv.sh"
 echo "[lint] ruff check" && .venv/bin/ruff check .
 echo "[lint] ruff format --check" && .venv/bin/ruff format --check .
-echo "[types] mypy chalicelib app.py functions" && .venv/bin/mypy chalicelib app.py functions
+echo "[types] mypy chalicelib app.py functions devtools" && .venv/bin/mypy chalicelib app.py functions devtools
 # The template: cfn-lint, SAM's own validation (offline: a region and dummy keys), checkov.
 source "$(dirname "$0")/_iac_tools.sh"
 echo "[iac] cfn-lint template.yaml" && .venv/bin/cfn-lint template.yaml

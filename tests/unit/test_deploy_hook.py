@@ -17,7 +17,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from chalicelib.local.events import LambdaContext
+from devtools.events import LambdaContext
 from functions import deploy_hook
 
 MIGRATE = "arn:aws:lambda:us-east-1:123456789012:function:docs-MigrateFunction:live"
@@ -161,3 +161,21 @@ def test_missing_configuration_is_still_reported(
     stubs.invoke(MIGRATE, {"applied": []})
     stubs.expect_report("Failed")
     assert _run()["status"] == "Failed"
+
+
+def test_the_built_in_smoke_event_matches_the_health_sample() -> None:
+    import json
+    from pathlib import Path
+
+    from functions.deploy_hook import SMOKE_EVENT
+
+    sample = json.loads(
+        (Path(__file__).resolve().parents[2] / "events" / "api_get_health.json").read_text()
+    )
+    for key in ("resource", "httpMethod", "body", "pathParameters", "queryStringParameters"):
+        assert SMOKE_EVENT[key] == sample[key], key
+    context = SMOKE_EVENT["requestContext"]
+    assert (context["resourcePath"], context["httpMethod"]) == (
+        sample["requestContext"]["resourcePath"],
+        sample["requestContext"]["httpMethod"],
+    )

@@ -544,7 +544,7 @@ def test_the_pre_traffic_hook_migrates_and_smoke_tests_the_new_version() -> None
     assert _setting(template, hook_name, "Timeout") > _setting(
         template, "MigrateFunction", "Timeout"
     )
-    smoke = json.loads(SMOKE_EVENT.read_text())
+    smoke = SMOKE_EVENT
     assert (smoke["httpMethod"], smoke["path"]) == ("GET", "/health")
 
 
