@@ -594,4 +594,4 @@ def test_the_one_command_deploy_is_documented() -> None:
         "confirm",
     ):
         assert needle in deploy, needle
-    assert "GRANT rds_iam" not in deploy  # the proxy logs in with passwords, not IAM
+    assert "GRANT rds_iam TO" not in deploy  # the proxy logs in with passwords, not IAM
