@@ -37,6 +37,20 @@ def _template() -> dict[str, Any]:
     return loaded
 
 
+def _if(value: Any, condition: str) -> tuple[Any, Any]:
+    """The two branches of ``!If [condition, created, given]`` (the data tier's choice)."""
+    assert isinstance(value, dict) and set(value) == {"If"}, value
+    name, created, given = value["If"]
+    assert name == condition, value
+    return created, given
+
+
+def _sub(value: Any) -> str:
+    """The text of a ``!Sub`` (short form, or the list form with variables)."""
+    sub = value["Sub"]
+    return sub if isinstance(sub, str) else str(sub[0])
+
+
 def test_api_routes_are_exactly_the_apps_routes() -> None:
     import app
 
@@ -77,7 +91,7 @@ def test_functions_point_at_real_handlers() -> None:
     handlers = [
         r["Properties"]["Handler"]
         for r in resources.values()
-        if r["Type"] == "AWS::Serverless::Function"
+        if r["Type"] == "AWS::Serverless::Function" and "InlineCode" not in r["Properties"]
     ]
     assert "app.handler" in handlers
     assert {
@@ -159,9 +173,12 @@ def test_functions_get_the_aws_settings() -> None:
     assert env["DOCS_DB_SSLMODE"] == "verify-full"  # the proxy's certificate is checked
     # every function connects as the runtime login; only MigrateFunction has an owner URL
     assert "DATABASE_URL" not in env
-    runtime = env["DOCS_DB_RUNTIME_URL"]["Sub"]
-    assert "${DbProxyEndpoint}" in runtime and "${DbUser}@" in runtime
-    assert env["REDIS_URL"] == {"Ref": "RedisUrl"}
+    created, given = _if(env["DOCS_DB_RUNTIME_URL"], "DatabaseOn")
+    assert "${DbUser}@${DbProxy.Endpoint}:5432/" in created["Sub"]
+    assert "${DbUser}@${DbProxyEndpoint}:5432/" in given["Sub"]
+    created, given = _if(env["REDIS_URL"], "CacheOn")
+    assert created["Sub"].startswith("rediss://")  # TLS
+    assert given == {"Ref": "RedisUrl"}
     function = template["Globals"]["Function"]
     assert function["Tracing"] == "Active"
     assert function["Architectures"] == ["arm64"]
@@ -183,18 +200,21 @@ def test_only_the_migrate_function_connects_as_the_migration_login() -> None:
     ]
     for name in functions:
         users = {
-            s["Resource"]["Sub"].rsplit("/", 1)[1]
+            _sub(s["Resource"]).rsplit("/", 1)[1]
             for s in _statements(template, name)
             if "rds-db:connect" in _actions(s)
         }
         env = _env(template, name)
         if name == "MigrateFunction":
             assert users == {"${DbMigrationUser}"}
-            assert "${DbMigrationUser}@${DbProxyEndpoint}" in env["DATABASE_URL"]["Sub"]
+            created, given = _if(env["DATABASE_URL"], "DatabaseOn")
+            assert "${DbMigrationUser}@${DbProxy.Endpoint}" in created["Sub"]
+            assert "${DbMigrationUser}@${DbProxyEndpoint}" in given["Sub"]
         else:
             assert users <= {"${DbUser}"}, name
             assert "DATABASE_URL" not in env, name
-        assert "${DbUser}@" in env["DOCS_DB_RUNTIME_URL"]["Sub"], name
+        for url in _if(env["DOCS_DB_RUNTIME_URL"], "DatabaseOn"):
+            assert "${DbUser}@" in url["Sub"], name
     params = template["Parameters"]
     assert params["DbUser"]["Default"] != params["DbMigrationUser"]["Default"]
 
@@ -309,13 +329,20 @@ def test_search_functions_reach_opensearch_signed(
 ) -> None:
     template = _template()
     env = _env(template, name)
-    assert env["OPENSEARCH_URL"] == {"Ref": "OpenSearchUrl"}
+    created, given = _if(env["OPENSEARCH_URL"], "SearchOn")
+    assert created == {"Sub": "https://${SearchDomain.DomainEndpoint}"}
+    assert given == {"Ref": "OpenSearchUrl"}
     settings = _settings_of(template, name, monkeypatch)
     assert settings.opensearch_url
     assert settings.opensearch_sigv4 is True
     assert settings.db_iam_auth is True
     es = [s for s in _statements(template, name) if any(a.startswith("es:") for a in _actions(s))]
-    assert [s["Resource"] for s in es] == [{"Sub": "${OpenSearchDomainArn}/*"}]
+    assert len(es) == 1
+    text, variables = es[0]["Resource"]["Sub"]
+    assert text == "${DomainArn}/*"
+    created, given = _if(variables["DomainArn"], "SearchOn")
+    assert given == {"Ref": "OpenSearchDomainArn"}
+    assert _sub(created).endswith(":domain/docs-${StackUid}")  # the created domain's name
     actions = _actions(es[0])
     assert {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"} <= actions
     writes = {"es:ESHttpPut", "es:ESHttpDelete"}
@@ -698,8 +725,13 @@ def test_the_app_pins_the_authorizers_issuer_and_audience(monkeypatch: pytest.Mo
     template = _template()
     env = _env(template, "ApiFunction")
     assert env["DOCS_TRUST_AUTHORIZER_CLAIMS"] == "true"
-    assert env["DOCS_JWT_ISSUER"] == {"Ref": "JwtIssuer"}
-    assert env["DOCS_JWT_AUDIENCE"] == {"Ref": "JwtAudience"}
+    created, given = _if(env["DOCS_JWT_ISSUER"], "UserPoolOn")
+    assert created == {"Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    assert given == {"Ref": "JwtIssuer"}
+    assert _if(env["DOCS_JWT_AUDIENCE"], "UserPoolOn") == (
+        {"Ref": "UserPoolClient"},
+        {"Ref": "JwtAudience"},
+    )
     import re
 
     issuer = re.compile(template["Parameters"]["JwtIssuer"]["AllowedPattern"])
