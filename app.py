@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, Request, Response
 
+from chalicelib import bootstrap
 from chalicelib.api import content, documents, ops, search
 from chalicelib.api.endpoint import request_path
 from chalicelib.api.http import (
@@ -24,7 +25,16 @@ from chalicelib.api.http import (
     request_id,
     rewrite_chalice_error,
 )
-from chalicelib.observability import METRICS_ON, count, logger, metrics, tracer, tracing_disabled
+from chalicelib.observability import (
+    METRICS_ON,
+    count,
+    gauge,
+    logger,
+    metrics,
+    milliseconds,
+    tracer,
+    tracing_disabled,
+)
 
 app = Chalice(app_name="docs-service")
 app.log.disabled = True  # Powertools logs; Chalice's own logger would double every error
@@ -45,12 +55,20 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     headers.setdefault("Cache-Control", "no-store")
     if response.status_code >= 500:
         count("ServerErrors")
+    ms = (time.perf_counter() - started) * 1000
+    if METRICS_ON:
+        # the latency a deploy is judged by: long polls wait on purpose, so they are left out
+        query: dict[str, str] = dict(event.query_params or {})
+        if query.get("feed") != "longpoll":
+            milliseconds("RequestLatency", ms)
+        # a gauge (1 open or half-open, 0 closed) the breaker alarm reads with Maximum
+        gauge("CacheBreakerOpen", float(bootstrap.container().cache.status() == "degraded"))
     logger.debug(
         "request",
         method=event.method,
         path=event.path,
         status=response.status_code,
-        ms=round((time.perf_counter() - started) * 1000, 2),
+        ms=round(ms, 2),
     )
     return response
 

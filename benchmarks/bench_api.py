@@ -5,7 +5,7 @@
 
 Each API figure invokes the Lambda handler (``app.handler(event,
 LambdaContext.new())``) with an API Gateway proxy event built by
-``chalicelib.local.events.api_gateway_event``, as Lambda would; each baseline
+``devtools.events.api_gateway_event``, as Lambda would; each baseline
 does the least work that path needs, with the raw clients:
 
 - GET hit       vs (a) one redis-py GET of the same cached payload (same key);
@@ -60,7 +60,7 @@ from chalicelib.adapters.postgres import migrate
 from chalicelib.api.auth import mint_token
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
-from chalicelib.local.events import LambdaContext, api_gateway_event
+from devtools.events import LambdaContext, api_gateway_event
 
 ADMIN_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -51,8 +51,8 @@ import redis
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
-from chalicelib.local.events import LambdaContext, api_gateway_event
-from chalicelib.local.services import free_port
+from devtools.events import LambdaContext, api_gateway_event
+from devtools.services import free_port
 from tests.conftest import (
     ADMIN_DATABASE_URL,
     JWT_SECRET,

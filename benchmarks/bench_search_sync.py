@@ -6,7 +6,7 @@ Phase 1 — lag.  Writers create documents through ``DocumentService`` at a
 steady ``--rate`` per second for ``--seconds`` (paced: write *i* is due at
 ``start + i / rate``; the achieved rate is reported).  Writes NOTIFY at commit
 (``DOCS_SEARCH_NUDGE=notify``) and the consumer runs in its own process
-(``python -m chalicelib.cli sync``, the local LISTEN/NOTIFY loop), as the
+(``python -m devtools.cli sync``, the local LISTEN/NOTIFY loop), as the
 consumer Lambda would run apart from the API.  Two lag figures:
 
 - *acknowledged*: per outbox row, ``processed_at - created_at`` (transaction
@@ -72,7 +72,7 @@ def lag_phase(settings: Settings, rate: float, seconds: float, writers: int) -> 
         "DOCS_SEARCH_ALIAS": settings.search_alias,
     }
     consumer = subprocess.Popen(
-        [sys.executable, "-m", "chalicelib.cli", "sync"],
+        [sys.executable, "-m", "devtools.cli", "sync"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(1.0)

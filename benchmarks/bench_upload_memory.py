@@ -78,7 +78,7 @@ def stream_put(url: str, headers: dict[str, str], total: int) -> int:
 
 
 def start_moto() -> tuple[str, subprocess.Popen[bytes]]:
-    from chalicelib.local.services import free_port
+    from devtools.services import free_port
 
     port = free_port()
     proc = subprocess.Popen(
@@ -109,7 +109,7 @@ def main() -> None:
     from chalicelib import bootstrap
     from chalicelib.config import Settings
     from chalicelib.domain.principal import Principal
-    from chalicelib.local.s3_stack import ensure_resources
+    from devtools.s3_stack import ensure_resources
     from tests.conftest import REDIS_URL, create_database, drop_database
 
     endpoint, moto = start_moto()

@@ -8,12 +8,20 @@ except the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``OPENSEARCH_URL``.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES
+
+# The CAs a verify-full connection to RDS Proxy (Amazon Trust Services roots: the
+# proxy presents an ACM certificate) or to RDS itself (the RDS global bundle) trusts;
+# built by scripts/rds_ca_bundle.py, shipped with the code (docs/deploy.md).
+DEFAULT_SSLROOTCERT = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
+_VERIFYING_SSLMODES = ("verify-ca", "verify-full")
 
 
 class Settings(BaseSettings):
@@ -41,6 +49,8 @@ class Settings(BaseSettings):
     # IAM auth against RDS Proxy: when set, a fresh token is generated per connection.
     db_iam_auth: bool = False
     db_sslmode: str | None = None
+    # CA bundle for sslmode verify-ca/verify-full (default: DEFAULT_SSLROOTCERT)
+    db_sslrootcert: str | None = None
     aws_region: str = Field(
         default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
@@ -83,6 +93,9 @@ class Settings(BaseSettings):
     # a token may live at most this long (exp - iat; exp - now without iat)
     jwt_max_lifetime_s: int = Field(default=24 * 3600, ge=60)
     page_token_secret: str = "local-page-token-secret"  # noqa: S105 - overridden in AWS
+    # In AWS: the ARN of a Secrets Manager secret holding page_token_secret, read at
+    # start-up (chalicelib/secrets.py); the plain DOCS_PAGE_TOKEN_SECRET is for local use.
+    page_token_secret_arn: str | None = None
     delete_retention_days: int = 30
 
     # --- Large content (S3; see docs/content.md) -------------------------------
@@ -124,6 +137,32 @@ class Settings(BaseSettings):
     # --- Fault injection (tests only; 0 in any real deployment) ---------------
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
     fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        if self.page_token_secret_arn:
+            from chalicelib.secrets import get_secret
+
+            self.page_token_secret = get_secret(self.page_token_secret_arn)
+        return self
+
+    def db_ssl_params(self) -> dict[str, str]:
+        """libpq TLS parameters: ``sslmode`` (``require`` by default with IAM auth, which
+        needs TLS) and, for the verifying modes, ``sslrootcert``, which must exist."""
+        mode = self.db_sslmode or ("require" if self.db_iam_auth else None)
+        if not mode:
+            return {}
+        params = {"sslmode": mode}
+        if mode in _VERIFYING_SSLMODES:
+            path = Path(self.db_sslrootcert or DEFAULT_SSLROOTCERT)
+            if not path.is_file():
+                raise RuntimeError(
+                    f"DOCS_DB_SSLMODE={mode} needs a CA bundle, and {path} does not exist: "
+                    "set DOCS_DB_SSLROOTCERT, or build chalicelib/certs/rds-ca-bundle.pem "
+                    "(scripts/rds_ca_bundle.py, see docs/deploy.md)."
+                )
+            params["sslrootcert"] = str(path)
+        return params
 
     @property
     def runtime_database_url(self) -> str:

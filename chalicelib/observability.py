@@ -2,29 +2,77 @@
 
 Locally the server turns tracing and EMF metrics off by default
 (POWERTOOLS_TRACE_DISABLED / POWERTOOLS_METRICS_DISABLED); in AWS they are on.
+
+With tracing off the X-Ray SDK is never imported: a Powertools ``Tracer``,
+even a disabled one, imports ``aws_xray_sdk.core`` (about 150 ms of a cold
+start), so ``tracer`` is then a stand-in whose decorators return the function
+unchanged.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar, cast
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "docs")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TracerLike(Protocol):
+    """What the code uses of Powertools' ``Tracer`` (decorators are always called
+    with keyword arguments: ``@tracer.capture_method(capture_response=False)``)."""
+
+    def capture_method(self, *, capture_response: bool | None = None) -> Callable[[F], F]: ...
+
+    def capture_lambda_handler(
+        self, *, capture_response: bool | None = None
+    ) -> Callable[[F], F]: ...
+
+    def put_annotation(self, key: str, value: str | float | bool) -> None: ...
+
+
+class _NoTracer:
+    """Tracing is off: every decorator hands the function back as it was."""
+
+    def capture_method(self, *, capture_response: bool | None = None) -> Callable[[F], F]:
+        return _identity
+
+    def capture_lambda_handler(self, *, capture_response: bool | None = None) -> Callable[[F], F]:
+        return _identity
+
+    def put_annotation(self, key: str, value: str | float | bool) -> None:
+        return None
+
+
+def _identity(fn: F) -> F:
+    return fn
+
+
+def tracing_disabled() -> bool:
+    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes")
+
+
+def _tracer() -> TracerLike:
+    if tracing_disabled():
+        return _NoTracer()
+    from aws_lambda_powertools import Tracer  # imports the X-Ray SDK
+
+    return cast(TracerLike, Tracer(service=SERVICE))
+
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = _tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DocsService"))
 
 # Powertools buffers metrics even when disabled and prints them once 100 pile
 # up, so with POWERTOOLS_METRICS_DISABLED we do not record them at all.
 METRICS_ON = not is_metrics_disabled()
-
-
-def tracing_disabled() -> bool:
-    return os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").lower() in ("1", "true", "yes")
 
 
 def count(name: str, value: float = 1) -> None:
@@ -36,3 +84,38 @@ def count(name: str, value: float = 1) -> None:
 def milliseconds(name: str, value: float) -> None:
     if METRICS_ON:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
+
+def gauge(name: str, value: float) -> None:
+    """A state sampled once per invocation (read it with Maximum/Average)."""
+    if METRICS_ON:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def lambda_handler(fn: F) -> F:
+    """A Lambda entry point: request-scoped structured logging (cold start, request
+    id), an X-Ray segment when tracing is on, and its EMF metrics flushed at the
+    end of every invocation when metrics are on.  Every handler in ``functions/``
+    wears this one decorator."""
+    wrapped: F = fn
+    if METRICS_ON:
+        wrapped = metrics.log_metrics(wrapped)  # type: ignore[assignment]
+    wrapped = tracer.capture_lambda_handler(capture_response=False)(wrapped)
+    inject: Callable[[F], F] = logger.inject_lambda_context(clear_state=True)
+    return inject(wrapped)
+
+
+@contextmanager
+def subsegment(name: str, **annotations: str | int | None) -> Iterator[None]:
+    """An X-Ray subsegment around a call to a dependency (``postgres.transaction``,
+    ``redis.get`` ...), annotated with ids, never with SQL or values.  Free when
+    tracing is off."""
+    if isinstance(tracer, _NoTracer):
+        yield
+        return
+    provider: Any = getattr(tracer, "provider")  # noqa: B009 - the Powertools Tracer's
+    with provider.in_subsegment(name) as segment:
+        for key, value in annotations.items():
+            if value is not None:
+                segment.put_annotation(key, value)
+        yield

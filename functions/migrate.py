@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib.adapters.postgres import PostgresUnitOfWork, migrate
 from chalicelib.config import Settings, get_settings
-from chalicelib.observability import logger, tracer
+from chalicelib.observability import lambda_handler, logger
 
 
 def database_url(settings: Settings) -> str:
@@ -35,13 +35,13 @@ def database_url(settings: Settings) -> str:
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = f"{parts.username}:{quote(token, safe='')}@{host}:{parts.port or 5432}"
     params = dict(parse_qsl(parts.query))
-    params.setdefault("sslmode", settings.db_sslmode or "require")  # IAM auth needs TLS
+    for key, value in settings.db_ssl_params().items():  # IAM auth needs TLS
+        params.setdefault(key, value)
     query = urlencode(params)
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     applied = migrate(database_url(settings), runtime_user=settings.runtime_user)

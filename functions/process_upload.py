@@ -32,7 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
-from chalicelib.observability import logger, tracer
+from chalicelib.observability import lambda_handler, logger
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,7 @@ def _sqs_record(record: SQSRecord) -> list[str]:
 _processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or []
     if records and all(r.get("eventSource") == "aws:sqs" for r in records):
@@ -125,8 +124,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"outcomes": outcomes}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_handler
 def expire_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled: finish uploads whose URL expired without an ObjectCreated event
     (processed now if the object is there after all, else rejected as expired)."""

@@ -15,7 +15,7 @@
   (invoked by hand or by the deploy pipeline; see docs/search.md).
 
 Locally the same ``SearchSync`` runs in a loop woken by LISTEN/NOTIFY
-(``chalicelib/local/sync_worker.py``).
+(``devtools/sync_worker.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
-from chalicelib.observability import METRICS_ON, logger, metrics, tracer
+from chalicelib.observability import lambda_handler, logger
 
 # Message group = document: a failure skips only the rest of *its* group (later
 # nudges of that document), other documents go on.  A batch whose every message
@@ -47,13 +47,7 @@ def _nudge(record: SQSRecord) -> dict[str, int]:
     return result
 
 
-def _with_metrics(fn: Any) -> Any:
-    return metrics.log_metrics(fn) if METRICS_ON else fn
-
-
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@_with_metrics
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(
         process_partial_response(
@@ -62,9 +56,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@_with_metrics
+@lambda_handler
 def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sync = bootstrap.container().search_sync
     remaining_s = context.get_remaining_time_in_millis() / 1000 if context else 60.0
@@ -77,8 +69,7 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     return result
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@lambda_handler
 def reindex_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = bootstrap.container().search_sync.reindex(
         drop_old_now=bool((event or {}).get("drop_old_now", False))

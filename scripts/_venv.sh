@@ -16,7 +16,8 @@ stamp=.venv/.requirements.sha256
 want="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing requirements into .venv" >&2
-  .venv/bin/python -m pip install --quiet --upgrade pip >&2
+  # chalice (its packaging commands) wants pip < 26.3
+  .venv/bin/python -m pip install --quiet --upgrade "pip<26.3" >&2
   .venv/bin/python -m pip install --quiet -r requirements-dev.txt >&2
   echo "$want" > "$stamp"
 fi

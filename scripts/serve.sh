@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# Set up and run the service locally: API on 127.0.0.1:8000 plus its local stack.
-# Extra arguments go to `python -m chalicelib.cli serve` (e.g. --embedded, --port 8001).
+# Set up and run the service locally: the API on 127.0.0.1:8000 plus its local stack.
+#   ./scripts/serve.sh             in the foreground (Ctrl-C stops it)
+#   ./scripts/serve.sh --detach    in the background: returns once /health answers,
+#                                  printing the URL and the log file (var/serve.log)
+#   ./scripts/serve.sh --stop      stops the server that --detach started
+# Other arguments go to `python -m devtools.cli serve` (e.g. --embedded, --port 8001).
 source "$(dirname "$0")/_venv.sh"
-exec .venv/bin/python -m chalicelib.cli serve --host 127.0.0.1 --port 8000 "$@"
+if [ "${1:-}" = "--stop" ]; then
+  exec .venv/bin/python -m devtools.cli stop
+fi
+exec .venv/bin/python -m devtools.cli serve --host 127.0.0.1 --port 8000 "$@"

@@ -4,8 +4,18 @@
 source "$(dirname "$0")/_venv.sh"
 echo "[lint] ruff check" && .venv/bin/ruff check .
 echo "[lint] ruff format --check" && .venv/bin/ruff format --check .
-echo "[types] mypy chalicelib app.py functions" && .venv/bin/mypy chalicelib app.py functions
+echo "[types] mypy chalicelib app.py functions devtools" && .venv/bin/mypy chalicelib app.py functions devtools
 echo "[layers] lint-imports" && .venv/bin/lint-imports --no-cache
+# The template: cfn-lint, SAM's own validation (offline: a region and dummy keys), checkov.
+source "$(dirname "$0")/_iac_tools.sh"
+echo "[iac] cfn-lint template.yaml" && .venv/bin/cfn-lint template.yaml
+echo "[iac] sam validate --lint" && (
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
+  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-offline}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-offline}"
+  "$(iac_tool aws-sam-cli)/bin/sam" validate --lint --template template.yaml
+)
+echo "[iac] checkov template.yaml" && "$(iac_tool checkov)/bin/checkov" -f template.yaml \
+  --framework cloudformation --quiet --compact --skip-download
 echo "[tests] pytest"
 set +e
 .venv/bin/python -m pytest "$@"

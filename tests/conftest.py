@@ -141,7 +141,7 @@ class Invoker:
 
     def __init__(self, token: str | None) -> None:
         import app as app_module
-        from chalicelib.local.events import LambdaContext, api_gateway_event
+        from devtools.events import LambdaContext, api_gateway_event
 
         self.app = app_module
         self.resources = tuple(app_module.app.routes)
@@ -208,6 +208,15 @@ def opensearch_url() -> Iterator[str]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def local_search_env(opensearch_url: str) -> Iterator[dict[str, str]]:
+    """One OpenSearch and alias for every local server of the run that uses the
+    run's database: a consumer writing elsewhere would be refused (devtools/sync_worker)."""
+    alias = f"e2e{uuid.uuid4().hex[:8]}-docs"
+    yield {"OPENSEARCH_URL": opensearch_url, "DOCS_SEARCH_ALIAS": alias}
+    drop_search_indexes(opensearch_url, alias)
+
+
 def drop_search_indexes(url: str, alias: str) -> None:
     from opensearchpy import OpenSearch
 
@@ -256,7 +265,7 @@ def moto_endpoint() -> Iterator[str]:
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ):
         os.environ.setdefault(name, value)
-    from chalicelib.local.services import start_moto
+    from devtools.services import start_moto
 
     url, stop = start_moto()
     yield url

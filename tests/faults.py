@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 
 
 def _redis_binary() -> str:

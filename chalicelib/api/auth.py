@@ -1,7 +1,8 @@
 """Who is calling: bearer JWT verification, or the API Gateway authorizer's claims.
 
 In AWS the API Gateway authorizer verifies the token and puts its claims in
-the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``); locally the
+the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``), and the app still
+holds their ``iss`` and ``aud`` (or ``client_id``) to its settings; locally the
 service verifies the token itself: HS256 with ``DOCS_JWT_SECRET``, or RS256
 through a JWKS URL (``DOCS_JWT_JWKS_URL``).  The org comes only from the
 verified claims, which are held to a strict shape (docs/security.md):
@@ -198,6 +199,34 @@ def _verify(token: str, settings: Settings) -> dict[str, Any]:
     return claims
 
 
+def _claim_values(raw: Any) -> list[str]:
+    """A claim that may hold one string or several: a list, or the authorizer's
+    stringified list ``"[a b]"``."""
+    if isinstance(raw, list):
+        return [v for v in raw if isinstance(v, str)]
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.startswith("[") and text.endswith("]"):
+            return text[1:-1].replace(",", " ").split()
+        return [text]
+    return []
+
+
+def check_authorizer_claims(claims: dict[str, Any], settings: Settings) -> None:
+    """The issuer and audience of claims the API Gateway authorizer verified.
+
+    A Cognito user-pool authorizer accepts any token of its pool(s), whatever app
+    client it was issued to; the app holds it to ``DOCS_JWT_ISSUER`` (``iss``, the
+    pool's URL) and ``DOCS_JWT_AUDIENCE`` (``aud`` of an ID token, ``client_id``
+    of an access token: the app client id), as it does for tokens it verifies itself.
+    """
+    if claims.get("iss") != settings.jwt_issuer:
+        raise Unauthorized("The token was not issued by a trusted issuer (iss).")
+    audiences = _claim_values(claims.get("aud")) or _claim_values(claims.get("client_id"))
+    if settings.jwt_audience not in audiences:
+        raise Unauthorized("The token is not meant for this API (aud).")
+
+
 def authenticate(
     headers: Mapping[str, str], context: dict[str, Any], settings: Settings, request_id: str | None
 ) -> Principal:
@@ -205,6 +234,7 @@ def authenticate(
         authorizer = context.get("authorizer") or {}
         claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims")
         if isinstance(claims, dict):
+            check_authorizer_claims(claims, settings)
             return principal_from_claims(claims, request_id, stringified=True)
     header = headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")

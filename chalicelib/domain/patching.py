@@ -13,11 +13,13 @@ build megabytes, 27 gigabytes).  So the work is bounded as well as the result:
 * at most ``Limits.max_patch_ops`` operations per patch (422 above);
 * ops are applied one at a time, each one's depth checked *before* it is
   applied (the path's depth plus the depth of the value it brings), and a
-  running estimate of the size kept (it errs upwards only); when the estimate
-  passes twice the limit the size is measured exactly, and a working copy over
-  that is a 413 at once.  An intermediate state may pass the limit (copy, then
-  remove the original), but the working copy never holds more than about four
-  times the limit (twice, plus one value being copied in);
+  running estimate of the size kept (it errs upwards only); an op that would
+  take the estimate past twice the limit has the document measured exactly,
+  and is refused (413) before it copies anything if it would still pass it.
+  An intermediate state may pass the limit (copy, then remove the original),
+  but the working copy never holds more than twice the limit;
+* the bytes all ops copy, replace or remove add up to at most 16 times the
+  limit (422 above), so the CPU a patch costs is bounded too;
 * the finished result is checked again (``validate_editable``).
 """
 
@@ -51,6 +53,9 @@ _MISSING = object()
 # how far past the size limit a patch may go on its way (copy, then remove the
 # original); the result is held to the limit itself
 _SCRATCH = 2
+# bytes one patch may copy, replace or remove in all, in document limits: bounds
+# the CPU a small patch can cost (1000 ops re-copying a large value)
+_WORK = 16
 
 
 def _pointer(pointer: Any, where: str) -> list[str]:
@@ -114,28 +119,32 @@ def _plan(operations: Any, limits: Limits) -> list[tuple[dict[str, Any], list[st
     return plan
 
 
-def _growth(doc: Any, op: dict[str, Any], path: list[str], limits: Limits) -> int:
-    """Bytes ``op`` adds to ``doc`` (an estimate that errs upwards), after refusing
-    an op that would nest the document too deep -- both before the op runs."""
+def _growth(doc: Any, op: dict[str, Any], path: list[str], limits: Limits) -> tuple[int, int]:
+    """Bytes ``op`` adds to ``doc`` (an estimate that errs upwards) and bytes it
+    touches (copies, measures), after refusing an op that would nest the document
+    too deep -- all before the op runs."""
     kind = op.get("op")
     member = len(path[-1].encode()) + 4  # "name": and a comma (array items: less)
     if kind == "remove":
-        return -_sized(_resolve(doc, path))
+        gone = _sized(_resolve(doc, path))
+        return -gone, gone
     if kind not in ("add", "replace", "copy", "move"):
-        return 0  # test
+        return 0, 0  # test
     if kind in ("copy", "move"):
         value = _resolve(doc, _pointer(op.get("from"), "from"))
     else:
         value = op.get("value", _MISSING)
     if value is _MISSING:
-        return 0  # the op itself will fail
+        return 0, 0  # the op itself will fail
     if len(path) + json_depth(value, limits.max_depth) > limits.max_depth:
         raise too_deep(limits)
     if kind == "move":
-        return member
+        return member, 0
+    size = _sized(value)
     if kind == "replace":
-        return _sized(value) - _sized(_resolve(doc, path))
-    return _sized(value) + member
+        old = _sized(_resolve(doc, path))
+        return size - old, size + old
+    return size + member, size
 
 
 def apply_json_patch(
@@ -144,13 +153,21 @@ def apply_json_patch(
     plan = _plan(operations, limits)
     doc = copy.deepcopy(current)
     size = json_size(doc)
+    cap, budget = _SCRATCH * limits.max_bytes, _WORK * limits.max_bytes
     for index, (op, path) in enumerate(plan):
-        size += _growth(doc, op, path, limits)
-        doc = _apply_one(doc, index, op)
-        if size > _SCRATCH * limits.max_bytes:
+        grow, touched = _growth(doc, op, path, limits)
+        budget -= touched
+        if budget < 0:
+            raise ValidationFailed(
+                f"This patch copies, replaces or removes more than {_WORK} times the "
+                f"{limits.max_bytes}-byte document limit in all; send the document with PUT."
+            )
+        if size + grow > cap:
             size = json_size(doc)  # the estimate only ever errs upwards: measure
-            if size > _SCRATCH * limits.max_bytes:
+            if size + grow > cap:  # refused before the op copies anything
                 raise too_large(limits)
+        doc = _apply_one(doc, index, op)
+        size += grow
     return validate_editable(doc, limits)
 
 

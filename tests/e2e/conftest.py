@@ -1,4 +1,4 @@
-"""Start the local server (``python -m chalicelib.cli serve``) on a free port, black-box."""
+"""Start the local server (``python -m devtools.cli serve``) on a free port, black-box."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 from tests.conftest import JWT_SECRET, REDIS_URL
 from tests.polling import poll
 
@@ -64,18 +64,21 @@ class Client:
 
 
 class LocalServer:
-    """``python -m chalicelib.cli serve`` on a free port, with extra environment."""
+    """``python -m devtools.cli serve`` on a free port, with extra environment and its
+    own state file (``state_file``; the CLI finds it with ``DOCS_LOCAL_STATE_FILE``)."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         (ROOT / "var").mkdir(exist_ok=True)
         self.log_path = ROOT / "var" / f"e2e-server-{self.port}.log"
+        self.state_file = ROOT / "var" / f"e2e-state-{self.port}.json"
+        self.env = {**os.environ, "DOCS_LOCAL_STATE_FILE": str(self.state_file), **env}
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "devtools.cli", "serve", "--port", str(self.port)],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -119,7 +122,7 @@ def server_env(
 
 
 @pytest.fixture(scope="session")
-def server(database_url: str, redis_prefix: str) -> Iterator[str]:
-    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix))
+def server(database_url: str, redis_prefix: str, local_search_env: dict[str, str]) -> Iterator[str]:
+    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix, **local_search_env))
     yield running.base
     running.stop()

@@ -43,11 +43,12 @@ def _health(base: str) -> HttpResponse:
     return Client(base).request("GET", "/health")
 
 
-def test_redis_killed_mid_load(database_url: str) -> None:
+def test_redis_killed_mid_load(database_url: str, local_search_env: dict[str, str]) -> None:
     cache = PrivateRedis()
     cache.start()
+    prefix = f"fr:{uuid.uuid4().hex[:6]}:"
     server = LocalServer(
-        server_env(database_url, cache.url, f"fr:{uuid.uuid4().hex[:6]}:", DOCS_BREAKER_RESET_S="1")
+        server_env(database_url, cache.url, prefix, DOCS_BREAKER_RESET_S="1", **local_search_env)
     )
     load: Load | None = None
     try:

@@ -46,9 +46,17 @@ def test_no_stale_reads(server: str) -> None:
     _check(server, "history")
 
 
-def test_no_stale_reads_with_a_slow_cache_fill(database_url: str, redis_prefix: str) -> None:
+def test_no_stale_reads_with_a_slow_cache_fill(
+    database_url: str, redis_prefix: str, local_search_env: dict[str, str]
+) -> None:
     slow = LocalServer(
-        server_env(database_url, REDIS_URL, redis_prefix + "slow:", DOCS_FAULT_FILL_DELAY_MS="30")
+        server_env(
+            database_url,
+            REDIS_URL,
+            redis_prefix + "slow:",
+            DOCS_FAULT_FILL_DELAY_MS="30",
+            **local_search_env,
+        )
     )
     try:
         _check(slow.base, "history-slow-fill")

@@ -54,7 +54,7 @@ def test_consumer_killed_mid_batch_converges(settings, opensearch_url) -> None:
             "DOCS_FAULT_SYNC_PAUSE_MS": "60000",  # parks after the bulk write, before marking
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "chalicelib.cli", "sync"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "devtools.cli", "sync"], cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 

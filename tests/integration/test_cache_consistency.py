@@ -12,7 +12,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.ports import CachedDocument
 from chalicelib.domain.principal import Principal
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 
 pytestmark = pytest.mark.integration
 WRITER = Principal("alice", "cc-org", frozenset({"writer"}))

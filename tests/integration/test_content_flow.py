@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from chalicelib.local.events import LambdaContext
+from devtools.events import LambdaContext
 from tests.conftest import Invoker, make_token
 from tests.content_samples import make_pdf
 
@@ -49,7 +49,7 @@ class Env:
         """Drain the queue through the Lambda handler, as the SQS event source would."""
         import boto3
 
-        from chalicelib.local.s3_stack import Poller
+        from devtools.s3_stack import Poller
 
         poller = Poller(self.endpoint, self.queue_url, handler=handler, wait_s=0)
         sqs = boto3.client("sqs", endpoint_url=self.endpoint, region_name="us-east-1")
@@ -92,7 +92,7 @@ class Env:
 @pytest.fixture
 def env(settings: Any, moto_endpoint: str) -> Iterator[Env]:
     from chalicelib import bootstrap
-    from chalicelib.local.s3_stack import ensure_resources
+    from devtools.s3_stack import ensure_resources
 
     suffix = uuid.uuid4().hex[:10]
     bucket = f"docs-t-{suffix}"
@@ -515,3 +515,22 @@ def test_uploads_that_never_arrive_expire_and_late_objects_are_processed(env: En
         "SELECT action FROM audit_log WHERE org = %s AND doc_id = %s ORDER BY id", env.org, never
     )
     assert [a for (a,) in history][-1] == "content-rejected"
+
+
+def test_the_local_stacks_expiry_job_calls_the_handler_as_lambda_does(env: Env) -> None:
+    """``serve``'s poller process runs this every minute (it used to call
+    ``expire_handler({}, None)``, which the logging decorator rejects)."""
+    from devtools import s3_stack
+
+    never = env.new_doc()
+    env.start(never)
+    assert s3_stack.expire_uploads_once() == {"outcomes": {}}
+    moved = env.sql(
+        "UPDATE content_uploads SET expires_at = now() - interval '2 hours' "
+        "WHERE org = %s AND doc_id = %s RETURNING doc_id",
+        env.org,
+        never,
+    )
+    assert len(moved) == 1
+    assert s3_stack.expire_uploads_once() == {"outcomes": {"rejected": 1}}
+    _rejected(env, never, "expired")

@@ -1,7 +1,7 @@
 """Every sample event in events/ runs through the Lambda handler with the status it promises.
 
 The API events are also checked against the app's route table (one per route
-and method, at least) and against the shape ``chalicelib.local.events`` builds
+and method, at least) and against the shape ``devtools.events`` builds
 for the local server, so the samples, the local server and API Gateway agree.
 """
 
@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.local.events import LambdaContext, api_gateway_event
+from devtools.events import LambdaContext, api_gateway_event
 from tests.conftest import Invoker, make_token
 from tests.polling import poll
 
@@ -128,7 +128,14 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
         assert invoke("DELETE", f"/documents/{DOC}", token=token).status == 204
     if name == "api_get_document_authorizer":
         invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=make_token(org="acme"))
-        container.settings = container.settings.model_copy(update={"trust_authorizer_claims": True})
+        claims = _load(name)["requestContext"]["authorizer"]["claims"]
+        container.settings = container.settings.model_copy(
+            update={  # the app pins the authorizer's issuer and audience (chalicelib/auth.py)
+                "trust_authorizer_claims": True,
+                "jwt_issuer": claims["iss"],
+                "jwt_audience": claims["aud"],
+            }
+        )
     result = app.handler(_fill(name, token, etag), LambdaContext.new())
     assert result["statusCode"] == EXPECTED[name], result["body"]
 
@@ -136,7 +143,7 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
 @pytest.fixture
 def content_container(settings: Any, moto_endpoint: str) -> Iterator[Any]:
     from chalicelib import bootstrap
-    from chalicelib.local.s3_stack import ensure_resources
+    from devtools.s3_stack import ensure_resources
 
     suffix = uuid.uuid4().hex[:10]
     bucket = f"docs-ev-{suffix}"

@@ -21,7 +21,7 @@ from chalicelib import bootstrap
 from chalicelib.config import Settings
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 
 pytestmark = pytest.mark.integration
 WRITER = Principal("alice", "faults-org", frozenset({"writer"}))

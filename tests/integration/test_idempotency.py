@@ -6,7 +6,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 from tests.conftest import Invoker, admin_connection, make_token
 
 pytestmark = pytest.mark.integration

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+import warnings
+
 import psycopg
 import pytest
 
 from chalicelib.adapters.postgres import migrate
 from chalicelib.config import Settings
-from chalicelib.local import services
+from devtools import services
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +40,57 @@ def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> No
     assert "OPENSEARCH_URL is set" in str(err.value)
 
 
-def test_defaults_are_used_when_they_answer(tmp_path) -> None:
-    if services.postgres_reachable(services.DEFAULT_DATABASE_URL) or services.redis_reachable(
+def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) -> None:
+    """Not the server's ``test`` (or any other) database: ``docs_local``, created when
+    missing, so the local stack and other tools never mix their data."""
+    if services.postgres_reachable(services.DEFAULT_SERVER_URL) or services.redis_reachable(
         services.DEFAULT_REDIS_URL
     ):
         pytest.skip("nothing answers on the default PostgreSQL/Redis addresses here")
     stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False, with_search=False)
     try:
         assert stack.database_url == services.DEFAULT_DATABASE_URL
+        assert stack.database_url.endswith("/docs_local")
+        assert services.postgres_reachable(stack.database_url) is None
         assert stack.redis_url == services.DEFAULT_REDIS_URL
     finally:
         stack.stop()
 
 
-def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> None:
-    stack = services.resolve(embedded=True, env={}, data_dir=tmp_path, with_moto=True)
+def test_the_local_database_is_created_once(tmp_path) -> None:
+    from tests.conftest import ADMIN_DATABASE_URL, drop_database
+
+    name = f"docs_t_local_{uuid.uuid4().hex[:8]}"
+    url = services.ensure_database(ADMIN_DATABASE_URL, name)
     try:
+        assert url.endswith(f"/{name}")
+        assert services.ensure_database(ADMIN_DATABASE_URL, name) == url  # exists: kept
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == (name,)
+    finally:
+        drop_database(url)
+
+
+def test_urls_of_the_wrong_kind_stop_resolve_with_one_sentence(tmp_path) -> None:
+    for env, expected in (
+        ({"REDIS_URL": "127.0.0.1:6379"}, "REDIS_URL must be a URL starting with redis://"),
+        ({"DATABASE_URL": "127.0.0.1:5432"}, "DATABASE_URL must be a URL starting with"),
+        ({"OPENSEARCH_URL": "127.0.0.1:9200"}, "OPENSEARCH_URL must be a URL starting with"),
+    ):
+        with pytest.raises(services.ServiceUnavailable) as err:
+            services.resolve(env=env, data_dir=tmp_path, with_moto=False, with_search=False)
+        assert str(err.value).startswith(expected)
+
+
+def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stack = services.resolve(embedded=True, env={}, data_dir=tmp_path, with_moto=True)
+    try:
+        assert not [w for w in caught if "XDG_RUNTIME_DIR" in str(w.message)]
         assert "embedded" in stack.notes[0] and "embedded" in stack.notes[1]
+        with psycopg.connect(stack.database_url) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("docs_local",)
         assert stack.database_url != services.DEFAULT_DATABASE_URL
         assert services.postgres_reachable(stack.database_url) is None
         assert services.redis_reachable(stack.redis_url) is None

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.adapters.postgres import MIGRATIONS_DIR
 from chalicelib.config import Settings
-from chalicelib.local.events import LambdaContext
+from devtools.events import LambdaContext
 from tests.conftest import ADMIN_DATABASE_URL, database_url_for, drop_database
 
 pytestmark = pytest.mark.integration

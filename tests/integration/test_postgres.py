@@ -107,7 +107,7 @@ def test_audit_log_is_append_only(settings: Settings) -> None:
 
 
 def test_unreachable_database_is_503_not_500() -> None:
-    from chalicelib.local.services import free_port
+    from devtools.services import free_port
 
     dead = Settings(
         database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x", db_connect_timeout_s=1

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 from tests.conftest import Invoker, make_token
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import pytest
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.ports import CachedDocument
-from chalicelib.local.services import free_port
+from devtools.services import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import Change
-from chalicelib.local.events import LambdaContext
+from devtools.events import LambdaContext
 from tests.conftest import (
     OPENSEARCH_URL,
     Invoker,

@@ -322,7 +322,7 @@ def test_opensearch_down_writes_succeed_and_the_index_converges_after(
 ) -> None:
     from osmem_server import OsmemServer
 
-    from chalicelib.local.services import free_port
+    from devtools.services import free_port
 
     c = search_container
     port = free_port()

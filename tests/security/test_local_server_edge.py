@@ -4,8 +4,9 @@ Every answer the server gives itself (unknown route, oversized or malformed
 requests, timeouts) must carry what the app's answers carry: problem+json,
 the security headers, ``Cache-Control: no-store`` and ``X-Request-Id``.
 Slow or lying clients (slowloris, short bodies, bad ``Content-Length``) must
-get 400/408 or be closed, and never hold the workers beyond the timeouts.
-The server runs with 2 workers and 1 s timeouts; nothing here asserts a time.
+get 400/408 or be closed, and never hold the workers beyond the timeouts;
+neither may idle keep-alive connections.  The server runs with 2 workers and
+1 s timeouts; nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -32,15 +33,20 @@ CLIENT_TIMEOUT_S = 15.0  # far above the server's 1 s timeouts; only a hang reac
 
 
 @pytest.fixture(scope="module")
-def edge_server(database_url: str, redis_prefix: str) -> Iterator[LocalServer]:
+def edge_server(
+    database_url: str, redis_prefix: str, local_search_env: dict[str, str]
+) -> Iterator[LocalServer]:
     running = LocalServer(
         server_env(
             database_url,
             REDIS_URL,
             redis_prefix,
+            **local_search_env,
             DOCS_WORKERS=str(WORKERS),
             DOCS_LOCAL_HEADER_TIMEOUT_S="1",
             DOCS_LOCAL_BODY_TIMEOUT_S="1",
+            DOCS_LOCAL_IDLE_TIMEOUT_S="1",
+            DOCS_LOCAL_MAX_REQUESTS="5",
         )
     )
     yield running
@@ -72,6 +78,26 @@ def read_all(sock: socket.socket) -> bytes:
     return data
 
 
+def read_response(sock: socket.socket, *, head_only: bool = False) -> bytes:
+    """One response, by its Content-Length (the connection may stay open)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    if head_only:
+        return head + b"\r\n\r\n"
+    length = int(parse(head + b"\r\n\r\n").headers.get("content-length", "0"))
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
+
+
 def parse(data: bytes) -> Raw:
     assert data, "the server closed the connection without an answer"
     head, _, body = data.partition(b"\r\n\r\n")
@@ -88,7 +114,7 @@ def parse(data: bytes) -> Raw:
 def exchange(server: LocalServer, data: bytes) -> Raw:
     with connect(server) as sock:
         sock.sendall(data)
-        return parse(read_all(sock))
+        return parse(read_response(sock))
 
 
 def assert_edge(r: Raw | Any, status: int, request_id: str | None = None) -> None:
@@ -108,7 +134,8 @@ def assert_edge(r: Raw | Any, status: int, request_id: str | None = None) -> Non
     assert problem["status"] == status and problem["title"] and problem["detail"]
     assert problem["type"].startswith("/problems/")
     assert r.headers["content-length"] == str(len(r.body))
-    assert r.headers["connection"] == "close"  # one request per connection, as before
+    if status != 404:  # after these the rest of the stream is not trusted: closed
+        assert r.headers["connection"] == "close"
 
 
 def assert_serving(server: LocalServer) -> None:
@@ -119,10 +146,12 @@ def assert_serving(server: LocalServer) -> None:
 
 
 def test_limits_come_from_the_environment() -> None:
-    from chalicelib.local.server import Limits
+    from devtools.server import Limits
 
     assert Limits.from_env({}) == Limits()
-    assert Limits() == Limits(10.0, 30.0, 10240, 10 * 1024 * 1024)
+    assert Limits() == Limits(10.0, 30.0, 10240, 10 * 1024 * 1024, 5.0, 100)
+    idle = Limits.from_env({"DOCS_LOCAL_IDLE_TIMEOUT_S": "2", "DOCS_LOCAL_MAX_REQUESTS": "7"})
+    assert (idle.idle_timeout_s, idle.max_requests) == (2.0, 7)
     env = {"DOCS_LOCAL_HEADER_TIMEOUT_S": "2.5", "DOCS_LOCAL_BODY_TIMEOUT_S": "7"}
     limits = Limits.from_env({**env, "DOCS_LOCAL_MAX_HEADER_BYTES": "16384"})
     assert (limits.header_timeout_s, limits.body_timeout_s, limits.max_header_bytes) == (
@@ -312,3 +341,84 @@ def test_client_gone_mid_response_leaves_no_traceback(edge_server: LocalServer) 
     assert_serving(edge_server)
     log = edge_server.log_path.read_text()
     assert "Traceback" not in log and "BrokenPipe" not in log, log[-3000:]
+
+
+# ------------------------------------------------------------------ keep-alive
+def _get(sock: socket.socket, extra: str = "", version: str = "HTTP/1.1") -> None:
+    sock.sendall(f"GET /health {version}\r\nHost: x\r\n{extra}\r\n".encode())
+
+
+def test_one_connection_carries_several_requests(edge_server: LocalServer) -> None:
+    with connect(edge_server) as sock:
+        for i in range(3):
+            _get(sock, f"X-Request-Id: ka-{i}\r\n")
+            r = parse(read_response(sock))
+            assert r.status == 200 and r.headers["x-request-id"] == f"ka-{i}"
+            assert "connection" not in r.headers  # HTTP/1.1: persistent by default
+            assert r.headers["keep-alive"] == f"timeout=1, max={4 - i}"
+        _get(sock, "Connection: close\r\n")
+        r = parse(read_all(sock))  # answered, then closed
+        assert r.status == 200 and r.headers["connection"] == "close"
+
+
+def test_pipelined_requests_are_answered_in_order(edge_server: LocalServer) -> None:
+    with connect(edge_server) as sock:
+        sock.sendall(
+            b"".join(
+                f"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: p-{i}\r\n\r\n".encode()
+                for i in range(3)
+            )
+        )
+        ids = [parse(read_response(sock)).headers["x-request-id"] for _ in range(3)]
+    assert ids == ["p-0", "p-1", "p-2"]
+
+
+def test_a_connection_ends_after_max_requests(edge_server: LocalServer) -> None:
+    with connect(edge_server) as sock:
+        answers = []
+        for _ in range(5):  # DOCS_LOCAL_MAX_REQUESTS=5
+            _get(sock)
+            answers.append(parse(read_response(sock)))
+        assert [a.status for a in answers] == [200] * 5
+        assert [a.headers.get("connection") for a in answers] == [None] * 4 + ["close"]
+        assert read_all(sock) == b""
+
+
+def test_http_1_0_keeps_alive_only_when_asked(edge_server: LocalServer) -> None:
+    with connect(edge_server) as sock:
+        _get(sock, version="HTTP/1.0")
+        assert parse(read_all(sock)).headers["connection"] == "close"
+    with connect(edge_server) as sock:
+        for _ in range(2):
+            _get(sock, "Connection: keep-alive\r\n", version="HTTP/1.0")
+            r = parse(read_response(sock))
+            assert r.status == 200 and r.headers["connection"] == "keep-alive"
+
+
+def test_a_body_that_was_not_read_ends_the_connection(edge_server: LocalServer) -> None:
+    """A chunked body is not read as a body: it must never be read as a request."""
+    with connect(edge_server) as sock:
+        sock.sendall(
+            b"POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"30\r\nGET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: smuggled\r\n\r\n\r\n0\r\n\r\n"
+        )
+        data = read_all(sock)
+    assert data.count(b"HTTP/1.1 ") == 1 and b"smuggled" not in data
+    assert parse(data).headers["connection"] == "close"
+
+
+def test_idle_keep_alive_clients_cannot_hold_every_worker(edge_server: LocalServer) -> None:
+    held = []
+    try:
+        for _ in range(WORKERS + 1):  # each holds a worker until its idle timeout
+            sock = connect(edge_server)
+            held.append(sock)
+            _get(sock)
+            r = parse(read_response(sock))
+            assert r.status == 200 and "connection" not in r.headers
+        assert_serving(edge_server)  # answered, not stuck behind them
+        for sock in held:
+            assert read_all(sock) == b""  # closed by the server, quietly
+    finally:
+        for sock in held:
+            sock.close()

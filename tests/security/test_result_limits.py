@@ -117,7 +117,7 @@ WRITER = Principal("alice", "acme", frozenset({"writer"}))
 SMALL = Limits(max_bytes=4000, max_depth=6, max_patch_ops=50)
 
 
-def test_the_working_copy_never_grows_past_four_times_the_limit() -> None:
+def test_the_working_copy_never_grows_past_twice_the_limit() -> None:
     sizes: list[int] = []
     current = {"title": "t", "body": {"x": "y" * 1000}, "tags": [], "metadata": {}}
     ops = _doubling_copies(30)
@@ -134,7 +134,16 @@ def test_the_working_copy_never_grows_past_four_times_the_limit() -> None:
             apply_json_patch(current, ops, SMALL)
     finally:
         apply_json_patch.__globals__["jsonpatch"].JsonPatch.apply = original
-    assert sizes and max(sizes) <= 4 * SMALL.max_bytes
+    assert sizes and max(sizes) <= 2 * SMALL.max_bytes
+
+
+def test_the_bytes_a_patch_may_copy_in_all_are_bounded() -> None:
+    current = {"title": "t", "body": {"big": "b" * 1500}, "tags": [], "metadata": {}}
+    churn = [{"op": "copy", "from": "/body/big", "path": "/body/twin"},
+             {"op": "remove", "path": "/body/twin"}] * 25  # fmt: skip
+    with pytest.raises(ValidationFailed, match="16 times"):
+        apply_json_patch(current, churn, SMALL)  # 50 ops x 1.5 KB > 16 x 4000 bytes
+    assert apply_json_patch(current, churn[:20], SMALL).body == {"big": "b" * 1500}
 
 
 def test_version_restore_and_batch_items_are_held_to_the_limits() -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import time
 
 import jwt
@@ -70,8 +71,20 @@ def test_missing_or_malformed_header_is_unauthorized(header: str | None) -> None
         authenticate(headers, {}, SETTINGS, None)
 
 
+POOL = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example"
+CLIENT = "app-client-id"
+TRUSTING = Settings(trust_authorizer_claims=True, jwt_issuer=POOL, jwt_audience=CLIENT)
+
+
+def _authorizer(**claims: object) -> dict[str, object]:
+    base = {"sub": "bob", "org": "beta", "roles": "[reader]", "iss": POOL, "aud": CLIENT}
+    base.update(claims)
+    return {"authorizer": {"claims": {k: v for k, v in base.items() if v is not None}}}
+
+
 def test_authorizer_claims_are_trusted_only_when_configured() -> None:
-    context = {"authorizer": {"claims": {"sub": "bob", "org": "beta", "roles": "[reader writer]"}}}
+    context = {"authorizer": {"claims": {"sub": "bob", "org": "beta", "roles": "[reader writer]",
+                                         "iss": "docs-local", "aud": "docs-api"}}}  # fmt: skip
     trusting = Settings(jwt_secret=SECRET, trust_authorizer_claims=True)
     who = authenticate({}, context, trusting, None)
     assert who.org == "beta" and who.roles == frozenset({"reader", "writer"})
@@ -121,3 +134,37 @@ def test_verified_tokens_are_cached_but_expiry_still_applies(monkeypatch) -> Non
     for name in ("a", "b", "c"):
         cache.put((name,), {"exp": time.time() + 100})
     assert cache.get(("a",), 0) is None and cache.get(("c",), 0) is not None, "bounded LRU"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {},  # an ID token: aud is the app client
+        {"aud": None, "client_id": CLIENT, "token_use": "access"},  # an access token
+        {"aud": f"[other-client {CLIENT}]"},  # the authorizer's stringified list
+    ],
+)
+def test_authorizer_claims_of_our_pool_and_client_pass(claims: dict[str, object]) -> None:
+    who = authenticate({}, _authorizer(**claims), TRUSTING, "rid")
+    assert (who.sub, who.org) == ("bob", "beta")
+
+
+@pytest.mark.parametrize(
+    ("claims", "detail"),
+    [
+        ({"iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_other"}, "(iss)"),
+        ({"iss": None}, "(iss)"),
+        ({"aud": "another-client"}, "(aud)"),
+        ({"aud": None}, "(aud)"),
+        ({"aud": None, "client_id": "another-client"}, "(aud)"),
+        ({"aud": "[another-client third]"}, "(aud)"),
+        ({"aud": ["x"]}, "(aud)"),
+    ],
+)
+def test_authorizer_claims_of_another_pool_or_client_are_refused(
+    claims: dict[str, object], detail: str
+) -> None:
+    """The Cognito authorizer accepts any token of its pools, whatever the client: the
+    app pins the issuer and audience (DOCS_JWT_ISSUER / DOCS_JWT_AUDIENCE) itself."""
+    with pytest.raises(Unauthorized, match=re.escape(detail)):
+        authenticate({}, _authorizer(**claims), TRUSTING, None)

@@ -37,6 +37,20 @@ def _template() -> dict[str, Any]:
     return loaded
 
 
+def _if(value: Any, condition: str) -> tuple[Any, Any]:
+    """The two branches of ``!If [condition, created, given]`` (the data tier's choice)."""
+    assert isinstance(value, dict) and set(value) == {"If"}, value
+    name, created, given = value["If"]
+    assert name == condition, value
+    return created, given
+
+
+def _sub(value: Any) -> str:
+    """The text of a ``!Sub`` (short form, or the list form with variables)."""
+    sub = value["Sub"]
+    return sub if isinstance(sub, str) else str(sub[0])
+
+
 def test_api_routes_are_exactly_the_apps_routes() -> None:
     import app
 
@@ -56,7 +70,11 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
             integration = op["x-amazon-apigateway-integration"]
             assert integration["type"] == "aws_proxy"
             assert integration["httpMethod"] == "POST"  # Lambda is always invoked with POST
-            assert "${ApiFunction.Arn}" in integration["uri"]["Sub"], (path, method)
+            # the alias CodeDeploy moves, never $LATEST or a fixed version
+            assert "/functions/${ApiFunction.Alias}/invocations" in integration["uri"]["Sub"], (
+                path,
+                method,
+            )
             secured = bool(op.get("security"))
             public = (
                 path in {p for p, _ in PUBLIC}
@@ -73,7 +91,7 @@ def test_functions_point_at_real_handlers() -> None:
     handlers = [
         r["Properties"]["Handler"]
         for r in resources.values()
-        if r["Type"] == "AWS::Serverless::Function"
+        if r["Type"] == "AWS::Serverless::Function" and "InlineCode" not in r["Properties"]
     ]
     assert "app.handler" in handlers
     assert {
@@ -152,12 +170,15 @@ def test_functions_get_the_aws_settings() -> None:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "DocsService"
     assert env["DOCS_TRUST_AUTHORIZER_CLAIMS"] == "true"
     assert env["DOCS_DB_IAM_AUTH"] == "true"
-    assert env["DOCS_DB_SSLMODE"] == "require"
+    assert env["DOCS_DB_SSLMODE"] == "verify-full"  # the proxy's certificate is checked
     # every function connects as the runtime login; only MigrateFunction has an owner URL
     assert "DATABASE_URL" not in env
-    runtime = env["DOCS_DB_RUNTIME_URL"]["Sub"]
-    assert "${DbProxyEndpoint}" in runtime and "${DbUser}@" in runtime
-    assert env["REDIS_URL"] == {"Ref": "RedisUrl"}
+    created, given = _if(env["DOCS_DB_RUNTIME_URL"], "DatabaseOn")
+    assert "${DbUser}@${DbProxy.Endpoint}:5432/" in created["Sub"]
+    assert "${DbUser}@${DbProxyEndpoint}:5432/" in given["Sub"]
+    created, given = _if(env["REDIS_URL"], "CacheOn")
+    assert created["Sub"].startswith("rediss://")  # TLS
+    assert given == {"Ref": "RedisUrl"}
     function = template["Globals"]["Function"]
     assert function["Tracing"] == "Active"
     assert function["Architectures"] == ["arm64"]
@@ -179,18 +200,21 @@ def test_only_the_migrate_function_connects_as_the_migration_login() -> None:
     ]
     for name in functions:
         users = {
-            s["Resource"]["Sub"].rsplit("/", 1)[1]
+            _sub(s["Resource"]).rsplit("/", 1)[1]
             for s in _statements(template, name)
             if "rds-db:connect" in _actions(s)
         }
         env = _env(template, name)
         if name == "MigrateFunction":
             assert users == {"${DbMigrationUser}"}
-            assert "${DbMigrationUser}@${DbProxyEndpoint}" in env["DATABASE_URL"]["Sub"]
+            created, given = _if(env["DATABASE_URL"], "DatabaseOn")
+            assert "${DbMigrationUser}@${DbProxy.Endpoint}" in created["Sub"]
+            assert "${DbMigrationUser}@${DbProxyEndpoint}" in given["Sub"]
         else:
             assert users <= {"${DbUser}"}, name
             assert "DATABASE_URL" not in env, name
-        assert "${DbUser}@" in env["DOCS_DB_RUNTIME_URL"]["Sub"], name
+        for url in _if(env["DOCS_DB_RUNTIME_URL"], "DatabaseOn"):
+            assert "${DbUser}@" in url["Sub"], name
     params = template["Parameters"]
     assert params["DbUser"]["Default"] != params["DbMigrationUser"]["Default"]
 
@@ -229,10 +253,13 @@ def _actions(statement: dict[str, Any]) -> set[str]:
 
 def _settings_of(template: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     """What chalicelib.config reads from the function's environment (intrinsics → placeholders)."""
+    import chalicelib.secrets
     from chalicelib.config import Settings
 
     for key, value in _env(template, name).items():
         monkeypatch.setenv(key, value if isinstance(value, str) else f"https://{key.lower()}.test")
+    # a secret named by ARN is read at start-up: stand in for Secrets Manager
+    monkeypatch.setattr(chalicelib.secrets, "get_secret", lambda arn, **_: f"secret-of-{arn}")
     return Settings()
 
 
@@ -302,13 +329,20 @@ def test_search_functions_reach_opensearch_signed(
 ) -> None:
     template = _template()
     env = _env(template, name)
-    assert env["OPENSEARCH_URL"] == {"Ref": "OpenSearchUrl"}
+    created, given = _if(env["OPENSEARCH_URL"], "SearchOn")
+    assert created == {"Sub": "https://${SearchDomain.DomainEndpoint}"}
+    assert given == {"Ref": "OpenSearchUrl"}
     settings = _settings_of(template, name, monkeypatch)
     assert settings.opensearch_url
     assert settings.opensearch_sigv4 is True
     assert settings.db_iam_auth is True
     es = [s for s in _statements(template, name) if any(a.startswith("es:") for a in _actions(s))]
-    assert [s["Resource"] for s in es] == [{"Sub": "${OpenSearchDomainArn}/*"}]
+    assert len(es) == 1
+    text, variables = es[0]["Resource"]["Sub"]
+    assert text == "${DomainArn}/*"
+    created, given = _if(variables["DomainArn"], "SearchOn")
+    assert given == {"Ref": "OpenSearchDomainArn"}
+    assert _sub(created).endswith(":domain/docs-${StackUid}")  # the created domain's name
     actions = _actions(es[0])
     assert {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"} <= actions
     writes = {"es:ESHttpPut", "es:ESHttpDelete"}
@@ -379,3 +413,364 @@ def test_search_indexes_get_a_replica_wherever_they_can_be_created() -> None:
     template = _template()
     for name in ("SyncSearchFunction", "SearchSweepFunction", "ReindexFunction"):
         assert _env(template, name)["DOCS_SEARCH_REPLICAS"] == "1", name
+
+
+# ------------------------------------------------------------ operable in AWS
+ALARM = "AWS::CloudWatch::Alarm"
+
+
+def _functions(template: dict[str, Any]) -> list[str]:
+    return [n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"]
+
+
+def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: r["Properties"] for n, r in template["Resources"].items() if r["Type"] == ALARM}
+
+
+@pytest.fixture(scope="module")
+def transformed() -> dict[str, Any]:
+    """The template as CloudFormation gets it after the SAM transform (no AWS call:
+    local code locations stand in for S3 ones, no managed policy is looked up)."""
+    import logging
+    import os
+
+    from samtranslator.translator.transform import transform
+    from samtranslator.yaml_helper import yaml_parse
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
+    region = os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    logging.getLogger("samtranslator").setLevel(logging.ERROR)
+    params = {"AWS::Region": region, "AWS::AccountId": "123456789012", "AWS::StackName": "docs"}
+    out: dict[str, Any] = transform(template, params, NoManagedPolicies())
+    return out
+
+
+def _of_type(transformed: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in transformed["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_function_is_aliased_traced_and_logged() -> None:
+    template = _template()
+    groups = {
+        r["Properties"]["LogGroupName"]["Sub"]: r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in r["Properties"]
+    }
+    functions = _functions(template)
+    assert len(functions) >= 8
+    for name in functions:
+        assert _setting(template, name, "AutoPublishAlias") == "live", name
+        assert _setting(template, name, "Tracing") == "Active", name
+        assert groups[f"/aws/lambda/${{{name}}}"]["RetentionInDays"] in (7, 14, 30, 90), name
+
+
+def test_everything_invokes_the_alias(transformed: dict[str, Any]) -> None:
+    """Event sources, schedules and the API's permission name the alias, not $LATEST."""
+    aliases = {f"{n}Aliaslive" for n in _functions(_template())}
+    assert aliases <= set(_of_type(transformed, "AWS::Lambda::Alias"))
+    mappings = _of_type(transformed, "AWS::Lambda::EventSourceMapping").values()
+    assert mappings
+    for mapping in mappings:
+        assert mapping["Properties"]["FunctionName"]["Ref"] in aliases
+    rules = _of_type(transformed, "AWS::Events::Rule").values()
+    assert rules
+    for rule in rules:
+        assert all(t["Arn"]["Ref"] in aliases for t in rule["Properties"]["Targets"])
+    for permission in _of_type(transformed, "AWS::Lambda::Permission").values():
+        assert permission["Properties"]["FunctionName"]["Ref"] in aliases
+    api = transformed["Resources"]["ApiInvokePermission"]["Properties"]
+    assert api["FunctionName"] == {"Ref": "ApiFunctionAliaslive"}
+    uris = {
+        op["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        for ops in transformed["Resources"]["Api"]["Properties"]["Body"]["paths"].values()
+        for op in ops.values()
+    }
+    assert uris == {
+        "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+        "${ApiFunctionAliaslive}/invocations"
+    }
+
+
+def test_the_api_has_one_stage_with_logs_and_throttling(transformed: dict[str, Any]) -> None:
+    stages = _of_type(transformed, "AWS::ApiGateway::Stage")
+    assert len(stages) == 1, sorted(stages)  # no extra "Stage" stage
+    stage = next(iter(stages.values()))["Properties"]
+    assert stage["StageName"] == {"Ref": "Stage"}
+    assert stage["AccessLogSetting"]["DestinationArn"]
+    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] > 0
+    assert stage["TracingEnabled"] is True
+
+
+def test_the_api_rolls_out_as_a_canary_that_alarms_roll_back(transformed: dict[str, Any]) -> None:
+    template = _template()
+    resources = template["Resources"]
+    preference = _function(template, "ApiFunction")["DeploymentPreference"]
+    config = resources[preference["Type"]["Ref"]]
+    assert config["Type"] == "AWS::CodeDeploy::DeploymentConfig"
+    assert config["Properties"]["ComputePlatform"] == "Lambda"
+    routing = config["Properties"]["TrafficRoutingConfig"]
+    assert routing["Type"] == "TimeBasedCanary"
+    assert routing["TimeBasedCanary"] == {"CanaryPercentage": 5, "CanaryInterval": 10}
+    rollback = {a["Ref"] for a in preference["Alarms"]}
+    assert rollback == {"Api5xxRateAlarm", "ApiLatencyP99Alarm", "ApiFunctionErrorsAlarm"}
+    rate = resources["Api5xxRateAlarm"]["Properties"]
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m}
+    assert {m["MetricName"] for m in stats.values()} == {"5XXError", "Count"}
+    (expression,) = [m for m in rate["Metrics"] if m.get("ReturnData")]
+    assert "errors / requests" in expression["Expression"]
+    assert (rate["Threshold"], rate["ComparisonOperator"]) == (1, "GreaterThanThreshold")
+    p99 = resources["ApiLatencyP99Alarm"]["Properties"]
+    # the app's own latency metric, which leaves long polls out (they wait on purpose)
+    assert (p99["Namespace"], p99["MetricName"], p99["ExtendedStatistic"], p99["Threshold"]) == (
+        "DocsService",
+        "RequestLatency",
+        "p99",
+        500,
+    )
+    assert p99["Dimensions"] == [{"Name": "service", "Value": "docs"}]
+    api_name = resources["Api"]["Properties"]["Name"]
+    for dims in [m["Dimensions"] for m in stats.values()]:
+        assert {"Name": "ApiName", "Value": api_name} in dims
+        assert {"Name": "Stage", "Value": {"Ref": "Stage"}} in dims
+    group = transformed["Resources"]["ApiFunctionDeploymentGroup"]["Properties"]
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+    assert {a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]} == rollback
+
+
+def test_the_pre_traffic_hook_migrates_and_smoke_tests_the_new_version() -> None:
+    from functions.deploy_hook import SMOKE_EVENT
+
+    template = _template()
+    preference = _function(template, "ApiFunction")["DeploymentPreference"]
+    hook_name = preference["Hooks"]["PreTraffic"]["Ref"]
+    hook = _function(template, hook_name)
+    # SAM's CodeDeploy role may invoke only functions named CodeDeployHook_*
+    assert hook["FunctionName"]["Sub"].startswith("CodeDeployHook_")
+    assert hook["Handler"] == "functions.deploy_hook.handler"
+    env = _env(template, hook_name)
+    assert env["MIGRATE_FUNCTION_ARN"] == {"Ref": "MigrateFunction.Alias"}
+    assert env["TARGET_VERSION_ARN"] == {"Ref": "ApiFunction.Version"}
+    statements = _statements(template, hook_name)
+    invoke = [s for s in statements if "lambda:InvokeFunction" in _actions(s)]
+    assert invoke[0]["Resource"] == [env["MIGRATE_FUNCTION_ARN"], env["TARGET_VERSION_ARN"]]
+    report = [
+        s for s in statements if "codedeploy:PutLifecycleEventHookExecutionStatus" in _actions(s)
+    ]
+    assert "${ServerlessDeploymentApplication}" in report[0]["Resource"]["Sub"]
+    assert not any("rds-db:connect" in _actions(s) for s in statements)  # MigrateFunction's job
+    assert _setting(template, hook_name, "Timeout") > _setting(
+        template, "MigrateFunction", "Timeout"
+    )
+    smoke = SMOKE_EVENT
+    assert (smoke["httpMethod"], smoke["path"]) == ("GET", "/health")
+
+
+def test_every_function_is_alarmed_on_errors_and_throttles() -> None:
+    template = _template()
+    watched: dict[str, set[str]] = {}
+    for alarm in _alarms(template).values():
+        if alarm.get("Namespace") == "AWS/Lambda":
+            (dim,) = alarm["Dimensions"]
+            assert dim["Name"] == "FunctionName"
+            watched.setdefault(dim["Value"]["Ref"], set()).add(alarm["MetricName"])
+    for name in _functions(template):
+        assert watched.get(name) == {"Errors", "Throttles"}, name
+
+
+def test_every_alarm_notifies_the_alarm_topic() -> None:
+    template = _template()
+    action = {"If": ["CreateAlarmTopic", {"Ref": "AlarmTopic"}, {"Ref": "AlarmTopicArn"}]}
+    alarms = _alarms(template)
+    assert len(alarms) >= 30
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [action], name
+        assert "docs/operations.md" in alarm["AlarmDescription"] or name in (
+            "ContentEventsDLQAlarm",
+            "SearchNudgeDLQAlarm",
+            "SearchSyncLagAlarm",
+        ), name
+    resources = template["Resources"]
+    assert resources["AlarmTopic"]["Condition"] == "CreateAlarmTopic"
+    assert resources["AlarmEmailSubscription"]["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+def test_every_dlq_is_alarmed_on_depth_and_age() -> None:
+    template = _template()
+    queues = {
+        n
+        for n, r in template["Resources"].items()
+        if r["Type"] == "AWS::SQS::Queue" and n.endswith("DLQ")
+    }
+    assert queues == {"ContentEventsDLQ", "SearchNudgeDLQ", "FunctionFailuresDLQ"}
+    seen: dict[str, set[str]] = {}
+    for alarm in _alarms(template).values():
+        if alarm.get("Namespace") == "AWS/SQS":
+            queue = alarm["Dimensions"][0]["Value"]["GetAtt"].split(".")[0]
+            seen.setdefault(queue, set()).add(alarm["MetricName"])
+    for queue in queues:
+        assert seen[queue] == {
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateAgeOfOldestMessage",
+        }, queue
+    dlq = _setting(template, "ApiFunction", "DeadLetterQueue")
+    assert dlq == {"Type": "SQS", "TargetArn": {"GetAtt": "FunctionFailuresDLQ.Arn"}}
+
+
+def test_the_breaker_and_cache_metrics_are_the_ones_the_code_emits() -> None:
+    template = _template()
+    breaker = template["Resources"]["CacheBreakerOpenAlarm"]["Properties"]
+    app_source = (ROOT / "app.py").read_text()
+    assert f'gauge("{breaker["MetricName"]}"' in app_source
+    assert breaker["Statistic"] == "Maximum"  # stays in alarm while the breaker is open
+    latency = template["Resources"]["ApiLatencyP99Alarm"]["Properties"]
+    assert f'milliseconds("{latency["MetricName"]}"' in app_source
+    api_env = _env(template, "ApiFunction")
+    assert breaker["Namespace"] == api_env["POWERTOOLS_METRICS_NAMESPACE"]
+    assert breaker["Dimensions"] == [
+        {"Name": "service", "Value": api_env["POWERTOOLS_SERVICE_NAME"]}
+    ]
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"][0]
+    for metric in ("CacheHits", "CacheMisses"):
+        assert f'"{metric}"' in app_source and f'"{metric}"' in body
+
+
+def test_the_dashboard_shows_every_function_and_is_json() -> None:
+    import re
+
+    template = _template()
+    body, variables = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Sub"]
+    names = set(re.findall(r"\$\{([^}]+)\}", body))
+    for name in names:  # every ${...} is a parameter, resource, pseudo parameter or variable
+        base = name.split(".")[0]
+        assert (
+            base in template["Parameters"]
+            or base in template["Resources"]
+            or base in variables
+            or base.startswith("AWS::")
+        ), name
+    dashboard = json.loads(re.sub(r"\$\{[^}]+\}", "0", body))
+    text = json.dumps(dashboard)
+    for name in _functions(template):
+        assert f"${{{name}}}" in body, name
+    for metric in ("Invocations", "Errors", "Throttles", "Duration", "5XXError", "4XXError",
+                   "Latency", "SearchSyncLag", "CacheBreakerOpened"):  # fmt: skip
+        assert f'"{metric}"' in text, metric
+
+
+def test_the_waf_guards_the_api_stage() -> None:
+    resources = _template()["Resources"]
+    acl = resources["WebAcl"]
+    assert acl["Condition"] == "WafOn"
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    rules = acl["Properties"]["Rules"]
+    rate = [r for r in rules if "RateBasedStatement" in r["Statement"]]
+    assert rate[0]["Statement"]["RateBasedStatement"]["Limit"] == {"Ref": "WafRateLimit"}
+    managed = {
+        r["Statement"]["ManagedRuleGroupStatement"]["Name"]
+        for r in rules
+        if "ManagedRuleGroupStatement" in r["Statement"]
+    }
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= managed
+    association = resources["WebAclAssociation"]
+    assert association["Condition"] == "WafOn"
+    assert association["Properties"]["WebACLArn"] == {"GetAtt": "WebAcl.Arn"}
+    assert association["Properties"]["ResourceArn"]["Sub"].endswith(
+        "/restapis/${Api}/stages/${Api.Stage}"
+    )
+
+
+def test_the_content_key_is_retained_with_the_bucket() -> None:
+    resources = _template()["Resources"]
+    for name in ("ContentKey", "ContentBucket"):
+        assert resources[name]["DeletionPolicy"] == "Retain", name
+        assert resources[name]["UpdateReplacePolicy"] == "Retain", name
+    assert resources["ContentKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_the_page_token_secret_is_read_by_the_api_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _template()
+    secret = template["Resources"]["PageTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    for name in _functions(template):
+        env = _env(template, name)
+        assert "DOCS_PAGE_TOKEN_SECRET" not in env, name  # never the value
+        reads = [
+            s
+            for s in _statements(template, name)
+            if any("secretsmanager:" in a for a in _actions(s))
+        ]
+        if name == "ApiFunction":
+            assert env["DOCS_PAGE_TOKEN_SECRET_ARN"] == {"Ref": "PageTokenSecret"}
+            assert [(s["Action"], s["Resource"]) for s in reads] == [
+                ("secretsmanager:GetSecretValue", {"Ref": "PageTokenSecret"})
+            ]
+        else:
+            assert "DOCS_PAGE_TOKEN_SECRET_ARN" not in env and not reads, name
+    settings = _settings_of(template, "ApiFunction", monkeypatch)
+    assert settings.page_token_secret == "secret-of-https://docs_page_token_secret_arn.test"
+
+
+def test_the_app_pins_the_authorizers_issuer_and_audience(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _template()
+    env = _env(template, "ApiFunction")
+    assert env["DOCS_TRUST_AUTHORIZER_CLAIMS"] == "true"
+    created, given = _if(env["DOCS_JWT_ISSUER"], "UserPoolOn")
+    assert created == {"Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    assert given == {"Ref": "JwtIssuer"}
+    assert _if(env["DOCS_JWT_AUDIENCE"], "UserPoolOn") == (
+        {"Ref": "UserPoolClient"},
+        {"Ref": "JwtAudience"},
+    )
+    import re
+
+    issuer = re.compile(template["Parameters"]["JwtIssuer"]["AllowedPattern"])
+    assert issuer.fullmatch("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbC123")
+    assert not issuer.fullmatch("docs-local")
+
+
+def test_the_proxy_connections_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    template = _template()
+    api = _function(template, "ApiFunction")["ReservedConcurrentExecutions"]
+    assert api["If"][1] == {"Ref": "ApiReservedConcurrency"}
+    upload = _function(template, "ProcessUploadFunction")
+    assert upload["ReservedConcurrentExecutions"] == {"Ref": "ProcessUploadConcurrency"}
+    (sqs,) = [e["Properties"] for e in upload["Events"].values() if e["Type"] == "SQS"]
+    assert sqs["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "ProcessUploadConcurrency"}
+    settings = _settings_of(template, "ApiFunction", monkeypatch)
+    assert settings.db_ssl_params()["sslmode"] == "verify-full"
+    assert Path(settings.db_ssl_params()["sslrootcert"]).is_file()  # shipped with the code
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    assert "MaxConnectionsPercent" in deploy and "ApiReservedConcurrency" in deploy
+
+
+def test_vpc_endpoints_are_optional() -> None:
+    resources = _template()["Resources"]
+    endpoints = {n: r for n, r in resources.items() if r["Type"] == "AWS::EC2::VPCEndpoint"}
+    services = {
+        r["Properties"]["ServiceName"]["Sub"].rsplit(".", 1)[1]: r for r in endpoints.values()
+    }
+    assert set(services) == {"s3", "sqs", "secretsmanager"}
+    assert services["s3"]["Properties"]["VpcEndpointType"] == "Gateway"
+    assert all(r["Condition"] == "VpcEndpointsOn" for r in endpoints.values())
+
+
+def test_every_checkov_skip_says_why() -> None:
+    import re
+
+    text = (ROOT / "template.yaml").read_text()
+    for match in re.finditer(r"#\s*checkov:skip=(\w+):?(.*)", text):
+        assert len(match.group(2).strip()) > 20, match.group(0)
+    for name, resource in _template()["Resources"].items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert skip["id"].startswith("CKV") and len(skip.get("comment", "")) > 20, name

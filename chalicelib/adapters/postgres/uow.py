@@ -67,11 +67,10 @@ class PostgresUnitOfWork:
             "connect_timeout": max(1, round(self.settings.db_connect_timeout_s)),
             "application_name": "docs-service",
         }
-        if self.settings.db_sslmode:
-            kwargs["sslmode"] = self.settings.db_sslmode
+        # sslmode (require by default with IAM auth) and, to verify, sslrootcert
+        kwargs.update(self.settings.db_ssl_params())
         if self.settings.db_iam_auth:
             kwargs["password"] = self.iam_token()
-            kwargs.setdefault("sslmode", "require")
         return kwargs
 
     def iam_token(self, conninfo: str | None = None) -> str:

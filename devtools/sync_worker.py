@@ -8,29 +8,81 @@ then waits for the next notification or ``poll_s``, whichever comes first
 When OpenSearch or PostgreSQL is down it backs off (exponential, capped) and
 tries again; nothing is lost, the outbox rows wait.
 
+The loop registers itself on the outbox while it runs (the listener connection,
+``chalicelib.adapters.postgres.outbox.listen``).  A consumer that would write to
+another index (another OpenSearch, or another alias) than one already
+registered on the same database stops at once with ``ConsumerConflict``: two
+such consumers would split the documents between two indexes.  Consumers of
+the same index may run side by side (claims never overlap).
+
 Never imported by Lambda code paths.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
+from chalicelib.adapters.postgres.outbox import Consumer, OutboxListener, listen
+from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
 
 log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
 
 
+class ConsumerConflict(SystemExit):
+    """Another consumer of this outbox writes to a different index: stop, saying so."""
+
+
 def _say(msg: str, **fields: Any) -> None:
     line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
-    sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # stdout went away; the loop goes on
+
+
+def consumer(settings: Settings) -> Consumer:
+    """This process as a consumer: where it writes (OpenSearch endpoint and alias)."""
+    parts = urlsplit(settings.opensearch_url or "")
+    endpoint = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}{parts.path.rstrip('/')}"
+    key = hashlib.sha256(f"{endpoint}|{settings.search_alias}".encode()).hexdigest()[:12]
+    where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    return Consumer(os.getpid(), key, f"alias {settings.search_alias} at {where}")
+
+
+def register(container: Any) -> OutboxListener:
+    """This consumer's listener, once no consumer writing elsewhere is registered."""
+    settings = container.settings
+    me = consumer(settings)
+    listener = listen(container.outbox.uow, CHANNEL, me)
+    clash = [other for other in listener.others() if other.key != me.key]
+    if clash:
+        listener.close()
+        other = clash[0]
+        database = urlsplit(settings.runtime_database_url).path.lstrip("/") or "its database"
+        raise ConsumerConflict(
+            f"another search sync (pid {other.pid}, {other.target}) already consumes the "
+            f"outbox of database {database}; this one ({me.target}) would split the "
+            "documents between two indexes. Stop the other one (./scripts/serve.sh --stop "
+            "for a local server), or give this one its own database (DATABASE_URL)."
+        )
+    return listener
+
+
+def check(container: Any) -> None:
+    """Raise ConsumerConflict now if this process's consumer could not register."""
+    register(container).close()
 
 
 def run(
@@ -45,14 +97,13 @@ def run(
     container = bootstrap.container()
     sync = container.search_sync
     backoff = 0.0
-    listener: psycopg.Connection[Any] | None = None
+    listener: OutboxListener | None = None
     last_housekeeping = 0.0
     _say("search sync started", alias=container.settings.search_alias)
     while not stop.is_set():
         try:
             if listener is None or listener.closed:
-                listener = psycopg.connect(container.settings.runtime_database_url, autocommit=True)
-                listener.execute(f"LISTEN {CHANNEL}")
+                listener = register(container)
             report = sync.drain()
             if report.rows:
                 _say("search sync", **report.as_dict())
@@ -65,9 +116,7 @@ def run(
                     _say("pruned outbox rows", rows=pruned)
                 last_housekeeping = time.monotonic()
             backoff = 0.0
-            # wait for a commit that wrote the outbox (or the poll interval)
-            for _ in listener.notifies(timeout=poll_s, stop_after=1):
-                pass
+            listener.wait(poll_s)  # for a commit that wrote the outbox (or the poll interval)
         except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
             backoff = min(max_backoff_s, max(0.5, backoff * 2))
             expected = isinstance(exc, (DomainError, psycopg.Error))

@@ -7,11 +7,17 @@ listening socket and forks N worker processes; each worker accepts and serves
 one request at a time with its own app instance, pools and clients — like N
 warm execution environments.  Each request is logged as one JSON line.
 
-Each connection carries one request (``Connection: close``), read against a
-total deadline for the request line and headers and another for the body
-(``Limits``, from ``DOCS_LOCAL_*``), so a slow client holds a worker no longer
-than that.  Requests over API Gateway's sizes (10240 bytes of request line and
-headers, 10 MiB of body) and malformed ones get the same problem+json, security
+Connections are HTTP/1.1 persistent (keep-alive, pipelining) unless the
+client says ``Connection: close`` (or speaks HTTP/1.0 without keep-alive).
+Each request is read against a total deadline for the request line and
+headers and another for the body; between requests a connection may stay idle
+for ``idle_timeout_s`` and carry at most ``max_requests`` requests (``Limits``,
+from ``DOCS_LOCAL_*``), so neither a slow nor an idle client holds a worker
+longer than that.  After an early error (400, 408, 413, 414, 431, 505) the
+connection is closed: what follows on it cannot be trusted to be a request.
+A client that goes away mid-response costs one log line, never a traceback.
+Requests over API Gateway's sizes (10240 bytes of request line and headers,
+10 MiB of body) and malformed ones get the same problem+json, security
 headers and ``X-Request-Id`` as the app's own answers.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import errno
 import io
 import json
 import multiprocessing
@@ -30,18 +37,20 @@ import sys
 import time
 import uuid
 import warnings
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import SECURITY_HEADERS, pick_request_id, problem
-from chalicelib.local.events import LambdaContext, api_gateway_event
+from devtools.events import api_gateway_event, invoke
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
 MAX_HEADER_BYTES = 10240
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
+_HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "keep-alive")
 _DIGITS = re.compile(r"[0-9]+")
 _TITLES = {
     400: ("bad-request", "Bad request"),
@@ -64,6 +73,8 @@ class Limits:
     body_timeout_s: float = 30.0  # the whole body, in total; also bounds writing the response
     max_header_bytes: int = MAX_HEADER_BYTES
     max_body_bytes: int = MAX_REQUEST_BYTES
+    idle_timeout_s: float = 5.0  # a keep-alive connection's wait for its next request
+    max_requests: int = 100  # requests on one connection, then it is closed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Limits:
@@ -72,10 +83,34 @@ class Limits:
             header_timeout_s=float(env.get("DOCS_LOCAL_HEADER_TIMEOUT_S", cls.header_timeout_s)),
             body_timeout_s=float(env.get("DOCS_LOCAL_BODY_TIMEOUT_S", cls.body_timeout_s)),
             max_header_bytes=int(env.get("DOCS_LOCAL_MAX_HEADER_BYTES", cls.max_header_bytes)),
+            idle_timeout_s=float(env.get("DOCS_LOCAL_IDLE_TIMEOUT_S", cls.idle_timeout_s)),
+            max_requests=int(env.get("DOCS_LOCAL_MAX_REQUESTS", cls.max_requests)),
         )
-        if min(limits.header_timeout_s, limits.body_timeout_s, limits.max_header_bytes) <= 0:
+        values = dataclasses.astuple(limits)
+        if min(values) <= 0:
             raise ValueError(f"local server limits must be positive: {limits}")
         return limits
+
+
+def _write_line(line: str) -> None:
+    """One log line on stdout; when stdout is a pipe whose reader went away, the
+    line is lost, not the request (and no traceback follows)."""
+    try:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class _Server(HTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away outside ``handle`` is a log line, not a traceback."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+            return
+        line = {"level": "WARNING", "msg": "connection dropped", "error": type(exc).__name__}
+        _write_line(json.dumps(line) + "\n")
 
 
 class _Early(Exception):
@@ -100,12 +135,14 @@ def _local_problem(
         instance=instance,
         headers={**SECURITY_HEADERS, "X-Request-Id": rid},
     )
-    return status, dict(response.headers), str(response.body).encode()
+    headers = {name: str(value) for name, value in response.headers.items()}
+    return status, headers, str(response.body).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """One request per connection, read with a total deadline for the head and one for
-    the body, so a slow or stalled client holds a worker no longer than the timeout."""
+    """Requests on a persistent connection, each read with a total deadline for the
+    head and one for the body, with an idle timeout between them, so a slow,
+    stalled or idle client holds a worker no longer than the timeouts."""
 
     server_version = "docs-local"
     protocol_version = "HTTP/1.1"
@@ -137,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + self.limits.header_timeout_s
         while True:
             # RFC 9112 2.2: empty lines before the request line are ignored
-            while self._buf[:1] in (b"\r", b"\n"):
+            while self._buf[:1] in (bytearray(b"\r"), bytearray(b"\n")):
                 del self._buf[:1]
             line_end = self._buf.find(b"\n")
             if line_end > limit or (line_end < 0 and len(self._buf) > limit):
@@ -183,15 +220,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ serving
     def handle(self) -> None:
-        self.close_connection = True  # one request per connection, never keep-alive
+        self._buf = bytearray()  # bytes read past the current request (pipelining)
+        self._served = 0
+        self.close_connection = False
         try:
-            self.handle_one_request()
+            while True:
+                self.handle_one_request()
+                if self.close_connection or not self._next_request_arrives():
+                    break
         except (ConnectionError, TimeoutError) as exc:  # the client went away or stopped reading
             self._log(None, error=type(exc).__name__)
 
+    def _next_request_arrives(self) -> bool:
+        """Wait up to the idle timeout for the next request's first bytes; False
+        (close quietly) when the client closes or stays idle."""
+        if self._buf:
+            return True
+        self.connection.settimeout(self.limits.idle_timeout_s)
+        try:
+            chunk = self.connection.recv(65536)
+        except (TimeoutError, ConnectionError):
+            return False
+        self._buf += chunk
+        return bool(chunk)
+
     def handle_one_request(self) -> None:
         self._started = time.perf_counter()
-        self._buf = bytearray()
+        self.close_connection = True  # until a complete request says otherwise
         self._rid = ""
         self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
         try:
@@ -213,10 +268,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._rid = pick_request_id(self.headers.get("X-Request-Id"))
             getattr(self, "do_" + self.command)()
         except _Early as early:
+            self.close_connection = True
             if early.status is None:
                 return
             self._rid = self._rid or str(uuid.uuid4())
-            self._respond(*_local_problem(early.status, early.detail, self._instance(), self._rid))
+            status, headers, body = _local_problem(
+                early.status, early.detail, self._instance(), self._rid
+            )
+            self._respond(status, headers, body, keep_alive=False)
             if early.status != 408:  # a client that timed out gets no more of our time
                 self._linger()
 
@@ -243,19 +302,41 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             result = self._invoke(event)
-        self._respond(*result)
+        self._respond(*result, keep_alive=self._client_keeps_alive())
 
-    def _respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def _client_keeps_alive(self) -> bool:
+        """HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only with ``keep-alive``;
+        never with a Transfer-Encoding (its body was not read) or past max_requests."""
+        tokens = {
+            t.strip().lower()
+            for v in self.headers.get_all("Connection") or []
+            for t in v.split(",")
+        }
+        if "close" in tokens or self.headers.get("Transfer-Encoding") is not None:
+            return False
+        if self._served + 1 >= self.limits.max_requests:
+            return False
+        return self.request_version == "HTTP/1.1" or "keep-alive" in tokens
+
+    def _respond(
+        self, status: int, headers: dict[str, str], body: bytes, *, keep_alive: bool
+    ) -> None:
         self.connection.settimeout(self.limits.body_timeout_s)  # a client that never reads
         self.send_response(status)
         for name, value in headers.items():
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+            if name.lower() not in _HOP_BY_HOP:
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        # One request per connection: an idle keep-alive client must not hold
-        # a worker (an "execution environment") hostage.
-        self.send_header("Connection", "close")
-        self.close_connection = True
+        self._served += 1
+        self.close_connection = not keep_alive
+        if keep_alive:
+            if self.request_version != "HTTP/1.1":
+                self.send_header("Connection", "keep-alive")
+            idle = self.limits.idle_timeout_s
+            left = self.limits.max_requests - self._served
+            self.send_header("Keep-Alive", f"timeout={idle:g}, max={left}")
+        else:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -276,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _log(self, status: int | None, **extra: Any) -> None:
-        sys.stdout.write(
+        _write_line(
             json.dumps(
                 {
                     "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -292,10 +373,9 @@ class _Handler(BaseHTTPRequestHandler):
             )
             + "\n"
         )
-        sys.stdout.flush()
 
     def _invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        result = self.app_module.handler(event, LambdaContext.new())
+        result = invoke(self.app_module.handler, event, "docs-api")
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers[name] = ", ".join(values)
@@ -332,18 +412,45 @@ def _worker(sock: socket.socket, limits: Limits) -> None:
     _Handler.app_module = app_module
     _Handler.resources = tuple(app_module.app.routes)
     _Handler.limits = limits
-    server = HTTPServer(sock.getsockname(), _Handler, bind_and_activate=False)
+    server = _Server(sock.getsockname(), _Handler, bind_and_activate=False)
     server.socket = sock
     server.serve_forever(poll_interval=0.5)
 
 
-def serve(host: str, port: int, workers: int, limits: Limits | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; returns after the workers have stopped."""
-    limits = limits or Limits.from_env()
+class PortUnavailable(SystemExit):
+    """The port cannot be listened on: stop with one sentence, not a traceback."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts (PortUnavailable if not)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"port {port} on {host} is already in use (another server?)"
+        else:
+            reason = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise PortUnavailable(f"{reason}; stop it, or pick another port with --port N") from None
+    return sock
+
+
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    limits: Limits | None = None,
+    *,
+    sock: socket.socket | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; returns after the workers have stopped.
+    ``sock``: already listening (``listen``); ``on_ready``: called once the workers run."""
+    limits = limits or Limits.from_env()
+    sock = sock or listen(host, port)
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_worker, args=(sock, limits), daemon=True) for _ in range(workers)]
     for proc in procs:
@@ -368,6 +475,8 @@ def serve(host: str, port: int, workers: int, limits: Limits | None = None) -> N
         ),
         flush=True,
     )
+    if on_ready is not None:
+        on_ready()
     try:
         while not stopping:
             for i, proc in enumerate(procs):

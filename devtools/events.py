@@ -4,6 +4,9 @@ Chalice routes on ``requestContext.resourcePath`` (the resource template,
 e.g. ``/documents/{doc_id}``), not on the raw path, so the event must carry
 the matching resource and ``pathParameters``; ``match_route`` finds them in
 the app's own route table.  Used by the local server, tests and benchmarks.
+
+``invoke`` calls any handler the way Lambda does (event + context object); the
+local stack calls every handler through it.
 """
 
 from __future__ import annotations
@@ -12,10 +15,13 @@ import base64
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def api_gateway_event(
 
 @dataclass
 class LambdaContext:
-    """The parts of the Lambda context object that Powertools reads."""
+    """The Lambda context object: what Powertools and the handlers read."""
 
     function_name: str = "docs-api"
     memory_limit_in_mb: int = 1024
@@ -118,10 +124,54 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/docs-api"
     log_stream_name: str = "local"
+    deadline: float = 0.0  # time.monotonic() when the invocation times out
 
     @classmethod
     def new(cls) -> LambdaContext:
-        return cls(aws_request_id=str(uuid.uuid4()))
+        """The API function's context (tests and benchmarks call ``app.handler`` with it)."""
+        return cls.for_function("docs-api")
+
+    @classmethod
+    def for_function(
+        cls, function_name: str, *, timeout_s: float = 29.0, memory_mb: int = 1024
+    ) -> LambdaContext:
+        return cls(
+            function_name=function_name,
+            memory_limit_in_mb=memory_mb,
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}",
+            aws_request_id=str(uuid.uuid4()),
+            log_group_name=f"/aws/lambda/{function_name}",
+            deadline=time.monotonic() + timeout_s,
+        )
 
     def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+        if not self.deadline:
+            return 29_000
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def invoke(
+    handler: Callable[[dict[str, Any], Any], T],
+    event: dict[str, Any],
+    function_name: str,
+    *,
+    timeout_s: float = 29.0,
+) -> T:
+    """Call a Lambda handler as Lambda does: the event and a fresh context object
+    (its own request id and deadline).  Every local caller of a handler uses this."""
+    return handler(event, LambdaContext.for_function(function_name, timeout_s=timeout_s))
+
+
+def scheduled_event(rule: str, *, region: str = "us-east-1") -> dict[str, Any]:
+    """An EventBridge Scheduler/rule event (``Type: Schedule`` in template.yaml)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "000000000000",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:000000000000:rule/{rule}"],
+        "detail": {},
+    }

