@@ -21,8 +21,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def base(database_url: str, redis_prefix: str) -> Iterator[str]:
-    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix, DOCS_WORKERS="2"))
+def base(database_url: str, redis_prefix: str, local_search_env: dict[str, str]) -> Iterator[str]:
+    env = server_env(database_url, REDIS_URL, redis_prefix, DOCS_WORKERS="2", **local_search_env)
+    running = LocalServer(env)
     yield running.base
     running.stop()
 
