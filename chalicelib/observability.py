@@ -119,3 +119,13 @@ def subsegment(name: str, **annotations: str | int | None) -> Iterator[None]:
             if value is not None:
                 segment.put_annotation(key, value)
         yield
+
+
+def annotate(**annotations: str | None) -> None:
+    """X-Ray annotations (indexed, searchable: ``annotation.org = "acme"``) on the
+    current segment, e.g. the org and document id of a request."""
+    if isinstance(tracer, _NoTracer):
+        return
+    for key, value in annotations.items():
+        if value is not None:
+            tracer.put_annotation(key, value)

@@ -17,7 +17,7 @@ from typing import Any
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import Document
-from chalicelib.observability import count, logger
+from chalicelib.observability import count, logger, subsegment
 
 
 class SqsNudge:
@@ -49,13 +49,14 @@ class SqsNudge:
 
     def __call__(self, doc: Document) -> None:
         try:
-            self.client.send_message(
-                QueueUrl=self.queue_url,
-                MessageBody=json.dumps({"org": doc.org, "id": doc.id, "version": doc.version}),
-                # hashed: an org may hold any character, and ids are capped at 128
-                MessageGroupId=_digest(doc.org, doc.id),
-                MessageDeduplicationId=_digest(doc.org, doc.id, str(doc.version)),
-            )
+            with subsegment("sqs.send_message", org=doc.org, doc_id=doc.id):
+                self.client.send_message(
+                    QueueUrl=self.queue_url,
+                    MessageBody=json.dumps({"org": doc.org, "id": doc.id, "version": doc.version}),
+                    # hashed: an org may hold any character, and ids are capped at 128
+                    MessageGroupId=_digest(doc.org, doc.id),
+                    MessageDeduplicationId=_digest(doc.org, doc.id, str(doc.version)),
+                )
         except Exception:
             count("SearchNudgeFailed")
             logger.warning("search nudge failed", org=doc.org, doc_id=doc.id, exc_info=True)

@@ -30,7 +30,7 @@ from chalicelib.bootstrap import Container
 from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
 from chalicelib.domain.model import check_precondition_header
 from chalicelib.domain.principal import Principal
-from chalicelib.observability import count, logger
+from chalicelib.observability import annotate, count, logger
 
 ANY = ["*/*"]  # media types are checked by the views, so errors are problem+json
 NO_STORE = {"Cache-Control": "no-store"}
@@ -123,6 +123,7 @@ def endpoint(bp: Blueprint) -> Callable[[View], View]:
                 )
                 who = replace(who, client_request_id=client_request_id(request))
                 logger.append_keys(org=who.org, sub=who.sub)
+                annotate(org=who.org, doc_id=path.get("doc_id"))
                 limiter = services.rate_limiter
                 decision = limiter.check(who.org, who.sub, who.top_role) if limiter else None
                 if decision is not None:

@@ -37,6 +37,7 @@ from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
 from chalicelib.domain.model import Document
+from chalicelib.observability import subsegment
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 _ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
@@ -166,6 +167,18 @@ class PostgresUnitOfWork:
     def transaction(
         self, org: str, *, prefetch: str | None = None
     ) -> Iterator[PostgresTransaction]:
+        """One tenant-scoped transaction (``_transaction``), an X-Ray subsegment
+        ``postgres.transaction`` around it when tracing is on (no SQL in it)."""
+        with (
+            subsegment("postgres.transaction", org=org, doc_id=prefetch),
+            self._transaction(org, prefetch=prefetch) as tx,
+        ):
+            yield tx
+
+    @contextmanager
+    def _transaction(
+        self, org: str, *, prefetch: str | None = None
+    ) -> Iterator[PostgresTransaction]:
         """One tenant-scoped transaction; classifies failures for the retry policy.
 
         ``prefetch`` names a document the caller will read first: it travels
@@ -209,7 +222,7 @@ class PostgresUnitOfWork:
         """A point read in one round trip (BEGIN, settings, SELECT, COMMIT together)."""
         query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
         try:
-            with self._checkout() as conn:
+            with subsegment("postgres.read", org=org, doc_id=doc_id), self._checkout() as conn:
                 return after_begin(conn.cursor(row_factory=class_row(Document)).execute(query))
         except _UNAVAILABLE as exc:  # a read is always safe to retry
             raise TransientDatabaseError(
@@ -224,7 +237,7 @@ class PostgresUnitOfWork:
         functions (ids, versions, status; never content); to read content the
         caller sets the row's org with ``tenant`` first.  BEGIN and the role
         travel together (one round trip)."""
-        with self.connection() as conn:
+        with subsegment("postgres.maintenance"), self.connection() as conn:
             conn.execute("BEGIN; SELECT set_config('role', 'docs_app', true)")
             try:
                 yield conn

@@ -55,7 +55,7 @@ from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import CachedDocument, DirtyKey
-from chalicelib.observability import count
+from chalicelib.observability import count, subsegment
 
 T = TypeVar("T")
 
@@ -115,7 +115,13 @@ class RedisCache:
         return self._client
 
     def _guard(
-        self, fn: Callable[[], T], default: T, *, read: bool = False, always: bool = False
+        self,
+        fn: Callable[[], T],
+        default: T,
+        *,
+        op: str,
+        read: bool = False,
+        always: bool = False,
     ) -> T:
         """Run one Redis call behind the breaker.
 
@@ -134,7 +140,8 @@ class RedisCache:
             return default
         was = self.breaker.state
         try:
-            result = fn()
+            with subsegment(f"redis.{op}"):
+                result = fn()
         except (redis.RedisError, OSError):
             self._failed(was)
             return default
@@ -193,7 +200,9 @@ class RedisCache:
 
     # -- documents --------------------------------------------------------------
     def get(self, org: str, doc_id: str) -> CachedDocument | None:
-        raw = self._guard(lambda: self.client.get(self._doc_key(org, doc_id)), None, read=True)
+        raw = self._guard(
+            lambda: self.client.get(self._doc_key(org, doc_id)), None, op="get", read=True
+        )
         if raw is None:
             return None
         version, etag, state = bytes(raw).decode().split("\n", 2)
@@ -204,7 +213,7 @@ class RedisCache:
     def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
         """The cached validator of a live document (for If-None-Match), or None."""
         key = self._etag_key(org, doc_id)
-        raw = self._guard(lambda: self.client.get(key), None, read=True)
+        raw = self._guard(lambda: self.client.get(key), None, op="get_etag", read=True)
         if raw is None:
             return None
         version, etag = bytes(raw).decode().split("\n", 1)
@@ -249,7 +258,7 @@ class RedisCache:
                     break
             return True
 
-        return self._guard(run, False, always=True)
+        return self._guard(run, False, op="publish", always=True)
 
     def _put_fence(self, org: str, doc_id: str, version: int) -> None:
         payload = f"{version}\n-\n{FENCE}"
@@ -263,6 +272,7 @@ class RedisCache:
                 org, doc_id, entry.version, payload, ttl_ms=self.doc_ttl_ms, etag_line=etag_line
             ),
             None,
+            op="fill",
         )
 
     def fence(self, org: str, doc_id: str, version: int) -> bool:
@@ -278,7 +288,7 @@ class RedisCache:
             self._put_fence(org, doc_id, version)
             return True
 
-        return self._guard(run, False, always=True)
+        return self._guard(run, False, op="fence", always=True)
 
     # -- list pages ---------------------------------------------------------------
     def _list_key(self, org: str, gen: str, key: str) -> str:
@@ -299,7 +309,7 @@ class RedisCache:
             return (bytes(raw).decode() if raw is not None else None), gen
 
         unavailable: tuple[str | None, str] = (None, "")
-        return self._guard(run, unavailable)
+        return self._guard(run, unavailable, op="get_list")
 
     def put_list(self, org: str, key: str, generation: str, value: str) -> None:
         if not generation:
@@ -309,6 +319,7 @@ class RedisCache:
                 self._list_key(org, generation, key), value, ex=self.list_ttl_s
             ),
             None,
+            op="put_list",
         )
 
     def bump_lists(self, org: str) -> bool:
@@ -316,7 +327,7 @@ class RedisCache:
             self.client.incr(self._listgen_key(org))
             return True
 
-        return self._guard(run, False)
+        return self._guard(run, False, op="bump_lists")
 
     # -- health ---------------------------------------------------------------------
     def status(self) -> str:
@@ -325,4 +336,4 @@ class RedisCache:
         return "ok" if self.breaker.state == "closed" else "degraded"
 
     def ping(self) -> bool:
-        return bool(self._guard(self.client.ping, False))
+        return bool(self._guard(self.client.ping, False, op="ping"))
