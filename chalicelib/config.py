@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "DOCS_REDIS_URL"),
     )
+    # In AWS: the ARN of the Secrets Manager secret holding the cache user's password
+    # (a JSON {"password": ...} or the bare string); REDIS_URL then carries no password
+    redis_auth_secret_arn: str | None = None
     redis_key_prefix: str = ""
     redis_socket_timeout_s: float = 0.25
     redis_connect_timeout_s: float = 0.25
@@ -144,6 +147,8 @@ class Settings(BaseSettings):
             from chalicelib.secrets import get_secret
 
             self.page_token_secret = get_secret(self.page_token_secret_arn)
+        if self.redis_auth_secret_arn:
+            self.redis_url = with_redis_password(self.redis_url, self.redis_auth_secret_arn)
         return self
 
     def db_ssl_params(self) -> dict[str, str]:
@@ -193,6 +198,25 @@ def with_user(conninfo: str, user: str) -> str:
     query = parts.query if len(kept) == len(pairs) else urlencode(kept, safe="/")
     netloc = f"{quote(user, safe='')}@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def with_redis_password(url: str, secret_arn: str) -> str:
+    """``url`` with the password read from ``secret_arn`` (its user kept), so the
+    password never sits in a function's environment."""
+    import json
+
+    from chalicelib.secrets import get_secret
+
+    raw = get_secret(secret_arn)
+    password = raw
+    if raw.lstrip().startswith("{"):
+        password = str(json.loads(raw)["password"])
+    parts = urlsplit(url)
+    user = quote(parts.username or "", safe="")
+    host = parts.hostname or ""
+    hostport = f"{host}:{parts.port}" if parts.port else host
+    netloc = f"{user}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @lru_cache(maxsize=1)

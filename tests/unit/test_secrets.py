@@ -95,3 +95,22 @@ def test_the_shipped_bundle_trusts_rds_proxy_and_rds() -> None:
     assert "Amazon RDS us-east-1 Root CA RSA2048 G1" in names
     now = datetime.now(UTC)
     assert all(c.not_valid_after_utc > now for c in certs)
+
+
+@pytest.mark.parametrize(
+    ("secret", "password"),
+    [('{"password": "p@ss:w/rd", "username": "docs-app"}', "p@ss:w/rd"), ("plain-pw", "plain-pw")],
+)
+def test_the_cache_password_is_read_by_arn_into_the_redis_url(
+    aws: object, monkeypatch: pytest.MonkeyPatch, secret: str, password: str
+) -> None:
+    arn = aws.create_secret(Name="docs/cache-user", SecretString=secret)["ARN"]  # type: ignore[attr-defined]
+    monkeypatch.setenv("REDIS_URL", "rediss://docs-app@cache.example:6379/0")
+    monkeypatch.setenv("DOCS_REDIS_AUTH_SECRET_ARN", arn)
+    url = Settings().redis_url
+    import redis
+
+    kwargs = redis.connection.parse_url(url)
+    assert (kwargs["username"], kwargs["password"]) == ("docs-app", password)
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache.example", 6379, 0)
+    assert url.startswith("rediss://")

@@ -243,7 +243,9 @@ def _env(template: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _statements(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    return [s for p in _function(template, name).get("Policies", []) for s in p["Statement"]]
+    policies = _function(template, name).get("Policies", [])
+    # inline statements; managed policies attached by !If (CacheSecretReadPolicy) have none
+    return [s for p in policies for s in p.get("Statement", [])]
 
 
 def _actions(statement: dict[str, Any]) -> set[str]:

@@ -4,6 +4,7 @@ admit security groups only, and every use picks created-or-given with !If."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -402,10 +403,19 @@ def test_the_cache_is_tls_with_an_rbac_user() -> None:
     url = _if(
         _template()["Globals"]["Function"]["Environment"]["Variables"]["REDIS_URL"], "CacheOn"
     )
-    assert url[0]["Sub"] == (
-        "rediss://docs-app:{{resolve:secretsmanager:${CacheUserSecret}:SecretString:password}}"
-        "@${Cache.Endpoint.Address}:${Cache.Endpoint.Port}/0"
-    )
+    # ... but the password is not in the environment: they read it by ARN
+    assert url[0]["Sub"] == "rediss://docs-app@${Cache.Endpoint.Address}:${Cache.Endpoint.Port}/0"
+    env = _template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert _if(env["DOCS_REDIS_AUTH_SECRET_ARN"], "CacheOn")[0] == {"Ref": "CacheUserSecret"}
+    assert "resolve:secretsmanager" not in json.dumps(env)
+    policy = _props("CacheSecretReadPolicy")["PolicyDocument"]["Statement"]
+    assert policy == [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                       "Resource": {"Ref": "CacheUserSecret"}}]  # fmt: skip
+    resources = _template()["Resources"]
+    for name, res in resources.items():
+        if res["Type"] == "AWS::Serverless::Function" and "InlineCode" not in res["Properties"]:
+            attached = json.dumps(res["Properties"].get("Policies", []))
+            assert "CacheSecretReadPolicy" in attached, name
 
 
 def test_the_search_domain_is_encrypted_https_only_and_fine_grained() -> None:
