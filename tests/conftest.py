@@ -287,3 +287,18 @@ def post_search(api: Invoker, **body: Any) -> dict[str, Any]:
     assert r.headers["cache-control"] == "no-store"
     result: dict[str, Any] = r.json()
     return result
+
+
+def read_feed(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
+    """A changes-feed page, read again (for up to 15 s) until it holds ``expect``
+    changes: the feed rightly holds rows back while any older transaction of the
+    PostgreSQL cluster is open, and the cluster is shared with other test runs."""
+    from tests.polling import poll
+
+    def read() -> dict[str, Any]:
+        r = api("GET", f"/changes?{query}")
+        assert r.status == 200, r
+        page: dict[str, Any] = r.json()
+        return page
+
+    return poll(read, lambda page: len(page["changes"]) >= expect)

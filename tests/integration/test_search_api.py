@@ -21,9 +21,9 @@ from tests.conftest import (
     admin_connection,
     make_token,
     post_search,
+    read_feed,
     sync_search,
 )
-from tests.polling import poll
 
 pytestmark = pytest.mark.integration
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -171,18 +171,6 @@ def test_search_needs_a_token_and_a_role(search_container) -> None:
 
 
 # ------------------------------------------------------------------ changes feed
-def _changes(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
-    """A feed page, read again (for up to 15 s) until it holds ``expect`` changes:
-    the feed rightly holds rows back while any older transaction of the
-    PostgreSQL cluster is open, and the cluster is shared with other test runs."""
-
-    def read() -> dict[str, Any]:
-        r = api("GET", f"/changes?{query}")
-        assert r.status == 200, r
-        page: dict[str, Any] = r.json()
-        return page
-
-    return poll(read, lambda page: len(page["changes"]) >= expect)
 
 
 def test_changes_feed_resumes_exactly_from_a_cursor(search_container) -> None:
@@ -198,7 +186,7 @@ def test_changes_feed_resumes_exactly_from_a_cursor(search_container) -> None:
     seen: list[dict[str, Any]] = []
     cursor = "0"
     while len(seen) < 13:
-        page = _changes(api, f"since={cursor}&limit=5", expect=1)
+        page = read_feed(api, f"since={cursor}&limit=5", expect=1)
         if not page["changes"]:
             break
         seen += page["changes"]
@@ -210,9 +198,9 @@ def test_changes_feed_resumes_exactly_from_a_cursor(search_container) -> None:
 
     # resuming from the last cursor gives exactly what happened since, nothing twice
     new = api("POST", "/documents", {"title": "after"}).json()["id"]
-    page = _changes(api, f"since={cursor}", expect=1)
+    page = read_feed(api, f"since={cursor}", expect=1)
     assert [c["id"] for c in page["changes"]] == [new]
-    assert _changes(api, f"since={page['next']}")["changes"] == []
+    assert read_feed(api, f"since={page['next']}")["changes"] == []
 
 
 def test_changes_feed_never_skips_a_transaction_that_commits_late(search_container) -> None:
@@ -220,7 +208,7 @@ def test_changes_feed_never_skips_a_transaction_that_commits_late(search_contain
     behind a cursor handed out before it committed."""
     c, org = search_container, _org()
     api = _api(org)
-    start = _changes(api, "since=now")["next"]
+    start = read_feed(api, "since=now")["next"]
     holding, release, done = threading.Event(), threading.Event(), threading.Event()
     now = datetime.now(UTC)
 
@@ -237,25 +225,25 @@ def test_changes_feed_never_skips_a_transaction_that_commits_late(search_contain
     try:
         assert holding.wait(10)
         fast = api("POST", "/documents", {"title": "fast"}).json()["id"]
-        page = _changes(api, f"since={start}")
+        page = read_feed(api, f"since={start}")
         assert page["changes"] == []  # the fast one waits behind the open transaction
         cursor = page["next"]
     finally:
         release.set()
         t.join()
     assert done.is_set()
-    page = _changes(api, f"since={cursor}", expect=2)
+    page = read_feed(api, f"since={cursor}", expect=2)
     assert sorted(ch["id"] for ch in page["changes"]) == sorted(["slow", fast])
 
 
 def test_changes_longpoll_returns_when_something_changes(search_container) -> None:
     org = _org()
     api = _api(org)
-    cursor = _changes(api, "since=now")["next"]
+    cursor = read_feed(api, "since=now")["next"]
     result: dict[str, Any] = {}
 
     def poll() -> None:
-        result["page"] = _changes(_api(org), f"since={cursor}&feed=longpoll&timeout=10")
+        result["page"] = read_feed(_api(org), f"since={cursor}&feed=longpoll&timeout=10")
 
     t = threading.Thread(target=poll)
     t.start()
@@ -332,7 +320,7 @@ def test_pruned_changes_answer_410_for_old_cursors_and_keep_pending_rows(search_
     for i in range(3):
         assert api("POST", "/documents", {"title": f"old {i}"}).status == 201
     c.search_sync.drain()  # processed: may be pruned once old enough
-    first = _changes(api, "since=0", expect=3)
+    first = read_feed(api, "since=0", expect=3)
     assert len(first["changes"]) == 3
     mid = first["next"]
     pending = api("POST", "/documents", {"title": "not yet synced"}).json()["id"]
@@ -346,6 +334,6 @@ def test_pruned_changes_answer_410_for_old_cursors_and_keep_pending_rows(search_
     r = api("GET", "/changes?since=0")
     assert r.status == 410 and r.headers["content-type"] == "application/problem+json"
     assert "since=now" in r.json()["detail"]
-    page = _changes(api, f"since={mid}", expect=1)  # a cursor past the pruned range works
+    page = read_feed(api, f"since={mid}", expect=1)  # a cursor past the pruned range works
     assert [ch["id"] for ch in page["changes"]] == [pending]
     assert c.search_sync.prune() == 0

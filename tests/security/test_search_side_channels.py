@@ -26,8 +26,7 @@ from chalicelib.domain.search import (
     encode_page_token,
     parse_search_request,
 )
-from tests.conftest import Invoker, make_token, post_search, sync_search
-from tests.polling import poll
+from tests.conftest import Invoker, make_token, post_search, read_feed, sync_search
 
 pytestmark = pytest.mark.integration
 
@@ -101,17 +100,6 @@ def test_another_orgs_writes_change_nothing_in_a_search(search_container) -> Non
 
 
 # ------------------------------------------------------------------ changes feed
-def _feed(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
-    """One feed page, read again until it has ``expect`` changes: the feed holds
-    back rows while any older transaction of the (shared) cluster is open."""
-
-    def read() -> dict[str, Any]:
-        r = api("GET", f"/changes?{query}")
-        assert r.status == 200, r
-        page: dict[str, Any] = r.json()
-        return page
-
-    return poll(read, lambda page: len(page["changes"]) >= expect)
 
 
 def _numbers(value: Any, path: str = "") -> list[tuple[str, Any]]:
@@ -153,7 +141,7 @@ def test_the_feed_reveals_nothing_about_other_orgs_writes(search_container) -> N
     quiet, busy, noise = _api(_org()), _api(_org()), _api(_org())
     _writes(quiet, None)
     ids = _writes(busy, noise)  # the same writes, with 50 of another org's in between
-    page_quiet, page_busy = _feed(quiet, "since=0", 3), _feed(busy, "since=0", 3)
+    page_quiet, page_busy = read_feed(quiet, "since=0", 3), read_feed(busy, "since=0", 3)
     assert [ch["id"] for ch in page_busy["changes"]] == [ids[0], ids[1], ids[0]]
 
     # no number but the org's own document versions; cursors are sealed strings
@@ -163,7 +151,7 @@ def test_the_feed_reveals_nothing_about_other_orgs_writes(search_container) -> N
     # what the busy org sees has exactly the shape of what the quiet one sees
     assert _shape(page_busy) == _shape(page_quiet)
     # and the cursor for "nothing new" is a fresh string each time, moved or not
-    again = _feed(busy, f"since={page_busy['next']}")
+    again = read_feed(busy, f"since={page_busy['next']}")
     assert again["changes"] == [] and again["next"] != page_busy["next"]
     assert len(again["next"]) == len(page_busy["next"])
 
@@ -172,15 +160,15 @@ def test_a_feed_cursor_resumes_from_any_change_and_only_for_its_org(search_conta
     org, other = _org(), _org()
     api, intruder = _api(org), _api(other)
     ids = [_create(api, f"doc {i}") for i in range(4)]
-    page = _feed(api, "since=0", 4)
+    page = read_feed(api, "since=0", 4)
     assert [ch["id"] for ch in page["changes"]] == ids
     for i, change in enumerate(page["changes"]):  # a change's seq is a cursor
-        rest = _feed(api, f"since={change['seq']}", 3 - i)["changes"]
+        rest = read_feed(api, f"since={change['seq']}", 3 - i)["changes"]
         assert [ch["id"] for ch in rest] == ids[i + 1 :]
-    now = _feed(api, "since=now")
+    now = read_feed(api, "since=now")
     assert now["changes"] == [] and SEALED.match(now["next"])
     new = _create(api, "later")
-    assert [ch["id"] for ch in _feed(api, f"since={now['next']}", 1)["changes"]] == [new]
+    assert [ch["id"] for ch in read_feed(api, f"since={now['next']}", 1)["changes"]] == [new]
 
     # another org's cursor, a tampered one, an old-style plain one: 400, no detail
     cursor = page["changes"][1]["seq"]
