@@ -42,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.api.http import SECURITY_HEADERS, pick_request_id, problem
+from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, pick_request_id, problem
 from devtools.events import api_gateway_event, invoke
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -52,17 +52,6 @@ LINGER_S = 2.0  # after an early error, drop what the client still sends for at 
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "keep-alive")
 _DIGITS = re.compile(r"[0-9]+")
-_TITLES = {
-    400: ("bad-request", "Bad request"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    408: ("request-timeout", "Request timeout"),
-    413: ("payload-too-large", "Payload too large"),
-    414: ("uri-too-long", "URI too long"),
-    431: ("request-header-fields-too-large", "Request header fields too large"),
-    501: ("not-implemented", "Not implemented"),
-    505: ("http-version-not-supported", "HTTP version not supported"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +115,7 @@ def _local_problem(
     status: int, detail: str, instance: str | None, rid: str
 ) -> tuple[int, dict[str, str], bytes]:
     """The local server's own answers, with every header the app's responses carry."""
-    slug, title = _TITLES.get(status, ("error", "Error"))
+    slug, title = STATUS_PROBLEMS.get(status, ("error", "Error"))
     response = problem(
         status,
         slug,
@@ -400,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         """The http.server's own errors (malformed request line, bad version, too many
         headers) in the API's problem+json shape with the full header set."""
         self.request_version = "HTTP/1.1"  # never a bare HTTP/0.9 answer without headers
-        raise _Early(code, message or explain or _TITLES.get(code, ("", "Error"))[1])
+        raise _Early(code, message or explain or STATUS_PROBLEMS.get(code, ("", "Error"))[1])
 
 
 def _worker(sock: socket.socket, limits: Limits) -> None:

@@ -33,13 +33,21 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
-_CHALICE_CODES = {
+# the problem type and title of each status an edge answers by itself (Chalice's
+# own errors here, the local server's in devtools/server.py)
+STATUS_PROBLEMS = {
     400: ("bad-request", "Bad request"),
     403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
+    413: ("payload-too-large", "Payload too large"),
+    414: ("uri-too-long", "URI too long"),
     415: ("unsupported-media-type", "Unsupported media type"),
+    431: ("request-header-fields-too-large", "Request header fields too large"),
     500: ("internal", "Internal error"),
+    501: ("not-implemented", "Not implemented"),
+    505: ("http-version-not-supported", "HTTP version not supported"),
 }
 
 
@@ -86,7 +94,7 @@ def rewrite_chalice_error(response: Response, instance: str | None) -> Response:
     body = response.body
     if not (isinstance(body, dict) and "Code" in body and "Message" in body):
         return response
-    slug, title = _CHALICE_CODES.get(response.status_code, ("error", "Error"))
+    slug, title = STATUS_PROBLEMS.get(response.status_code, ("error", "Error"))
     detail = str(body["Message"])
     if response.status_code >= 500:
         detail = "An internal error occurred; it has been logged with this request's id."
