@@ -26,6 +26,7 @@ build megabytes, 27 gigabytes).  So the work is bounded as well as the result:
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import json_merge_patch
@@ -99,8 +100,17 @@ def _sized(value: Any) -> int:
     return 0 if value is _MISSING else json_size(value)
 
 
-def _plan(operations: Any, limits: Limits) -> list[tuple[dict[str, Any], list[str]]]:
-    """Each operation with its parsed path, after the checks that need no document."""
+@dataclass(frozen=True)
+class _Step:
+    """One operation with its pointers parsed (and checked) once."""
+
+    op: dict[str, Any]
+    path: list[str]
+    source: list[str] | None  # ``from`` of a copy or move
+
+
+def _plan(operations: Any, limits: Limits) -> list[_Step]:
+    """Each operation with its parsed pointers, after the checks that need no document."""
     if not isinstance(operations, list):
         raise ValidationFailed("A JSON Patch is a JSON array of operations.")
     if len(operations) > limits.max_patch_ops:
@@ -113,27 +123,24 @@ def _plan(operations: Any, limits: Limits) -> list[tuple[dict[str, Any], list[st
         if not isinstance(op, dict):
             raise ValidationFailed("Each JSON Patch operation must be an object.")
         path = _pointer(op.get("path"), "path")
-        if op.get("op") in ("move", "copy"):
-            _pointer(op.get("from"), "from")
-        plan.append((op, path))
+        source = _pointer(op.get("from"), "from") if op.get("op") in ("move", "copy") else None
+        plan.append(_Step(op, path, source))
     return plan
 
 
-def _growth(doc: Any, op: dict[str, Any], path: list[str], limits: Limits) -> tuple[int, int]:
+def _growth(doc: Any, step: _Step, limits: Limits) -> tuple[int, int]:
     """Bytes ``op`` adds to ``doc`` (an estimate that errs upwards) and bytes it
     touches (copies, measures), after refusing an op that would nest the document
     too deep -- all before the op runs."""
-    kind = op.get("op")
+    op, path, kind = step.op, step.path, step.op.get("op")
     member = len(path[-1].encode()) + 4  # "name": and a comma (array items: less)
     if kind == "remove":
         gone = _sized(_resolve(doc, path))
         return -gone, gone
     if kind not in ("add", "replace", "copy", "move"):
         return 0, 0  # test
-    if kind in ("copy", "move"):
-        value = _resolve(doc, _pointer(op.get("from"), "from"))
-    else:
-        value = op.get("value", _MISSING)
+    source = step.source
+    value = _resolve(doc, source) if source is not None else op.get("value", _MISSING)
     if value is _MISSING:
         return 0, 0  # the op itself will fail
     if len(path) + json_depth(value, limits.max_depth) > limits.max_depth:
@@ -154,8 +161,8 @@ def apply_json_patch(
     doc = copy.deepcopy(current)
     size = json_size(doc)
     cap, budget = _SCRATCH * limits.max_bytes, _WORK * limits.max_bytes
-    for index, (op, path) in enumerate(plan):
-        grow, touched = _growth(doc, op, path, limits)
+    for index, step in enumerate(plan):
+        grow, touched = _growth(doc, step, limits)
         budget -= touched
         if budget < 0:
             raise ValidationFailed(
@@ -166,7 +173,7 @@ def apply_json_patch(
             size = json_size(doc)  # the estimate only ever errs upwards: measure
             if size + grow > cap:  # refused before the op copies anything
                 raise too_large(limits)
-        doc = _apply_one(doc, index, op)
+        doc = _apply_one(doc, index, step.op)
         size += grow
     return validate_editable(doc, limits)
 
