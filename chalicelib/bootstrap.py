@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
+    from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
@@ -180,6 +181,14 @@ class Container:
             grace=timedelta(seconds=s.search_reindex_grace_s),
             retention=timedelta(days=s.outbox_retention_days),
         )  # fmt: skip
+
+    # -- document permissions (helper "acl") ----------------------------------------
+    @cached_property
+    def access(self) -> AccessService:
+        """Grants, visibility, and ``readable`` (the real-time fan-out's ACL query)."""
+        from chalicelib.service_layer.access import AccessService
+
+        return AccessService(self.uow, self.coherence, self.nudge, None)
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""

@@ -46,6 +46,7 @@ READ_ONLY_FIELDS = (
     "created_at",
     "updated_at",
     "content",
+    "visibility",  # changed with PUT /documents/{id}/visibility (owner or admin)
 )
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -244,6 +245,9 @@ class Document:
     deleted_at: datetime | None = None
     content: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # document permissions (domain/access.py): read with the row, in the same statement
+    visibility: str = "org"
+    grants: dict[str, str] = field(default_factory=dict)  # grantee -> 'reader' | 'writer'
 
     @property
     def etag(self) -> str:
@@ -287,6 +291,7 @@ class Document:
             "created_at": iso_z(self.created_at),
             "updated_at": iso_z(self.updated_at),
             "content": self.content,
+            "visibility": self.visibility,
         }
 
 

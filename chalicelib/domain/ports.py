@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 
 from chalicelib.domain.model import Document
 from chalicelib.domain.search import FeedCursor, SearchDocument
+from chalicelib.domain.viewer import Viewer
 
 
 # ------------------------------------------------------------------ documents
@@ -33,6 +34,7 @@ class Change:
     actor: str
     request_id: str | None = None  # the server's own id of the request
     client_request_id: str | None = None  # the X-Request-Id the client sent, if any
+    details: dict[str, Any] | None = None  # more for the audit row (a grant's user and role)
 
 
 @dataclass(frozen=True)
@@ -69,14 +71,38 @@ class DocumentRepository(Protocol):
         ``last`` as for ``insert``."""
 
     def list_documents(
-        self, *, limit: int, after: ListCursor | None, tag: str | None
+        self, *, limit: int, after: ListCursor | None, tag: str | None, viewer: Viewer | None = None
     ) -> list[Document]:
-        """Live documents, newest first, keyset-paginated."""
+        """Live documents, newest first, keyset-paginated; with ``viewer``, only
+        those that viewer may read (domain/access.py), filtered in the query."""
 
     def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
         """Versions of a document, newest first."""
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None: ...
+
+
+# ---------------------------------------------------------------- permissions
+@dataclass(frozen=True)
+class Grant:
+    user: str
+    role: str  # reader | writer
+    granted_by: str
+    granted_at: datetime
+
+
+class GrantRepository(Protocol):
+    """A document's grants, in the transaction's org."""
+
+    def list(self, doc_id: str) -> list[Grant]: ...
+
+    def put(self, doc_id: str, user: str, role: str, granted_by: str) -> None: ...
+
+    def delete(self, doc_id: str, user: str) -> bool:
+        """False when there was no such grant."""
+
+    def clear(self, doc_id: str) -> None:
+        """Every grant of the document (its id starts a new life)."""
 
 
 class CacheDirtyMarks(Protocol):
@@ -100,6 +126,9 @@ class Transaction(Protocol):
     @property
     def cache_dirty(self) -> CacheDirtyMarks: ...
 
+    @property
+    def grants(self) -> GrantRepository: ...
+
 
 class UnitOfWork(Protocol):
     def transaction(
@@ -118,6 +147,11 @@ class UnitOfWork(Protocol):
     def close(self) -> None:
         """Release its connections (tests, the local server's shutdown)."""
 
+    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
+        """Which of ``doc_ids`` (live documents of ``org``) ``viewer`` may read: one
+        query (the real-time fan-out and search results use it).  The caller checks
+        the org role (at least ``reader``) first."""
+
 
 class SearchNudge(Protocol):
     def __call__(self, doc: Document) -> None:
@@ -131,6 +165,9 @@ class CachedDocument:
     version: int
     etag: str
     body: str | None  # the rendered JSON representation; None marks a deleted document
+    # the document's ACL (``domain.access.Acl.encode``), "" when open to the whole org:
+    # cached with the body so a hit is still one GET
+    acl: str = ""
 
 
 class DocumentCache(Protocol):
@@ -360,8 +397,11 @@ class FeedRow:
 class ChangeFeed(Protocol):
     """The changes feed of the transaction's org."""
 
-    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
-        """Rows after ``since`` (None: from now on) and the cursor to resume from."""
+    def changes(
+        self, since: FeedCursor | None, limit: int, *, viewer: Viewer | None = None
+    ) -> tuple[list[FeedRow], FeedCursor]:
+        """Rows after ``since`` (None: from now on) and the cursor to resume from;
+        with ``viewer``, only rows of documents that viewer may read now."""
 
 
 # -------------------------------------------------------------------- content

@@ -42,6 +42,7 @@ from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.viewer import Viewer
 
 
 def _json_integer(value: Any) -> Any:
@@ -70,7 +71,7 @@ HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
 QUERY_FLAGS = "AND|OR|NOT|PHRASE|PREFIX|PRECEDENCE|WHITESPACE|ESCAPE"
 # the mapping's version, in the index's ``_meta``: an index of an older schema is
 # not written to by the sync (a reindex builds one of this schema)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: each document's ACL (visibility, readers: domain/access.py)
 
 
 class SearchFilter(BaseModel):
@@ -128,9 +129,29 @@ def index_id(org: str, doc_id: str) -> str:
     return join_key(org, doc_id)
 
 
-def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) -> dict[str, Any]:
-    """The OpenSearch request body for one page."""
+def acl_filter(viewer: Viewer) -> dict[str, Any]:
+    """What ``viewer`` (not an admin) may read (domain/access.py): documents not
+    private (an index entry without ``visibility`` predates ACLs: open to the
+    org), or whose ``readers`` (owner and grantees) name the viewer."""
+    return {
+        "bool": {
+            "should": [
+                {"bool": {"must_not": [{"term": {"visibility": "private"}}]}},
+                {"term": {"readers": viewer.user}},
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+
+
+def build_query(
+    org: str, req: SearchRequest, search_after: list[Any] | None, *, viewer: Viewer | None
+) -> dict[str, Any]:
+    """The OpenSearch request body for one page; ``viewer``: whose ACL to apply
+    (``None`` or an admin: every document of the org)."""
     filters: list[dict[str, Any]] = [{"term": {"org": org}}]
+    if viewer is not None and not viewer.admin:
+        filters.append(acl_filter(viewer))
     f = req.filter
     if f.tags:
         filters.extend({"term": {"tags": tag}} for tag in f.tags)  # all of them
@@ -321,6 +342,9 @@ def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
             "content_text": (text or "")[:max_chars] or None,
             "tags": list(row["tags"]),
             "owner": row["owner"],
+            "visibility": row.get("visibility") or "org",
+            # who reads it besides the role rule: owner and grantees (domain/access.py)
+            "readers": sorted({row["owner"], *(row.get("grantees") or [])}),
             "version": row["version"],
             "created_at": iso_z(row["created_at"]),
             "updated_at": iso_z(row["updated_at"]),
@@ -365,6 +389,8 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
                 "content_text": _text(),
                 "tags": {"type": "keyword"},
                 "owner": {"type": "keyword"},
+                "visibility": {"type": "keyword"},
+                "readers": {"type": "keyword"},
                 "version": {"type": "long"},
                 "created_at": {"type": "date"},
                 "updated_at": {"type": "date"},

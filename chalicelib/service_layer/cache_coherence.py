@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
+from chalicelib.domain.access import acl_of
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document, render
 from chalicelib.domain.ports import (
@@ -30,6 +31,13 @@ from chalicelib.domain.ports import (
     Transaction,
     UnitOfWork,
 )
+
+
+def cache_entry(doc: Document) -> CachedDocument:
+    """A document as the cache holds it: rendered, with its ACL (one GET on a hit)."""
+    if doc.deleted:
+        return CachedDocument(doc.version, doc.etag, None)
+    return CachedDocument(doc.version, doc.etag, render(doc), acl_of(doc).encode())
 
 
 class CacheCoherence:
@@ -59,8 +67,7 @@ class CacheCoherence:
         """After commit, before answering: the new version replaces the cached one and
         list pages move on.  If that fails after a successful fence, queue a repair
         (for the list pages); an unfenced write queued one already."""
-        body = None if doc.deleted else render(doc)
-        entry = CachedDocument(doc.version, doc.etag, body)
+        entry = cache_entry(doc)
         if not self.cache.publish(doc.org, doc.id, entry) and fenced:
             with contextlib.suppress(DomainError), self.uow.transaction(doc.org) as tx:
                 tx.cache_dirty.mark(doc.id, doc.version)

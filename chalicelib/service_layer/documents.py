@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from chalicelib.domain import patching
+from chalicelib.domain.access import Acl, can_read, split_visibility, viewer_of
 from chalicelib.domain.errors import (
     Conflict,
     DomainError,
@@ -54,9 +55,9 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
-from chalicelib.service_layer.cache_coherence import CacheCoherence
+from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry
 from chalicelib.service_layer.retry import retry_transient
-from chalicelib.service_layer.use_case import DocumentUseCases
+from chalicelib.service_layer.use_case import DocumentUseCases, readable, writable
 
 CacheOutcome = Literal["hit", "miss", "bypass"]
 
@@ -108,7 +109,7 @@ class DocumentService(DocumentUseCases):
                 return Rendered(None, validator[1], validator[0], "hit")
         cached = self.cache.get(who.org, doc_id) if self.coherence.before_read() else None
         if cached is not None:
-            if cached.body is None:
+            if cached.body is None or (cached.acl and not can_read(who, Acl.decode(cached.acl))):
                 raise NotFound(f"Document {doc_id!r} not found.")
             if if_none_match and if_none_match_matches(if_none_match, cached.etag):
                 return Rendered(None, cached.etag, cached.version, "hit")
@@ -119,8 +120,10 @@ class DocumentService(DocumentUseCases):
         if doc.deleted:
             self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, None))
             raise NotFound(f"Document {doc_id!r} not found.")
-        body = render(doc)
-        self.cache.put_if_newer(who.org, doc_id, CachedDocument(doc.version, doc.etag, body))
+        entry = cache_entry(doc)
+        self.cache.put_if_newer(who.org, doc_id, entry)  # for every reader, this one or not
+        readable(who, doc, doc_id)
+        body = entry.body or render(doc)
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")
         return Rendered(body, doc.etag, doc.version, "miss")
@@ -132,7 +135,13 @@ class DocumentService(DocumentUseCases):
         """A page of live documents as rendered JSON, and whether it was cached."""
         who.require("reader")
         cursor = decode_token(page_token, self.page_secret)
-        key = hashlib.sha256(f"{limit}\x00{page_token or ''}\x00{tag or ''}".encode()).hexdigest()
+        # a page holds what its reader may read (domain/access.py): admins share
+        # pages, anyone else gets pages of their own (a private document never
+        # reaches a page cached for someone who may not read it)
+        viewer = viewer_of(who)
+        audience = "*admin" if viewer.admin else f"user:{who.sub}"
+        shape = f"{audience}\x00{limit}\x00{page_token or ''}\x00{tag or ''}"
+        key = hashlib.sha256(shape.encode()).hexdigest()
         cached, generation = self.cache.get_list(who.org, key)
         if cached is not None:
             return cached, "hit"
@@ -143,7 +152,7 @@ class DocumentService(DocumentUseCases):
             except (KeyError, ValueError, TypeError):
                 after = None
         with self.uow.transaction(who.org) as tx:
-            docs = tx.documents.list_documents(limit=limit + 1, after=after, tag=tag)
+            docs = tx.documents.list_documents(limit=limit + 1, after=after, tag=tag, viewer=viewer)
         next_token = None
         if len(docs) > limit:
             docs = docs[:limit]
@@ -166,7 +175,7 @@ class DocumentService(DocumentUseCases):
         self._allow(who, "reader", doc_id)
         cursor = decode_token(page_token, self.page_secret)
         before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
-        with self._open_live(who.org, doc_id) as (tx, doc):
+        with self._open_readable(who, doc_id) as (tx, doc):
             versions = tx.documents.list_versions(doc_id, limit=limit + 1, before=before)
         # versions of an earlier life of this id (deleted, then reused) are not its history;
         # they have the lowest numbers, so dropping them from the tail keeps paging right
@@ -181,7 +190,7 @@ class DocumentService(DocumentUseCases):
     @retry_transient()
     def get_version(self, who: Principal, doc_id: str, version: int) -> dict[str, Any]:
         self._allow(who, "reader", doc_id)
-        with self._open_live(who.org, doc_id) as (tx, doc):
+        with self._open_readable(who, doc_id) as (tx, doc):
             record = tx.documents.get_version(doc_id, version)
         if record is None or record.created_at < doc.created_at:
             raise NotFound(f"Document {doc_id!r} has no version {version}.")
@@ -212,7 +221,9 @@ class DocumentService(DocumentUseCases):
         document of that id whose first version is this very create (same owner,
         same content) is the outcome of an earlier attempt: return it."""
         who.require("writer")
+        data, visibility = split_visibility(data)
         doc = self._new_document(who, validate_editable(data, self.limits), doc_id or new_id())
+        doc = replace(doc, visibility=visibility or "org")
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as tx:
             if not tx.documents.insert(doc, who.change("create"), last=True):
                 earlier = self._earlier_attempt(tx.documents, doc) if replay else None
@@ -249,9 +260,17 @@ class DocumentService(DocumentUseCases):
     ) -> tuple[Document, bool]:
         """Create (True) or replace (False) the document at a client-chosen id."""
         self._allow(who, "writer", doc_id)
+        data, visibility = split_visibility(data)
         change = validate_editable(data, self.limits)
         with self._open(who.org, doc_id) as (tx, current):
             live = current is not None and not current.deleted
+            if current is not None and (live or not self._past_restore_window(current)):
+                writable(who, readable(who, current, doc_id))  # 404 / 403 before anything
+                if visibility is not None and visibility != current.visibility:
+                    raise Conflict(
+                        f"A replace keeps the visibility; change it with PUT "
+                        f"/documents/{doc_id}/visibility (its owner or an admin)."
+                    )
             if if_none_match is not None and if_none_match.strip() == "*" and live:
                 raise PreconditionFailed(
                     f"Document {doc_id!r} already exists.",
@@ -262,7 +281,9 @@ class DocumentService(DocumentUseCases):
             if current is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
-                doc = self._new_document(who, change, doc_id)
+                doc = replace(
+                    self._new_document(who, change, doc_id), visibility=visibility or "org"
+                )
                 if not tx.documents.insert(doc, who.change("create"), last=True):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
                 created, fenced = True, True
@@ -276,7 +297,11 @@ class DocumentService(DocumentUseCases):
                     # past the restore window the id starts a new life: version numbers
                     # keep counting (the rows stay unique), but the history begins at
                     # the new created_at, so the earlier life's versions stay hidden
-                    doc = replace(doc, owner=who.sub, created_at=doc.updated_at)
+                    doc = replace(
+                        doc, owner=who.sub, created_at=doc.updated_at,
+                        visibility=visibility or "org", grants={},
+                    )  # fmt: skip
+                    tx.grants.clear(doc_id)  # ... and its grants end with the earlier life
                 fenced = self._update(
                     tx, doc, current, action="replace" if live else "create", who=who
                 )
@@ -295,7 +320,7 @@ class DocumentService(DocumentUseCases):
         if_match: str | None,
     ) -> Document:
         self._allow(who, "writer", doc_id)
-        with self._open_live(who.org, doc_id) as (tx, current):
+        with self._open_writable(who, doc_id) as (tx, current):
             require_if_match(if_match, current)
             change = patching.apply_patch(media_type, current.editable(), patch, self.limits)
             doc = current.with_changes(change, at=self._clock())
@@ -306,7 +331,7 @@ class DocumentService(DocumentUseCases):
     @retry_transient()
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
         self._allow(who, "writer", doc_id)
-        with self._open_live(who.org, doc_id) as (tx, current):
+        with self._open_writable(who, doc_id) as (tx, current):
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
                     "The document has changed since that ETag.", headers={"ETag": current.etag}
@@ -339,7 +364,7 @@ class DocumentService(DocumentUseCases):
     ) -> Document:
         """Make an old version current again, as a new version."""
         self._allow(who, "writer", doc_id)
-        with self._open_live(who.org, doc_id) as (tx, current):
+        with self._open_writable(who, doc_id) as (tx, current):
             require_if_match(if_match, current)
             old = tx.documents.get_version(doc_id, version)
             if old is None:
@@ -400,6 +425,13 @@ class DocumentService(DocumentUseCases):
             owner=who.sub,
             created_at=now,
             updated_at=now,
+        )
+
+    def _past_restore_window(self, current: Document) -> bool:
+        """A deleted document past its restore window: its id may start a new life
+        (of a new owner and ACL), so the earlier life's ACL no longer applies."""
+        return current.deleted_at is not None and (
+            self._clock() - current.deleted_at > self.retention
         )
 
     def _refuse_if_restorable(self, current: Document) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain.access import viewer_of
 from chalicelib.domain.ports import FeedRow, SearchIndex, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
@@ -22,6 +23,7 @@ from chalicelib.domain.search import (
     shape_results,
 )
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.viewer import Viewer
 from chalicelib.observability import milliseconds
 
 
@@ -38,13 +40,22 @@ class SearchService:
         who.require("reader")
         req = parse_search_request(data)
         after = decode_page_token(req, self.page_secret, who.org)
-        body = build_query(who.org, req, after)
+        # the index holds each document's ACL and filters on it (domain/access.py)
+        body = build_query(who.org, req, after, viewer=viewer_of(who))
         started = time.perf_counter()
         try:
             raw = self.index.search(body)
         finally:
             milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
-        return shape_results(raw, req, self.page_secret, who.org)
+        result = shape_results(raw, req, self.page_secret, who.org)
+        viewer = viewer_of(who)
+        if not viewer.admin and result["hits"]:
+            # the index learns of an ACL change through the outbox, a moment after
+            # its commit: hits are checked against PostgreSQL (one query), so a
+            # revoked grant or a document just made private never shows meanwhile
+            allowed = self.uow.readable(who.org, viewer, [h["id"] for h in result["hits"]])
+            result["hits"] = [h for h in result["hits"] if h["id"] in allowed]
+        return result
 
     def changes(
         self,
@@ -57,11 +68,12 @@ class SearchService:
     ) -> dict[str, Any]:
         who.require("reader")
         cursor = None if since == "now" else FeedCursor.parse(since, who.org, self.sealer)
-        rows, nxt = self._changes(who.org, cursor, limit)
+        viewer = viewer_of(who)  # changes of documents the caller may not read are left out
+        rows, nxt = self._changes(who.org, cursor, limit, viewer)
         deadline = time.monotonic() + longpoll_s
         while not rows and time.monotonic() < deadline:
             sleep(0.25)
-            rows, nxt = self._changes(who.org, nxt, limit)
+            rows, nxt = self._changes(who.org, nxt, limit, viewer)
         return {
             "changes": [
                 {
@@ -79,7 +91,7 @@ class SearchService:
         }
 
     def _changes(
-        self, org: str, since: FeedCursor | None, limit: int
+        self, org: str, since: FeedCursor | None, limit: int, viewer: Viewer
     ) -> tuple[list[FeedRow], FeedCursor]:
         with self.uow.transaction(org) as tx:
-            return tx.outbox.changes(since, limit)
+            return tx.outbox.changes(since, limit, viewer=viewer)

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from chalicelib.domain.errors import NotFound
+from chalicelib.domain.access import acl_of, can_read, can_write
+from chalicelib.domain.errors import Forbidden, NotFound
 from chalicelib.domain.model import Document, validate_id
 from chalicelib.domain.ports import SearchNudge, Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
@@ -24,6 +25,23 @@ def live(doc: Document | None, doc_id: str) -> Document:
     """The document, unless it never existed (in this org) or is deleted: 404 alike."""
     if doc is None or doc.deleted:
         raise NotFound(f"Document {doc_id!r} not found.")
+    return doc
+
+
+def readable(who: Principal, doc: Document, doc_id: str) -> Document:
+    """The document, if ``who`` may read it; 404 otherwise (its existence is not revealed)."""
+    if not can_read(who, acl_of(doc)):
+        raise NotFound(f"Document {doc_id!r} not found.")
+    return doc
+
+
+def writable(who: Principal, doc: Document) -> Document:
+    """The document, if ``who`` (who may read it) may also write it; 403 otherwise."""
+    if not can_write(who, acl_of(doc)):
+        raise Forbidden(
+            f"Document {doc.id!r} is private: writing it needs its owner, an admin "
+            "or a 'writer' grant (and the org role 'writer')."
+        )
     return doc
 
 
@@ -58,6 +76,21 @@ class DocumentUseCases:
         """``_open``, for a document that must exist and not be deleted."""
         with self._open(org, doc_id) as (tx, doc):
             yield tx, live(doc, doc_id)
+
+    @contextmanager
+    def _open_readable(self, who: Principal, doc_id: str) -> Iterator[tuple[Transaction, Document]]:
+        """``_open_live``, for a document ``who`` may read (else 404, as if absent:
+        domain/access.py)."""
+        with self._open_live(who.org, doc_id) as (tx, doc):
+            yield tx, readable(who, doc, doc_id)
+
+    @contextmanager
+    def _open_writable(self, who: Principal, doc_id: str) -> Iterator[tuple[Transaction, Document]]:
+        """``_open_live``, for a document ``who`` may write: 404 when it may not even
+        read it, 403 when it may read but not write it."""
+        with self._open_readable(who, doc_id) as (tx, doc):
+            writable(who, doc)
+            yield tx, doc
 
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
         """After commit, before answering: wake the search sync, then publish to the cache."""

@@ -24,6 +24,7 @@ from chalicelib.domain.ports import (
     DirtyKey,
     DocumentState,
     FeedRow,
+    Grant,
     IdempotencyRecord,
     ItemResult,
     ListCursor,
@@ -35,6 +36,7 @@ from chalicelib.domain.ports import (
     VersionRecord,
 )
 from chalicelib.domain.search import SCHEMA_VERSION, FeedCursor, SearchDocument
+from chalicelib.domain.viewer import Viewer
 
 
 class FakeTransaction:
@@ -43,6 +45,7 @@ class FakeTransaction:
         self.uploads = FakeContentRecords(store, org)
         self.outbox = FakeChangeFeed(store, org)
         self.cache_dirty = FakeCacheDirty(store, org)
+        self.grants = FakeGrants(store, org)
 
 
 class FakeDocuments:
@@ -93,9 +96,10 @@ class FakeDocuments:
         self.store.pending_outbox.append((self.org, doc.id, doc.version, op, doc.updated_at))
 
     def list_documents(
-        self, *, limit: int, after: ListCursor | None, tag: str | None
+        self, *, limit: int, after: ListCursor | None, tag: str | None, viewer: Viewer | None = None
     ) -> list[Document]:
         docs = [d for (o, _), d in self.store.docs.items() if o == self.org and not d.deleted]
+        docs = [d for d in docs if viewer_reads(viewer, d)]
         if tag:
             docs = [d for d in docs if tag in d.tags]
         docs.sort(key=lambda d: (d.created_at, d.id), reverse=True)
@@ -125,6 +129,7 @@ class FakeUnitOfWork:
         self.uploads: dict[tuple[str, str], Upload] = {}
         self.texts: dict[tuple[str, str, int], tuple[str, bool]] = {}
         self.dirty: list[DirtyKey] = []
+        self.grant_rows: dict[tuple[str, str, str], Grant] = {}
         self.transactions = 0
         self._begin()
 
@@ -135,6 +140,7 @@ class FakeUnitOfWork:
         self.pending_dirty: list[tuple[str, str, int]] = []
         self.pending_uploads: dict[tuple[str, str], Upload] = {}
         self.pending_texts: dict[tuple[str, str, int], tuple[str, bool]] = {}
+        self.pending_grants: dict[tuple[str, str, str], Grant | None] = {}
 
     def read_document(self, org: str, doc_id: str) -> Document | None:
         self.transactions += 1
@@ -156,6 +162,11 @@ class FakeUnitOfWork:
         self.dirty += [DirtyKey(*d) for d in self.pending_dirty]
         self.uploads.update(self.pending_uploads)
         self.texts.update(self.pending_texts)
+        for key, grant in self.pending_grants.items():
+            if grant is None:
+                self.grant_rows.pop(key, None)
+            else:
+                self.grant_rows[key] = grant
         self._begin()
         self.transactions += 1
 
@@ -164,6 +175,11 @@ class FakeUnitOfWork:
 
     def close(self) -> None:
         return None
+
+    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
+        self.transactions += 1
+        found = (self.docs.get((org, i)) for i in doc_ids)
+        return {d.id for d in found if d is not None and not d.deleted and viewer_reads(viewer, d)}
 
     def state(self, org: str, doc_id: str) -> DocumentState | None:
         """What the outbox reads for the index: the row plus its newest extracted text."""
@@ -179,6 +195,8 @@ class FakeUnitOfWork:
             "body": doc.body,
             "tags": list(doc.tags),
             "owner": doc.owner,
+            "visibility": doc.visibility,
+            "grantees": sorted(doc.grants),
             "version": doc.version,
             "created_at": doc.created_at,
             "updated_at": doc.updated_at,
@@ -186,6 +204,46 @@ class FakeUnitOfWork:
             "content": doc.content,
             "content_text": text,
         }
+
+
+def viewer_reads(viewer: Viewer | None, doc: Document) -> bool:
+    """The read rule (domain/access.py) as the SQL of adapters/postgres/access.py writes it."""
+    if viewer is None or viewer.admin or doc.visibility == "org":
+        return True
+    return viewer.user == doc.owner or viewer.user in doc.grants
+
+
+class FakeGrants:
+    def __init__(self, store: FakeUnitOfWork, org: str) -> None:
+        self.store = store
+        self.org = org
+
+    def _rows(self) -> dict[tuple[str, str, str], Grant]:
+        rows = dict(self.store.grant_rows)
+        for key, grant in self.store.pending_grants.items():
+            if grant is None:
+                rows.pop(key, None)
+            else:
+                rows[key] = grant
+        return rows
+
+    def list(self, doc_id: str) -> list[Grant]:
+        rows = self._rows()
+        return [rows[k] for k in sorted(rows) if k[:2] == (self.org, doc_id)]
+
+    def put(self, doc_id: str, user: str, role: str, granted_by: str) -> None:
+        grant = Grant(user, role, granted_by, datetime.now(UTC))
+        self.store.pending_grants[(self.org, doc_id, user)] = grant
+
+    def delete(self, doc_id: str, user: str) -> bool:
+        existed = (self.org, doc_id, user) in self._rows()
+        self.store.pending_grants[(self.org, doc_id, user)] = None
+        return existed
+
+    def clear(self, doc_id: str) -> None:
+        for key in self._rows():
+            if key[:2] == (self.org, doc_id):
+                self.store.pending_grants[key] = None
 
 
 class FakeCacheDirty:
@@ -277,8 +335,8 @@ class FakeCache:
         return True
 
     def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
-        entry = self.docs.get((org, doc_id))
-        return (entry.version, entry.etag) if entry and entry.body else None
+        entry = self.docs.get((org, doc_id))  # like Redis: no validator for an entry with an ACL
+        return (entry.version, entry.etag) if entry and entry.body and not entry.acl else None
 
     def fence(self, org: str, doc_id: str, version: int) -> bool:
         if not self.reachable:
@@ -383,10 +441,17 @@ class FakeSearchIndex:
         """Only what the use case relies on: the org filter, newest first, search_after."""
         self._check()
         self.queries.append(body)
-        org = body["query"]["bool"]["filter"][0]["term"]["org"]
+        filters = body["query"]["bool"]["filter"]
+        org = filters[0]["term"]["org"]
+        acl = [f["bool"]["should"] for f in filters if "bool" in f]
         hits = []
         for _, source in self.documents().values():
             if source["org"] != org:
+                continue
+            if acl and not (
+                source.get("visibility") != "private"
+                or acl[0][1]["term"]["readers"] in source.get("readers", [])
+            ):
                 continue
             millis = int(datetime.fromisoformat(source["updated_at"]).timestamp() * 1000)
             hits.append({"_score": None, "_source": source, "sort": [millis, source["id"]]})
@@ -544,15 +609,24 @@ class FakeChangeFeed:
         self.store = store
         self.org = org
 
-    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
+    def changes(
+        self, since: FeedCursor | None, limit: int, *, viewer: Viewer | None = None
+    ) -> tuple[list[FeedRow], FeedCursor]:
         org = self.org
         horizon = FeedCursor(len(self.store.outbox) + 1, 0)
         if since is None:
             return [], horizon
+
+        def shown(doc_id: str) -> bool:
+            if viewer is None or viewer.admin:
+                return True
+            doc = self.store.docs.get((org, doc_id))
+            return doc is not None and viewer_reads(viewer, doc)
+
         rows = [
             FeedRow(r.seq, r.seq, r.doc_id, r.version, r.op, r.created_at)
             for r in self.store.outbox
-            if r.org == org and FeedCursor(r.seq, r.seq) > since
+            if r.org == org and FeedCursor(r.seq, r.seq) > since and shown(r.doc_id)
         ][:limit]
         last = FeedCursor(rows[-1].txid, rows[-1].seq) if rows else since
         return rows, max(last, horizon) if len(rows) < limit else last

@@ -41,7 +41,7 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 )
 def test_every_query_is_filtered_by_the_callers_org(data) -> None:
     req = parse_search_request(data)
-    body = build_query("acme", req, None)
+    body = build_query("acme", req, None, viewer=None)
     filters = body["query"]["bool"]["filter"]
     assert filters[0] == {"term": {"org": "acme"}}
     assert "from" not in body  # never deep offsets
@@ -49,7 +49,7 @@ def test_every_query_is_filtered_by_the_callers_org(data) -> None:
 
 def test_query_shapes() -> None:
     req = parse_search_request({"q": "a -b", "filter": {"tags": ["x", "y"]}})
-    body = build_query("o", req, [1.5, 1700000000000, "id-1"])
+    body = build_query("o", req, [1.5, 1700000000000, "id-1"], viewer=None)
     must = body["query"]["bool"]["must"][0]["simple_query_string"]
     assert must["query"] == "a -b" and must["lenient"] is True
     assert "FUZZY" not in must["flags"] and "PREFIX" in must["flags"]
@@ -58,7 +58,7 @@ def test_query_shapes() -> None:
     assert body["search_after"] == [1.5, 1700000000000, "id-1"]
     assert body["sort"] == [{"_score": "desc"}, {"updated_at": "desc"}, {"id": "asc"}]
     assert "highlight" in body
-    browse = build_query("o", parse_search_request({}), None)
+    browse = build_query("o", parse_search_request({}), None, viewer=None)
     assert browse["query"]["bool"]["must"] == [{"match_all": {}}]
     assert browse["sort"][0] == {"updated_at": "desc"} and "highlight" not in browse
 

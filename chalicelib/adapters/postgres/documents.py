@@ -9,16 +9,20 @@ import psycopg
 from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
+from chalicelib.adapters.postgres.access import GRANTS_COLUMN, readable_clause
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import Change, ListCursor, VersionRecord
+from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction
 
-DOC_COLUMNS = (
+LIST_COLUMNS = (
     "org, id, title, body, tags, metadata, version, owner, created_at, updated_at, "
-    "deleted_at, content"
+    "deleted_at, content, visibility"
 )
+# a document with its grants, in one statement (every point read: prefetch, read_document)
+DOC_COLUMNS = f"{LIST_COLUMNS}, {GRANTS_COLUMN}"
 _VERSION_COLUMNS = (
     "version, title, body, tags, metadata, deleted, author, action, created_at, content"
 )
@@ -33,7 +37,7 @@ _RECORD_CHANGE = (
     "audit_row AS (INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, "
     "details) SELECT org, %(actor)s, %(action)s, id, version, %(request_id)s, "
     "jsonb_strip_nulls(jsonb_build_object('title', title, 'deleted', deleted_at IS NOT NULL, "
-    "'client_request_id', %(client_request_id)s::text)) FROM changed)"
+    "'client_request_id', %(client_request_id)s::text)) || %(details)s::jsonb FROM changed)"
 )
 
 
@@ -56,9 +60,10 @@ class PostgresDocuments:
     def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
         return self._write(
             "INSERT INTO documents (org, id, title, body, tags, metadata, version, owner, "
-            "created_at, updated_at, deleted_at, content) VALUES (%(org)s, %(id)s, %(title)s, "
-            "%(body)s, %(tags)s, %(metadata)s, %(version)s, %(owner)s, %(created_at)s, "
-            "%(updated_at)s, %(deleted_at)s, %(content)s) ON CONFLICT (org, id) DO NOTHING",
+            "created_at, updated_at, deleted_at, content, visibility) VALUES (%(org)s, %(id)s, "
+            "%(title)s, %(body)s, %(tags)s, %(metadata)s, %(version)s, %(owner)s, "
+            "%(created_at)s, %(updated_at)s, %(deleted_at)s, %(content)s, %(visibility)s) "
+            "ON CONFLICT (org, id) DO NOTHING",
             doc,
             change,
             expected_version=None,
@@ -72,7 +77,7 @@ class PostgresDocuments:
             "UPDATE documents SET title = %(title)s, body = %(body)s, tags = %(tags)s, "
             "metadata = %(metadata)s, version = %(version)s, owner = %(owner)s, "
             "created_at = %(created_at)s, updated_at = %(updated_at)s, "
-            "deleted_at = %(deleted_at)s, content = %(content)s "
+            "deleted_at = %(deleted_at)s, content = %(content)s, visibility = %(visibility)s "
             "WHERE org = %(org)s AND id = %(id)s AND version = %(expected_version)s",
             doc,
             change,
@@ -123,6 +128,8 @@ class PostgresDocuments:
                 "updated_at": doc.updated_at,
                 "deleted_at": doc.deleted_at,
                 "content": Jsonb(doc.content) if doc.content is not None else None,
+                "visibility": doc.visibility,
+                "details": Jsonb(change.details or {}),
                 "expected_version": expected_version,
                 "op": "delete" if doc.deleted else _OP_FOR_ACTION.get(change.action, "upsert"),
                 "action": change.action,
@@ -136,10 +143,14 @@ class PostgresDocuments:
         return row is not None
 
     def list_documents(
-        self, *, limit: int, after: ListCursor | None, tag: str | None
+        self, *, limit: int, after: ListCursor | None, tag: str | None, viewer: Viewer | None = None
     ) -> list[Document]:
         clauses = ["org = %s", "deleted_at IS NULL"]
         params: list[Any] = [self.org]
+        if viewer is not None and not viewer.admin:
+            clause, extra = readable_clause(viewer)
+            clauses.append(clause)
+            params += extra
         if after is not None:
             clauses.append("(created_at, id) < (%s, %s)")
             params += [after.created_at, after.id]
@@ -149,7 +160,7 @@ class PostgresDocuments:
         params.append(limit)
         cur = self.tx.conn.cursor(row_factory=class_row(Document))
         return cur.execute(
-            f"SELECT {DOC_COLUMNS} FROM documents WHERE {' AND '.join(clauses)} "
+            f"SELECT {LIST_COLUMNS} FROM documents WHERE {' AND '.join(clauses)} "
             "ORDER BY created_at DESC, id DESC LIMIT %s",
             params,
         ).fetchall()

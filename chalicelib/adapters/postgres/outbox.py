@@ -35,10 +35,12 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import class_row
 
+from chalicelib.adapters.postgres.access import readable_clause
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import DocumentState, FeedRow, OutboxRow, OutboxStats
 from chalicelib.domain.search import FeedCursor
+from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction
@@ -49,7 +51,9 @@ _REINDEX_LOCK = 0x72656978  # "reix"
 # one org's documents (app.org is set to it: row-level security applies)
 _DOC_STATE = (
     "SELECT d.org, d.id, d.title, d.body, d.tags, d.owner, d.version, d.created_at, "
-    "d.updated_at, d.deleted_at, d.content, (SELECT t.text FROM document_content_text t "
+    "d.updated_at, d.deleted_at, d.content, d.visibility, ARRAY(SELECT g.grantee FROM "
+    "document_grants g WHERE g.org = d.org AND g.doc_id = d.id ORDER BY g.grantee) AS grantees, "
+    "(SELECT t.text FROM document_content_text t "
     "WHERE t.org = d.org AND t.doc_id = d.id AND t.version <= d.version "
     "ORDER BY t.version DESC LIMIT 1) AS content_text FROM documents d "
     "WHERE d.org = %s AND d.id = ANY(%s)"
@@ -302,9 +306,16 @@ class PostgresChangeFeed:
         self.conn = tx.conn
         self.org = tx.org
 
-    def changes(self, since: FeedCursor | None, limit: int) -> tuple[list[FeedRow], FeedCursor]:
+    def changes(
+        self, since: FeedCursor | None, limit: int, *, viewer: Viewer | None = None
+    ) -> tuple[list[FeedRow], FeedCursor]:
         """Rows after ``since`` (None: from now on) of transactions that finished
-        before every running one, in (txid, seq) order, and the next cursor."""
+        before every running one, in (txid, seq) order, and the next cursor.
+
+        With a non-admin ``viewer``, only rows of documents it may read *now*
+        (domain/access.py), filtered in the query so pages stay full: a change
+        of a document it may not read is left out, as are rows of documents
+        that no longer exist (purged: their ACL is gone with them)."""
         snapshot = self.conn.execute(
             "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x"
         ).fetchone()
@@ -320,13 +331,20 @@ class PostgresChangeFeed:
                 "Changes before this cursor have been pruned: read GET /documents for a "
                 "full copy, then follow the feed from since=now.",
             )
+        acl, acl_params = "", list[Any]()
+        if viewer is not None and not viewer.admin:
+            clause, acl_params = readable_clause(viewer, "d")
+            acl = (
+                " AND EXISTS (SELECT 1 FROM documents d WHERE d.org = outbox.org "
+                f"AND d.id = outbox.doc_id AND {clause})"
+            )
         rows = (
             self.conn.cursor(row_factory=class_row(FeedRow))
             .execute(
                 "SELECT seq, txid::text::bigint AS txid, doc_id, version, op, created_at "
                 "FROM outbox WHERE org = %s AND (txid, seq) > (%s::text::xid8, %s) "
-                "AND txid < %s::text::xid8 ORDER BY txid, seq LIMIT %s",
-                (self.org, str(since.txid), since.seq, str(horizon), limit),
+                f"AND txid < %s::text::xid8{acl} ORDER BY txid, seq LIMIT %s",
+                (self.org, str(since.txid), since.seq, str(horizon), *acl_params, limit),
             )
             .fetchall()
         )

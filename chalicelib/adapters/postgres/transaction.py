@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import RowFactory
 
+from chalicelib.adapters.postgres.access import PostgresGrants
 from chalicelib.adapters.postgres.cache_repair import PostgresCacheDirty
 from chalicelib.adapters.postgres.content import PostgresUploads
 from chalicelib.adapters.postgres.documents import PostgresDocuments
@@ -58,6 +59,10 @@ class PostgresTransaction:
     @cached_property
     def cache_dirty(self) -> PostgresCacheDirty:
         return PostgresCacheDirty(self)
+
+    @cached_property
+    def grants(self) -> PostgresGrants:
+        return PostgresGrants(self)
 
     def fetchone(self, rows: RowFactory[T], query: str, params: tuple[Any, ...]) -> T | None:
         """One row; after the transaction's COMMIT went out with a write (a lost

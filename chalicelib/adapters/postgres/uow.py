@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,11 +32,13 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import class_row, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from chalicelib.adapters.postgres.access import readable_query
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
 from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_begin
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
 from chalicelib.domain.model import Document
+from chalicelib.domain.viewer import Viewer
 from chalicelib.observability import subsegment
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -224,6 +226,28 @@ class PostgresUnitOfWork:
         try:
             with subsegment("postgres.read", org=org, doc_id=doc_id), self._checkout() as conn:
                 return after_begin(conn.cursor(row_factory=class_row(Document)).execute(query))
+        except _UNAVAILABLE as exc:  # a read is always safe to retry
+            raise TransientDatabaseError(
+                "The database is unavailable; retry shortly.", retry_after_s=2
+            ) from exc
+
+    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
+        """Which of ``doc_ids`` (live documents of ``org``) ``viewer`` may read, in one
+        round trip (BEGIN, settings, SELECT, COMMIT together): the real-time
+        fan-out asks it for a batch of changes, search for a page of hits."""
+        ids = sorted(set(doc_ids))
+        if not ids:
+            return set()
+        query, params = readable_query(org, viewer, ids)
+        try:
+            with subsegment("postgres.readable", org=org), self._checkout() as conn:
+                cur = psycopg.ClientCursor(conn)
+                select = sql.SQL(cur.mogrify(query, params))
+                cur.execute(sql.Composed([self._begin(org, None), sql.SQL("; "), select,
+                                          sql.SQL("; COMMIT")]))  # fmt: skip
+                cur.nextset()
+                cur.nextset()
+                return {row["id"] for row in cur.fetchall()}
         except _UNAVAILABLE as exc:  # a read is always safe to retry
             raise TransientDatabaseError(
                 "The database is unavailable; retry shortly.", retry_after_s=2

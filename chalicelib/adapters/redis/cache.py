@@ -5,10 +5,16 @@ after the kind are joined by ``domain.keys.join_key``, which writes each as
 ``<length>:<part>``, so an org holding ``:`` cannot share another org's keys):
 
 - ``doc:{org,id}``         ``"{version}\\n{etag}\\n{state}"`` where state is the rendered
-                           JSON document, ``""`` (a tombstone: deleted) or ``"~"`` (a
-                           fence: a write of that version is committing);
-- ``etag:{org,id}``        ``"{version}\\n{etag}"`` of a live cached document, so a
-                           conditional GET can answer 304 without fetching the body;
+                           JSON document (an object: it starts with ``{``), the
+                           document's ACL and the document (``"[acl]\\n{...}"``, for a
+                           document not open to the whole org: domain/access.py; the
+                           rendered JSON holds no raw newline), ``""`` (a tombstone:
+                           deleted) or ``"~"`` (a fence: a write of that version is
+                           committing);
+- ``etag:{org,id}``        ``"{version}\\n{etag}"`` of a live cached document open to the
+                           whole org, so a conditional GET can answer 304 without
+                           fetching the body (a document with an ACL has none: its
+                           304 would answer a caller who may not read it);
 - ``listgen:{org}``        a generation counter bumped after every write;
 - ``list:{org,gen,h}``     a list page (30 s), unreachable once the generation moves.
 
@@ -84,6 +90,14 @@ else
 end
 return 1
 """
+
+
+def _entry(entry: CachedDocument) -> tuple[str, str]:
+    """The ``doc:`` value of an entry, and its ``etag:`` line ('' = none)."""
+    if entry.body and entry.acl:
+        return f"{entry.version}\n{entry.etag}\n{entry.acl}\n{entry.body}", ""
+    etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
+    return f"{entry.version}\n{entry.etag}\n{entry.body or ''}", etag_line
 
 
 class RedisCache:
@@ -208,7 +222,10 @@ class RedisCache:
         version, etag, state = bytes(raw).decode().split("\n", 2)
         if state == FENCE:
             return None  # a write is committing: read PostgreSQL
-        return CachedDocument(int(version), etag, state or None)
+        acl = ""
+        if state.startswith("["):  # an ACL line before the document
+            acl, state = state.split("\n", 1)
+        return CachedDocument(int(version), etag, state or None, acl)
 
     def get_etag(self, org: str, doc_id: str) -> tuple[int, str] | None:
         """The cached validator of a live document (for If-None-Match), or None."""
@@ -232,8 +249,7 @@ class RedisCache:
         in one round trip.  False when Redis could not be reached."""
         if not self.enabled:
             return True  # nothing is cached, so there is nothing to repair
-        payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
-        etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
+        payload, etag_line = _entry(entry)
         key, etag_key = self._doc_key(org, doc_id), self._etag_key(org, doc_id)
 
         def run() -> bool:
@@ -265,8 +281,7 @@ class RedisCache:
         self._store(org, doc_id, version, payload, ttl_ms=FENCE_TTL_MS, etag_line="")
 
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
-        payload = f"{entry.version}\n{entry.etag}\n{entry.body or ''}"
-        etag_line = f"{entry.version}\n{entry.etag}" if entry.body else ""
+        payload, etag_line = _entry(entry)
         self._guard(
             lambda: self._store(
                 org, doc_id, entry.version, payload, ttl_ms=self.doc_ttl_ms, etag_line=etag_line

@@ -1,0 +1,55 @@
+"""Routes of document permissions: grants and visibility (service_layer/access.py).
+
+``GET /documents/{id}/grants`` lists them, ``PUT``/``DELETE
+/documents/{id}/grants/{user}`` add, change or remove one, ``PUT
+/documents/{id}/visibility`` opens a document to its org or makes it private;
+all for the document's owner or an admin (docs/security.md, "Document
+permissions").  Each change is a new version of the document: the response
+carries its ``ETag``.
+"""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint, Response
+
+from chalicelib.api.documents import doc_headers
+from chalicelib.api.endpoint import ANY, NO_STORE, REVALIDATE, Call, endpoint
+from chalicelib.api.http import json_response
+from chalicelib.observability import count
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/documents/{doc_id}/grants", methods=["GET"], content_types=ANY)
+@endpoint(bp)
+def list_grants(call: Call, doc_id: str) -> Response:
+    listing = call.services.access.list_grants(call.who, doc_id)
+    return json_response(listing, headers={"ETag": listing["etag"], **REVALIDATE})
+
+
+@bp.route("/documents/{doc_id}/grants/{user}", methods=["PUT"], content_types=ANY)
+@endpoint(bp)
+def put_grant(call: Call, doc_id: str, user: str) -> Response:
+    grantee = user  # path parameters arrive decoded
+    doc = call.services.access.put_grant(call.who, doc_id, grantee, call.json())
+    count("DocumentChanges")
+    body = {"id": doc.id, "user": grantee, "role": doc.grants[grantee], "version": doc.version}
+    return json_response(body, headers=doc_headers(doc.etag))
+
+
+@bp.route("/documents/{doc_id}/grants/{user}", methods=["DELETE"], content_types=ANY)
+@endpoint(bp)
+def delete_grant(call: Call, doc_id: str, user: str) -> Response:
+    doc = call.services.access.delete_grant(call.who, doc_id, user)
+    count("DocumentChanges")
+    return Response(body="", status_code=204, headers={"ETag": doc.etag, **NO_STORE})
+
+
+@bp.route("/documents/{doc_id}/visibility", methods=["PUT"], content_types=ANY)
+@endpoint(bp)
+def put_visibility(call: Call, doc_id: str) -> Response:
+    doc = call.services.access.set_visibility(
+        call.who, doc_id, call.json(), if_match=call.header("if-match")
+    )
+    count("DocumentChanges")
+    return json_response(doc.to_json(), headers=doc_headers(doc.etag))
