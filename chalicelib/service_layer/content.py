@@ -134,7 +134,7 @@ class ContentService(DocumentUseCases):
         }
         if request.filename:
             pending["filename"] = request.filename
-        with self._open_live(who.org, doc_id) as (tx, current):
+        with self._open_writable(who, doc_id) as (tx, current):
             if if_match is not None and not if_match_satisfied(if_match, current.etag):
                 raise PreconditionFailed(
                     "The document has changed since that ETag; read it again and retry.",
@@ -179,7 +179,7 @@ class ContentService(DocumentUseCases):
         downloadable; the S3 version id pins the exact bytes that were checked.
         """
         self._allow(who, "reader", doc_id)
-        with self._open_live(who.org, doc_id) as (tx, doc):
+        with self._open_readable(who, doc_id) as (tx, doc):
             content = doc.content
             if version is not None:
                 record = tx.documents.get_version(doc_id, version)
