@@ -21,10 +21,11 @@ from chalicelib.domain.viewer import Viewer
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction
 
-# a documents row's grants as {grantee: role}: a primary-key range scan
+# a documents row's grants as {grantee: role}: a primary-key range scan (no braces in
+# the SQL: point reads format it into a psycopg sql.SQL template)
 GRANTS_COLUMN = (
-    "(SELECT coalesce(jsonb_object_agg(g.grantee, g.role), '{}'::jsonb) FROM document_grants g "
-    "WHERE g.org = documents.org AND g.doc_id = documents.id) AS grants"
+    "(SELECT coalesce(jsonb_object_agg(g.grantee, g.role), jsonb_build_object()) "
+    "FROM document_grants g WHERE g.org = documents.org AND g.doc_id = documents.id) AS grants"
 )
 
 
