@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
     fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
 
+    # --- OIDC: the JWKS of DOCS_JWT_JWKS_URL (helper "acl"; chalicelib/api/oidc.py) --------
+    jwt_jwks_ttl_s: int = Field(default=300, ge=1)  # a fetched key set is used this long
+    # an unknown ``kid`` refetches the set at most this often (no refresh storm)
+    jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
+    jwt_jwks_timeout_s: float = Field(default=2.0, gt=0)
+
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:
         if self.page_token_secret_arn:

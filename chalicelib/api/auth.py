@@ -4,7 +4,8 @@ In AWS the API Gateway authorizer verifies the token and puts its claims in
 the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``), and the app still
 holds their ``iss`` and ``aud`` (or ``client_id``) to its settings; locally the
 service verifies the token itself: HS256 with ``DOCS_JWT_SECRET``, or RS256
-through a JWKS URL (``DOCS_JWT_JWKS_URL``).  The org comes only from the
+or RS256 / ES256 through an OIDC issuer's JWKS (``DOCS_JWT_JWKS_URL``, keys by
+``kid``, cached and refreshed with restraint: chalicelib/api/oidc.py).  The org comes only from the
 verified claims, which are held to a strict shape (docs/security.md):
 
 * ``iss``, ``aud``, ``sub`` and ``exp`` are required; ``exp``, ``nbf`` and
@@ -29,12 +30,13 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import jwt
 
+from chalicelib.api.oidc import JwksKeys
 from chalicelib.config import Settings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import ROLE_RANK, Principal
@@ -57,8 +59,19 @@ _JWT_ERRORS: tuple[tuple[type[Exception], str], ...] = (
 
 
 @lru_cache(maxsize=4)
-def _jwks_client(url: str) -> jwt.PyJWKClient:
-    return jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+def _jwks_keys(url: str, ttl_s: int, min_refresh_s: float, timeout_s: float) -> JwksKeys:
+    """One key cache per issuer (and settings), for the life of the process."""
+    return JwksKeys(url, ttl_s=ttl_s, min_refresh_s=min_refresh_s, timeout_s=timeout_s)
+
+
+def jwks_keys(settings: Settings) -> JwksKeys:
+    assert settings.jwt_jwks_url
+    return _jwks_keys(
+        settings.jwt_jwks_url,
+        settings.jwt_jwks_ttl_s,
+        settings.jwt_jwks_min_refresh_s,
+        settings.jwt_jwks_timeout_s,
+    )
 
 
 def _roles(raw: Any, *, stringified: bool) -> frozenset[str]:
@@ -129,23 +142,33 @@ class _VerifiedTokens:
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        # token (+ settings) -> (claims, kid of the key that verified it: JWKS only)
+        self._items: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], str | None]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...], leeway_s: int) -> dict[str, Any] | None:
+    def get(
+        self,
+        key: tuple[Any, ...],
+        leeway_s: int,
+        still_valid: Callable[[str | None], bool] | None = None,
+    ) -> dict[str, Any] | None:
+        """The claims of a token verified before, unless it expired or its key
+        (``still_valid(kid)``) was withdrawn since."""
         with self._lock:
-            claims = self._items.get(key)
-            if claims is None:
+            item = self._items.get(key)
+            if item is None:
                 return None
-            if claims["exp"] + leeway_s < time.time():
+            claims, kid = item
+            withdrawn = still_valid is not None and not still_valid(kid)
+            if claims["exp"] + leeway_s < time.time() or withdrawn:
                 del self._items[key]
                 return None
             self._items.move_to_end(key)
             return claims
 
-    def put(self, key: tuple[Any, ...], claims: dict[str, Any]) -> None:
+    def put(self, key: tuple[Any, ...], claims: dict[str, Any], kid: str | None = None) -> None:
         with self._lock:
-            self._items[key] = claims
+            self._items[key] = (claims, kid)
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
 
@@ -161,21 +184,27 @@ def verify_token(token: str, settings: Settings) -> dict[str, Any]:
         settings.jwt_issuer,
         settings.jwt_audience,
     )
-    cached = _VERIFIED.get(key, settings.jwt_leeway_s)
+    keys = jwks_keys(settings) if settings.jwt_jwks_url else None
+    cached = _VERIFIED.get(key, settings.jwt_leeway_s, keys.known if keys else None)
     if cached is not None:
         return cached
-    claims = _verify(token, settings)
+    claims, kid = _verify(token, settings, keys)
     check_times(claims, settings.jwt_max_lifetime_s)  # before caching: exp is then a number
-    _VERIFIED.put(key, claims)
+    _VERIFIED.put(key, claims, kid)
     return claims
 
 
-def _verify(token: str, settings: Settings) -> dict[str, Any]:
+def _verify(
+    token: str, settings: Settings, keys: JwksKeys | None
+) -> tuple[dict[str, Any], str | None]:
+    """The verified claims, and the ``kid`` of the JWKS key that verified them."""
     options = {"require": _REQUIRED}
+    kid = None
     try:
-        if settings.jwt_jwks_url:
-            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-            algorithms = ["RS256"]
+        if keys is not None:  # OIDC: the issuer's key named by kid (chalicelib/api/oidc.py)
+            key, algorithm = keys.signing_key(token)
+            algorithms = [algorithm]
+            kid = jwt.get_unverified_header(token).get("kid")
         elif settings.jwt_secret:
             key, algorithms = settings.jwt_secret, ["HS256"]
         else:
@@ -196,7 +225,7 @@ def _verify(token: str, settings: Settings) -> dict[str, Any]:
         raise Unauthorized(_JWT_ERRORS[-1][1]) from None
     if not isinstance(claims, dict):
         raise Unauthorized(_JWT_ERRORS[-1][1])
-    return claims
+    return claims, kid
 
 
 def _claim_values(raw: Any) -> list[str]:

@@ -116,9 +116,9 @@ def test_verified_tokens_are_cached_but_expiry_still_applies(monkeypatch) -> Non
     calls = {"n": 0}
     real = auth._verify
 
-    def counting(token: str, settings: Settings) -> dict:
+    def counting(token: str, settings: Settings, keys: object = None) -> tuple[dict, str | None]:
         calls["n"] += 1
-        return real(token, settings)
+        return real(token, settings, keys)
 
     monkeypatch.setattr(auth, "_verify", counting)
     token = _token(jti="unique-to-this-test")
