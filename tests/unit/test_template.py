@@ -777,3 +777,27 @@ def test_every_checkov_skip_says_why() -> None:
     for name, resource in _template()["Resources"].items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert skip["id"].startswith("CKV") and len(skip.get("comment", "")) > 20, name
+
+
+# -- OIDC (helper "acl"): the app's issuer, audience and keys are the authorizer's --------
+def test_the_apps_issuer_audience_and_jwks_are_the_authorizers() -> None:
+    template = _template()
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    issuer_created, issuer_given = _if(env["DOCS_JWT_ISSUER"], "UserPoolOn")
+    jwks_created, jwks_given = _if(env["DOCS_JWT_JWKS_URL"], "UserPoolOn")
+    # the JWKS is the issuer's own, in both branches
+    assert _sub(jwks_created) == _sub(issuer_created) + "/.well-known/jwks.json"
+    assert _sub(jwks_given) == "${JwtIssuer}/.well-known/jwks.json"
+    assert issuer_given == {"Ref": "JwtIssuer"}
+    # ... and the issuer is the pool the API Gateway authorizer trusts
+    assert _sub(issuer_created).endswith("/${UserPool}")
+    schemes = template["Resources"]["Api"]["Properties"]["DefinitionBody"]["components"]
+    authorizer = schemes["securitySchemes"]["cognito"]["x-amazon-apigateway-authorizer"]
+    pool_created, pool_given = _if(authorizer["providerARNs"][0], "UserPoolOn")
+    assert pool_created == {"GetAtt": "UserPool.Arn"} and pool_given == {
+        "Ref": "CognitoUserPoolArn"
+    }
+    audience_created, audience_given = _if(env["DOCS_JWT_AUDIENCE"], "UserPoolOn")
+    assert audience_created == {"Ref": "UserPoolClient"} and audience_given == {
+        "Ref": "JwtAudience"
+    }
