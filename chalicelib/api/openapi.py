@@ -62,6 +62,11 @@ class DocumentOut(BaseModel):
     created_at: str
     updated_at: str
     content: ContentInfo | None = None
+    visibility: Literal["org", "private"] = Field(
+        default="org",
+        description="'org': every reader of the org reads it; 'private': its owner, the "
+        "org's admins and its grantees only (PUT /documents/{id}/visibility changes it)",
+    )
 
 
 class DocumentPage(BaseModel):
@@ -162,6 +167,54 @@ class ChangesPage(BaseModel):
     )
 
 
+# -- document permissions (helper "acl"; docs/security.md, "Document permissions") -----
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["reader", "writer"] = Field(
+        description="narrows the grantee's org role, never widens it: a 'writer' grant to a "
+        "user whose token says 'reader' only reads"
+    )
+
+
+class GrantOut(BaseModel):
+    id: str
+    user: str
+    role: Literal["reader", "writer"]
+    version: int = Field(description="the document's version after the change")
+
+
+class GrantEntry(BaseModel):
+    user: str
+    role: Literal["reader", "writer"]
+    granted_by: str
+    granted_at: str
+
+
+class GrantList(BaseModel):
+    id: str
+    owner: str
+    visibility: Literal["org", "private"]
+    version: int
+    etag: str
+    grants: list[GrantEntry]
+
+
+class VisibilityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    visibility: Literal["org", "private"]
+
+
+_VISIBILITY_PROPERTY = {
+    "enum": ["org", "private"],
+    "default": "org",
+    "description": "on create only: 'private' opens the document to its owner, admins and "
+    "grantees alone; a replace must repeat the current value or leave it out (409 otherwise: "
+    "PUT /documents/{id}/visibility changes it)",
+}
+
+
 _MODELS: list[type[BaseModel]] = [
     DocumentIn,
     DocumentOut,
@@ -177,6 +230,10 @@ _MODELS: list[type[BaseModel]] = [
     SearchRequest,
     SearchResult,
     ChangesPage,
+    GrantIn,
+    GrantOut,
+    GrantList,
+    VisibilityIn,
 ]
 
 
@@ -251,6 +308,18 @@ _SEARCH_BODY = {
     "content": {"application/json": {"schema": _ref("SearchRequest")}},
 }
 _WRITE_ERRORS = (400, 401, 403, 413, 415, 422)
+_USER = {
+    "name": "user",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    "description": "the grantee's user id (the 'sub' of its tokens), in the caller's org",
+}
+_GRANT_BODY = {"required": True, "content": {"application/json": {"schema": _ref("GrantIn")}}}
+_VISIBILITY_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": _ref("VisibilityIn")}},
+}
 _PATCH_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -303,6 +372,18 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/health", "Liveness and dependencies", 200, "Health", errors=(503,),
               auth=False),
     Operation("get", "/openapi.json", "This document", 200, None, auth=False),
+    # document permissions (helper "acl"): the owner or an admin; a change is a new version
+    Operation("get", "/documents/{doc_id}/grants", "List a document's grants (owner or admin)",
+              200, "GrantList", (_ID,), errors=(401, 403, 404)),
+    Operation("put", "/documents/{doc_id}/grants/{user}",
+              "Add or change a user's grant (owner or admin; same org only)", 200, "GrantOut",
+              (_ID, _USER), _GRANT_BODY, (400, 401, 403, 404, 409, 415, 422)),
+    Operation("delete", "/documents/{doc_id}/grants/{user}",
+              "Remove a user's grant (owner or admin)", 204, None, (_ID, _USER),
+              errors=(401, 403, 404, 409)),
+    Operation("put", "/documents/{doc_id}/visibility",
+              "Open a document to its org or make it private (owner or admin)", 200, "Document",
+              (_ID, _IF_MATCH), _VISIBILITY_BODY, (400, 401, 403, 404, 409, 412, 415, 422)),
 )  # fmt: skip
 
 
@@ -342,6 +423,8 @@ def openapi_document() -> dict[str, Any]:
         for name, sub in schema.pop("$defs", {}).items():
             schemas[name] = sub
         schemas[schema.get("title", model.__name__)] = schema
+    # a create (or replace) may carry the visibility besides the editable part
+    schemas["DocumentIn"]["properties"]["visibility"] = _VISIBILITY_PROPERTY
     paths: dict[str, Any] = {}
     for operation in OPERATIONS:
         paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
