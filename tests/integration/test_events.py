@@ -40,6 +40,11 @@ EXPECTED = {
     "api_restore_version": 200,
     "api_get_health": 200,
     "api_get_openapi": 200,
+    # document permissions (helper "acl")
+    "api_get_grants": 200,
+    "api_put_grant": 200,
+    "api_delete_grant": 204,
+    "api_put_visibility": 200,
 }
 # need S3 (a private moto server): a document with uploaded, processed content
 CONTENT_EXPECTED = {
