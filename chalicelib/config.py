@@ -141,6 +141,23 @@ class Settings(BaseSettings):
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
     fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
 
+    # --- Audit trail and personal data (audit helper; docs/compliance.md) ------
+    # the Object Lock bucket the scheduled export writes closed periods to
+    audit_bucket: str = "docs-audit-local"
+    audit_export_prefix: str = "audit"
+    audit_export_days: int = Field(default=3, ge=1)  # closed days looked at per run
+    # personal-data export archives (POST /me/export); presigned URL lifetime
+    export_bucket: str = "docs-exports-local"
+    export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
+    export_batch: int = Field(default=10, ge=1)  # jobs per worker run
+    # metadata fields holding personal data, comma-separated: erasure removes them
+    # (the gdpr helper's DOCS_PII_FIELDS; one setting, reconciled at merge)
+    pii_fields: str = ""
+
+    @property
+    def pii_field_names(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.pii_fields.split(",") if f.strip())
+
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:
         if self.page_token_secret_arn:
