@@ -154,6 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack._stoppers.append(stop_poller)
         if stack.opensearch_url:
             stack._stoppers.append(_start_sync_process(sock))
+        if stack.s3_endpoint:  # POST /me/export jobs (functions/export_worker.py in AWS)
+            stack._stoppers.append(_start_export_process(sock))
         url = f"http://{args.host}:{args.port}"
         server.serve(args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url))
     finally:
@@ -243,6 +245,26 @@ def _start_sync_process(sock: Any) -> Any:
         sync_worker.main()
 
     proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="sync")
+    proc.start()
+
+    def stop() -> None:
+        proc.terminate()
+        proc.join(timeout=10)
+
+    return stop
+
+
+def _start_export_process(sock: Any) -> Any:
+    """The personal-data export loop in its own process (like its own Lambda function)."""
+    import multiprocessing
+
+    from devtools import export_worker
+
+    def run() -> None:
+        sock.close()
+        export_worker.main()
+
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="exports")
     proc.start()
 
     def stop() -> None:
