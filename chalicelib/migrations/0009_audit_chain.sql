@@ -88,9 +88,10 @@ $$;
 REVOKE ALL ON FUNCTION audit_field(text), audit_canonical(audit_log) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit_field(text), audit_canonical(audit_log) TO docs_maintenance;
 
--- the pseudonym of a user in an org, created on first use (caller holds the chain lock)
-CREATE OR REPLACE FUNCTION docs_audit_pseudonym(p_org text, p_user text) RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+-- the pseudonym of a user in an org, created on first use (a concurrent creation
+-- of the same one waits on the primary key, then finds it)
+CREATE OR REPLACE FUNCTION audit_pseudonym_for(p_org text, p_user text) RETURNS text
+LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 DECLARE
   found text;
 BEGIN
@@ -103,17 +104,35 @@ BEGIN
   END IF;
   RETURN found;
 END $$;
+REVOKE ALL ON FUNCTION audit_pseudonym_for(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_pseudonym_for(text, text) TO docs_maintenance;
+
+-- the tenant's way to it (erasure names its subject): the transaction's org only
+CREATE OR REPLACE FUNCTION docs_audit_pseudonym(p_user text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+  tenant text := current_setting('app.org', true);
+BEGIN
+  IF coalesce(tenant, '') = '' THEN
+    RAISE EXCEPTION 'docs_audit_pseudonym needs the org of the transaction (app.org)';
+  END IF;
+  RETURN audit_pseudonym_for(tenant, p_user);
+END $$;
 
 CREATE OR REPLACE FUNCTION docs_audit_chain() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
   head audit_chain_heads%ROWTYPE;
 BEGIN
-  INSERT INTO audit_chain_heads (org, last_seq, last_hash) VALUES (NEW.org, 0, ''::bytea)
-    ON CONFLICT (org) DO NOTHING;
+  -- the org's chain lock: its rows chain one after another
   SELECT * INTO head FROM audit_chain_heads h WHERE h.org = NEW.org FOR UPDATE;
+  IF NOT FOUND THEN
+    INSERT INTO audit_chain_heads (org, last_seq, last_hash) VALUES (NEW.org, 0, ''::bytea)
+      ON CONFLICT (org) DO NOTHING;
+    SELECT * INTO head FROM audit_chain_heads h WHERE h.org = NEW.org FOR UPDATE;
+  END IF;
   IF NEW.actor IS NOT NULL THEN
-    NEW.actor := docs_audit_pseudonym(NEW.org, NEW.actor);
+    NEW.actor := audit_pseudonym_for(NEW.org, NEW.actor);
   END IF;
   NEW.at := now();  -- the database's clock: a writer cannot back-date a row
   NEW.chain_seq := head.last_seq + 1;

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import threading
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -162,7 +163,46 @@ def test_audit_rows_cannot_be_rewritten_by_the_runtime_login_nor_the_owner(
     assert services.audit.verify_org(org).ok
 
 
+def test_the_pseudonym_function_serves_the_transactions_org_only(services: Any) -> None:
+    org = new_org()
+    with psycopg.connect(services.settings.runtime_database_url, autocommit=True) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT set_config('role', 'docs_app', true)")
+            with pytest.raises(psycopg.errors.RaiseException), conn.transaction():
+                conn.execute("SELECT docs_audit_pseudonym('alice')")  # no org: refused
+        with conn.transaction():
+            conn.execute("SELECT set_config('role', 'docs_app', true)")
+            conn.execute("SELECT set_config('app.org', %s, true)", (org,))
+            row = conn.execute("SELECT docs_audit_pseudonym('alice')").fetchone()
+            mine = conn.execute("SELECT org, pseudonym FROM audit_actors").fetchall()
+    assert row is not None and mine == [(org, row[0])]
+
+
 # ------------------------------------------------------------------ the chain
+def test_concurrent_writes_of_one_org_chain_one_after_another(services: Any) -> None:
+    from chalicelib.domain.principal import Principal
+
+    org = new_org()
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        who = Principal(f"user{i % 3}", org, frozenset({"writer"}), request_id=f"r{i}")
+        try:
+            for j in range(5):
+                services.documents.create(who, {"title": f"t{i}-{j}"})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    report = services.audit.verify_org(org)
+    assert report.ok and report.rows == 30 and report.last_seq == 30, report
+
+
 def test_every_write_is_audited_with_request_id_and_before_after_versions(
     services: Any, db_url: str
 ) -> None:

@@ -109,17 +109,17 @@ class PostgresPersonalData:
     def erase(self, org: str, plan: ErasurePlan, change: Change) -> tuple[str, list[Document]]:
         with self.uow.transaction(org) as tx:
             conn = tx.conn
-            row = conn.execute(
-                "SELECT docs_audit_pseudonym(%s, %s) AS p", (org, plan.user)
-            ).fetchone()
-            assert row is not None
-            pseudonym = str(row["p"])
             # lock the documents first, in id order: a writer locks a document before
             # the audit chain, and so does this transaction (no lock-order deadlock)
             conn.execute(
                 "SELECT id FROM documents WHERE org = %s AND owner = %s ORDER BY id FOR UPDATE",
                 (org, plan.user),
             )
+            row = conn.execute(
+                "SELECT docs_audit_pseudonym(%s) AS p", (plan.user,)
+            ).fetchone()
+            assert row is not None
+            pseudonym = str(row["p"])
             params = {
                 "org": org, "user": plan.user, "reassign_to": plan.reassign_to,
                 "pseudonym": pseudonym, "pii": list(plan.pii_fields), "actor": change.actor,
