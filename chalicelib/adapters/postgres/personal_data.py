@@ -115,9 +115,7 @@ class PostgresPersonalData:
                 "SELECT id FROM documents WHERE org = %s AND owner = %s ORDER BY id FOR UPDATE",
                 (org, plan.user),
             )
-            row = conn.execute(
-                "SELECT docs_audit_pseudonym(%s) AS p", (plan.user,)
-            ).fetchone()
+            row = conn.execute("SELECT docs_audit_pseudonym(%s) AS p", (plan.user,)).fetchone()
             assert row is not None
             pseudonym = str(row["p"])
             params = {
