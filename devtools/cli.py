@@ -413,7 +413,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from chalicelib import bootstrap
 
     use_local_stack()
-    reports = bootstrap.container().audit.verify(args.org)
+    audit = bootstrap.container().audit
+    reports = audit.verify(args.org, against_exports=args.against_exports)
     for report in reports:
         print(json.dumps(report.as_dict()))
     if not reports:
@@ -482,6 +483,11 @@ def _parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     p = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 if it is broken")
     p.add_argument("--org", help="one org (default: every org)")
+    p.add_argument(
+        "--against-exports",
+        action="store_true",
+        help="also compare with the manifests in the audit bucket (Object Lock)",
+    )
     p.set_defaults(func=cmd_audit_verify)
     p = audit_sub.add_parser("export", help="export closed days to the audit bucket")
     p.add_argument("--days", type=int, default=3, help="closed days to look at")

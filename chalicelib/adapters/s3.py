@@ -202,6 +202,30 @@ class S3Archive:
             raise DependencyUnavailable("The object store is unavailable.") from exc
         return True
 
+    def read(self, key: str) -> bytes | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                found += [str(o["Key"]) for o in page.get("Contents", [])]
+        except Exception as exc:
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        return found
+
     def presign_get(self, key: str, *, filename: str, expires_s: int) -> str:
         params = {
             "Bucket": self.bucket, "Key": key, "ResponseContentType": "application/json",

@@ -107,18 +107,35 @@ class AuditService:
         return {"items": [r.to_json() for r in rows], "next_page_token": token}
 
     # ------------------------------------------------------------- verification
-    def verify(self, org: str | None = None) -> list[ChainReport]:
-        """Recompute each org's chain (or one org's); a report per org."""
+    def verify(self, org: str | None = None, *, against_exports: bool = False) -> list[ChainReport]:
+        """Recompute each org's chain (or one org's); a report per org.  With
+        ``against_exports``, also compare it with the exported days' manifests."""
         orgs = [org] if org else self.trail.orgs()
-        return [self.verify_org(o) for o in orgs]
+        return [self.verify_org(o, against_exports=against_exports) for o in orgs]
 
-    def verify_org(self, org: str) -> ChainReport:
-        verifier = ChainVerifier(org)
+    def verify_org(self, org: str, *, against_exports: bool = False) -> ChainReport:
+        anchors = self.exported_anchors(org) if against_exports else None
+        verifier = ChainVerifier(org, anchors)
         while True:
             rows = self.trail.chain(org, after_seq=verifier.position, limit=VERIFY_PAGE)
             if not rows or not verifier.feed(rows):
                 break
         return verifier.finish(self.trail.head(org))
+
+    def exported_anchors(self, org: str) -> dict[int, bytes]:
+        """Chain position -> hash, from every manifest of ``org`` in the audit bucket."""
+        if self._archive is None:
+            raise RuntimeError("no audit archive is configured")
+        archive = self._archive()
+        anchors: dict[int, bytes] = {}
+        prefix = f"{self.prefix.strip('/')}/{quote(org, safe='')}/"
+        for key in archive.keys(prefix):
+            if not key.endswith("/manifest.json"):
+                continue
+            manifest = json.loads(archive.read(key) or b"{}")
+            if manifest.get("org") == org and manifest.get("last_seq"):
+                anchors[int(manifest["last_seq"])] = bytes.fromhex(manifest["last_hash"])
+        return anchors
 
     # ------------------------------------------------------------------ export
     def export_closed_periods(self, *, days: int = 3) -> list[dict[str, Any]]:

@@ -525,3 +525,40 @@ def test_the_export_function_runs_on_its_schedule(services: Any) -> None:
 
     result = audit_export.handler({"source": "aws.events"}, LambdaContext.for_function("audit"))
     assert result["exported"] >= 0 and isinstance(result["objects"], list)
+
+
+def test_a_chain_rewritten_consistently_by_the_owner_differs_from_the_exports(
+    services: Any, db_url: str
+) -> None:
+    """The database owner can recompute every hash after an edit (and the head): the
+    chain then verifies on its own, but not against the manifests under Object Lock."""
+    from chalicelib.service_layer.audit import AuditService
+
+    org = new_org()
+    writes(org)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    exporter = AuditService(
+        services.audit.trail, page_secret="x", archive=services.audit._archive,
+        clock=lambda: tomorrow,
+    )  # fmt: skip
+    assert exporter.export_period(org, today) is not None
+    assert services.audit.verify_org(org, against_exports=True).ok
+    admin_sql(
+        db_url,
+        "BEGIN; SET LOCAL session_replication_role = replica; "  # the owner's triggers off
+        'UPDATE audit_log SET details = details || \'{"note": "rewritten"}\' '
+        "WHERE org = %s AND chain_seq = 2; "
+        "SELECT set_config('bench.org', %s, true); "
+        "DO $$ DECLARE r audit_log; prev bytea := ''::bytea; BEGIN "
+        "FOR r IN SELECT * FROM audit_log WHERE org = current_setting('bench.org') "
+        "ORDER BY chain_seq LOOP prev := sha256(prev || audit_canonical(r)); "
+        "UPDATE audit_log SET hash = prev WHERE id = r.id; END LOOP; "
+        "UPDATE audit_chain_heads SET last_hash = prev WHERE org = current_setting('bench.org'); "
+        "END $$; COMMIT",
+        org,
+        org,
+    )
+    assert services.audit.verify_org(org).ok, "consistent on its own"
+    report = services.audit.verify_org(org, against_exports=True)
+    assert not report.ok and report.broken_at == 5 and "exported" in (report.reason or "")

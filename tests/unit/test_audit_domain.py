@@ -107,3 +107,17 @@ def test_export_keys_are_one_prefix_per_org() -> None:
     day = datetime(2026, 11, 1, tzinfo=UTC)
     assert export_key("audit", "acme", day, "m.json") == "audit/acme/2026/11/01/m.json"
     assert export_key("audit", "a/b", day, "m.json") == "audit/a%2Fb/2026/11/01/m.json"
+
+
+def test_anchors_from_the_exports_catch_a_consistent_rewrite_and_a_lost_tail() -> None:
+    rows = chain(4)
+    head = ChainHead("acme", 4, rows[-1].hash)
+    good = ChainVerifier("acme", {2: rows[1].hash})
+    good.feed(rows)
+    assert good.finish(head).ok
+    rewritten = ChainVerifier("acme", {2: b"\x01" * 32})
+    rewritten.feed(rows)
+    assert rewritten.finish(head).broken_at == 2
+    lost = ChainVerifier("acme", {6: b"\x02" * 32})  # exported rows the database lacks
+    lost.feed(rows)
+    assert lost.finish(head).broken_at == 6
