@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import bootstrap
-from chalicelib.api import content, documents, grants, ops, search
+from chalicelib.api import audit, content, documents, grants, ops, search
 from chalicelib.api.endpoint import request_path
 from chalicelib.api.http import (
     SECURITY_HEADERS,
@@ -41,6 +41,7 @@ app.log.disabled = True  # Powertools logs; Chalice's own logger would double ev
 for blueprint in (documents.bp, content.bp, search.bp, ops.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(grants.bp)  # document permissions (helper "acl")
+app.register_blueprint(audit.bp)  # audit trail and personal data (audit helper)
 
 
 @app.middleware("http")

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
     from chalicelib.service_layer.access import AccessService
+    from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
+    from chalicelib.service_layer.personal_data import PersonalDataService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
 
@@ -189,6 +191,36 @@ class Container:
         from chalicelib.service_layer.access import AccessService
 
         return AccessService(self.uow, self.coherence, self.nudge, None)
+    # -- audit trail and personal data (audit helper) -----------------------
+    @cached_property
+    def audit(self) -> AuditService:
+        """GET /audit, the chain verifier and the scheduled export of closed periods."""
+        from chalicelib.adapters.postgres.audit import PostgresAuditTrail
+        from chalicelib.adapters.s3 import S3Archive
+        from chalicelib.service_layer.audit import AuditService
+
+        s = self.settings
+        return AuditService(
+            PostgresAuditTrail(self.uow), page_secret=s.page_token_secret,
+            archive=lambda: S3Archive(s, bucket=s.audit_bucket), prefix=s.audit_export_prefix,
+        )  # fmt: skip
+
+    @cached_property
+    def personal_data(self) -> PersonalDataService:
+        """POST /me/export (and its worker), POST /users/{user}/erasure."""
+        from chalicelib.adapters.postgres.personal_data import (
+            PostgresExportJobs,
+            PostgresPersonalData,
+        )
+        from chalicelib.adapters.s3 import S3Archive
+        from chalicelib.service_layer.personal_data import PersonalDataService
+
+        s = self.settings
+        return PersonalDataService(
+            PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
+            archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
+            pii_fields=s.pii_field_names, url_expiry_s=s.export_url_expiry_s,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""

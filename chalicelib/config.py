@@ -146,6 +146,22 @@ class Settings(BaseSettings):
     # an unknown ``kid`` refetches the set at most this often (no refresh storm)
     jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
     jwt_jwks_timeout_s: float = Field(default=2.0, gt=0)
+    # --- Audit trail and personal data (audit helper; docs/compliance.md) ------
+    # the Object Lock bucket the scheduled export writes closed periods to
+    audit_bucket: str = "docs-audit-local"
+    audit_export_prefix: str = "audit"
+    audit_export_days: int = Field(default=3, ge=1)  # closed days looked at per run
+    # personal-data export archives (POST /me/export); presigned URL lifetime
+    export_bucket: str = "docs-exports-local"
+    export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
+    export_batch: int = Field(default=10, ge=1)  # jobs per worker run
+    # metadata fields holding personal data, comma-separated: erasure removes them
+    # (the gdpr helper's DOCS_PII_FIELDS; one setting, reconciled at merge)
+    pii_fields: str = ""
+
+    @property
+    def pii_field_names(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.pii_fields.split(",") if f.strip())
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:

@@ -154,6 +154,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack._stoppers.append(stop_poller)
         if stack.opensearch_url:
             stack._stoppers.append(_start_sync_process(sock))
+        if stack.s3_endpoint:  # POST /me/export jobs (functions/export_worker.py in AWS)
+            stack._stoppers.append(_start_export_process(sock))
         url = f"http://{args.host}:{args.port}"
         server.serve(args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url))
     finally:
@@ -243,6 +245,26 @@ def _start_sync_process(sock: Any) -> Any:
         sync_worker.main()
 
     proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="sync")
+    proc.start()
+
+    def stop() -> None:
+        proc.terminate()
+        proc.join(timeout=10)
+
+    return stop
+
+
+def _start_export_process(sock: Any) -> Any:
+    """The personal-data export loop in its own process (like its own Lambda function)."""
+    import multiprocessing
+
+    from devtools import export_worker
+
+    def run() -> None:
+        sock.close()
+        export_worker.main()
+
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="exports")
     proc.start()
 
     def stop() -> None:
@@ -385,6 +407,33 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ audit (audit helper)
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Recompute each org's audit hash chain; exit 1 at the first broken chain."""
+    from chalicelib import bootstrap
+
+    use_local_stack()
+    audit = bootstrap.container().audit
+    reports = audit.verify(args.org, against_exports=args.against_exports)
+    for report in reports:
+        print(json.dumps(report.as_dict()))
+    if not reports:
+        _say(
+            "no audit chain" + (f" for org {args.org}" if args.org else "") + ": nothing to verify"
+        )
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    """Export the closed days not exported yet (what functions/audit_export.py runs)."""
+    from chalicelib import bootstrap
+
+    use_local_stack()
+    for manifest in bootstrap.container().audit.export_closed_periods(days=args.days):
+        print(json.dumps(manifest))
+    return 0
+
+
 # ------------------------------------------------------------------ main
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.cli")
@@ -429,6 +478,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--requeue", action="store_true")
     p.add_argument("--org")
     p.set_defaults(func=cmd_dead_letters)
+
+    audit = sub.add_parser("audit", help="the audit trail: verify its chain, export closed days")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser("verify", help="recompute the hash chain; exit 1 if it is broken")
+    p.add_argument("--org", help="one org (default: every org)")
+    p.add_argument(
+        "--against-exports",
+        action="store_true",
+        help="also compare with the manifests in the audit bucket (Object Lock)",
+    )
+    p.set_defaults(func=cmd_audit_verify)
+    p = audit_sub.add_parser("export", help="export closed days to the audit bucket")
+    p.add_argument("--days", type=int, default=3, help="closed days to look at")
+    p.set_defaults(func=cmd_audit_export)
     return parser
 
 

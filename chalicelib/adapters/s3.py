@@ -162,3 +162,74 @@ class S3Blobs:
             self.s3.head_bucket(Bucket=self.bucket)
         except Exception as exc:
             raise DependencyUnavailable("The object store is unavailable.") from exc
+
+
+# ----------------------------------------------- whole-object archives (audit helper)
+class S3Archive:
+    """Implements ``ArchiveStore`` on one bucket: audit exports (a bucket under
+    Object Lock, which requires an integrity checksum on every PUT: SHA-256
+    here) and personal-data export archives."""
+
+    def __init__(self, settings: Settings, *, bucket: str) -> None:
+        self.settings = settings
+        self.bucket = bucket
+
+    @property
+    def s3(self) -> Any:
+        return client(self.settings.aws_endpoint_url, self.settings.aws_region)
+
+    @tracer.capture_method(capture_response=False)
+    def put(self, key: str, data: bytes, *, content_type: str) -> str:
+        import base64
+        import hashlib
+
+        digest = hashlib.sha256(data).digest()
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                ChecksumAlgorithm="SHA256", ChecksumSHA256=base64.b64encode(digest).decode(),
+            )  # fmt: skip
+        except Exception as exc:
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        return digest.hex()
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        return True
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        except Exception as exc:
+            if _missing(exc):
+                return None
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        try:
+            data: bytes = body.read()
+        finally:
+            body.close()
+        return data
+
+    def keys(self, prefix: str) -> list[str]:
+        found: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            ):
+                found += [str(o["Key"]) for o in page.get("Contents", [])]
+        except Exception as exc:
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        return found
+
+    def presign_get(self, key: str, *, filename: str, expires_s: int) -> str:
+        params = {
+            "Bucket": self.bucket, "Key": key, "ResponseContentType": "application/json",
+            "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            "ResponseCacheControl": "private, no-store",
+        }  # fmt: skip
+        return str(self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s))

@@ -387,6 +387,109 @@ OPERATIONS: tuple[Operation, ...] = (
 )  # fmt: skip
 
 
+# --- audit trail and personal data (audit helper; docs/compliance.md) -------------
+class AuditEntryOut(BaseModel):
+    model_config = ConfigDict(title="AuditEntry")
+
+    seq: int = Field(description="position in the org's hash chain")
+    at: str
+    actor: str | None = Field(description="the user id, or their pseudonym once erased")
+    pseudonymous: bool
+    action: str
+    document: str | None
+    version: int | None = Field(description="the version the change made")
+    prev_version: int | None = Field(description="the version it started from")
+    request_id: str | None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_page_token: str | None
+
+
+class ExportJobOut(BaseModel):
+    model_config = ConfigDict(title="ExportJob")
+
+    id: str
+    state: Literal["pending", "ready", "failed"]
+    created_at: str
+    status_url: str | None = None
+    finished_at: str | None = None
+    url: str | None = Field(default=None, description="presigned download URL, once ready")
+    url_expires_in: int | None = None
+    error: str | None = None
+
+
+class ErasureIn(BaseModel):
+    documents: str = Field(
+        pattern="^(delete|reassign:.+)$",
+        description='"delete", or "reassign:<user>" to give them to another user of the org',
+    )
+
+
+class ErasureOut(BaseModel):
+    user: str
+    documents: dict[str, Any]
+    pii_fields_scrubbed: list[str]
+    audit: Literal["pseudonymised"]
+
+
+_MODELS += [AuditPage, ExportJobOut, ErasureIn, ErasureOut]
+_USER = {
+    "name": "user",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+}
+_JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_AUDIT_PARAMETERS = (
+    {"name": "document", "in": "query", "schema": {"type": "string"}},
+    {"name": "user", "in": "query", "schema": {"type": "string"}},
+    {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+    {"name": "page_token", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+)
+OPERATIONS += (
+    Operation(
+        "get",
+        "/audit",
+        "The org's audit trail, newest first (admin)",
+        200,
+        "AuditPage",
+        _AUDIT_PARAMETERS,
+        errors=(400, 401, 403, 422),
+    ),
+    Operation(
+        "post",
+        "/me/export",
+        "Start an export of the caller's data (202 + Location)",
+        202,
+        "ExportJob",
+        errors=(401, 403),
+    ),
+    Operation(
+        "get",
+        "/me/export/{job_id}",
+        "An export's state; a presigned URL when ready",
+        200,
+        "ExportJob",
+        (_JOB,),
+        errors=(401, 403, 404),
+    ),
+    Operation(
+        "post",
+        "/users/{user}/erasure",
+        "Erase a user's personal data (admin)",
+        200,
+        "ErasureOut",
+        (_USER,),
+        {"required": True, "content": {"application/json": {"schema": _ref("ErasureIn")}}},
+        (400, 401, 403, 413, 415, 422),
+    ),
+)
+
+
 def _operation(o: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK"}
     if o.schema is not None:

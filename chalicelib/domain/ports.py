@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib.domain.audit import ChainHead, ChainRow
 from chalicelib.domain.model import Document
 from chalicelib.domain.search import FeedCursor, SearchDocument
 from chalicelib.domain.viewer import Viewer
+from chalicelib.domain.timestamps import iso_z
 
 
 # ------------------------------------------------------------------ documents
@@ -516,3 +518,155 @@ class IdempotencyRecords(Protocol):
     def update(self, org: str, record: IdempotencyRecord) -> None: ...
 
     def delete(self, org: str, key: str) -> None: ...
+
+
+# ------------------------------------------- audit trail and personal data (audit)
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row to record.  ``actor`` is the user id: the database stores
+    the org's pseudonym of it instead (migration 0009)."""
+
+    action: str
+    actor: str
+    doc_id: str | None = None
+    version: int | None = None
+    prev_version: int | None = None
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit row as read back: ``actor`` is the user id while the user's
+    pseudonym mapping exists, the pseudonym once they were erased."""
+
+    seq: int
+    at: datetime
+    actor: str | None
+    pseudonymous: bool
+    action: str
+    doc_id: str | None
+    version: int | None
+    prev_version: int | None
+    request_id: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "at": iso_z(self.at), "actor": self.actor,
+            "pseudonymous": self.pseudonymous, "action": self.action, "document": self.doc_id,
+            "version": self.version, "prev_version": self.prev_version,
+            "request_id": self.request_id, "details": self.details,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    doc_id: str | None = None
+    user: str | None = None
+    since: datetime | None = None
+    before_seq: int | None = None  # keyset: newest first, rows below this position
+
+
+@dataclass(frozen=True)
+class AuditExportRecord:
+    """What the scheduled export wrote for one org and period."""
+
+    org: str
+    period_start: datetime
+    period_end: datetime
+    object_key: str
+    sha256: str
+    rows: int
+    first_seq: int | None
+    last_seq: int | None
+    last_hash: bytes | None
+
+
+class AuditTrail(Protocol):
+    """An org's audit rows; each call is its own tenant-scoped transaction."""
+
+    def record(self, org: str, entry: AuditEntry) -> None: ...
+
+    def page(self, org: str, where: AuditFilter, limit: int) -> list[AuditRecord]:
+        """Rows newest first (by chain position)."""
+
+    def chain(self, org: str, *, after_seq: int, limit: int) -> list[ChainRow]:
+        """Rows as chained (pseudonyms, jsonb text), in chain order."""
+
+    def head(self, org: str) -> ChainHead | None: ...
+
+    def orgs(self) -> list[str]:
+        """Every org with an audit chain (cross-org: names only)."""
+
+    def between(self, org: str, start: datetime, end: datetime) -> list[ChainRow]:
+        """Rows with ``start <= at < end``, in chain order."""
+
+    def exported(self, org: str, period_start: datetime) -> AuditExportRecord | None: ...
+
+    def record_export(self, record: AuditExportRecord) -> bool:
+        """Remember an exported period; False if it was recorded already."""
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    org: str
+    id: str
+    requested_by: str
+    state: str  # pending | ready | failed
+    object_key: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ExportJobs(Protocol):
+    def create(self, org: str, job_id: str, user: str, request_id: str | None) -> ExportJob: ...
+
+    def get(self, org: str, job_id: str) -> ExportJob | None: ...
+
+    def due(self, limit: int) -> list[tuple[str, str]]:
+        """(org, id) of pending jobs of every org, oldest first (ids only)."""
+
+    def finish(self, org: str, job_id: str, *, state: str, key: str | None, error: str | None
+               ) -> None: ...  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ErasurePlan:
+    user: str
+    reassign_to: str | None  # None: the user's documents are deleted
+    pii_fields: tuple[str, ...]
+
+
+class PersonalData(Protocol):
+    """What the store holds about one user of an org (export and erasure)."""
+
+    def known_user(self, org: str, user: str) -> bool:
+        """Whether ``user`` acted in, or owns a document of, ``org``."""
+
+    def collect(self, org: str, user: str) -> dict[str, Any]:
+        """The user's documents, the grants involving them and their audit entries."""
+
+    def erase(self, org: str, plan: ErasurePlan, change: Change) -> tuple[str, list[Document]]:
+        """In one transaction: reassign or delete the user's documents (with their
+        version, outbox and audit rows), scrub the PII fields, replace the user id
+        by its pseudonym where rows keep it, audit the erasure (``change``) and
+        delete the pseudonym mapping.  Returns the pseudonym and the changed documents."""
+
+
+class ArchiveStore(Protocol):
+    """A bucket the service writes whole objects to (audit exports, personal-data
+    archives)."""
+
+    def put(self, key: str, data: bytes, *, content_type: str) -> str:
+        """Store ``data`` (SHA-256 checked by the store); returns its hex SHA-256."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def presign_get(self, key: str, *, filename: str, expires_s: int) -> str: ...
+
+    def read(self, key: str) -> bytes | None:
+        """The object's bytes (small objects: manifests); None if there is none."""
+
+    def keys(self, prefix: str) -> list[str]: ...

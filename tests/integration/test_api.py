@@ -243,8 +243,10 @@ def test_write_is_one_transaction_with_version_outbox_and_audit(invoke, settings
         outbox = conn.execute(
             "SELECT version, op FROM outbox WHERE doc_id = %s ORDER BY seq", (doc["id"],)
         ).fetchall()
-        audit = conn.execute(
-            "SELECT version, action, actor, request_id FROM audit_log WHERE doc_id = %s ORDER BY id",
+        audit = conn.execute(  # the row holds a pseudonym; audit_actors says whose
+            "SELECT a.version, a.action, m.user_id, a.request_id FROM audit_log a "
+            "JOIN audit_actors m ON (m.org, m.pseudonym) = (a.org, a.actor) "
+            "WHERE a.doc_id = %s ORDER BY a.id",
             (doc["id"],),
         ).fetchall()
     assert versions == [(1, "create"), (2, "delete")]

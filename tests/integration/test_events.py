@@ -56,6 +56,13 @@ CONTENT_EXPECTED = {
 }
 # need OpenSearch (tests/conftest.py: OPENSEARCH_URL or the in-memory server)
 SEARCH_EXPECTED = {"api_post_search": 200, "api_get_changes": 200}
+# the audit trail and personal data (an admin token; the export job "event-job" is seeded)
+AUDIT_EXPECTED = {
+    "api_get_audit": 200,
+    "api_post_me_export": 202,
+    "api_get_me_export": 200,
+    "api_post_user_erasure": 200,
+}
 CONTENT_VERSION = "3"  # PUT (1), start upload (2), processed (3): the n in the samples
 
 
@@ -75,7 +82,7 @@ def _fill(name: str, token: str, etag: str | None) -> dict[str, Any]:
 def test_every_api_event_is_covered() -> None:
     assert {p.stem for p in EVENTS.glob("api_*.json")} == set(EXPECTED) | set(
         CONTENT_EXPECTED
-    ) | set(SEARCH_EXPECTED)
+    ) | set(SEARCH_EXPECTED) | set(AUDIT_EXPECTED)
 
 
 def test_every_route_has_a_sample_event() -> None:
@@ -84,12 +91,14 @@ def test_every_route_has_a_sample_event() -> None:
     routes = {(path, method) for path, methods in app.app.routes.items() for method in methods}
     samples = {
         (e["resource"], e["httpMethod"])
-        for e in map(_load, EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED)
+        for e in map(_load, EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED | AUDIT_EXPECTED)
     }
     assert samples == routes
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED))
+@pytest.mark.parametrize(
+    "name", sorted(EXPECTED | CONTENT_EXPECTED | SEARCH_EXPECTED | AUDIT_EXPECTED)
+)
 def test_event_has_the_shape_api_gateway_sends(name: str) -> None:
     """The same request built by the local server's event builder: same keys, same routing."""
     import app
@@ -143,6 +152,23 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
         )
     result = app.handler(_fill(name, token, etag), LambdaContext.new())
     assert result["statusCode"] == EXPECTED[name], result["body"]
+
+
+@pytest.mark.parametrize("name", sorted(AUDIT_EXPECTED))
+def test_audit_event(name: str, container: Any, invoke: Invoker) -> None:
+    import app
+
+    org = f"events-{name}"
+    token = make_token(org=org, roles=("admin",))
+    r = invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=token)
+    assert r.status == 201, r
+    if name == "api_post_user_erasure":  # event-user owns a document
+        user = make_token(org=org, sub="event-user", roles=("writer",))
+        assert invoke("PUT", "/documents/theirs", {"title": "x"}, token=user).status == 201
+    if name == "api_get_me_export":  # the token's subject requested it
+        container.personal_data.jobs.create(org, "event-job", "alice", None)
+    result = app.handler(_fill(name, token, None), LambdaContext.new())
+    assert result["statusCode"] == AUDIT_EXPECTED[name], result["body"]
 
 
 @pytest.fixture

@@ -59,6 +59,9 @@ INSERT INTO search_dead_letters (seq, org, doc_id, version, op, attempts, reason
   VALUES (%(seq)s, %(org)s, 'd1', 1, 'upsert', 1, 'mapping');
 INSERT INTO document_grants (org, doc_id, grantee, role, granted_by)
   VALUES (%(org)s, 'd1', 'bob', 'reader', 'alice');
+INSERT INTO export_jobs (org, id, requested_by) VALUES (%(org)s, 'j1', 'alice');
+INSERT INTO audit_exports (org, period_start, period_end, object_key, sha256, rows)
+  VALUES (%(org)s, '2026-01-01', '2026-01-02', 'audit/k', 'ab', 1);
 """
 
 

@@ -34,9 +34,12 @@ _RECORD_CHANGE = (
     "FROM changed), "
     "outbox_row AS (INSERT INTO outbox (org, doc_id, version, op) "
     "SELECT org, id, version, %(op)s FROM changed), "
-    "audit_row AS (INSERT INTO audit_log (org, actor, action, doc_id, version, request_id, "
-    "details) SELECT org, %(actor)s, %(action)s, id, version, %(request_id)s, "
-    "jsonb_strip_nulls(jsonb_build_object('title', title, 'deleted', deleted_at IS NOT NULL, "
+    # the audit row: who (the chain trigger stores their pseudonym), what, the version
+    # before and after, the request ids; no content (the trail outlives a purge)
+    "audit_row AS (INSERT INTO audit_log (org, actor, action, doc_id, version, prev_version, "
+    "request_id, details) SELECT org, %(actor)s, %(action)s, id, version, "
+    "%(expected_version)s::bigint, %(request_id)s, "
+    "jsonb_strip_nulls(jsonb_build_object('deleted', deleted_at IS NOT NULL, "
     "'client_request_id', %(client_request_id)s::text)) || %(details)s::jsonb FROM changed)"
 )
 

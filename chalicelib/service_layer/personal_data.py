@@ -1,0 +1,193 @@
+"""Personal-data use cases: the caller's export (an access request) and an admin's
+erasure of a user (docs/compliance.md).
+
+Export is asynchronous: ``start_export`` records a job (and its audit row)
+and answers at once; a worker (functions/export_worker.py on a schedule, the
+local server's export loop) collects the caller's documents, the grants
+involving them and their audit entries, writes one JSON archive under the
+org's prefix of the exports bucket and marks the job ready; the status then
+carries a short-lived presigned URL, for the requester only.
+
+Erasure runs in one transaction (``PersonalData.erase``); afterwards each
+changed document is published to the cache and the search sync is woken,
+as after any write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from chalicelib.domain.errors import NotFound, ValidationFailed
+from chalicelib.domain.model import new_id
+from chalicelib.domain.ports import (
+    ArchiveStore,
+    Change,
+    ErasurePlan,
+    ExportJob,
+    ExportJobs,
+    PersonalData,
+    SearchNudge,
+)
+from chalicelib.domain.principal import Principal
+from chalicelib.domain.timestamps import iso_z
+from chalicelib.service_layer.cache_coherence import CacheCoherence
+from chalicelib.service_layer.retry import retry_transient
+
+ARCHIVE_FORMAT = "docs-personal-data-export/1"
+_MAX_USER = 256
+
+
+def validate_user(user: Any, where: list[str]) -> str:
+    """A user id as tokens carry them: 1-256 printable characters."""
+    if not isinstance(user, str) or not 1 <= len(user) <= _MAX_USER or not user.isprintable():
+        raise ValidationFailed(
+            f"A user id is 1-{_MAX_USER} printable characters.",
+            errors=[{"loc": where, "msg": "invalid user id", "type": "value_error"}],
+        )
+    return user
+
+
+def parse_erasure(body: Any, user: str) -> str | None:
+    """The body ``{"documents": "delete" | "reassign:<user>"}``: the new owner, or
+    None to delete the user's documents."""
+    if not isinstance(body, dict) or set(body) != {"documents"}:
+        raise ValidationFailed(
+            'The body must be {"documents": "delete"} or {"documents": "reassign:<user>"}.',
+            errors=[{"loc": ["body"], "msg": "expected exactly the key 'documents'",
+                     "type": "value_error"}],
+        )  # fmt: skip
+    mode = body["documents"]
+    if mode == "delete":
+        return None
+    if isinstance(mode, str) and mode.startswith("reassign:"):
+        target = validate_user(mode.removeprefix("reassign:"), ["body", "documents"])
+        if target == user:
+            raise ValidationFailed(
+                "The documents cannot be reassigned to the user being erased.",
+                errors=[{"loc": ["body", "documents"], "msg": "same user", "type": "value_error"}],
+            )
+        return target
+    raise ValidationFailed(
+        '\'documents\' must be "delete" or "reassign:<user>".',
+        errors=[{"loc": ["body", "documents"], "msg": "unknown mode", "type": "value_error"}],
+    )
+
+
+def export_object_key(org: str, job_id: str) -> str:
+    return f"exports/{quote(org, safe='')}/{job_id}.json"
+
+
+class PersonalDataService:
+    def __init__(
+        self,
+        jobs: ExportJobs,
+        personal: PersonalData,
+        coherence: CacheCoherence,
+        *,
+        archive: Callable[[], ArchiveStore],
+        nudge: SearchNudge | None = None,
+        pii_fields: tuple[str, ...] = (),
+        url_expiry_s: int = 300,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.jobs = jobs
+        self.personal = personal
+        self.coherence = coherence
+        self._archive = archive
+        self.nudge = nudge
+        self.pii_fields = pii_fields
+        self.url_expiry_s = url_expiry_s
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ export
+    @retry_transient()
+    def start_export(self, who: Principal) -> ExportJob:
+        """Record the job (and its audit row, in the same transaction)."""
+        who.require("reader")
+        return self.jobs.create(who.org, new_id(), who.sub, who.request_id)
+
+    def export_status(self, who: Principal, job_id: str) -> dict[str, Any]:
+        """The job's state; when ready, a presigned URL.  Only the requester sees a job."""
+        who.require("reader")
+        job = self.jobs.get(who.org, job_id) if len(job_id) <= 64 else None
+        if job is None or job.requested_by != who.sub:
+            raise NotFound(f"Export {job_id!r} not found.")
+        out: dict[str, Any] = {
+            "id": job.id,
+            "state": job.state,
+            "created_at": iso_z(job.created_at),
+            "finished_at": iso_z(job.finished_at) if job.finished_at else None,
+        }
+        if job.state == "ready" and job.object_key:
+            out["url"] = self._archive().presign_get(
+                job.object_key, filename=f"export-{job.id}.json", expires_s=self.url_expiry_s
+            )
+            out["url_expires_in"] = self.url_expiry_s
+        if job.state == "failed":
+            out["error"] = "The export failed; request a new one."
+        return out
+
+    def run_due(self, limit: int = 10) -> int:
+        """Process pending jobs of every org; the number processed."""
+        due = self.jobs.due(limit)
+        for org, job_id in due:
+            self.run(org, job_id)
+        return len(due)
+
+    def run(self, org: str, job_id: str) -> None:
+        job = self.jobs.get(org, job_id)
+        if job is None or job.state != "pending":
+            return
+        try:
+            data = self.personal.collect(org, job.requested_by)
+            archive = {
+                "format": ARCHIVE_FORMAT, "org": org, "subject": job.requested_by,
+                "job": job.id, "generated_at": iso_z(self._clock()), **data,
+            }  # fmt: skip
+            body = json.dumps(archive, default=_json_default, ensure_ascii=False, indent=1)
+            key = export_object_key(org, job.id)
+            self._archive().put(key, body.encode(), content_type="application/json")
+        except Exception as exc:
+            self.jobs.finish(org, job_id, state="failed", key=None, error=type(exc).__name__)
+            raise
+        self.jobs.finish(org, job_id, state="ready", key=key, error=None)
+
+    # ----------------------------------------------------------------- erasure
+    def erase(self, who: Principal, user: str, body: Any) -> dict[str, Any]:
+        """POST /users/{user}/erasure (admins)."""
+        who.require("admin")
+        validate_user(user, ["path", "user"])
+        target = parse_erasure(body, user)
+        if target is not None and not self.personal.known_user(who.org, target):
+            raise ValidationFailed(
+                f"{target!r} is not a user of this organisation (nothing of theirs is known).",
+                errors=[{"loc": ["body", "documents"], "msg": "unknown user",
+                         "type": "value_error"}],
+            )  # fmt: skip
+        plan = ErasurePlan(user, target, self.pii_fields)
+        action = "erasure-reassign" if target else "erasure-delete"
+        change = Change(action, who.sub, who.request_id, who.client_request_id)
+        _, docs = self.personal.erase(who.org, plan, change)
+        for doc in docs:
+            if self.nudge is not None:
+                self.nudge(doc)
+            self.coherence.publish(doc, fenced=True)
+        return {
+            "user": user,
+            "documents": {"mode": "reassign" if target else "delete", "count": len(docs),
+                          **({"to": target} if target else {})},
+            "pii_fields_scrubbed": list(self.pii_fields),
+            "audit": "pseudonymised",
+        }  # fmt: skip
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,564 @@
+"""The audit trail holds (docs/compliance.md): append-only for the runtime login and
+the owner, a hash chain that catches a modified, deleted or forged row, readable by
+admins of its org only; an access request exports exactly the caller's data; an
+erasure leaves the chain verifiable and the name nowhere.
+
+A database of its own (the tamper tests rewrite rows on purpose), real PostgreSQL
+and Redis, S3 from a private moto server (the audit bucket under Object Lock).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from chalicelib.config import Settings
+from tests.conftest import Invoker, Response, create_database, drop_database, make_token
+
+pytestmark = pytest.mark.integration
+
+GRANTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS document_grants (
+  org text NOT NULL, doc_id text NOT NULL, grantee text NOT NULL,
+  role text NOT NULL CHECK (role IN ('reader', 'writer')), granted_by text NOT NULL,
+  granted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (org, doc_id, grantee));
+GRANT SELECT, INSERT, UPDATE, DELETE ON document_grants TO docs_app;
+ALTER TABLE document_grants ENABLE ROW LEVEL SECURITY;
+ALTER TABLE document_grants FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenant ON document_grants;
+CREATE POLICY tenant ON document_grants TO docs_app
+  USING (org = current_setting('app.org', true)) WITH CHECK (org = current_setting('app.org', true));
+"""
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    url = create_database()
+    # the grants table of the acl feature (migration 0007), until it is merged here
+    # (TODO(lead): drop this once 0007 creates document_grants)
+    with psycopg.connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('document_grants') IS NOT NULL").fetchone()
+        if not (exists and exists[0]):
+            psycopg.ClientCursor(conn).execute(GRANTS_SCHEMA)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def services(settings: Settings, db_url: str, moto_endpoint: str) -> Iterator[Any]:
+    from chalicelib import bootstrap
+
+    suffix = uuid.uuid4().hex[:10]
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    audit_bucket, export_bucket = f"audit-{suffix}", f"exports-{suffix}"
+    s3.create_bucket(Bucket=audit_bucket, ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(
+        Bucket=audit_bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Years": 7}},
+        },
+    )
+    s3.create_bucket(Bucket=export_bucket)
+    built = bootstrap.build(
+        settings.model_copy(
+            update={
+                "database_url": db_url,
+                "aws_endpoint_url": moto_endpoint,
+                "audit_bucket": audit_bucket,
+                "export_bucket": export_bucket,
+                "pii_fields": "email, phone",
+            }
+        )
+    )
+    bootstrap.set_container(built)
+    yield built
+    bootstrap.set_container(None)
+    built.close()
+
+
+def api(org: str, sub: str, *roles: str) -> Invoker:
+    return Invoker(make_token(org=org, sub=sub, roles=roles or ("writer",)))
+
+
+def new_org() -> str:
+    return f"aud-{uuid.uuid4().hex[:8]}"
+
+
+def create(call: Invoker, title: str, **extra: Any) -> dict[str, Any]:
+    r = call("POST", "/documents", {"title": title, **extra})
+    assert r.status == 201, r
+    return dict(r.json())
+
+
+def admin_sql(db_url: str, query: str, *args: Any) -> list[dict[str, Any]]:
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute(query, args)
+        return cur.fetchall() if cur.description else []  # type: ignore[return-value]
+
+
+def problem(r: Response, status: int) -> dict[str, Any]:
+    assert r.status == status, r
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers
+    return dict(r.json())
+
+
+def writes(org: str) -> list[str]:
+    """Three documents of alice in ``org``: create, change, delete (4 audit rows)."""
+    alice = api(org, "alice")
+    ids = [create(alice, f"note {i}")["id"] for i in range(3)]
+    r = alice("PUT", f"/documents/{ids[0]}", {"title": "renamed"}, headers={"If-Match": "*"})
+    assert r.status == 200, r
+    assert alice("DELETE", f"/documents/{ids[1]}", headers={"If-Match": "*"}).status == 204
+    return ids
+
+
+# ------------------------------------------------------------------ append-only
+def test_audit_rows_cannot_be_rewritten_by_the_runtime_login_nor_the_owner(
+    services: Any, db_url: str
+) -> None:
+    org = new_org()
+    writes(org)
+    runtime = services.settings.runtime_database_url
+    with psycopg.connect(runtime, autocommit=True) as conn:
+        for statement in (
+            "UPDATE audit_log SET action = 'forged' WHERE org = %(org)s",
+            "DELETE FROM audit_log WHERE org = %(org)s",
+            "TRUNCATE audit_log",
+            "UPDATE audit_chain_heads SET last_seq = 0 WHERE org = %(org)s",
+            "INSERT INTO audit_chain_heads (org, last_seq, last_hash) VALUES ('x', 0, '')",
+            "INSERT INTO audit_actors (org, user_id, pseudonym) VALUES (%(org)s, 'a', 'p')",
+        ):
+            with conn.transaction(force_rollback=True):
+                conn.execute("SELECT set_config('role', 'docs_app', true)")
+                conn.execute("SELECT set_config('app.org', %(org)s, true)", {"org": org})
+                with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                    conn.execute(statement, {"org": org})
+    # the owner, even with row-level security lifted for itself, is refused by the trigger
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        for statement in (
+            "UPDATE audit_log SET action = 'forged' WHERE org = %(org)s",
+            "DELETE FROM audit_log WHERE org = %(org)s",
+            "TRUNCATE audit_log",
+        ):
+            with admin.transaction(force_rollback=True):
+                admin.execute("SET LOCAL ROLE docs_owner")
+                admin.execute("ALTER TABLE audit_log NO FORCE ROW LEVEL SECURITY")
+                with pytest.raises(psycopg.errors.RaiseException), admin.transaction():
+                    admin.execute(statement, {"org": org})
+    assert services.audit.verify_org(org).ok
+
+
+def test_the_pseudonym_function_serves_the_transactions_org_only(services: Any) -> None:
+    org = new_org()
+    with psycopg.connect(services.settings.runtime_database_url, autocommit=True) as conn:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT set_config('role', 'docs_app', true)")
+            with pytest.raises(psycopg.errors.RaiseException), conn.transaction():
+                conn.execute("SELECT docs_audit_pseudonym('alice')")  # no org: refused
+        with conn.transaction():
+            conn.execute("SELECT set_config('role', 'docs_app', true)")
+            conn.execute("SELECT set_config('app.org', %s, true)", (org,))
+            row = conn.execute("SELECT docs_audit_pseudonym('alice')").fetchone()
+            mine = conn.execute("SELECT org, pseudonym FROM audit_actors").fetchall()
+    assert row is not None and mine == [(org, row[0])]
+
+
+# ------------------------------------------------------------------ the chain
+def test_concurrent_writes_of_one_org_chain_one_after_another(services: Any) -> None:
+    from chalicelib.domain.principal import Principal
+
+    org = new_org()
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        who = Principal(f"user{i % 3}", org, frozenset({"writer"}), request_id=f"r{i}")
+        try:
+            for j in range(5):
+                services.documents.create(who, {"title": f"t{i}-{j}"})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    report = services.audit.verify_org(org)
+    assert report.ok and report.rows == 30 and report.last_seq == 30, report
+
+
+def test_every_write_is_audited_with_request_id_and_before_after_versions(
+    services: Any, db_url: str
+) -> None:
+    org = new_org()
+    ids = writes(org)
+    rows = admin_sql(
+        db_url,
+        "SELECT a.action, a.doc_id, a.prev_version, a.version, a.request_id, m.user_id, "
+        "a.actor, a.details FROM audit_log a JOIN audit_actors m "
+        "ON (m.org, m.pseudonym) = (a.org, a.actor) WHERE a.org = %s ORDER BY a.chain_seq",
+        org,
+    )
+    assert [(r["action"], r["doc_id"], r["prev_version"], r["version"]) for r in rows] == [
+        ("create", ids[0], None, 1),
+        ("create", ids[1], None, 1),
+        ("create", ids[2], None, 1),
+        ("replace", ids[0], 1, 2),
+        ("delete", ids[1], 1, 2),
+    ]
+    assert all(r["request_id"] and r["user_id"] == "alice" for r in rows)
+    assert all(r["actor"].startswith("p-") for r in rows), "the chained row holds a pseudonym"
+    assert all("title" not in r["details"] for r in rows), "no content in the trail"
+
+
+def test_the_chain_verifies_and_a_modified_row_breaks_it(services: Any, db_url: str) -> None:
+    org = new_org()
+    writes(org)
+    report = services.audit.verify_org(org)
+    assert report.ok and report.rows == 5 and report.last_seq == 5
+    admin_sql(
+        db_url,
+        "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite; "
+        'UPDATE audit_log SET details = details || \'{"note": "edited"}\' '
+        "WHERE org = %s AND chain_seq = 3; "
+        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_rewrite; COMMIT",
+        org,
+    )
+    broken = services.audit.verify_org(org)
+    assert not broken.ok and broken.broken_at == 3 and "modified" in (broken.reason or "")
+    # every org is checked by default: the others still verify, this one does not
+    reports = {r.org: r for r in services.audit.verify()}
+    assert not reports[org].ok
+    assert all(r.ok for o, r in reports.items() if o != org)
+
+
+@pytest.mark.parametrize("where", ["middle", "last"])
+def test_a_deleted_row_breaks_the_chain(services: Any, db_url: str, where: str) -> None:
+    org = new_org()
+    writes(org)
+    seq = 2 if where == "middle" else 5
+    admin_sql(
+        db_url,
+        "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite; "
+        "DELETE FROM audit_log WHERE org = %s AND chain_seq = %s; "
+        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_rewrite; COMMIT",
+        org,
+        seq,
+    )
+    report = services.audit.verify_org(org)
+    assert not report.ok and report.broken_at == seq, report
+    assert "missing" in (report.reason or ""), report
+
+
+def test_a_forged_row_inserted_past_the_trigger_breaks_the_chain(
+    services: Any, db_url: str
+) -> None:
+    org = new_org()
+    writes(org)
+    admin_sql(
+        db_url,
+        "BEGIN; SET LOCAL session_replication_role = replica; "  # no trigger fires
+        "INSERT INTO audit_log (org, actor, action, chain_seq, hash) "
+        "SELECT org, actor, 'forged', chain_seq + 1, sha256(hash) FROM audit_log "
+        "WHERE org = %s AND chain_seq = 5; COMMIT",
+        org,
+    )
+    report = services.audit.verify_org(org)
+    assert not report.ok and report.broken_at == 6, report
+
+
+def test_the_verify_command_reports_the_break_and_exits_non_zero(
+    services: Any, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from devtools import cli
+
+    org = new_org()
+    writes(org)
+    monkeypatch.setattr(cli, "use_local_stack", lambda **_: None)  # the fixture's container
+    assert cli.main(["audit", "verify", "--org", org]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    admin_sql(
+        db_url,
+        "BEGIN; ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_rewrite; "
+        "UPDATE audit_log SET action = 'nothing' WHERE org = %s AND chain_seq = 1; "
+        "ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_rewrite; COMMIT",
+        org,
+    )
+    assert cli.main(["audit", "verify", "--org", org]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and out["broken_at"] == 1 and out["row_id"]
+
+
+# ------------------------------------------------------------------ GET /audit
+def test_get_audit_is_for_admins_of_the_org_filtered_and_paginated(services: Any) -> None:
+    org, other = new_org(), new_org()
+    ids = writes(org)
+    create(api(org, "bob"), "bob's")
+    foreign = create(api(other, "eve"), "eve's")["id"]
+    admin = api(org, "root", "admin")
+    seen: list[int] = []
+    token: str | None = None
+    while True:
+        query = "/audit?limit=2" + (f"&page_token={token}" if token else "")
+        r = admin("GET", query)
+        assert r.status == 200, r
+        page = r.json()
+        assert len(page["items"]) <= 2
+        seen += [item["seq"] for item in page["items"]]
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert seen == list(range(6, 0, -1)), "newest first, every row once"
+    items = admin("GET", f"/audit?document={ids[0]}").json()["items"]
+    assert [(i["action"], i["prev_version"], i["version"]) for i in items] == [
+        ("replace", 1, 2),
+        ("create", None, 1),
+    ]
+    assert {i["actor"] for i in items} == {"alice"}
+    assert {i["actor"] for i in admin("GET", "/audit?user=bob").json()["items"]} == {"bob"}
+    assert admin("GET", "/audit?user=nobody").json()["items"] == []
+    future = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert admin("GET", f"/audit?since={future}").json()["items"] == []
+    assert len(admin("GET", "/audit?since=2020-01-01T00:00:00Z").json()["items"]) == 6
+    # another org's rows are out of reach, whatever the filter
+    assert admin("GET", f"/audit?document={foreign}").json()["items"] == []
+    problem(api(org, "alice", "writer")("GET", "/audit"), 403)
+    problem(admin("GET", "/audit?since=yesterday"), 422)
+    problem(admin("GET", "/audit?page_token=forged"), 400)
+
+
+# ------------------------------------------------------------------ export
+def test_an_export_contains_exactly_the_callers_data(services: Any, db_url: str) -> None:
+    org = new_org()
+    alice, bob = api(org, "alice"), api(org, "bob")
+    mine = [create(alice, "alpha")["id"], create(alice, "beta", metadata={"team": "red"})["id"]]
+    theirs = create(bob, "bob secret title")["id"]
+    r = alice("PUT", f"/documents/{theirs}", {"title": "edited by a"}, headers={"If-Match": "*"})
+    assert r.status == 200
+    create(api(new_org(), "alice"), "same name, another org")
+    admin_sql(
+        db_url,
+        "INSERT INTO document_grants (org, doc_id, grantee, role, granted_by) VALUES "
+        "(%s, %s, 'bob', 'reader', 'alice'), (%s, %s, 'alice', 'writer', 'bob'), "
+        "(%s, %s, 'carol', 'reader', 'bob')",
+        org, mine[0], org, theirs, org, theirs,
+    )  # fmt: skip
+
+    started = alice("POST", "/me/export")
+    assert started.status == 202, started
+    location = started.headers["location"]
+    assert location == f"/me/export/{started.json()['id']}"
+    assert alice("GET", location).json()["state"] == "pending"
+    problem(bob("GET", location), 404)  # someone else's export does not exist for them
+    assert services.personal_data.run_due() >= 1
+    status = alice("GET", location).json()
+    assert status["state"] == "ready" and status["url"].startswith("http"), status
+    with urllib.request.urlopen(status["url"]) as resp:
+        raw = resp.read().decode()
+    archive = json.loads(raw)
+    assert archive["subject"] == "alice" and archive["org"] == org
+    assert sorted(d["id"] for d in archive["documents"]) == sorted(mine)
+    assert {(g["doc_id"], g["grantee"]) for g in archive["grants"]} == {
+        (mine[0], "bob"),
+        (theirs, "alice"),
+    }
+    assert [(a["action"], a["document"]) for a in archive["audit"]] == [
+        ("create", mine[0]),
+        ("create", mine[1]),
+        ("replace", theirs),
+        ("export-requested", None),
+    ]
+    assert "bob secret" not in raw and "carol" not in raw and "another org" not in raw
+    # the export itself is audited, as the requester's
+    actions = [
+        i["action"] for i in api(org, "root", "admin")("GET", "/audit?user=alice").json()["items"]
+    ]
+    assert actions[:2] == ["export-ready", "export-requested"]
+
+
+# ------------------------------------------------------------------ erasure
+def test_erasure_reassigns_scrubs_and_leaves_the_chain_verifiable(
+    services: Any, db_url: str
+) -> None:
+    org = new_org()
+    alice, bob = api(org, "alice"), api(org, "bob")
+    admin = api(org, "root", "admin")
+    doc = create(alice, "plan", metadata={"email": "a@example.com", "team": "red"})["id"]
+    r = alice(
+        "PUT",
+        f"/documents/{doc}",
+        {"title": "plan 2", "metadata": {"email": "x@y.z", "phone": "1"}},
+        headers={"If-Match": "*"},
+    )
+    assert r.status == 200, r
+    create(bob, "bob's")
+    admin_sql(
+        db_url,
+        "INSERT INTO document_grants (org, doc_id, grantee, role, granted_by) "
+        "VALUES (%s, %s, 'alice', 'reader', 'bob')",
+        org, doc,
+    )  # fmt: skip
+
+    r = admin("POST", "/users/alice/erasure", {"documents": "reassign:bob"})
+    assert r.status == 200, r
+    assert r.json()["documents"] == {"mode": "reassign", "count": 1, "to": "bob"}
+    got = bob("GET", f"/documents/{doc}").json()
+    assert got["owner"] == "bob" and got["metadata"] == {}
+    assert services.audit.verify_org(org).ok
+    items = admin("GET", "/audit").json()["items"]
+    assert items[0]["action"] == "erasure" and items[0]["actor"] == "root"
+    subject = items[0]["details"]["subject"]
+    assert subject.startswith("p-")
+    assert admin("GET", "/audit?user=alice").json()["items"] == []
+    formerly = [i for i in items if i["actor"] == subject]
+    assert len(formerly) == 2 and all(i["pseudonymous"] for i in formerly)
+    # the name is nowhere in the org's rows any more, nor the scrubbed fields
+    for table in ("audit_log", "audit_actors", "documents", "document_versions",
+                  "document_grants", "export_jobs", "content_uploads"):  # fmt: skip
+        leaks = admin_sql(
+            db_url,
+            f"SELECT to_jsonb(t)::text AS row FROM {table} t WHERE org = %s "
+            "AND (to_jsonb(t)::text LIKE '%%alice%%' OR to_jsonb(t)::text LIKE '%%example%%' "
+            "OR to_jsonb(t)::text LIKE '%%x@y.z%%')",
+            org,
+        )
+        assert leaks == [], (table, leaks)
+
+
+def test_erasure_deletes_documents_when_asked(services: Any) -> None:
+    org = new_org()
+    carol, admin = api(org, "carol"), api(org, "root", "admin")
+    doc = create(carol, "temporary")["id"]
+    r = admin("POST", "/users/carol/erasure", {"documents": "delete"})
+    assert r.status == 200 and r.json()["documents"]["count"] == 1, r
+    problem(admin("GET", f"/documents/{doc}"), 404)
+    assert services.audit.verify_org(org).ok
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"documents": "purge"},
+        {"documents": "reassign:"},
+        {"documents": "reassign:dave"},  # the user being erased
+        {"documents": "reassign:nobody-known"},
+        {"documents": "delete", "also": 1},
+        ["delete"],
+    ],
+)
+def test_erasure_refuses_bad_bodies_with_a_problem(services: Any, body: Any) -> None:
+    org = new_org()
+    create(api(org, "dave"), "x")
+    detail = problem(api(org, "root", "admin")("POST", "/users/dave/erasure", body), 422)
+    assert detail["detail"]
+
+
+def test_erasure_is_for_admins_only(services: Any) -> None:
+    org = new_org()
+    doc = create(api(org, "dave"), "x")["id"]
+    writer = api(org, "erin", "writer")
+    problem(writer("POST", "/users/dave/erasure", {"documents": "delete"}), 403)
+    assert writer("GET", f"/documents/{doc}").status == 200
+
+
+# ------------------------------------------------------------------ export to S3
+def test_closed_periods_are_exported_once_to_the_locked_bucket(
+    services: Any, moto_endpoint: str
+) -> None:
+    from chalicelib.service_layer.audit import AuditService
+
+    org = new_org()
+    writes(org)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    audit = AuditService(
+        services.audit.trail, page_secret="x", archive=services.audit._archive,
+        clock=lambda: tomorrow,
+    )  # fmt: skip
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    with pytest.raises(ValueError, match="closed"):
+        services.audit.export_period(org, today)  # today is still open
+    manifest = audit.export_period(org, today)
+    assert manifest is not None and manifest["last_seq"] == 5
+    assert audit.export_period(org, today) is None, "exported once"
+
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
+    bucket = services.settings.audit_bucket
+    obj = manifest["objects"][0]
+    data = s3.get_object(Bucket=bucket, Key=obj["key"])["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == obj["sha256"]
+    lines = [json.loads(line) for line in gzip.decompress(data).decode().splitlines()]
+    assert [row["seq"] for row in lines] == [1, 2, 3, 4, 5]
+    assert lines[-1]["hash"] == manifest["last_hash"] == manifest["chain_head"]["hash"]
+    head = s3.head_object(Bucket=bucket, Key=obj["key"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] > datetime.now(UTC) + timedelta(days=365 * 7 - 2)
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=obj["key"]).get("Versions", [])
+    assert len(versions) == 1
+    stored = json.loads(
+        s3.get_object(Bucket=bucket, Key=obj["key"].replace("audit.jsonl.gz", "manifest.json"))[
+            "Body"
+        ].read()
+    )
+    assert stored["objects"] == manifest["objects"]
+
+
+def test_the_export_function_runs_on_its_schedule(services: Any) -> None:
+    from devtools.events import LambdaContext
+    from functions import audit_export
+
+    result = audit_export.handler({"source": "aws.events"}, LambdaContext.for_function("audit"))
+    assert result["exported"] >= 0 and isinstance(result["objects"], list)
+
+
+def test_a_chain_rewritten_consistently_by_the_owner_differs_from_the_exports(
+    services: Any, db_url: str
+) -> None:
+    """The database owner can recompute every hash after an edit (and the head): the
+    chain then verifies on its own, but not against the manifests under Object Lock."""
+    from chalicelib.service_layer.audit import AuditService
+
+    org = new_org()
+    writes(org)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    exporter = AuditService(
+        services.audit.trail, page_secret="x", archive=services.audit._archive,
+        clock=lambda: tomorrow,
+    )  # fmt: skip
+    assert exporter.export_period(org, today) is not None
+    assert services.audit.verify_org(org, against_exports=True).ok
+    admin_sql(
+        db_url,
+        "BEGIN; SET LOCAL session_replication_role = replica; "  # the owner's triggers off
+        'UPDATE audit_log SET details = details || \'{"note": "rewritten"}\' '
+        "WHERE org = %s AND chain_seq = 2; "
+        "SELECT set_config('bench.org', %s, true); "
+        "DO $$ DECLARE r audit_log; prev bytea := ''::bytea; BEGIN "
+        "FOR r IN SELECT * FROM audit_log WHERE org = current_setting('bench.org') "
+        "ORDER BY chain_seq LOOP prev := sha256(prev || audit_canonical(r)); "
+        "UPDATE audit_log SET hash = prev WHERE id = r.id; END LOOP; "
+        "UPDATE audit_chain_heads SET last_hash = prev WHERE org = current_setting('bench.org'); "
+        "END $$; COMMIT",
+        org,
+        org,
+    )
+    assert services.audit.verify_org(org).ok, "consistent on its own"
+    report = services.audit.verify_org(org, against_exports=True)
+    assert not report.ok and report.broken_at == 5 and "exported" in (report.reason or "")
