@@ -40,6 +40,7 @@ from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.pii import blind_tokens
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
 
@@ -70,7 +71,7 @@ HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
 QUERY_FLAGS = "AND|OR|NOT|PHRASE|PREFIX|PRECEDENCE|WHITESPACE|ESCAPE"
 # the mapping's version, in the index's ``_meta``: an index of an older schema is
 # not written to by the sync (a reindex builds one of this schema)
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: blind-index tokens of personal-data fields (``pii``)
 
 
 class SearchFilter(BaseModel):
@@ -80,6 +81,11 @@ class SearchFilter(BaseModel):
     owner: StrictStr | None = Field(default=None, max_length=256)
     updated_after: Timestamp = None
     updated_before: Timestamp = None
+    # exact match on personal-data metadata fields, through their blind index
+    # (service_layer/personal_data.py); other metadata is not indexed
+    metadata: dict[StrictStr, StrictStr | StrictBool | JsonInt | float | None] | None = Field(
+        default=None, max_length=10
+    )
 
 
 class SearchRequest(BaseModel):
@@ -128,9 +134,13 @@ def index_id(org: str, doc_id: str) -> str:
     return join_key(org, doc_id)
 
 
-def build_query(org: str, req: SearchRequest, search_after: list[Any] | None) -> dict[str, Any]:
-    """The OpenSearch request body for one page."""
+def build_query(
+    org: str, req: SearchRequest, search_after: list[Any] | None, blind: list[str] | None = None
+) -> dict[str, Any]:
+    """The OpenSearch request body for one page; ``blind``: the blind-index tokens
+    of ``filter.metadata`` (each must match)."""
     filters: list[dict[str, Any]] = [{"term": {"org": org}}]
+    filters.extend({"term": {"pii": token}} for token in blind or ())
     f = req.filter
     if f.tags:
         filters.extend({"term": {"tags": tag}} for tag in f.tags)  # all of them
@@ -324,6 +334,8 @@ def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
             "version": row["version"],
             "created_at": iso_z(row["created_at"]),
             "updated_at": iso_z(row["updated_at"]),
+            # personal-data fields: keyed hashes only, never a value (domain/pii.py)
+            "pii": blind_tokens(row.get("metadata")),
         },
     )
 
@@ -368,6 +380,7 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
                 "version": {"type": "long"},
                 "created_at": {"type": "date"},
                 "updated_at": {"type": "date"},
+                "pii": {"type": "keyword"},
             },
         },
     }

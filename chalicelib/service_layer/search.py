@@ -23,13 +23,22 @@ from chalicelib.domain.search import (
 )
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.observability import milliseconds
+from chalicelib.service_layer.personal_data import PersonalData
 
 
 class SearchService:
     """``POST /search`` and ``GET /changes``: reads, scoped to the caller's org."""
 
-    def __init__(self, index: SearchIndex, uow: UnitOfWork, *, page_secret: str) -> None:
+    def __init__(
+        self,
+        index: SearchIndex,
+        uow: UnitOfWork,
+        *,
+        page_secret: str,
+        personal_data: PersonalData | None = None,
+    ) -> None:
         self.index = index
+        self.pii = personal_data or PersonalData()  # filter.metadata: blind-index tokens
         self.uow = uow
         self.page_secret = page_secret
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
@@ -38,7 +47,9 @@ class SearchService:
         who.require("reader")
         req = parse_search_request(data)
         after = decode_page_token(req, self.page_secret, who.org)
-        body = build_query(who.org, req, after)
+        wanted = req.filter.metadata
+        blind = self.pii.blind_filter(who.org, wanted) if wanted else None
+        body = build_query(who.org, req, after, blind)
         started = time.perf_counter()
         try:
             raw = self.index.search(body)

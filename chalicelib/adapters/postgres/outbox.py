@@ -49,7 +49,8 @@ _REINDEX_LOCK = 0x72656978  # "reix"
 # one org's documents (app.org is set to it: row-level security applies)
 _DOC_STATE = (
     "SELECT d.org, d.id, d.title, d.body, d.tags, d.owner, d.version, d.created_at, "
-    "d.updated_at, d.deleted_at, d.content, (SELECT t.text FROM document_content_text t "
+    "d.updated_at, d.deleted_at, d.content, d.metadata, "
+    "(SELECT t.text FROM document_content_text t "
     "WHERE t.org = d.org AND t.doc_id = d.id AND t.version <= d.version "
     "ORDER BY t.version DESC LIMIT 1) AS content_text FROM documents d "
     "WHERE d.org = %s AND d.id = ANY(%s)"
