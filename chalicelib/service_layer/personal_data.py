@@ -92,7 +92,9 @@ class PersonalData:
         if not self.fields or RENDERED_MARK not in body:
             return body
         doc = json.loads(body)
-        doc["metadata"] = self.open(doc["org"], doc["id"], doc.get("metadata"))
+        if not isinstance(doc, dict) or not isinstance(doc.get("org"), str):
+            return body
+        doc["metadata"] = self.open(doc["org"], str(doc.get("id")), doc.get("metadata"))
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
     def open_page(self, page: str) -> str:
@@ -103,6 +105,23 @@ class PersonalData:
         for item in data.get("items", []):
             item["metadata"] = self.open(item["org"], item["id"], item.get("metadata"))
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    def seal_response(self, body: Any) -> Any:
+        """A response about to be stored (an Idempotency-Key's outcome): a document
+        in it gets its personal-data fields sealed, as in the cache; ``open_rendered``
+        opens it again on the way out."""
+        if not self.fields or not isinstance(body, str) or '"metadata"' not in body:
+            return body
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return body
+        if not (isinstance(doc, dict) and isinstance(doc.get("metadata"), dict)):
+            return body
+        if not isinstance(doc.get("org"), str) or not isinstance(doc.get("id"), str):
+            return body
+        doc["metadata"] = self.seal(doc["org"], doc["id"], doc["metadata"])
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
     # -- search -----------------------------------------------------------------------
     def blind_filter(self, org: str, wanted: dict[str, Any]) -> list[str]:
