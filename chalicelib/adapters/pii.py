@@ -179,7 +179,8 @@ class EnvelopeCipher:
         self._lock = threading.Lock()
         # the active data key: (kid, wrapped, AESGCM, uses, born)
         self._active: tuple[str, bytes, AESGCM, int, float] | None = None
-        self._unwrapped: OrderedDict[tuple[str, bytes], AESGCM] = OrderedDict()
+        # unwrapped data keys by (kid, wrapped key as stored): a hit decodes nothing
+        self._unwrapped: OrderedDict[tuple[str, str], AESGCM] = OrderedDict()
         self._cache_size = cache_size
         self.generated = 0  # data keys generated (KMS GenerateDataKey calls)
         self.unwrapped = 0  # data keys unwrapped (KMS Decrypt calls)
@@ -205,13 +206,17 @@ class EnvelopeCipher:
             self._active = (kid, wrapped, aead, uses + 1, born)
             return kid, wrapped, aead
 
-    def _opener(self, kid: str, wrapped: bytes) -> AESGCM:
-        key = (kid, wrapped)
+    def _opener(self, kid: str, wrapped_b64: str) -> AESGCM:
+        key = (kid, wrapped_b64)
         with self._lock:
             aead = self._unwrapped.get(key)
             if aead is not None:
                 self._unwrapped.move_to_end(key)
                 return aead
+        try:
+            wrapped = _unb64(wrapped_b64)
+        except (binascii.Error, ValueError):
+            raise KeyUnavailable() from None
         aead = AESGCM(self.keyring.unwrap(kid, wrapped))
         with self._lock:
             self.unwrapped += 1
@@ -240,11 +245,10 @@ class EnvelopeCipher:
         if not is_envelope(envelope):
             raise KeyUnavailable()
         try:
-            wrapped = _unb64(envelope["wk"])
             nonce, ct = _unb64(envelope["iv"]), _unb64(envelope["ct"])
         except (binascii.Error, ValueError):
             raise KeyUnavailable() from None
-        aead = self._opener(str(envelope["kid"]), wrapped)
+        aead = self._opener(str(envelope["kid"]), str(envelope["wk"]))
         try:
             return json.loads(aead.decrypt(nonce, ct, context.encode()))
         except (InvalidTag, ValueError):

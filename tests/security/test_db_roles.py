@@ -57,6 +57,7 @@ INSERT INTO document_content_text (org, doc_id, version, upload_id, text)
   VALUES (%(org)s, 'd1', 1, 'u1', 'extracted secret');
 INSERT INTO search_dead_letters (seq, org, doc_id, version, op, attempts, reason)
   VALUES (%(seq)s, %(org)s, 'd1', 1, 'upsert', 1, 'mapping');
+INSERT INTO document_purges (org, doc_id, keys) VALUES (%(org)s, 'd0', '{"content/k"}');
 """
 
 
