@@ -26,12 +26,16 @@ from chalicelib.domain.ports import (
     BlobStore,
     CacheRepairQueue,
     DocumentCache,
+    ObjectPurger,
     Outbox,
+    PersonalDataStore,
     SearchIndex,
     SearchNudge,
+    SubscriptionDropper,
 )
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
+from chalicelib.service_layer.pii_fields import PersonalData
 
 if TYPE_CHECKING:
     from chalicelib.adapters.idempotency import Idempotency
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.personal_data import PersonalDataService
+    from chalicelib.service_layer.purge import Purge
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
 
@@ -64,6 +69,9 @@ class Container:
         self.cache = cache  # Redis: documents, and the client rate limits and idempotency share
         self.nudge = nudge
         self.coherence = CacheCoherence(_document_cache(settings, cache), uow, repair_queue)
+        # gdpr: run for each purged document once its rows are gone; the real-time
+        # registry appends its "drop every subscription to this document" here (rt)
+        self.subscription_droppers: list[SubscriptionDropper] = []
         self.documents = self._documents(uow)
         self._bulk_uow: PostgresUnitOfWork | None = None
 
@@ -79,6 +87,7 @@ class Container:
             page_secret=s.page_token_secret,
             limits=document_limits(s),
             retention=timedelta(days=s.delete_retention_days),
+            personal_data=self.pii,
         )
 
     @cached_property
@@ -162,7 +171,9 @@ class Container:
         from chalicelib.service_layer.search import SearchService
 
         secret = self.settings.page_token_secret
-        return SearchService(self.search_index, self.uow, page_secret=secret)
+        return SearchService(
+            self.search_index, self.uow, page_secret=secret, personal_data=self.pii
+        )
 
     @cached_property
     def search_sync(self) -> SearchSync:
@@ -191,6 +202,7 @@ class Container:
         from chalicelib.service_layer.access import AccessService
 
         return AccessService(self.uow, self.coherence, self.nudge, None)
+
     # -- audit trail and personal data (audit helper) -----------------------
     @cached_property
     def audit(self) -> AuditService:
@@ -219,8 +231,49 @@ class Container:
         return PersonalDataService(
             PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
             archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
-            pii_fields=s.pii_field_names, url_expiry_s=s.export_url_expiry_s,
+            pii_fields=s.pii_fields, url_expiry_s=s.export_url_expiry_s,
         )  # fmt: skip
+
+    # -- personal data and purge (gdpr) ----------------------------------------------
+    @cached_property
+    def pii(self) -> PersonalData:
+        """The declared personal-data fields and their cipher (KMS or local keys;
+        without a key every use of such a field is a 503, never clear storage)."""
+        fields = self.settings.pii_fields
+        if not fields:
+            return PersonalData()
+        from chalicelib.adapters.pii import build_cipher
+
+        return PersonalData(fields, build_cipher(self.settings))
+
+    @cached_property
+    def personal_data_store(self) -> PersonalDataStore:
+        from chalicelib.adapters.postgres.lifecycle import PostgresPersonalData
+
+        return PostgresPersonalData(self.uow)
+
+    @cached_property
+    def purge(self) -> Purge:
+        """The scheduled purge (functions/purge.py, ``cli purge``, the local sync loop)."""
+        from chalicelib.adapters.postgres.lifecycle import PostgresPurgeStore
+        from chalicelib.service_layer.purge import Purge
+
+        s = self.settings
+        return Purge(
+            PostgresPurgeStore(self.uow),
+            objects=self.object_purger,
+            cache=self.cache,
+            droppers=self.subscription_droppers,
+            nudge=self.nudge,
+            retention=timedelta(days=s.delete_retention_days),
+            batch_size=s.purge_batch_size,
+        )
+
+    @cached_property
+    def object_purger(self) -> ObjectPurger:
+        from chalicelib.adapters.s3 import S3Blobs
+
+        return S3Blobs(self.settings)
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""

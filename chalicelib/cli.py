@@ -1,7 +1,8 @@
 """``python -m chalicelib.cli …``: an alias of ``python -m devtools.cli …``.
 
 The command line (``serve``, ``token``, ``migrate``, ``reindex``, ``sync``,
-``dead-letters``, ``stop``) lives in ``devtools/``, outside the Lambda bundle.
+``dead-letters``, ``stop``, ``purge``, ``pii-reencrypt``) lives in ``devtools/``,
+outside the Lambda bundle.
 This module stays because clients, scripts and acceptance tests call the old
 name; it imports ``devtools.cli`` only when run, so importing it costs nothing,
 and the Lambda bundle leaves it out (``scripts/lambda_bundle.py``).

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES
 
@@ -155,13 +155,31 @@ class Settings(BaseSettings):
     export_bucket: str = "docs-exports-local"
     export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
     export_batch: int = Field(default=10, ge=1)  # jobs per worker run
-    # metadata fields holding personal data, comma-separated: erasure removes them
-    # (the gdpr helper's DOCS_PII_FIELDS; one setting, reconciled at merge)
-    pii_fields: str = ""
+    # --- Personal data and purge (gdpr; docs/compliance.md) --------------------
+    # DOCS_PII_FIELDS: metadata keys holding personal data, comma-separated; their
+    # values are stored encrypted (envelopes) and searchable by exact match only
+    pii_fields: Annotated[tuple[str, ...], NoDecode] = ()
+    # master keys: KMS in AWS (a key ARN or alias) ...
+    pii_kms_key_id: str | None = None
+    pii_kms_endpoint_url: str | None = None  # tests (moto); unset in AWS
+    # ... or local keys "kid:base64key,..." (32-byte keys, the first one active);
+    # the local stack sets a dev default, nothing else does
+    pii_local_keys: str | None = None
+    # the blind-index (HMAC) key, base64 or a 32+ character string; in AWS its
+    # Secrets Manager ARN (read at start-up)
+    pii_blind_key: str | None = None
+    pii_blind_key_arn: str | None = None
+    pii_data_key_max_uses: int = Field(default=10_000, ge=1)  # values per cached data key
+    pii_data_key_max_age_s: float = Field(default=300.0, gt=0)  # seconds per cached data key
+    # the scheduled purge: documents deleted longer than delete_retention_days ago
+    purge_batch_size: int = Field(default=100, ge=1, le=10_000)  # documents per run
 
-    @property
-    def pii_field_names(self) -> tuple[str, ...]:
-        return tuple(f.strip() for f in self.pii_fields.split(",") if f.strip())
+    @field_validator("pii_fields", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:

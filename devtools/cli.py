@@ -75,6 +75,7 @@ def use_local_stack(*, search: bool = False) -> state.LocalState | None:
     for name in ("DATABASE_URL", "REDIS_URL", "OPENSEARCH_URL"):
         if os.environ.get(name):
             services.check_url(name, os.environ[name])
+    local_pii_defaults()
     if search and not os.environ.get("OPENSEARCH_URL"):
         raise CliError(
             "OPENSEARCH_URL is not set and no local server is running: start one "
@@ -178,6 +179,7 @@ def _configure(stack: Any) -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    local_pii_defaults()
     if stack.opensearch_url:
         os.environ["OPENSEARCH_URL"] = stack.opensearch_url
         os.environ.setdefault("DOCS_SEARCH_NUDGE", "notify")  # wakes the sync loop
@@ -186,6 +188,21 @@ def _configure(stack: Any) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def local_pii_defaults(env: Any = os.environ) -> None:
+    """The local stack's dev keys for personal-data fields (docs/compliance.md): a
+    fixed, public key, so values written by one local run open in the next.  Only
+    here: no other place has a default, and AWS uses KMS."""
+    import base64
+    import hashlib
+
+    def dev_key(label: str) -> str:
+        digest = hashlib.sha256(f"docs-local-dev:{label}".encode()).digest()
+        return base64.b64encode(digest).decode()
+
+    env.setdefault("DOCS_PII_LOCAL_KEYS", f"dev1:{dev_key('pii-master-1')}")
+    env.setdefault("DOCS_PII_BLIND_KEY", dev_key("pii-blind-1"))
 
 
 def _migrate(stack: Any) -> None:
@@ -434,6 +451,28 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ gdpr
+def cmd_purge(args: argparse.Namespace) -> int:
+    """One purge run (the scheduled function's work): documents deleted longer ago
+    than DOCS_DELETE_RETENTION_DAYS leave every store."""
+    from chalicelib import bootstrap
+
+    use_local_stack()
+    report = bootstrap.container().purge.run()
+    print(json.dumps({**report.as_dict(), "errors": report.errors[:10]}))
+    return 1 if report.failed else 0
+
+
+def cmd_pii_reencrypt(args: argparse.Namespace) -> int:
+    """After a key rotation: every personal-data value under the active key."""
+    from chalicelib import bootstrap
+
+    use_local_stack()
+    c = bootstrap.container()
+    print(json.dumps(c.pii.reencrypt(c.personal_data_store, batch=args.batch)))
+    return 0
+
+
 # ------------------------------------------------------------------ main
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.cli")
@@ -492,6 +531,12 @@ def _parser() -> argparse.ArgumentParser:
     p = audit_sub.add_parser("export", help="export closed days to the audit bucket")
     p.add_argument("--days", type=int, default=3, help="closed days to look at")
     p.set_defaults(func=cmd_audit_export)
+    p = sub.add_parser("purge", help="purge documents deleted before the restore window")
+    p.set_defaults(func=cmd_purge)
+
+    p = sub.add_parser("pii-reencrypt", help="re-encrypt personal-data fields (key rotation)")
+    p.add_argument("--batch", type=int, default=500)
+    p.set_defaults(func=cmd_pii_reencrypt)
     return parser
 
 

@@ -37,6 +37,7 @@ from chalicelib.domain.errors import DomainError
 
 log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
+PURGE_INTERVAL_S = 3600.0  # the scheduled purge's rate in AWS (functions/purge.py)
 
 
 class ConsumerConflict(SystemExit):
@@ -99,6 +100,7 @@ def run(
     backoff = 0.0
     listener: OutboxListener | None = None
     last_housekeeping = 0.0
+    last_purge = 0.0
     _say("search sync started", alias=container.settings.search_alias)
     while not stop.is_set():
         try:
@@ -115,6 +117,11 @@ def run(
                 if pruned:
                     _say("pruned outbox rows", rows=pruned)
                 last_housekeeping = time.monotonic()
+            if time.monotonic() - last_purge > PURGE_INTERVAL_S:
+                last_purge = time.monotonic()  # gdpr: the hourly purge, as in AWS
+                purged = container.purge.run()
+                if purged.purged or purged.failed:
+                    _say("purge", **purged.as_dict())
             backoff = 0.0
             listener.wait(poll_s)  # for a commit that wrote the outbox (or the poll interval)
         except Exception as exc:  # the loop outlives any one failure, like a retried Lambda

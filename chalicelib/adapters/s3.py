@@ -157,6 +157,42 @@ class S3Blobs:
             if not _missing(exc):
                 raise DependencyUnavailable("The object store is unavailable.") from exc
 
+    # -- purge (gdpr) -------------------------------------------------------------
+    @tracer.capture_method(capture_response=False)
+    def delete_every_version(self, keys: list[str]) -> int:
+        """Implements ``ObjectPurger``: every version and delete marker of each
+        key (the bucket is versioned: a plain DELETE would only add a marker and
+        keep the bytes).  Exact keys only: a listing by prefix is filtered, so
+        ``content/o/d/A`` never takes ``content/o/d/AB``.  Idempotent."""
+        deleted = 0
+        try:
+            for key in keys:
+                doomed: list[dict[str, str]] = []
+                pages = self.s3.get_paginator("list_object_versions").paginate(
+                    Bucket=self.bucket, Prefix=key
+                )
+                for page in pages:
+                    for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                        if item["Key"] == key:
+                            doomed.append({"Key": key, "VersionId": item["VersionId"]})
+                for start in range(0, len(doomed), 1000):  # DeleteObjects takes 1000 at most
+                    out = self.s3.delete_objects(
+                        Bucket=self.bucket,
+                        Delete={"Objects": doomed[start : start + 1000], "Quiet": True},
+                    )
+                    errors = [e for e in out.get("Errors", []) if e.get("Code") != "NoSuchVersion"]
+                    if errors:
+                        raise DependencyUnavailable(
+                            f"The object store refused {len(errors)} deletions "
+                            f"({errors[0].get('Code')})."
+                        )
+                    deleted += len(doomed[start : start + 1000])
+        except DependencyUnavailable:
+            raise
+        except Exception as exc:
+            raise DependencyUnavailable("The object store is unavailable.") from exc
+        return deleted
+
     def ping(self) -> None:
         try:
             self.s3.head_bucket(Bucket=self.bucket)

@@ -84,12 +84,15 @@ class Call:
         if key is None:
             return action()
 
+        # the stored response holds personal-data fields sealed, as the cache does
+        pii = self.services.pii
+
         def run() -> dict[str, Any]:
             response = action()
             return {
                 "status": response.status_code,
                 "headers": dict(response.headers),
-                "body": response.body,
+                "body": pii.seal_response(response.body),
             }
 
         result = self.services.idempotency.run(
@@ -97,8 +100,10 @@ class Call:
             context=self.lambda_context,
         )  # fmt: skip
         return Response(
-            body=result["body"], status_code=result["status"], headers=result["headers"]
-        )
+            body=pii.open_rendered(result["body"]) if isinstance(result["body"], str)
+            else result["body"],
+            status_code=result["status"], headers=result["headers"],
+        )  # fmt: skip
 
 
 View = Callable[..., Response]

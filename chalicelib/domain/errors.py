@@ -20,7 +20,8 @@ and adapters translate vendor errors into these at their edge
     ├── TooManyRequests         429  the caller's token bucket is empty
     └── DependencyUnavailable   503  PostgreSQL (or another required backend) down
         ├── TransientDatabaseError   nothing committed: retried with backoff first
-        └── SearchUnavailable        the search index is unreachable or refused a request
+        ├── SearchUnavailable        the search index is unreachable or refused a request
+        └── KeyUnavailable           a personal-data encryption key is missing or wrong
 """
 
 from __future__ import annotations
@@ -110,4 +111,19 @@ class SearchUnavailable(DependencyUnavailable):
     """The search index could not be reached or refused the request as a whole."""
 
     def __init__(self, detail: str = "Search is temporarily unavailable; retry shortly.") -> None:
+        super().__init__(detail, retry_after_s=5)
+
+
+# --- personal data (gdpr) ------------------------------------------------------
+class KeyUnavailable(DependencyUnavailable):
+    """An encryption key of personal-data fields is missing, unreachable or does
+    not open a stored value: a 503 that names no value and no key material."""
+
+    slug, title = "encryption-key-unavailable", "Encryption key unavailable"
+
+    def __init__(
+        self,
+        detail: str = "Personal-data fields cannot be encrypted or decrypted right now; "
+        "retry later or ask the operator to check the encryption keys.",
+    ) -> None:
         super().__init__(detail, retry_after_s=5)

@@ -8,7 +8,7 @@ edge, so nothing here mentions a vendor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +17,8 @@ from typing import Any, NamedTuple, Protocol
 from chalicelib.domain.audit import ChainHead, ChainRow
 from chalicelib.domain.model import Document
 from chalicelib.domain.search import FeedCursor, SearchDocument
-from chalicelib.domain.viewer import Viewer
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.viewer import Viewer
 
 
 # ------------------------------------------------------------------ documents
@@ -670,3 +670,89 @@ class ArchiveStore(Protocol):
         """The object's bytes (small objects: manifests); None if there is none."""
 
     def keys(self, prefix: str) -> list[str]: ...
+
+
+# ------------------------------------------------ personal data and purge (gdpr)
+class FieldCipher(Protocol):
+    """Envelope encryption of single JSON values (personal-data metadata fields;
+    the envelope format is domain/pii.py).  Every failure (no key, a wrong key, an
+    unreachable KMS) raises ``KeyUnavailable``, naming no value."""
+
+    @property
+    def active_kid(self) -> str:
+        """The master key new values are encrypted under."""
+
+    def encrypt(self, value: Any, *, context: str, blind: bytes | None) -> dict[str, Any]:
+        """An envelope of ``value`` bound to ``context``; with a blind index of
+        ``blind`` (domain.pii.blind_input) when given and a blind key is configured."""
+
+    def decrypt(self, envelope: dict[str, Any], *, context: str) -> Any: ...
+
+    def blind_index(self, blind: bytes) -> str | None:
+        """The keyed hash a filter looks for (None: no blind key configured)."""
+
+
+class PersonalDataStore(Protocol):
+    """Stored metadata of every document and version, for the re-encryption run
+    after a key rotation (cross-org ids through a maintenance function, each
+    document rewritten under its own org)."""
+
+    def document_ids(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
+        """(org, id) of every document, deleted or not, in (org, id) order."""
+
+    def rewrite_metadata(
+        self, org: str, doc_id: str, rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> int:
+        """Apply ``rewrite`` to the metadata of the document and of each of its
+        versions (None: leave that one); returns how many rows changed."""
+
+
+@dataclass(frozen=True)
+class PurgeTask:
+    """A purged document whose outside traces (objects, cache, subscriptions) are
+    still to be removed: recorded in the purge's own transaction, so none is lost."""
+
+    id: int
+    org: str
+    doc_id: str
+    keys: list[str]  # the content object keys of every upload the document had
+    attempts: int = 0
+    version: int = 0  # the purge's outbox version (set by the run that purged it)
+
+
+class PurgeStore(Protocol):
+    """The purge's database side (adapters/postgres/lifecycle.py)."""
+
+    def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
+        """(org, id) of documents deleted before ``cutoff`` (ids only, every org)."""
+
+    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+        """One transaction of ``org``: remove the document, its versions, text,
+        uploads and grants; record a purge task, a 'purge' outbox row and the
+        pseudonymous audit row.  None if it is no longer due (restored, reused)."""
+
+    def pending(self, limit: int) -> list[PurgeTask]:
+        """Purge tasks whose outside traces are not all removed yet (every org)."""
+
+    def finish(self, task: PurgeTask) -> None: ...
+
+    def failed(self, task: PurgeTask, reason: str) -> None: ...
+
+
+class ObjectPurger(Protocol):
+    def delete_every_version(self, keys: list[str]) -> int:
+        """Delete every version and delete marker of each key (exact keys only);
+        returns how many were deleted.  Raises ``DependencyUnavailable``."""
+
+
+class CacheEviction(Protocol):
+    def evict_document(self, org: str, doc_id: str) -> bool:
+        """Remove the document's entries and move its org's list pages on; False if
+        the cache could not be reached."""
+
+
+class SubscriptionDropper(Protocol):
+    """The real-time registry's hook: drop every subscription to a document
+    (wired by the composition root once the real-time registry exists)."""
+
+    def __call__(self, org: str, doc_id: str) -> None: ...

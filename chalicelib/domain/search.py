@@ -40,6 +40,7 @@ from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.pii import blind_tokens
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
@@ -71,7 +72,8 @@ HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
 QUERY_FLAGS = "AND|OR|NOT|PHRASE|PREFIX|PRECEDENCE|WHITESPACE|ESCAPE"
 # the mapping's version, in the index's ``_meta``: an index of an older schema is
 # not written to by the sync (a reindex builds one of this schema)
-SCHEMA_VERSION = 3  # 3: each document's ACL (visibility, readers: domain/access.py)
+SCHEMA_VERSION = 4  # 3: each document's ACL (visibility, readers: domain/access.py);
+# 4: blind-index tokens of personal-data fields (``pii``)
 
 
 class SearchFilter(BaseModel):
@@ -81,6 +83,11 @@ class SearchFilter(BaseModel):
     owner: StrictStr | None = Field(default=None, max_length=256)
     updated_after: Timestamp = None
     updated_before: Timestamp = None
+    # exact match on personal-data metadata fields, through their blind index
+    # (service_layer/personal_data.py); other metadata is not indexed
+    metadata: dict[StrictStr, StrictStr | StrictBool | JsonInt | float | None] | None = Field(
+        default=None, max_length=10
+    )
 
 
 class SearchRequest(BaseModel):
@@ -145,13 +152,20 @@ def acl_filter(viewer: Viewer) -> dict[str, Any]:
 
 
 def build_query(
-    org: str, req: SearchRequest, search_after: list[Any] | None, *, viewer: Viewer | None
+    org: str,
+    req: SearchRequest,
+    search_after: list[Any] | None,
+    blind: list[str] | None = None,
+    *,
+    viewer: Viewer | None,
 ) -> dict[str, Any]:
-    """The OpenSearch request body for one page; ``viewer``: whose ACL to apply
+    """The OpenSearch request body for one page; ``blind``: the blind-index tokens
+    of ``filter.metadata`` (each must match); ``viewer``: whose ACL to apply
     (``None`` or an admin: every document of the org)."""
     filters: list[dict[str, Any]] = [{"term": {"org": org}}]
     if viewer is not None and not viewer.admin:
         filters.append(acl_filter(viewer))
+    filters.extend({"term": {"pii": token}} for token in blind or ())
     f = req.filter
     if f.tags:
         filters.extend({"term": {"tags": tag}} for tag in f.tags)  # all of them
@@ -348,6 +362,8 @@ def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
             "version": row["version"],
             "created_at": iso_z(row["created_at"]),
             "updated_at": iso_z(row["updated_at"]),
+            # personal-data fields: keyed hashes only, never a value (domain/pii.py)
+            "pii": blind_tokens(row.get("metadata")),
         },
     )
 
@@ -394,6 +410,7 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
                 "version": {"type": "long"},
                 "created_at": {"type": "date"},
                 "updated_at": {"type": "date"},
+                "pii": {"type": "keyword"},
             },
         },
     }

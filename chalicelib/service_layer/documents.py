@@ -56,6 +56,7 @@ from chalicelib.domain.ports import (
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry
+from chalicelib.service_layer.pii_fields import PersonalData
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import DocumentUseCases, readable, writable
 
@@ -93,11 +94,14 @@ class DocumentService(DocumentUseCases):
         limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
+        personal_data: PersonalData | None = None,
     ) -> None:
         super().__init__(uow, coherence, nudge, clock)
         self.page_secret = page_secret
         self.limits = limits
         self.retention = retention
+        # personal-data fields: stored (and cached) sealed, opened on the way out
+        self.pii = personal_data or PersonalData()
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -113,7 +117,7 @@ class DocumentService(DocumentUseCases):
                 raise NotFound(f"Document {doc_id!r} not found.")
             if if_none_match and if_none_match_matches(if_none_match, cached.etag):
                 return Rendered(None, cached.etag, cached.version, "hit")
-            return Rendered(cached.body, cached.etag, cached.version, "hit")
+            return Rendered(self.pii.open_rendered(cached.body), cached.etag, cached.version, "hit")
         doc = self.uow.read_document(who.org, doc_id)
         if doc is None:
             raise NotFound(f"Document {doc_id!r} not found.")
@@ -126,7 +130,7 @@ class DocumentService(DocumentUseCases):
         body = entry.body or render(doc)
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")
-        return Rendered(body, doc.etag, doc.version, "miss")
+        return Rendered(self.pii.open_rendered(body), doc.etag, doc.version, "miss")
 
     @retry_transient()
     def list_documents(
@@ -144,7 +148,7 @@ class DocumentService(DocumentUseCases):
         key = hashlib.sha256(shape.encode()).hexdigest()
         cached, generation = self.cache.get_list(who.org, key)
         if cached is not None:
-            return cached, "hit"
+            return self.pii.open_page(cached), "hit"
         after = None
         if cursor is not None:
             try:
@@ -166,7 +170,7 @@ class DocumentService(DocumentUseCases):
             ensure_ascii=False,
         )
         self.cache.put_list(who.org, key, generation, page)
-        return page, "miss"
+        return self.pii.open_page(page), "miss"
 
     @retry_transient()
     def list_versions(
@@ -196,8 +200,7 @@ class DocumentService(DocumentUseCases):
             raise NotFound(f"Document {doc_id!r} has no version {version}.")
         return self._version_json(doc, record, summary=False)
 
-    @staticmethod
-    def _version_json(doc: Document, v: VersionRecord, *, summary: bool) -> dict[str, Any]:
+    def _version_json(self, doc: Document, v: VersionRecord, *, summary: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": doc.id,
             "version": v.version,
@@ -209,7 +212,8 @@ class DocumentService(DocumentUseCases):
             "etag": make_etag(doc.org, doc.id, v.version),
         }
         if not summary:
-            out.update(body=v.body, tags=v.tags, metadata=v.metadata, content=v.content)
+            metadata = self.pii.open(doc.org, doc.id, v.metadata)
+            out.update(body=v.body, tags=v.tags, metadata=metadata, content=v.content)
         return out
 
     # ----------------------------------------------------------------- writes
@@ -222,24 +226,25 @@ class DocumentService(DocumentUseCases):
         same content) is the outcome of an earlier attempt: return it."""
         who.require("writer")
         data, visibility = split_visibility(data)
-        doc = self._new_document(who, validate_editable(data, self.limits), doc_id or new_id())
-        doc = replace(doc, visibility=visibility or "org")
+        clear = self._new_document(who, validate_editable(data, self.limits), doc_id or new_id())
+        clear = replace(clear, visibility=visibility or "org")
+        doc = self.pii.seal_document(clear)
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as tx:
             if not tx.documents.insert(doc, who.change("create"), last=True):
-                earlier = self._earlier_attempt(tx.documents, doc) if replay else None
+                earlier = self._earlier_attempt(tx.documents, clear) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
-                return earlier
+                return self.pii.open_document(earlier)
         self._publish(doc)
-        return doc
+        return clear
 
-    @staticmethod
-    def _earlier_attempt(repo: DocumentRepository, doc: Document) -> Document | None:
+    def _earlier_attempt(self, repo: DocumentRepository, doc: Document) -> Document | None:
         current = repo.get(doc.id)
         first = repo.get_version(doc.id, 1)
         if current is None or first is None or current.owner != doc.owner or current.deleted:
             return None
-        same = (first.title, first.body, first.tags, first.metadata) == (
+        metadata = self.pii.open(doc.org, doc.id, first.metadata)
+        same = (first.title, first.body, first.tags, metadata) == (
             doc.title, doc.body, doc.tags, doc.metadata,
         )  # fmt: skip
         if not same:
@@ -281,8 +286,8 @@ class DocumentService(DocumentUseCases):
             if current is None:
                 if if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
-                doc = replace(
-                    self._new_document(who, change, doc_id), visibility=visibility or "org"
+                doc = self.pii.seal_document(
+                    replace(self._new_document(who, change, doc_id), visibility=visibility or "org")
                 )
                 if not tx.documents.insert(doc, who.change("create"), last=True):
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
@@ -292,7 +297,7 @@ class DocumentService(DocumentUseCases):
                     require_if_match(if_match, current)
                 elif if_match is not None:
                     raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
-                doc = current.with_changes(change, at=self._clock())
+                doc = self.pii.seal_document(current.with_changes(change, at=self._clock()))
                 if not live:
                     # past the restore window the id starts a new life: version numbers
                     # keep counting (the rows stay unique), but the history begins at
@@ -307,7 +312,7 @@ class DocumentService(DocumentUseCases):
                 )
                 created = not live
         self._publish(doc, fenced=fenced)
-        return doc, created
+        return self.pii.open_document(doc), created
 
     @retry_transient()
     def change(
@@ -322,11 +327,12 @@ class DocumentService(DocumentUseCases):
         self._allow(who, "writer", doc_id)
         with self._open_writable(who, doc_id) as (tx, current):
             require_if_match(if_match, current)
-            change = patching.apply_patch(media_type, current.editable(), patch, self.limits)
-            doc = current.with_changes(change, at=self._clock())
+            editable = self.pii.open_document(current).editable()  # patches see clear values
+            change = patching.apply_patch(media_type, editable, patch, self.limits)
+            doc = self.pii.seal_document(current.with_changes(change, at=self._clock()))
             fenced = self._update(tx, doc, current, action="change", who=who)
         self._publish(doc, fenced=fenced)
-        return doc
+        return self.pii.open_document(doc)
 
     @retry_transient()
     def delete(self, who: Principal, doc_id: str, *, if_match: str | None) -> None:
@@ -356,7 +362,7 @@ class DocumentService(DocumentUseCases):
             doc = replace(current, version=current.version + 1, updated_at=now, deleted_at=None)
             fenced = self._update(tx, doc, current, action="restore", who=who)
         self._publish(doc, fenced=fenced)
-        return doc
+        return self.pii.open_document(doc)
 
     @retry_transient()
     def restore_version(
@@ -372,11 +378,12 @@ class DocumentService(DocumentUseCases):
             if old.created_at < current.created_at:  # an earlier life of this id
                 raise NotFound(f"Document {doc_id!r} has no version {version}.")
             old_fields = {"title": old.title, "body": old.body, "tags": old.tags}
-            change = validate_editable({**old_fields, "metadata": old.metadata}, self.limits)
-            doc = current.with_changes(change, at=self._clock())
+            metadata = self.pii.open(current.org, doc_id, old.metadata)
+            change = validate_editable({**old_fields, "metadata": metadata}, self.limits)
+            doc = self.pii.seal_document(current.with_changes(change, at=self._clock()))
             fenced = self._update(tx, doc, current, action=f"restore-version:{version}", who=who)
         self._publish(doc, fenced=fenced)
-        return doc
+        return self.pii.open_document(doc)
 
     def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[dict[str, Any]]:
         """Create up to ``limit`` documents, each in its own transaction.

@@ -25,13 +25,22 @@ from chalicelib.domain.search import (
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
 from chalicelib.observability import milliseconds
+from chalicelib.service_layer.pii_fields import PersonalData
 
 
 class SearchService:
     """``POST /search`` and ``GET /changes``: reads, scoped to the caller's org."""
 
-    def __init__(self, index: SearchIndex, uow: UnitOfWork, *, page_secret: str) -> None:
+    def __init__(
+        self,
+        index: SearchIndex,
+        uow: UnitOfWork,
+        *,
+        page_secret: str,
+        personal_data: PersonalData | None = None,
+    ) -> None:
         self.index = index
+        self.pii = personal_data or PersonalData()  # filter.metadata: blind-index tokens
         self.uow = uow
         self.page_secret = page_secret
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
@@ -41,7 +50,9 @@ class SearchService:
         req = parse_search_request(data)
         after = decode_page_token(req, self.page_secret, who.org)
         # the index holds each document's ACL and filters on it (domain/access.py)
-        body = build_query(who.org, req, after, viewer=viewer_of(who))
+        wanted = req.filter.metadata
+        blind = self.pii.blind_filter(who.org, wanted) if wanted else None
+        body = build_query(who.org, req, after, blind, viewer=viewer_of(who))
         started = time.perf_counter()
         try:
             raw = self.index.search(body)

@@ -50,6 +50,7 @@ VPC_FUNCTIONS = (
     "MigrateFunction",
     "ProcessUploadFunction",
     "ExpireUploadsFunction",
+    "PurgeFunction",
     *SEARCH_FUNCTIONS,
 )
 DATA_KEY = {"GetAtt": "DataKey.Arn"}
@@ -236,7 +237,9 @@ def test_the_vpc_endpoints_follow_the_created_vpc() -> None:
     conditions = _template()["Conditions"]
     assert {"Condition": "NetworkOn"} in conditions["VpcEndpointsOn"]["Or"]  # no NAT there
     endpoints = _of_type("AWS::EC2::VPCEndpoint")
-    assert set(endpoints) == {"S3GatewayEndpoint", "SqsEndpoint", "SecretsManagerEndpoint"}
+    assert set(endpoints) == {
+        "S3GatewayEndpoint", "SqsEndpoint", "SecretsManagerEndpoint", "KmsEndpoint",
+    }  # fmt: skip
     for name, endpoint in endpoints.items():
         props = endpoint["Properties"]
         assert endpoint["Condition"] == "VpcEndpointsOn", name

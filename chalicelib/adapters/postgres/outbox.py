@@ -51,7 +51,7 @@ _REINDEX_LOCK = 0x72656978  # "reix"
 # one org's documents (app.org is set to it: row-level security applies)
 _DOC_STATE = (
     "SELECT d.org, d.id, d.title, d.body, d.tags, d.owner, d.version, d.created_at, "
-    "d.updated_at, d.deleted_at, d.content, d.visibility, ARRAY(SELECT g.grantee FROM "
+    "d.updated_at, d.deleted_at, d.content, d.metadata, d.visibility, ARRAY(SELECT g.grantee FROM "
     "document_grants g WHERE g.org = d.org AND g.doc_id = d.id ORDER BY g.grantee) AS grantees, "
     "(SELECT t.text FROM document_content_text t "
     "WHERE t.org = d.org AND t.doc_id = d.id AND t.version <= d.version "

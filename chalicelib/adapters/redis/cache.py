@@ -344,6 +344,25 @@ class RedisCache:
 
         return self._guard(run, False, op="bump_lists")
 
+    # -- purge (gdpr) ---------------------------------------------------------------
+    def evict_document(self, org: str, doc_id: str) -> bool:
+        """Implements ``CacheEviction``: the document's entry (a tombstone, a fence or
+        a body), its validator, and every list page of its org (the generation
+        moves on; old pages expire within the list TTL and are unreachable at once).
+        A purge deletes rather than stores a tombstone: the document no longer
+        exists, and an id reused later starts again at version 1."""
+        if not self.enabled:
+            return True
+
+        def run() -> bool:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self._doc_key(org, doc_id), self._etag_key(org, doc_id))
+            pipe.incr(self._listgen_key(org))
+            pipe.execute()
+            return True
+
+        return self._guard(run, False, op="evict", always=True)
+
     # -- health ---------------------------------------------------------------------
     def status(self) -> str:
         if not self.enabled:

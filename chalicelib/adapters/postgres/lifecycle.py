@@ -1,0 +1,172 @@
+"""The document lifecycle in PostgreSQL: the purge's database side and the
+re-encryption of personal-data fields (migration 0010_lifecycle.sql).
+
+Cross-org steps go through ``docs_*`` SECURITY DEFINER functions that return
+ids only (``docs_purge_due``, ``docs_purge_pending``, ``docs_document_ids``);
+everything about one document runs in a tenant transaction of its org
+(``uow.transaction``), where row-level security applies.  The rows themselves
+are removed by ``docs_purge_rows``, which refuses anything but a document of
+the transaction's org deleted before the cutoff: the runtime login holds no
+DELETE on documents or versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from psycopg.types.json import Jsonb
+
+from chalicelib.domain.ports import PurgeTask
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+
+PURGE_ACTOR = "system"
+_LEASE = timedelta(minutes=5)  # a crashed run's tasks come back after this
+_MAX_BACKOFF_S = 3600
+
+
+class PostgresPurgeStore:
+    """Implements ``PurgeStore``."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
+        with self.uow.maintenance() as conn:
+            rows = conn.execute(
+                "SELECT org, id FROM docs_purge_due(%s, %s)", (cutoff, limit)
+            ).fetchall()
+        return [(r["org"], r["id"]) for r in rows]
+
+    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+        with self.uow.transaction(org) as tx:
+            conn = tx.conn
+            doc = conn.execute(
+                "SELECT version FROM documents WHERE org = %s AND id = %s "
+                "AND deleted_at IS NOT NULL AND deleted_at < %s FOR UPDATE",
+                (org, doc_id, cutoff),
+            ).fetchone()
+            if doc is None:
+                return None  # restored, reused or purged since it was listed
+            keys = [
+                r["key"]
+                for r in conn.execute(
+                    "SELECT DISTINCT key FROM content_uploads WHERE org = %s AND doc_id = %s "
+                    "ORDER BY key",
+                    (org, doc_id),
+                ).fetchall()
+            ]
+            version = int(doc["version"]) + 1  # the index deletes at a version above any held
+            task = conn.execute(
+                "INSERT INTO document_purges (org, doc_id, keys) VALUES (%s, %s, %s) RETURNING id",
+                (org, doc_id, keys),
+            ).fetchone()
+            assert task is not None
+            removed = conn.execute(
+                "SELECT docs_purge_rows(%s, %s, %s) AS n", (org, doc_id, cutoff)
+            ).fetchone()
+            assert removed is not None
+            assert removed["n"] >= 0
+            conn.execute(
+                "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, 'purge')",
+                (org, doc_id, version),
+            )
+            # the pseudonymous record: that it happened, by whom, how much; no title,
+            # no content, no personal data (TODO(audit): the chain's append, once merged)
+            conn.execute(
+                "INSERT INTO audit_log (org, actor, action, doc_id, version, details) "
+                "VALUES (%s, %s, 'purge', %s, %s, %s)",
+                (org, PURGE_ACTOR, doc_id, version,
+                 Jsonb({"versions": int(removed["n"]), "objects": len(keys)})),
+            )  # fmt: skip
+        return PurgeTask(int(task["id"]), org, doc_id, keys, version=version)
+
+    def pending(self, limit: int) -> list[PurgeTask]:
+        with self.uow.maintenance() as conn:
+            leased = conn.execute(
+                "SELECT id, org, doc_id, attempts FROM docs_purge_pending(%s, %s)",
+                (limit, _LEASE),
+            ).fetchall()
+        tasks = []
+        for row in leased:
+            with self.uow.transaction(row["org"]) as tx:
+                got = tx.conn.execute(
+                    "SELECT keys FROM document_purges WHERE org = %s AND id = %s",
+                    (row["org"], row["id"]),
+                ).fetchone()
+            if got is not None:
+                tasks.append(
+                    PurgeTask(row["id"], row["org"], row["doc_id"], list(got["keys"]),
+                              row["attempts"])
+                )  # fmt: skip
+        return tasks
+
+    def finish(self, task: PurgeTask) -> None:
+        with self.uow.transaction(task.org) as tx:
+            tx.conn.execute(
+                "DELETE FROM document_purges WHERE org = %s AND id = %s", (task.org, task.id)
+            )
+
+    def failed(self, task: PurgeTask, reason: str) -> None:
+        delay = min(_MAX_BACKOFF_S, 30 * 2 ** min(task.attempts, 10))
+        with self.uow.transaction(task.org) as tx:
+            tx.conn.execute(
+                "UPDATE document_purges SET attempts = attempts + 1, last_error = left(%s, 500), "
+                "next_attempt_at = now() + make_interval(secs => %s) WHERE org = %s AND id = %s",
+                (reason, delay, task.org, task.id),
+            )
+
+
+class PostgresPersonalData:
+    """Implements ``PersonalDataStore`` (the re-encryption after a key rotation)."""
+
+    def __init__(self, uow: PostgresUnitOfWork) -> None:
+        self.uow = uow
+
+    def document_ids(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
+        after_org, after_id = after if after is not None else (None, None)
+        with self.uow.maintenance() as conn:
+            rows = conn.execute(
+                "SELECT org, id FROM docs_document_ids(%s, %s, %s)", (limit, after_org, after_id)
+            ).fetchall()
+        return [(r["org"], r["id"]) for r in rows]
+
+    def rewrite_metadata(
+        self, org: str, doc_id: str, rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> int:
+        """In place, in one tenant transaction, with the row locked: the values stay
+        the same (only their ciphertext changes), so no version, outbox or audit row
+        is written and the ETag does not move."""
+        changed = 0
+        with self.uow.transaction(org) as tx:
+            conn = tx.conn
+            row = conn.execute(
+                "SELECT metadata FROM documents WHERE org = %s AND id = %s FOR UPDATE",
+                (org, doc_id),
+            ).fetchone()
+            if row is None:
+                return 0
+            new = rewrite(row["metadata"])
+            if new is not None:
+                conn.execute(
+                    "UPDATE documents SET metadata = %s WHERE org = %s AND id = %s",
+                    (Jsonb(new), org, doc_id),
+                )
+                changed += 1
+            for version in conn.execute(
+                "SELECT version, metadata FROM document_versions WHERE org = %s AND id = %s "
+                "ORDER BY version",
+                (org, doc_id),
+            ).fetchall():
+                new = rewrite(version["metadata"])
+                if new is not None:
+                    conn.execute(
+                        "UPDATE document_versions SET metadata = %s "
+                        "WHERE org = %s AND id = %s AND version = %s",
+                        (Jsonb(new), org, doc_id, version["version"]),
+                    )
+                    changed += 1
+        return changed
