@@ -9,6 +9,7 @@ and Redis, S3 from a private moto server (the audit bucket under Object Lock).
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -80,7 +81,10 @@ def services(settings: Settings, db_url: str, moto_endpoint: str) -> Iterator[An
                 "aws_endpoint_url": moto_endpoint,
                 "audit_bucket": audit_bucket,
                 "export_bucket": export_bucket,
-                "pii_fields": "email, phone",
+                # personal-data fields are sealed (adapters/pii.py): a local test key
+                "pii_fields": ("email", "phone"),
+                "pii_local_keys": "k1:" + base64.b64encode(b"1" * 32).decode(),
+                "pii_blind_key": base64.b64encode(b"b" * 32).decode(),
             }
         )
     )

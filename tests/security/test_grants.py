@@ -178,8 +178,11 @@ def test_grant_and_visibility_changes_are_audited_versions(search_container) -> 
     assert org.reader("GET", f"/documents/{doc_id}").status == 200
     with admin_connection(search_container) as conn:
         rows = conn.execute(
-            "SELECT actor, action, version, request_id, details FROM audit_log "
-            "WHERE org = %s AND doc_id = %s ORDER BY version",
+            # the chain stores actors as pseudonyms (migration 0009): resolve them
+            "SELECT coalesce(a.user_id, l.actor) AS actor, l.action, l.version, l.request_id, "
+            "l.details FROM audit_log l "
+            "LEFT JOIN audit_actors a ON a.org = l.org AND a.pseudonym = l.actor "
+            "WHERE l.org = %s AND l.doc_id = %s ORDER BY l.version",
             (org.name, doc_id),
         ).fetchall()
     acl_rows = [r for r in rows if r["action"] not in ("create", "replace")]

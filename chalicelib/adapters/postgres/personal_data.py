@@ -54,7 +54,7 @@ audit_row AS (
   INSERT INTO audit_log (org, actor, action, doc_id, version, prev_version, request_id, details)
   SELECT org, %(actor)s, %(action)s, id, version, version - 1, %(request_id)s,
          jsonb_build_object('subject', %(pseudonym)s::text) FROM changed)
-SELECT {DOC_COLUMNS} FROM changed ORDER BY id
+SELECT {DOC_COLUMNS} FROM changed AS documents ORDER BY id
 """
 
 
