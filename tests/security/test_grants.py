@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Invoker, admin_connection, make_token, post_search, sync_search
+from tests.conftest import (
+    Invoker,
+    admin_connection,
+    make_token,
+    post_search,
+    read_feed,
+    sync_search,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +90,7 @@ def test_every_read_surface_hides_a_private_document(search_container) -> None:
         assert ids == [open_id]
         hits = post_search(caller, q="zebra")["hits"]
         assert [h["id"] for h in hits] == [open_id]
-        changes = caller("GET", "/changes?since=0&limit=100").json()["changes"]
+        changes = read_feed(caller, "since=0&limit=100", expect=1)["changes"]
         assert {c["id"] for c in changes} == {open_id}
     # ... while those who may read it see it everywhere
     for caller in (org.owner, org.admin):
@@ -124,7 +131,7 @@ def test_a_grant_opens_exactly_its_role_and_its_revocation_closes_everything(
     assert got.status == 200 and got.headers["etag"] == etag  # the cache has the new ACL
     assert org.granted("GET", f"/documents/{doc_id}/versions").status == 200
     assert doc_id in {h["id"] for h in post_search(org.granted, q="zebra")["hits"]}
-    changes = org.granted("GET", "/changes?since=0&limit=100").json()["changes"]
+    changes = read_feed(org.granted, "since=0&limit=100", expect=1)["changes"]
     assert doc_id in {c["id"] for c in changes}
     # a reader grant does not write, nor does a writer grant to a reader-role token
     patch = {"title": "pwned"}
