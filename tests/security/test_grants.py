@@ -215,3 +215,23 @@ def test_the_grant_listing_and_its_validation(search_container) -> None:
     assert org.reader("PUT", f"/documents/{doc_id}/grants/x", {"role": "reader"}).status == 403
     assert org.owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "all"}).status == 422
     assert org.owner("DELETE", f"/documents/{doc_id}/grants/nobody").status == 204
+
+
+def test_grants_given_while_open_hold_once_the_document_is_made_private(search_container) -> None:
+    org = Org()
+    r = org.owner("POST", "/documents", {"title": "plan", "body": {"t": "zebra"}})
+    doc_id = r.json()["id"]
+    assert org.owner("PUT", f"/documents/{doc_id}/grants/gary", {"role": "reader"}).status == 200
+    org.granted("GET", f"/documents/{doc_id}")  # cached while open
+    r = org.owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "private"})
+    assert r.status == 200 and r.json()["visibility"] == "private", r
+    for _ in range(2):  # a hit of the entry the visibility change published, then again
+        got = org.granted("GET", f"/documents/{doc_id}")
+        assert got.status == 200 and got.headers["etag"] == r.headers["etag"], got
+    assert org.reader("GET", f"/documents/{doc_id}").status == 404
+    search_container.cache.client.delete(  # a miss reads the grants from PostgreSQL
+        search_container.cache._doc_key(org.name, doc_id)
+    )
+    assert org.granted("GET", f"/documents/{doc_id}").headers["x-cache"] == "miss"
+    assert org.reader("GET", f"/documents/{doc_id}").status == 404
+    assert org.granted("GET", f"/documents/{doc_id}").status == 200
