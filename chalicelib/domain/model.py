@@ -247,7 +247,9 @@ class Document:
     extra: dict[str, Any] = field(default_factory=dict)
     # document permissions (domain/access.py): read with the row, in the same statement
     visibility: str = "org"
-    grants: dict[str, str] = field(default_factory=dict)  # grantee -> 'reader' | 'writer'
+    # grantee -> 'reader' | 'writer'; point reads fill it for private documents only (an
+    # open document's grants decide nothing until it is made private)
+    grants: dict[str, str] = field(default_factory=dict)
 
     @property
     def etag(self) -> str:

@@ -187,7 +187,11 @@ class AccessService(DocumentUseCases):
         writes nothing and returns the document as it is."""
         for _ in range(_RACE_RETRIES):
             try:
-                with self._open_managed(who, doc_id) as (tx, current):
+                with self._open_managed(who, doc_id) as (tx, read):
+                    # point reads carry the grants of private documents only: read them
+                    # here, where an open document's grants matter too
+                    grants = {g.user: g.role for g in tx.grants.list(doc_id)}
+                    current = replace(read, grants=grants)
                     planned = mutate(tx, current)
                     if planned is None:
                         return current

@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Invoker, admin_connection, make_token, post_search, sync_search
+from tests.conftest import (
+    Invoker,
+    admin_connection,
+    make_token,
+    post_search,
+    read_feed,
+    sync_search,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +90,7 @@ def test_every_read_surface_hides_a_private_document(search_container) -> None:
         assert ids == [open_id]
         hits = post_search(caller, q="zebra")["hits"]
         assert [h["id"] for h in hits] == [open_id]
-        changes = caller("GET", "/changes?since=0&limit=100").json()["changes"]
+        changes = read_feed(caller, "since=0&limit=100", expect=1)["changes"]
         assert {c["id"] for c in changes} == {open_id}
     # ... while those who may read it see it everywhere
     for caller in (org.owner, org.admin):
@@ -124,7 +131,7 @@ def test_a_grant_opens_exactly_its_role_and_its_revocation_closes_everything(
     assert got.status == 200 and got.headers["etag"] == etag  # the cache has the new ACL
     assert org.granted("GET", f"/documents/{doc_id}/versions").status == 200
     assert doc_id in {h["id"] for h in post_search(org.granted, q="zebra")["hits"]}
-    changes = org.granted("GET", "/changes?since=0&limit=100").json()["changes"]
+    changes = read_feed(org.granted, "since=0&limit=100", expect=1)["changes"]
     assert doc_id in {c["id"] for c in changes}
     # a reader grant does not write, nor does a writer grant to a reader-role token
     patch = {"title": "pwned"}
@@ -211,3 +218,23 @@ def test_the_grant_listing_and_its_validation(search_container) -> None:
     assert org.reader("PUT", f"/documents/{doc_id}/grants/x", {"role": "reader"}).status == 403
     assert org.owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "all"}).status == 422
     assert org.owner("DELETE", f"/documents/{doc_id}/grants/nobody").status == 204
+
+
+def test_grants_given_while_open_hold_once_the_document_is_made_private(search_container) -> None:
+    org = Org()
+    r = org.owner("POST", "/documents", {"title": "plan", "body": {"t": "zebra"}})
+    doc_id = r.json()["id"]
+    assert org.owner("PUT", f"/documents/{doc_id}/grants/gary", {"role": "reader"}).status == 200
+    org.granted("GET", f"/documents/{doc_id}")  # cached while open
+    r = org.owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "private"})
+    assert r.status == 200 and r.json()["visibility"] == "private", r
+    for _ in range(2):  # a hit of the entry the visibility change published, then again
+        got = org.granted("GET", f"/documents/{doc_id}")
+        assert got.status == 200 and got.headers["etag"] == r.headers["etag"], got
+    assert org.reader("GET", f"/documents/{doc_id}").status == 404
+    search_container.cache.client.delete(  # a miss reads the grants from PostgreSQL
+        search_container.cache._doc_key(org.name, doc_id)
+    )
+    assert org.granted("GET", f"/documents/{doc_id}").headers["x-cache"] == "miss"
+    assert org.reader("GET", f"/documents/{doc_id}").status == 404
+    assert org.granted("GET", f"/documents/{doc_id}").status == 200

@@ -21,11 +21,15 @@ from chalicelib.domain.viewer import Viewer
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction
 
-# a documents row's grants as {grantee: role}: a primary-key range scan (no braces in
-# the SQL: point reads format it into a psycopg sql.SQL template)
+# a documents row's grants as {grantee: role}, for a private document only (an open one
+# is read and written by the role rule alone, so point reads of it skip the subplan):
+# a primary-key range scan.  No braces in the SQL: point reads format it into a
+# psycopg sql.SQL template.
 GRANTS_COLUMN = (
-    "(SELECT coalesce(jsonb_object_agg(g.grantee, g.role), jsonb_build_object()) "
-    "FROM document_grants g WHERE g.org = documents.org AND g.doc_id = documents.id) AS grants"
+    "CASE WHEN documents.visibility = 'private' THEN (SELECT coalesce(jsonb_object_agg("
+    "g.grantee, g.role), jsonb_build_object()) FROM document_grants g "
+    "WHERE g.org = documents.org AND g.doc_id = documents.id) ELSE jsonb_build_object() END "
+    "AS grants"
 )
 
 
