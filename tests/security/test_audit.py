@@ -432,6 +432,8 @@ def test_erasure_reassigns_scrubs_and_leaves_the_chain_verifiable(
     assert admin("GET", "/audit?user=alice").json()["items"] == []
     formerly = [i for i in items if i["actor"] == subject]
     assert len(formerly) == 2 and all(i["pseudonymous"] for i in formerly)
+    by_pseudonym = admin("GET", f"/audit?user={subject}").json()["items"]
+    assert [i["seq"] for i in by_pseudonym] == [i["seq"] for i in formerly]
     # the name is nowhere in the org's rows any more, nor the scrubbed fields
     for table in ("audit_log", "audit_actors", "documents", "document_versions",
                   "document_grants", "export_jobs", "content_uploads"):  # fmt: skip

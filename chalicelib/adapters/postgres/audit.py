@@ -69,12 +69,14 @@ class PostgresAuditTrail:
         if where.doc_id is not None:
             clauses.append("a.doc_id = %s")
             params.append(where.doc_id)
-        if where.user is not None:  # by pseudonym: the index on (org, actor, chain_seq)
+        if where.user is not None:  # by pseudonym: the index on (org, actor, chain_seq);
+            # a user id while its mapping exists, else the value itself (an erased
+            # user's pseudonym, as earlier answers show it)
             clauses.append(
-                "a.actor = (SELECT u.pseudonym FROM audit_actors u "
-                "WHERE u.org = a.org AND u.user_id = %s)"
+                "a.actor = coalesce((SELECT u.pseudonym FROM audit_actors u "
+                "WHERE u.org = a.org AND u.user_id = %s), %s)"
             )
-            params.append(where.user)
+            params += [where.user, where.user]
         if where.since is not None:
             clauses.append("a.at >= %s")
             params.append(where.since)  # type: ignore[arg-type]
