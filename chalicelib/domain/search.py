@@ -86,7 +86,10 @@ class SearchFilter(BaseModel):
     # exact match on personal-data metadata fields, through their blind index
     # (service_layer/personal_data.py); other metadata is not indexed
     metadata: dict[StrictStr, StrictStr | StrictBool | JsonInt | float | None] | None = Field(
-        default=None, max_length=10
+        default=None,
+        max_length=10,
+        description="Exact match on personal-data metadata fields (DOCS_PII_FIELDS), through "
+        "their blind index: strings trimmed and case-insensitive; other fields are a 422.",
     )
 
 
