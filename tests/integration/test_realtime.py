@@ -250,3 +250,17 @@ def test_connect_refuses_without_a_valid_token(rt: Any, token: str) -> None:
     answer = ws_handler(event, LambdaContext.new())
     assert answer["statusCode"] == (403 if token == "query" else 401)
     assert rt.realtime_registry.get(event["requestContext"]["connectionId"]) is None
+
+
+def test_the_lambda_path_answers_eventsource_with_one_batch(rt: Any) -> None:
+    org = _org()
+    api = Invoker(make_token(org=org, roles=("writer",)))
+    doc = api("POST", "/documents", {"title": "x"}).json()
+    r = poll(lambda: api("GET", "/changes?feed=eventsource&since=0"), lambda r: doc["id"] in r.text)
+    assert r.status == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert r.text.startswith("retry: ") and f'"id": "{doc["id"]}"' in r.text
+    last = [line[4:] for line in r.text.splitlines() if line.startswith("id: ")][-1]
+    later = api("GET", "/changes?feed=eventsource", headers={"Last-Event-ID": last})
+    assert "event: caught-up" in later.text and doc["id"] not in later.text
+    spec = api("GET", "/openapi.json").json()["paths"]["/changes"]["get"]
+    assert "text/event-stream" in spec["responses"]["200"]["content"]
