@@ -381,9 +381,12 @@ class Hub:
                     kwargs = {**uow._connect_kwargs(), "autocommit": True}
                     listener = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
                     listener.execute("LISTEN docs_outbox")
+                started = time.perf_counter()
                 report = fanout.drain()
                 if report.rows:
                     eager_until = 0.0
+                    ms = round((time.perf_counter() - started) * 1000, 1)
+                    _say("realtime fan-out", **report.as_dict(), ms=ms)
                 wait_s = 0.02 if time.monotonic() < eager_until else poll_s
                 woke = any(True for _ in listener.notifies(timeout=wait_s, stop_after=1))
                 if woke:
@@ -457,7 +460,8 @@ def main(path: str) -> None:
 
     # its own cursor: a second server on the same database does not split the stream
     consumer = f"local-{socket.gethostname()[:20]}-{os.getpid()}-{secrets.token_hex(3)}"
-    container = bootstrap.build(Settings(realtime_consumer=consumer))
+    # posting is a queue put here: no thread pool
+    container = bootstrap.build(Settings(realtime_consumer=consumer, realtime_parallel_posts=1))
     bootstrap.set_container(container)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -261,6 +261,15 @@ class StreamRow:
     version: int
     op: str
     created_at: datetime
+    safe: bool = True  # below the horizon: no older transaction can still commit a row
+    horizon: int = 0  # the oldest running transaction's id when the row was read
+
+    @property
+    def resume(self) -> tuple[int, int]:
+        """The feed position a client may resume from after this row: the row's own,
+        or, above the horizon, the horizon's (rows an older transaction may still
+        commit come after it; the row itself comes again, which its version tells)."""
+        return (self.txid, self.seq) if self.safe else (self.horizon, 0)
 
 
 @dataclass
@@ -286,9 +295,10 @@ class RealtimeStream(Protocol):
     search sync's ``processed_at``."""
 
     def batch(self, limit: int) -> AbstractContextManager[StreamBatch]:
-        """Rows after the cursor of finished transactions, (txid, seq) order; the
-        cursor moves to ``advanced_to`` when the block exits cleanly, and one
-        consumer holds the cursor at a time."""
+        """Committed rows after the cursor in (txid, seq) order, each marked ``safe``
+        when every older transaction has finished (the rows above that horizon
+        may still be joined by older ones); the cursor moves to ``advanced_to``
+        when the block exits cleanly; one consumer holds the cursor at a time."""
 
     def stats(self) -> StreamStats: ...
 

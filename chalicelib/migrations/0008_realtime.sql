@@ -25,12 +25,15 @@ CREATE POLICY maintenance ON realtime_cursors TO docs_maintenance
 -- the stream across orgs, in cursor order
 CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (txid, seq);
 
--- Rows after the cursor of finished transactions; the cursor row stays locked
--- until the caller's transaction ends (one fan-out batch at a time).  A new
--- consumer starts at the current horizon: it never replays history to live clients.
+-- Committed rows after the cursor, each marked safe when its transaction is
+-- older than every running one (the cursor moves over safe rows only; newer
+-- ones are sent early, and read again until they are safe: a long transaction
+-- elsewhere, such as the search sync's claim, delays no frame).  The cursor row
+-- stays locked until the caller's transaction ends (one fan-out batch at a
+-- time).  A new consumer starts at the current horizon: no history replayed.
 CREATE OR REPLACE FUNCTION docs_realtime_claim(p_name text, p_limit integer)
 RETURNS TABLE (txid bigint, seq bigint, org text, doc_id text, version bigint, op text,
-               created_at timestamptz)
+               created_at timestamptz, safe boolean, horizon bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -42,8 +45,9 @@ BEGIN
   ON CONFLICT (name) DO NOTHING;
   SELECT c.txid, c.seq INTO v_txid, v_seq FROM realtime_cursors c
   WHERE c.name = p_name FOR UPDATE;
-  RETURN QUERY SELECT o.txid::text::bigint, o.seq, o.org, o.doc_id, o.version, o.op, o.created_at
-    FROM outbox o WHERE (o.txid, o.seq) > (v_txid, v_seq) AND o.txid < v_horizon
+  RETURN QUERY SELECT o.txid::text::bigint, o.seq, o.org, o.doc_id, o.version, o.op, o.created_at,
+                      o.txid < v_horizon, v_horizon::text::bigint
+    FROM outbox o WHERE (o.txid, o.seq) > (v_txid, v_seq)
     ORDER BY o.txid, o.seq LIMIT p_limit;
 END $$;
 

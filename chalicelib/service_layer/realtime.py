@@ -200,12 +200,17 @@ class FanOutReport:
     dropped: int = 0  # connections closed after failed retries
     refused: int = 0  # frames refused because a connection's org did not match
     batches: int = 0
+    age_ms: float = 0.0  # the oldest new row's age when its batch was read (the worst pickup)
+    advanced: int = 0  # batches that moved the cursor
 
     def add(self, other: FanOutReport) -> None:
         for name in self.__dict__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            if name == "age_ms":
+                self.age_ms = max(self.age_ms, other.age_ms)
+            else:
+                setattr(self, name, getattr(self, name) + getattr(other, name))
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
 
 
@@ -225,6 +230,7 @@ class FanOut:
         retry_base_s: float = 0.05,
         retry_cap_s: float = 1.0,
         parallel: int = 8,
+        conn_cache_s: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.stream = stream
@@ -240,21 +246,35 @@ class FanOut:
         self.sleep = sleep
         self._sent: OrderedDict[tuple[str, str], int] = OrderedDict()  # newest version sent
         self._pool: ThreadPoolExecutor | None = None
+        self._conns: dict[str, tuple[float, Connection]] = {}  # id -> (until, connection)
+        self.conn_cache_s = conn_cache_s
 
     # -- the consumer -----------------------------------------------------------------
     def run_once(self) -> FanOutReport:
+        """One batch.  Rows of transactions younger than the stream's horizon (an
+        older transaction still runs, e.g. another consumer's claim) are sent as
+        soon as they are visible, but the cursor moves only over the rows below the
+        horizon: such rows are read again until it does, and skipped then (this
+        process remembers the newest version it sent per document)."""
         report = FanOutReport(batches=1)
         with self.stream.batch(self.batch_size) as batch:
             if not batch.rows:
                 return report
             report.rows = len(batch.rows)
-            oldest = min(r.created_at for r in batch.rows)
-            frames = self._frames(batch.rows, batch.tags, report)
-            self._deliver(frames, report)
-            last = batch.rows[-1]
-            batch.advance(last.txid, last.seq)
-        milliseconds("RealtimeDeliveryLag", _age_ms(oldest))
-        count("RealtimeFramesSent", report.frames)
+            fresh = [r for r in batch.rows if r.version > self._sent.get((r.org, r.doc_id), 0)]
+            if fresh:
+                report.age_ms = round(_age_ms(min(r.created_at for r in fresh)), 1)
+                frames, newest = self._frames(fresh, batch.tags, report)
+                self._deliver(frames, report)
+                for key, version in newest.items():  # only once handed over
+                    self._remember(key, version)
+            safe = [r for r in batch.rows if r.safe]  # a prefix: rows come in txid order
+            if safe:
+                batch.advance(safe[-1].txid, safe[-1].seq)
+                report.advanced = 1
+        if fresh:
+            milliseconds("RealtimeDeliveryLag", report.age_ms)
+            count("RealtimeFramesSent", report.frames)
         return report
 
     def drain(self, *, deadline: float | None = None, max_batches: int = 1000) -> FanOutReport:
@@ -263,8 +283,8 @@ class FanOut:
         for _ in range(max_batches):
             report = self.run_once()
             total.add(report)
-            if report.rows < self.batch_size:
-                break
+            if report.rows < self.batch_size or not report.advanced:
+                break  # caught up, or only rows above the horizon: wait for it
             if deadline is not None and time.monotonic() >= deadline:
                 break
         return total
@@ -277,7 +297,8 @@ class FanOut:
     # -- building frames ----------------------------------------------------------------
     def _frames(
         self, rows: list[StreamRow], tags: dict[tuple[str, str], list[str]], report: FanOutReport
-    ) -> dict[str, list[str]]:
+    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], int]]:
+        """Frames per connection, and the newest version of each document in them."""
         by_doc: dict[tuple[str, str], list[StreamRow]] = defaultdict(list)
         for row in rows:
             by_doc[(row.org, row.doc_id)].append(row)
@@ -285,19 +306,19 @@ class FanOut:
         for key in by_doc:
             org, doc_id = key
             subscribers[key] = self.registry.subscribers(org, topics_of(doc_id, tags.get(key, [])))
-        wanted = set().union(*subscribers.values())
-        conns = self.registry.connections(wanted) if wanted else {}
+        conns = self._connections(set().union(*subscribers.values()))
         readable = self._readable(subscribers, conns)
         out: list[tuple[str, str]] = []
+        newest: dict[tuple[str, str], int] = {}
         for key, doc_rows in by_doc.items():
             org, doc_id = key
             for row in sorted(doc_rows, key=lambda r: r.version):
-                if row.version <= self._sent.get(key, 0):
-                    continue  # an older version than one already sent: superseded
-                self._remember(key, row.version)
+                if row.version <= newest.get(key, 0):
+                    continue  # a duplicate row of a version already in this batch
+                newest[key] = row.version
                 data = encode(change_frame(
                     doc_id, row.version, make_etag(org, doc_id, row.version),
-                    row.op != "upsert", FeedCursor(row.txid, row.seq).encode(org, self.sealer),
+                    row.op != "upsert", FeedCursor(*row.resume).encode(org, self.sealer),
                 ))  # fmt: skip
                 for conn_id in sorted(subscribers[key]):
                     conn = conns.get(conn_id)
@@ -309,7 +330,7 @@ class FanOut:
                         continue
                     if doc_id in readable.get(conn_id, ()):
                         out.append((conn_id, data))
-        return per_connection(iter(out))
+        return per_connection(iter(out)), newest
 
     def _readable(
         self, subscribers: dict[tuple[str, str], set[str]], conns: dict[str, Connection]
@@ -330,6 +351,28 @@ class FanOut:
             allowed = self.read_filter.readable(who[0], who[1], who[2], doc_ids)
             for conn_id in members[who]:
                 out[conn_id] = allowed
+        return out
+
+    def _connections(self, ids: set[str]) -> dict[str, Connection]:
+        """The registered connections among ``ids``.  What a connection is (org, user,
+        roles) never changes after connect, so it is kept for ``conn_cache_s``:
+        only ids not seen lately are read from the registry.  Who is subscribed
+        is never cached (the topic sets are read every batch)."""
+        now = time.monotonic()
+        out: dict[str, Connection] = {}
+        missing = set()
+        for conn_id in ids:
+            hit = self._conns.get(conn_id)
+            if hit is not None and hit[0] > now:
+                out[conn_id] = hit[1]
+            else:
+                missing.add(conn_id)
+        if missing:
+            for conn_id, conn in self.registry.connections(missing).items():
+                out[conn_id] = conn
+                self._conns[conn_id] = (now + self.conn_cache_s, conn)
+            while len(self._conns) > 100_000:
+                self._conns.pop(next(iter(self._conns)))
         return out
 
     def _remember(self, key: tuple[str, str], version: int) -> None:
@@ -386,6 +429,7 @@ class FanOut:
         return sent, "ok"
 
     def _forget(self, conn_id: str) -> None:
+        self._conns.pop(conn_id, None)
         try:
             self.registry.remove(conn_id)
         except DomainError:  # the registry's TTL forgets it anyway

@@ -93,11 +93,21 @@ class FakeStream:
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self.uow = uow
         self.cursor = len(uow.outbox)  # a new consumer starts at the end: no history
+        self.horizon: int | None = None  # rows from this seq on are not yet safe
 
     @contextmanager
     def batch(self, limit: int) -> Iterator[StreamBatch]:
         rows = [
-            StreamRow(r.seq, r.seq, r.org, r.doc_id, r.version, r.op, r.created_at)
+            StreamRow(
+                r.seq,
+                r.seq,
+                r.org,
+                r.doc_id,
+                r.version,
+                r.op,
+                r.created_at,
+                self.horizon is None or r.seq < self.horizon,
+            )
             for r in self.uow.outbox
             if r.seq > self.cursor
         ][:limit]

@@ -212,3 +212,16 @@ def test_topic_keys_round_trip() -> None:
     for topic in (Topic("document", "a:b"), Topic("tag", "1:x"), Topic("org")):
         assert Topic.from_key(topic.key) == topic
     assert parse_client_frame('{"action":"subscribe","org":true}').topic == Topic("org")
+
+
+def test_rows_above_the_horizon_go_out_at_once_but_hold_the_cursor(world: World) -> None:
+    world.service.connect("c1", READER)
+    world.send("c1", {"action": "subscribe", "org": True})
+    world.stream.horizon = world.stream.cursor + 1  # an older transaction still runs
+    doc = world.documents.create(WRITER, {"title": "a"})
+    first = world.fanout.drain()
+    assert first.frames == 1 and first.advanced == 0
+    assert world.fanout.drain().frames == 0  # read again, not sent again
+    world.stream.horizon = None  # the older transaction ended
+    assert world.fanout.drain().advanced == 1
+    assert [f["id"] for f in world.received("c1")] == [doc.id]

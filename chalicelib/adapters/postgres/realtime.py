@@ -3,8 +3,9 @@ cursor (``realtime_cursors``, migration 0008), independent of the search sync.
 
 A batch is one maintenance transaction: ``docs_realtime_claim`` locks the
 consumer's cursor row (one batch at a time per consumer name; a second
-consumer waits up to ``lock_timeout``), returns the rows after it of finished
-transactions, and the cursor moves only when the block exits cleanly.  Tags
+consumer waits, within the statement timeout), returns the committed rows after it,
+each marked safe or not (older than every running transaction), and the
+cursor moves only when the block exits cleanly.  Tags
 are read per org with ``app.org`` set to that org, so row-level security
 applies to the only content the fan-out reads.
 """
@@ -27,21 +28,17 @@ if TYPE_CHECKING:
 class PostgresRealtimeStream:
     """Implements ``RealtimeStream`` for the consumer ``name``."""
 
-    def __init__(self, uow: PostgresUnitOfWork, name: str, *, lock_timeout_ms: int = 4000) -> None:
+    def __init__(self, uow: PostgresUnitOfWork, name: str) -> None:
         self.uow = uow
         self.name = name
-        self.lock_timeout_ms = lock_timeout_ms
 
     @contextmanager
     def batch(self, limit: int) -> Iterator[StreamBatch]:
         with self.uow.maintenance() as conn:
-            conn.execute(
-                "SELECT set_config('lock_timeout', %s, true)", (f"{self.lock_timeout_ms}ms",)
-            )
             rows = (
                 conn.cursor(row_factory=class_row(StreamRow))
                 .execute(
-                    "SELECT txid, seq, org, doc_id, version, op, created_at "
+                    "SELECT txid, seq, org, doc_id, version, op, created_at, safe, horizon "
                     "FROM docs_realtime_claim(%s, %s)",
                     (self.name, limit),
                 )
@@ -58,9 +55,7 @@ class PostgresRealtimeStream:
                     (org, sorted(ids)),
                 ).fetchall():
                     batch.tags[(org, found["id"])] = list(found["tags"] or [])
-            if by_org:
-                tenant(conn, "")
-            yield batch
+            yield batch  # (app.org may still name the last org: advance reads no tenant row)
             if batch.advanced_to is not None:
                 conn.execute(
                     "SELECT docs_realtime_advance(%s, %s, %s)", (self.name, *batch.advanced_to)
