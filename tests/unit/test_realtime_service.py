@@ -225,3 +225,20 @@ def test_rows_above_the_horizon_go_out_at_once_but_hold_the_cursor(world: World)
     world.stream.horizon = None  # the older transaction ended
     assert world.fanout.drain().advanced == 1
     assert [f["id"] for f in world.received("c1")] == [doc.id]
+
+
+def test_the_asyncapi_document_describes_the_frames_the_code_sends() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from chalicelib.domain.realtime import change_frame, error_frame
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text())
+    messages = doc["components"]["messages"]
+    change = messages["change"]["payload"]
+    assert set(change["required"]) == set(change_frame("d", 1, '"e"', False, "s"))
+    assert set(messages["error"]["payload"]["required"]) == set(error_frame(400, "t", "d"))
+    assert {"subscribe", "unsubscribe", "ping", "subscribed", "unsubscribed", "pong"} <= set(
+        messages
+    )
