@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain.model import Limits
+from chalicelib.domain.model import Document, Limits
 from chalicelib.domain.ports import (
     BlobStore,
     CacheRepairQueue,
@@ -43,11 +43,13 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
+    from chalicelib.domain.realtime import ConnectionRegistry, Poster, ReadFilter
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.personal_data import PersonalDataService
     from chalicelib.service_layer.purge import Purge
+    from chalicelib.service_layer.realtime import FanOut, RealtimeService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
 
@@ -263,17 +265,79 @@ class Container:
             PostgresPurgeStore(self.uow),
             objects=self.object_purger,
             cache=self.cache,
-            droppers=self.subscription_droppers,
+            droppers=[*self.subscription_droppers, self._drop_realtime_subscriptions],
             nudge=self.nudge,
             retention=timedelta(days=s.delete_retention_days),
             batch_size=s.purge_batch_size,
         )
+
+    def _drop_realtime_subscriptions(self, org: str, doc_id: str) -> None:
+        """The purge's real-time hook: nobody stays subscribed to a purged document."""
+        self.realtime_registry.drop_document(org, doc_id)
 
     @cached_property
     def object_purger(self) -> ObjectPurger:
         from chalicelib.adapters.s3 import S3Blobs
 
         return S3Blobs(self.settings)
+
+    # -- real-time updates (helper "rt"; docs/realtime.md) -------------------------
+    @cached_property
+    def realtime_read_filter(self) -> ReadFilter:
+        """THE one injection point for what a real-time subscriber may read: the
+        subscribe check, the catch-up and the fan-out all ask it.  Document grants
+        and private documents decide (service_layer/access.py, one query a batch)."""
+        return self.access
+
+    @cached_property
+    def realtime_registry(self) -> ConnectionRegistry:
+        """Connections and subscriptions in Redis (the cache's client, not its breaker)."""
+        from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
+
+        s = self.settings
+        return RedisConnectionRegistry(
+            self.cache.client, s.redis_key_prefix, ttl_s=s.realtime_connection_ttl_s
+        )
+
+    @cached_property
+    def realtime(self) -> RealtimeService:
+        """Connect, subscribe, unsubscribe, disconnect (functions/realtime.py, local hub)."""
+        from chalicelib.service_layer.realtime import RealtimeService
+
+        s = self.settings
+        return RealtimeService(
+            self.realtime_registry, self.uow, self.realtime_read_filter,
+            page_secret=s.page_token_secret, max_subscriptions=s.realtime_max_subscriptions,
+            catch_up_limit=s.realtime_catch_up_limit,
+        )  # fmt: skip
+
+    @cached_property
+    def realtime_poster(self) -> Poster:
+        """API Gateway's management API (the local server brings its own poster)."""
+        from chalicelib.adapters.apigw_connections import ApiGatewayPoster
+
+        s = self.settings
+        return ApiGatewayPoster(s.realtime_endpoint_url or "", s.aws_region)
+
+    def realtime_fanout(self, poster: Poster | None = None) -> FanOut:
+        """The fan-out over the outbox with its own cursor; one per process and poster."""
+        from chalicelib.adapters.postgres.realtime import PostgresRealtimeStream
+        from chalicelib.service_layer.realtime import FanOut
+
+        if poster is None and self._fanout is not None:
+            return self._fanout
+        s = self.settings
+        fanout = FanOut(
+            PostgresRealtimeStream(self.uow, s.realtime_consumer), self.realtime_registry,
+            poster or self.realtime_poster, self.realtime_read_filter,
+            page_secret=s.page_token_secret, batch_size=s.realtime_batch_size,
+            max_attempts=s.realtime_post_attempts, parallel=s.realtime_parallel_posts,
+        )  # fmt: skip
+        if poster is None:
+            self._fanout = fanout
+        return fanout
+
+    _fanout: FanOut | None = None
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""
@@ -302,6 +366,7 @@ def build(settings: Settings | None = None) -> Container:
         from chalicelib.adapters.sqs_nudge import SqsNudge
 
         nudge = SqsNudge(settings)
+    nudge = _with_realtime_nudge(settings, nudge)
     return Container(
         settings,
         uow=uow,
@@ -309,6 +374,28 @@ def build(settings: Settings | None = None) -> Container:
         repair_queue=PostgresCacheRepairQueue(uow),
         nudge=nudge,
     )
+
+
+class _Nudges:
+    """Several wake-up calls after one commit (search sync, real-time fan-out)."""
+
+    def __init__(self, *nudges: SearchNudge) -> None:
+        self.nudges = nudges
+
+    def __call__(self, doc: Document) -> None:
+        for nudge in self.nudges:
+            nudge(doc)
+
+
+def _with_realtime_nudge(settings: Settings, nudge: SearchNudge | None) -> SearchNudge | None:
+    """Real-time (helper "rt"): in AWS writes also wake the fan-out's own queue."""
+    if not settings.realtime_nudge_queue_url:
+        return nudge
+    from chalicelib.adapters.sqs_nudge import SqsNudge
+
+    realtime = SqsNudge(settings, queue_url=settings.realtime_nudge_queue_url,
+                        failure_metric="RealtimeNudgeFailed")  # fmt: skip
+    return realtime if nudge is None else _Nudges(nudge, realtime)
 
 
 def document_limits(settings: Settings) -> Limits:

@@ -181,6 +181,22 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    # --- Real-time updates (helper "rt"; docs/realtime.md) ----------------------
+    realtime_enabled: bool = True  # the local server's /realtime and SSE feed
+    realtime_max_subscriptions: int = Field(default=100, ge=1)  # per connection
+    realtime_queue_frames: int = Field(default=256, ge=1)  # per connection, locally; then 4008
+    realtime_connection_ttl_s: int = Field(default=7200, ge=60)  # API Gateway's 2 h maximum
+    realtime_batch_size: int = Field(default=500, ge=1)  # outbox rows per fan-out batch
+    realtime_parallel_posts: int = Field(default=8, ge=1)
+    realtime_post_attempts: int = Field(default=4, ge=1)  # then the connection is closed
+    realtime_catch_up_limit: int = Field(default=100, ge=1)  # changes replayed on subscribe
+    realtime_consumer: str = "realtime"  # the fan-out's cursor (one per consumer name)
+    realtime_heartbeat_s: float = Field(default=15.0, gt=0)  # SSE comment lines
+    # AWS: the WebSocket API's management endpoint (https://{api-id}.execute-api.{region}
+    # .amazonaws.com/{stage}) and the nudge queue writes wake the fan-out with
+    realtime_endpoint_url: str | None = None
+    realtime_nudge_queue_url: str | None = None
+
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:
         if self.page_token_secret_arn:

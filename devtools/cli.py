@@ -157,6 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack._stoppers.append(_start_sync_process(sock))
         if stack.s3_endpoint:  # POST /me/export jobs (functions/export_worker.py in AWS)
             stack._stoppers.append(_start_export_process(sock))
+        stack._stoppers.append(_start_realtime_process(sock))
         url = f"http://{args.host}:{args.port}"
         server.serve(args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url))
     finally:
@@ -283,6 +284,38 @@ def _start_export_process(sock: Any) -> Any:
 
     proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="exports")
     proc.start()
+
+    def stop() -> None:
+        proc.terminate()
+        proc.join(timeout=10)
+
+    return stop
+
+
+def _start_realtime_process(sock: Any) -> Any:
+    """The real-time process (WebSocket, server-sent events, the fan-out): the workers
+    hand those connections over to it (devtools/realtime_hub.py).  Off with
+    DOCS_REALTIME_ENABLED=false (the routes then answer as in AWS)."""
+    import multiprocessing
+    import tempfile
+
+    from chalicelib.config import Settings
+    from devtools import realtime_hub
+
+    if not Settings().realtime_enabled:
+        return lambda: None
+    path = os.path.join(tempfile.gettempdir(), f"docs-realtime-{os.getpid()}.sock")
+
+    def run() -> None:
+        sock.close()  # the HTTP workers' socket: not ours to hold the port with
+        realtime_hub.main(path)
+
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="realtime")
+    proc.start()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and proc.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.environ[realtime_hub.ENV_SOCKET] = path  # the workers, forked next, hand over to it
 
     def stop() -> None:
         proc.terminate()

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, pick_request_id, problem
+from devtools import realtime_hub
 from devtools.events import api_gateway_event, invoke
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -92,6 +93,17 @@ def _write_line(line: str) -> None:
 
 
 class _Server(HTTPServer):
+    handed_over: set[socket.socket]
+
+    def shutdown_request(self, request: Any) -> None:
+        """A connection handed over to the real-time process stays open: only this
+        process's descriptor is closed (a shutdown would end it for both)."""
+        if request in getattr(self, "handed_over", ()):
+            self.handed_over.discard(request)
+            self.close_request(request)
+            return
+        super().shutdown_request(request)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away outside ``handle`` is a log line, not a traceback."""
         exc = sys.exc_info()[1]
@@ -138,6 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
     app_module: Any = None
     resources: tuple[str, ...] = ()
     limits = Limits()
+    realtime_socket: str | None = None  # the real-time process's hand-over socket
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # we log our own JSON line per request
@@ -242,6 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             head = self._read_head()
             if head is None:
                 return  # connected and closed (or stayed idle) without a request
+            self._head = head
             line, _, fields = head.partition(b"\n")
             self.raw_requestline = line + b"\n"
             sock_rfile, self.rfile = self.rfile, io.BytesIO(fields)
@@ -275,6 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
         return (urlsplit(self.path).path or None) if self.path else None
 
     def _serve(self) -> None:
+        if self.realtime_socket and realtime_hub.wants(self.command, self.path):
+            self._hand_over(self.realtime_socket)
+            return
         length = self._content_length()
         if length > self.limits.max_body_bytes:
             raise _Early(413, f"Requests are limited to {self.limits.max_body_bytes // 2**20} MiB.")
@@ -292,6 +309,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             result = self._invoke(event)
         self._respond(*result, keep_alive=self._client_keeps_alive())
+
+    def _hand_over(self, path: str) -> None:
+        """A stream (WebSocket, server-sent events) goes to the real-time process
+        (devtools/realtime_hub.py), with what was read of it; the worker moves on."""
+        try:
+            realtime_hub.hand_over(path, self.connection, self._head + bytes(self._buf))
+        except OSError as exc:
+            self._log(None, error=f"hand-over failed: {exc}")
+            raise _Early(503, "The real-time endpoint is not running; retry shortly.") from None
+        self._buf.clear()
+        self.server.handed_over = getattr(self.server, "handed_over", set())  # type: ignore[attr-defined]
+        self.server.handed_over.add(self.connection)  # type: ignore[attr-defined]
+        self.close_connection = True
+        self._log(101, handed_over="realtime")
 
     def _client_keeps_alive(self) -> bool:
         """HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only with ``keep-alive``;
@@ -401,6 +432,7 @@ def _worker(sock: socket.socket, limits: Limits) -> None:
     _Handler.app_module = app_module
     _Handler.resources = tuple(app_module.app.routes)
     _Handler.limits = limits
+    _Handler.realtime_socket = os.environ.get(realtime_hub.ENV_SOCKET) or None
     server = _Server(sock.getsockname(), _Handler, bind_and_activate=False)
     server.socket = sock
     server.serve_forever(poll_interval=0.5)

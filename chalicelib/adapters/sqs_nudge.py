@@ -21,10 +21,15 @@ from chalicelib.observability import count, logger, subsegment
 
 
 class SqsNudge:
-    def __init__(self, settings: Settings, *, client: Any = None) -> None:
-        if not settings.search_nudge_queue_url:
+    def __init__(
+        self, settings: Settings, *, client: Any = None, queue_url: str | None = None,
+        failure_metric: str = "SearchNudgeFailed",
+    ) -> None:  # fmt: skip
+        # queue_url: another consumer's nudge queue (the real-time fan-out's)
+        if not (queue_url or settings.search_nudge_queue_url):
             raise ValueError("DOCS_SEARCH_NUDGE=sqs needs DOCS_SEARCH_NUDGE_QUEUE_URL")
-        self.queue_url = settings.search_nudge_queue_url
+        self.queue_url = queue_url or settings.search_nudge_queue_url
+        self.failure_metric = failure_metric
         self.settings = settings
         self._client = client
         self._lock = threading.Lock()
@@ -58,8 +63,10 @@ class SqsNudge:
                     MessageDeduplicationId=_digest(doc.org, doc.id, str(doc.version)),
                 )
         except Exception:
-            count("SearchNudgeFailed")
-            logger.warning("search nudge failed", org=doc.org, doc_id=doc.id, exc_info=True)
+            count(self.failure_metric)
+            logger.warning(
+                "nudge failed", queue=self.queue_url, org=doc.org, doc_id=doc.id, exc_info=True
+            )
 
 
 def _digest(*parts: str) -> str:

@@ -297,7 +297,7 @@ _FEED_PARAMETERS = (
                     "'0' (from the start) or 'now'; anything else is a 400"},
     {"name": "limit", "in": "query",
      "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll"]}},
+    {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll", "eventsource"]}},
     {"name": "timeout", "in": "query",
      "schema": {"type": "number", "minimum": 0, "maximum": 20}},
 )  # fmt: skip
@@ -531,6 +531,7 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for operation in OPERATIONS:
         paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
+    _realtime(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Document service", "version": "1.0.0"},
@@ -543,3 +544,30 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
     }
+
+
+# -- real-time (helper "rt"; docs/realtime.md) ----------------------------------------
+_EVENT_STREAM_DESCRIPTION = (
+    "With feed=eventsource: server-sent events, one 'change' event per change "
+    "(data: {type, id, version, etag, deleted, seq, at}; id: that change's cursor), "
+    "heartbeats as ':' comment lines. Resume with Last-Event-ID (the same cursor "
+    "rules as 'since'). The local server streams it. Through API Gateway REST and "
+    "Lambda, which cannot stream, it is one batch of the changes available now that "
+    "ends with 'retry:', so an EventSource reconnects and reads on; in AWS the "
+    "WebSocket API (docs/realtime.md, docs/asyncapi.yaml) is the live path."
+)
+
+
+def _realtime(paths: dict[str, Any]) -> None:
+    """GET /changes also answers ``text/event-stream`` (feed=eventsource)."""
+    op = paths["/changes"]["get"]
+    resume = "feed=eventsource: resume after this event id"
+    op["parameters"].append(
+        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+         "description": resume}
+    )  # fmt: skip
+    op["responses"]["200"]["content"]["text/event-stream"] = {
+        "schema": {"type": "string"},
+        "description": _EVENT_STREAM_DESCRIPTION,
+    }
+    op["description"] = _EVENT_STREAM_DESCRIPTION

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from chalice.app import Blueprint, Response
 
 from chalicelib.api.endpoint import ANY, NO_STORE, Call, endpoint
 from chalicelib.api.http import json_response
 from chalicelib.domain.errors import BadRequest
-from chalicelib.domain.model import parse_limit
+from chalicelib.domain.model import make_etag, parse_limit
 
 bp = Blueprint(__name__)
 
@@ -27,8 +29,10 @@ def changes(call: Call) -> Response:
     params = call.query
     longest = call.services.settings.changes_longpoll_max_s
     feed = params.get("feed", "normal")
+    if feed == "eventsource":
+        return _event_source(call)
     if feed not in ("normal", "longpoll"):
-        raise BadRequest("feed must be 'normal' or 'longpoll'.")
+        raise BadRequest("feed must be 'normal', 'longpoll' or 'eventsource'.")
     raw = params.get("timeout", str(longest))
     try:
         wait = float(raw)
@@ -45,3 +49,24 @@ def changes(call: Call) -> Response:
         longpoll_s=wait,
     )
     return json_response(result, headers=dict(NO_STORE))
+
+
+# -- real-time (helper "rt"; docs/realtime.md) ----------------------------------------
+def _event_source(call: Call) -> Response:
+    """``feed=eventsource`` through API Gateway REST and Lambda, which cannot stream:
+    the changes available now as one ``text/event-stream`` body that ends, with
+    ``retry:`` so an EventSource reconnects (sending ``Last-Event-ID``) and reads on:
+    a poll in SSE clothing.  The local server streams it instead; in AWS the
+    WebSocket API is the live path."""
+    since = call.header("Last-Event-ID") or call.query.get("since")
+    limit = parse_limit(call.query.get("limit"), default=100, maximum=1000)
+    page = call.services.search.changes(call.who, since=since, limit=limit)
+    lines = ["retry: 5000", "", ": one batch: this server cannot stream (docs/realtime.md)", ""]
+    for change in page["changes"]:
+        data = {"type": "change", **change, "etag": make_etag(call.who.org, change["id"],
+                                                              change["version"])}  # fmt: skip
+        lines += [f"id: {change['seq']}", "event: change", f"data: {json.dumps(data)}", ""]
+    if not page["changes"]:  # resume from here, not from the request's cursor
+        lines += [f"id: {page['next']}", "event: caught-up", "data: {}", ""]
+    headers: dict[str, str | list[str]] = {**NO_STORE, "Content-Type": "text/event-stream"}
+    return Response(body="\n".join(lines) + "\n", status_code=200, headers=headers)

@@ -149,10 +149,13 @@ class UnitOfWork(Protocol):
     def close(self) -> None:
         """Release its connections (tests, the local server's shutdown)."""
 
-    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
-        """Which of ``doc_ids`` (live documents of ``org``) ``viewer`` may read: one
-        query (the real-time fan-out and search results use it).  The caller checks
-        the org role (at least ``reader``) first."""
+    def readable(
+        self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
+    ) -> set[str]:
+        """Which of ``doc_ids`` (live documents of ``org``; with ``deleted``, soft-deleted
+        ones too: a subscriber learns of a deletion) ``viewer`` may read: one query (the
+        real-time fan-out and search results use it).  The caller checks the org role
+        (at least ``reader``) first."""
 
 
 class SearchNudge(Protocol):

@@ -85,13 +85,15 @@ class AccessService(DocumentUseCases):
     def readable(
         self, org: str, user: str, roles: Iterable[str], doc_ids: Iterable[str]
     ) -> set[str]:
-        """Which of ``doc_ids`` (live documents of ``org``) ``user`` with the org
-        ``roles`` may read: one query (for the real-time fan-out)."""
+        """Which of ``doc_ids`` (documents of ``org``, soft-deleted ones included: a
+        subscriber learns of a deletion) ``user`` with the org ``roles`` may read: one
+        query (the real-time fan-out's ``ReadFilter``)."""
         ranks = [ROLE_RANK.get(r, 0) for r in roles]
         rank = max(ranks, default=0)
         if rank < ROLE_RANK["reader"]:
             return set()
-        return self.uow.readable(org, Viewer(user, rank >= ROLE_RANK["admin"]), doc_ids)
+        viewer = Viewer(user, rank >= ROLE_RANK["admin"])
+        return self.uow.readable(org, viewer, doc_ids, deleted=True)
 
     def readable_by(self, who: Principal, doc_ids: Iterable[str]) -> set[str]:
         """``readable`` for a verified caller."""

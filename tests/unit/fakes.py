@@ -176,10 +176,15 @@ class FakeUnitOfWork:
     def close(self) -> None:
         return None
 
-    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
+    def readable(
+        self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
+    ) -> set[str]:
         self.transactions += 1
         found = (self.docs.get((org, i)) for i in doc_ids)
-        return {d.id for d in found if d is not None and not d.deleted and viewer_reads(viewer, d)}
+        return {
+            d.id for d in found
+            if d is not None and (deleted or not d.deleted) and viewer_reads(viewer, d)
+        }  # fmt: skip
 
     def state(self, org: str, doc_id: str) -> DocumentState | None:
         """What the outbox reads for the index: the row plus its newest extracted text."""

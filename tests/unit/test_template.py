@@ -318,7 +318,11 @@ def test_api_nudges_the_search_sync_through_sqs(monkeypatch: pytest.MonkeyPatch)
     env = _env(template, "ApiFunction")
     assert env["DOCS_SEARCH_NUDGE"] == "sqs"
     assert env["DOCS_SEARCH_NUDGE_QUEUE_URL"] == {"Ref": "SearchNudgeQueue"}
-    sends = [s for s in _statements(template, "ApiFunction") if "sqs:SendMessage" in _actions(s)]
+    sends = [
+        s
+        for s in _statements(template, "ApiFunction")
+        if "sqs:SendMessage" in _actions(s) and "Realtime" not in str(s["Resource"])
+    ]
     assert [s["Resource"] for s in sends] == [{"GetAtt": "SearchNudgeQueue.Arn"}]
     settings = _settings_of(template, "ApiFunction", monkeypatch)  # names the app really reads
     assert settings.search_nudge == "sqs"
@@ -713,7 +717,8 @@ def test_the_page_token_secret_is_read_by_the_api_alone(monkeypatch: pytest.Monk
             for s in _statements(template, name)
             if any("secretsmanager:" in a for a in _actions(s))
         ]
-        if name == "ApiFunction":
+        # the real-time functions seal feed cursors (each frame's seq) with it too
+        if name in ("ApiFunction", "RealtimeFunction", "RealtimeFanOutFunction"):
             assert env["DOCS_PAGE_TOKEN_SECRET_ARN"] == {"Ref": "PageTokenSecret"}
             assert [(s["Action"], s["Resource"]) for s in reads] == [
                 ("secretsmanager:GetSecretValue", {"Ref": "PageTokenSecret"})

@@ -46,12 +46,15 @@ def readable_clause(viewer: Viewer | None, table: str = "documents") -> tuple[st
     )
 
 
-def readable_query(org: str, viewer: Viewer, doc_ids: Iterable[str]) -> tuple[str, list[Any]]:
-    """The one statement of ``UnitOfWork.readable``: ids of live documents of ``org``."""
+def readable_query(
+    org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
+) -> tuple[str, list[Any]]:
+    """The one statement of ``UnitOfWork.readable``: ids of live documents of ``org``
+    (with ``deleted``: soft-deleted ones too)."""
     clause, params = readable_clause(viewer)
+    live = "" if deleted else "AND deleted_at IS NULL "
     return (
-        "SELECT id FROM documents WHERE org = %s AND id = ANY(%s) AND deleted_at IS NULL "
-        f"AND {clause}",
+        f"SELECT id FROM documents WHERE org = %s AND id = ANY(%s) {live}AND {clause}",
         [org, list(doc_ids), *params],
     )
 

@@ -75,7 +75,7 @@ class PostgresPurgeStore:
                 (org, doc_id, version),
             )
             # the pseudonymous record: that it happened, by whom, how much; no title,
-            # no content, no personal data (TODO(audit): the chain's append, once merged)
+            # no content, no personal data; the chain trigger (migration 0009) links it
             conn.execute(
                 "INSERT INTO audit_log (org, actor, action, doc_id, version, details) "
                 "VALUES (%s, %s, 'purge', %s, %s, %s)",

@@ -231,14 +231,16 @@ class PostgresUnitOfWork:
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
 
-    def readable(self, org: str, viewer: Viewer, doc_ids: Iterable[str]) -> set[str]:
+    def readable(
+        self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
+    ) -> set[str]:
         """Which of ``doc_ids`` (live documents of ``org``) ``viewer`` may read, in one
         round trip (BEGIN, settings, SELECT, COMMIT together): the real-time
         fan-out asks it for a batch of changes, search for a page of hits."""
         ids = sorted(set(doc_ids))
         if not ids:
             return set()
-        query, params = readable_query(org, viewer, ids)
+        query, params = readable_query(org, viewer, ids, deleted=deleted)
         try:
             with subsegment("postgres.readable", org=org), self._checkout() as conn:
                 cur = psycopg.ClientCursor(conn)

@@ -1,0 +1,71 @@
+"""The outbox as the real-time fan-out's stream (``RealtimeStream``), with its own
+cursor (``realtime_cursors``, migration 0008), independent of the search sync.
+
+A batch is one maintenance transaction: ``docs_realtime_claim`` locks the
+consumer's cursor row (one batch at a time per consumer name; a second
+consumer waits, within the statement timeout), returns the committed rows after it,
+each marked safe or not (older than every running transaction), and the
+cursor moves only when the block exits cleanly.  Tags
+are read per org with ``app.org`` set to that org, so row-level security
+applies to the only content the fan-out reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from psycopg.rows import class_row
+
+from chalicelib.adapters.postgres.outbox import tenant
+from chalicelib.domain.realtime import StreamBatch, StreamRow, StreamStats
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+
+
+class PostgresRealtimeStream:
+    """Implements ``RealtimeStream`` for the consumer ``name``."""
+
+    def __init__(self, uow: PostgresUnitOfWork, name: str) -> None:
+        self.uow = uow
+        self.name = name
+
+    @contextmanager
+    def batch(self, limit: int) -> Iterator[StreamBatch]:
+        with self.uow.maintenance() as conn:
+            rows = (
+                conn.cursor(row_factory=class_row(StreamRow))
+                .execute(
+                    "SELECT txid, seq, org, doc_id, version, op, created_at, safe, horizon "
+                    "FROM docs_realtime_claim(%s, %s)",
+                    (self.name, limit),
+                )
+                .fetchall()
+            )
+            batch = StreamBatch(rows)
+            by_org: dict[str, set[str]] = {}
+            for row in rows:
+                by_org.setdefault(row.org, set()).add(row.doc_id)
+            for org, ids in sorted(by_org.items()):
+                tenant(conn, org)
+                for found in conn.execute(
+                    "SELECT id, tags FROM documents WHERE org = %s AND id = ANY(%s)",
+                    (org, sorted(ids)),
+                ).fetchall():
+                    batch.tags[(org, found["id"])] = list(found["tags"] or [])
+            yield batch  # (app.org may still name the last org: advance reads no tenant row)
+            if batch.advanced_to is not None:
+                conn.execute(
+                    "SELECT docs_realtime_advance(%s, %s, %s)", (self.name, *batch.advanced_to)
+                )
+
+    def stats(self) -> StreamStats:
+        with self.uow.maintenance() as conn:
+            row = conn.execute(
+                "SELECT lag_s, backlog FROM docs_realtime_stats(%s)", (self.name,)
+            ).fetchone()
+        if row is None:
+            return StreamStats(0.0, 0)
+        return StreamStats(max(0.0, float(row["lag_s"] or 0.0)), int(row["backlog"] or 0))

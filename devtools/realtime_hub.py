@@ -1,0 +1,493 @@
+"""The local server's real-time endpoints: ``/realtime`` (WebSocket) and
+``GET /changes?feed=eventsource`` (server-sent events), on the server's own port.
+
+The HTTP workers serve one request at a time, like Lambda environments, so a
+long-lived stream cannot stay in one of them: a worker that reads such a
+request hands the socket (and the bytes it read) over to this process through
+a unix socket (``SCM_RIGHTS``) and goes back to serving.  This process owns
+every stream in one asyncio loop:
+
+* WebSocket: the handshake and framing are ``websockets``' sans-I/O
+  ``ServerProtocol``; what a frame means is ``RealtimeService.handle``, the
+  same use case the AWS route handler calls, against the same Redis registry.
+  Each connection has a bounded queue (``DOCS_REALTIME_QUEUE_FRAMES``): a
+  client that reads too slowly is closed with code 4008 and a reason, and
+  resumes from its last ``seq``; the others never wait for it.
+* The fan-out: a thread runs the same ``FanOut`` as the AWS function, over its
+  own outbox cursor, woken by PostgreSQL NOTIFY at commit (with a poll
+  fallback); its poster puts frames on the connections' queues.
+* Server-sent events: ``SearchService.changes`` (the feed's own cursor rules;
+  ``Last-Event-ID`` or ``since``), one event per change with ``id:`` = that
+  change's cursor, a comment line as heartbeat; a stream reads the next page
+  only once the client took the last one, so a slow reader slows only itself.
+
+Never imported by Lambda code paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import io
+import itertools
+import json
+import os
+import secrets
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from chalicelib.api.auth import principal_from_claims, verify_token
+from chalicelib.api.http import SECURITY_HEADERS, problem_from_error
+from chalicelib.domain.errors import DomainError, Unauthorized
+from chalicelib.domain.model import make_etag
+from chalicelib.domain.principal import Principal
+from chalicelib.domain.realtime import (
+    CLOSE_SLOW,
+    CLOSE_SLOW_REASON,
+    PostResult,
+    encode,
+    error_frame,
+    token_from_subprotocols,
+)
+
+ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
+_DATA = (0, 1, 2)  # continuation, text and binary frames
+_MAX_HANDOVER = 1 << 17
+WRITE_BUFFER = 32 * 1024  # bytes written but not yet taken by the kernel: then queue
+
+
+def _say(msg: str, **fields: Any) -> None:
+    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
+    try:
+        sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
+# -------------------------------------------------------------- the workers' side
+def wants(method: str, path: str) -> bool:
+    """Whether a request belongs to the hub (a worker hands it over)."""
+    if method != "GET":
+        return False
+    parts = urlsplit(path)
+    if parts.path == "/realtime":
+        return True
+    return parts.path == "/changes" and parse_qs(parts.query).get("feed") == ["eventsource"]
+
+
+def hand_over(path: str, conn: socket.socket, data: bytes) -> None:
+    """Send the client socket and what was read of it to the hub (OSError if it is down)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+        unix.settimeout(2.0)
+        unix.connect(path)
+        payload = struct.pack("!I", len(data)) + data
+        sent = socket.send_fds(unix, [payload[:4096]], [conn.fileno()])
+        if sent < len(payload):  # (sending nothing to a hub that already closed: EPIPE)
+            unix.sendall(payload[sent:])
+
+
+# --------------------------------------------------------------------- the poster
+class LocalPoster:
+    """``Poster`` for the hub's own connections (ids it made); others are not its."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def post(self, connection_id: str, data: str) -> PostResult:
+        if not connection_id.startswith(self.hub.tag):
+            return "ok"  # another server's connection (a shared registry): not ours to drop
+        conn = self.hub.conns.get(connection_id)
+        if conn is None:
+            return "gone"
+        self.hub.loop.call_soon_threadsafe(conn.push, data)
+        return "ok"
+
+    def close(self, connection_id: str) -> None:
+        conn = self.hub.conns.get(connection_id)
+        if conn is not None:
+            self.hub.loop.call_soon_threadsafe(conn.fail, 1011, "closed by the server")
+
+
+# ----------------------------------------------------------------- one WebSocket
+class WsConnection:
+    def __init__(self, hub: Hub, conn_id: str, proto: Any, writer: asyncio.StreamWriter) -> None:
+        self.hub = hub
+        self.id = conn_id
+        self.proto = proto
+        self.writer = writer
+        self.queue: deque[str] = deque()
+        self.wake = asyncio.Event()
+        self.closing = False
+
+    def flush(self) -> None:
+        for chunk in self.proto.data_to_send():
+            if chunk:
+                self.writer.write(chunk)
+            elif not self.writer.is_closing():
+                self.writer.close()
+
+    def push(self, data: str) -> None:
+        """A frame for this client: written at once while the client keeps up, else
+        queued; past the queue's bound the client is too slow and is closed."""
+        if self.closing:
+            return
+        if not self.queue and self.writer.transport.get_write_buffer_size() < WRITE_BUFFER:
+            self.proto.send_text(data.encode())
+            self.flush()
+            return
+        if len(self.queue) >= self.hub.max_frames:
+            self.fail(CLOSE_SLOW, CLOSE_SLOW_REASON)
+            return
+        self.queue.append(data)
+        self.wake.set()
+
+    def fail(self, code: int, reason: str) -> None:
+        """Close with ``code``: what is already written goes first; a client that
+        never reads again is cut off after a grace period."""
+        if self.closing:
+            return
+        self.closing = True
+        self.queue.clear()
+        self.wake.set()
+        _say("realtime connection closed", connection=self.id, code=code)
+        self.hub.conns.pop(self.id, None)
+        self.proto.send_close(code, reason)
+        self.flush()
+        self.hub.loop.call_later(10.0, self.writer.transport.abort)
+
+    async def send_loop(self) -> None:
+        while not self.closing:
+            await self.wake.wait()
+            self.wake.clear()
+            while self.queue and not self.closing:
+                await self.writer.drain()
+                while self.queue and self.writer.transport.get_write_buffer_size() < WRITE_BUFFER:
+                    self.proto.send_text(self.queue.popleft().encode())
+                    self.flush()
+                if self.queue:
+                    await asyncio.sleep(0.01)  # until the kernel took some
+
+
+# --------------------------------------------------------------------------- hub
+class Hub:
+    def __init__(self, container: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.container = container
+        self.loop = loop
+        self.settings = container.settings
+        self.tag = f"local-{os.getpid()}-{secrets.token_hex(3)}-"
+        self.ids = itertools.count(1)
+        self.conns: dict[str, WsConnection] = {}
+        self.max_frames = self.settings.realtime_queue_frames
+        self.pool = ThreadPoolExecutor(16, thread_name_prefix="realtime")
+        self._wake = asyncio.Event()
+        self.fanout: Any = None  # set by main: the FanOut with this hub's poster
+
+    def pulse(self) -> None:
+        """Something was committed: wake every event stream (loop thread)."""
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        return await self.loop.run_in_executor(self.pool, fn, *args)
+
+    async def serve(self, sock: socket.socket, data: bytes) -> None:
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError:
+            sock.close()
+            return
+        try:
+            line = data.split(b"\n", 1)[0].decode("latin-1").split()
+            path = line[1] if len(line) > 1 else "/"
+            if urlsplit(path).path == "/realtime":
+                await self.websocket(reader, writer, data)
+            else:
+                await self.event_stream(reader, writer, data, path)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            if not writer.is_closing():
+                writer.close()
+
+    # -- authentication ------------------------------------------------------------------
+    def _principal(self, token: str | None, request_id: str) -> Principal:
+        if not token:
+            raise Unauthorized(
+                "Send the token as a subprotocol ('bearer.<token>'), as ?token=<token> "
+                "or as 'Authorization: Bearer <token>'."
+            )
+        return principal_from_claims(verify_token(token, self.settings), request_id)
+
+    # -- WebSocket -------------------------------------------------------------------------
+    async def websocket(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+    ) -> None:
+        conn = await self._handshake(writer, data)
+        if conn is None:
+            return
+        sender = asyncio.create_task(conn.send_loop())
+        try:
+            await self._read_frames(conn, reader)
+        finally:
+            conn.closing = True
+            conn.wake.set()
+            sender.cancel()
+            self.conns.pop(conn.id, None)
+            with contextlib.suppress(DomainError):  # else the registry's TTL forgets it
+                await self.call(self.container.realtime.disconnect, conn.id)
+
+    async def _handshake(self, writer: asyncio.StreamWriter, data: bytes) -> WsConnection | None:
+        """Authenticate and register (the same use case as ``$connect``), then accept."""
+        from websockets.http11 import Request
+        from websockets.server import ServerProtocol
+
+        selected: list[str | None] = [None]
+        proto = ServerProtocol(
+            select_subprotocol=lambda _p, _offered: selected[0],  # type: ignore[arg-type,return-value]
+            max_size=64 * 1024,
+        )
+        proto.receive_data(data)
+        request = next((e for e in proto.events_received() if isinstance(e, Request)), None)
+        if request is None:
+            return None
+        offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol")).split(",")
+        token, selected[0] = token_from_subprotocols(offered)
+        token = token or (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
+        conn_id = f"{self.tag}{next(self.ids)}"
+        try:
+            who = self._principal(token, conn_id)
+            await self.call(self.container.realtime.connect, conn_id, who)
+        except DomainError as exc:
+            proto.send_response(proto.reject(exc.status, exc.detail + "\n"))
+            for chunk in proto.data_to_send():
+                writer.write(chunk)
+            await writer.drain()
+            return None
+        proto.send_response(proto.accept(request))
+        conn = WsConnection(self, conn_id, proto, writer)
+        conn.flush()
+        if proto.handshake_exc is not None:
+            return None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # a small kernel buffer: a slow reader shows up in our queue
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        self.conns[conn_id] = conn
+        return conn
+
+    async def _read_frames(self, conn: WsConnection, reader: asyncio.StreamReader) -> None:
+        from websockets.frames import Frame, Opcode
+
+        proto = conn.proto
+        message: list[bytes] = []
+        while not conn.closing:
+            chunk = await reader.read(65536)
+            if chunk:
+                proto.receive_data(chunk)
+            else:
+                proto.receive_eof()
+            for frame in proto.events_received():
+                if isinstance(frame, Frame) and frame.opcode in _DATA:
+                    message.append(bytes(frame.data))
+                    if frame.fin:
+                        raw, message = b"".join(message), []
+                        await self._frame(conn, raw, frame.opcode == Opcode.BINARY)
+            conn.flush()
+            if not chunk or proto.close_expected():
+                return
+
+    async def _frame(self, conn: WsConnection, raw: bytes, binary: bool) -> None:
+        if binary:
+            answers = [error_frame(400, "Bad frame", "Send JSON text frames.")]
+        else:
+            answers = await self.call(self.container.realtime.handle, conn.id, raw)
+        for answer in answers:
+            conn.push(encode(answer))
+
+    # -- server-sent events ------------------------------------------------------------------
+    async def event_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, path: str
+    ) -> None:
+        head = data.split(b"\n", 1)[1] if b"\n" in data else b""
+        headers = http.client.parse_headers(io.BytesIO(head))
+        rid = str(uuid.uuid4())
+        query = parse_qs(urlsplit(path).query)
+        scheme, _, bearer = (headers.get("Authorization") or "").partition(" ")
+        token = bearer.strip() if scheme.lower() == "bearer" else None
+        token = token or next(iter(query.get("token", [])), None)
+        since = headers.get("Last-Event-ID") or next(iter(query.get("since", [])), None)
+        search = self.container.search
+        try:
+            who = self._principal(token, rid)
+            page = await self.call(_read_feed, search, who, since)
+        except DomainError as exc:
+            writer.write(_problem(exc, rid))
+            await writer.drain()
+            return
+        writer.write(_head(rid))
+        writer.write(b"retry: 2000\n\n")
+        gone = asyncio.create_task(reader.read())  # the client closing its side
+        last_write = time.monotonic()
+        heartbeat = self.settings.realtime_heartbeat_s
+        while not gone.done():
+            for change in page["changes"]:
+                event = {"type": "change", **change,
+                         "etag": make_etag(who.org, change["id"], change["version"])}  # fmt: skip
+                writer.write(
+                    f"id: {change['seq']}\nevent: change\ndata: {json.dumps(event)}\n\n".encode()
+                )
+            if page["changes"]:
+                last_write = time.monotonic()
+            await writer.drain()
+            since = page["next"]
+            if not page["changes"]:
+                wake = self._wake
+                timeout = min(1.0, max(0.05, heartbeat - (time.monotonic() - last_write)))
+                await asyncio.wait({gone, asyncio.ensure_future(wake.wait())}, timeout=timeout,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                if time.monotonic() - last_write >= heartbeat:
+                    writer.write(b": heartbeat\n\n")
+                    await writer.drain()
+                    last_write = time.monotonic()
+            try:
+                page = await self.call(_read_feed, search, who, since)
+            except DomainError as exc:
+                frame = json.dumps(error_frame(exc.status, exc.title, exc.detail))
+                writer.write(f"event: error\ndata: {frame}\n\n".encode())
+                break
+        gone.cancel()
+
+    # -- the fan-out thread -------------------------------------------------------------------
+    def fan_out(self, stop: threading.Event, poll_s: float = 0.5) -> None:
+        import psycopg
+
+        fanout = self.fanout
+        uow = self.container.uow
+        listener: Any = None
+        eager_until = 0.0
+        while not stop.is_set():
+            try:
+                if listener is None:
+                    kwargs = {**uow._connect_kwargs(), "autocommit": True}
+                    listener = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
+                    listener.execute("LISTEN docs_outbox")
+                started = time.perf_counter()
+                report = fanout.drain()
+                if report.rows:
+                    eager_until = 0.0
+                    ms = round((time.perf_counter() - started) * 1000, 1)
+                    _say("realtime fan-out", **report.as_dict(), ms=ms)
+                wait_s = 0.02 if time.monotonic() < eager_until else poll_s
+                woke = any(True for _ in listener.notifies(timeout=wait_s, stop_after=1))
+                if woke:
+                    self.loop.call_soon_threadsafe(self.pulse)
+                    eager_until = time.monotonic() + 1.0  # the horizon may lag the commit
+            except Exception as exc:  # the loop outlives any one failure
+                _say("realtime fan-out waiting", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                stop.wait(1.0)
+        if listener is not None:
+            listener.close()
+
+
+def _read_feed(search: Any, who: Principal, since: str | None) -> dict[str, Any]:
+    page: dict[str, Any] = search.changes(who, since=since, limit=100)
+    return page
+
+
+def _head(rid: str) -> bytes:
+    headers = {**SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
+               "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close",
+               "X-Accel-Buffering": "no"}  # fmt: skip
+    lines = ["HTTP/1.1 200 OK", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def _problem(exc: DomainError, rid: str) -> bytes:
+    """The app's problem+json answer, with every header its answers carry."""
+    response = problem_from_error(exc, "/changes")
+    headers = {**SECURITY_HEADERS, **{k: str(v) for k, v in response.headers.items()},
+               "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close"}  # fmt: skip
+    body = str(response.body).encode()
+    headers["Content-Length"] = str(len(body))
+    reason = http.client.responses.get(exc.status, exc.title)
+    lines = [f"HTTP/1.1 {exc.status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    return "\r\n".join(lines).encode() + body
+
+
+# ----------------------------------------------------------------- the process
+def _receive(unix: socket.socket, hub: Hub) -> None:
+    """Accept hand-overs from the workers (a thread), and give them to the loop."""
+    while True:
+        try:
+            client, _ = unix.accept()
+        except OSError:
+            return
+        with client:
+            try:
+                msg, fds, _flags, _addr = socket.recv_fds(client, _MAX_HANDOVER, 1)
+                if not fds:
+                    continue
+                (length,) = struct.unpack("!I", msg[:4])
+                data = msg[4:]
+                while len(data) < length:
+                    more = client.recv(length - len(data))
+                    if not more:
+                        break
+                    data += more
+            except OSError:
+                continue
+        sock = socket.socket(fileno=fds[0])
+        asyncio.run_coroutine_threadsafe(hub.serve(sock, data), hub.loop)
+
+
+def main(path: str) -> None:
+    """Entry point of the local server's real-time process."""
+    from chalicelib import bootstrap
+    from chalicelib.config import Settings
+
+    # its own cursor: a second server on the same database does not split the stream
+    consumer = f"local-{socket.gethostname()[:20]}-{os.getpid()}-{secrets.token_hex(3)}"
+    # posting is a queue put here: no thread pool
+    container = bootstrap.build(Settings(realtime_consumer=consumer, realtime_parallel_posts=1))
+    bootstrap.set_container(container)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    hub = Hub(container, loop)
+    stop = threading.Event()
+    hub.fanout = container.realtime_fanout(LocalPoster(hub))
+    hub.fanout.run_once()  # the cursor starts now: nothing before it is replayed
+    if os.path.exists(path):
+        os.unlink(path)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(path)
+    unix.listen(128)
+    threading.Thread(target=_receive, args=(unix, hub), daemon=True, name="handover").start()
+    threading.Thread(target=hub.fan_out, args=(stop,), daemon=True, name="fanout").start()
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+        loop.call_soon_threadsafe(loop.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    _say("realtime hub started", socket=path, consumer=consumer)
+    try:
+        loop.run_forever()
+    finally:
+        unix.close()
+        if os.path.exists(path):
+            os.unlink(path)
+        container.close()
