@@ -30,30 +30,11 @@ from tests.conftest import Invoker, Response, create_database, drop_database, ma
 
 pytestmark = pytest.mark.integration
 
-GRANTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS document_grants (
-  org text NOT NULL, doc_id text NOT NULL, grantee text NOT NULL,
-  role text NOT NULL CHECK (role IN ('reader', 'writer')), granted_by text NOT NULL,
-  granted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (org, doc_id, grantee));
-GRANT SELECT, INSERT, UPDATE, DELETE ON document_grants TO docs_app;
-ALTER TABLE document_grants ENABLE ROW LEVEL SECURITY;
-ALTER TABLE document_grants FORCE ROW LEVEL SECURITY;
-DROP POLICY IF EXISTS tenant ON document_grants;
-CREATE POLICY tenant ON document_grants TO docs_app
-  USING (org = current_setting('app.org', true)) WITH CHECK (org = current_setting('app.org', true));
-"""
-
 
 # ------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
 def db_url() -> Iterator[str]:
     url = create_database()
-    # the grants table of the acl feature (migration 0007), until it is merged here
-    # (TODO(lead): drop this once 0007 creates document_grants)
-    with psycopg.connect(url, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('document_grants') IS NOT NULL").fetchone()
-        if not (exists and exists[0]):
-            psycopg.ClientCursor(conn).execute(GRANTS_SCHEMA)
     yield url
     drop_database(url)
 

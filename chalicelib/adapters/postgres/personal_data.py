@@ -3,7 +3,7 @@ and the export jobs (docs/compliance.md).
 
 Where rows keep a user id besides the audit trail: ``documents.owner``,
 ``document_versions.author``, ``content_uploads.actor``, the grants
-(``document_grants.grantee`` / ``granted_by``, once that table exists) and
+(``document_grants.grantee`` / ``granted_by``) and
 ``export_jobs.requested_by``.  Erasure replaces the id by the user's audit
 pseudonym in each, then deletes the pseudonym mapping, all in one transaction.
 """
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
 
-_GRANTS = "document_grants"  # the acl helper's table (migration 0007), when present
 _JOB_COLUMNS = "org, id, requested_by, state, object_key, error, created_at, finished_at"
 
 # Every document the user owns, in one statement: the new owner (or the pseudonym, for
@@ -85,14 +84,12 @@ class PostgresPersonalData:
                 )
                 .fetchall()
             )
-            grants: list[dict[str, Any]] = []
-            if _has_grants(conn):
-                grants = conn.execute(
-                    "SELECT doc_id, grantee, role, granted_by, granted_at FROM document_grants "
-                    "WHERE org = %(org)s AND (grantee = %(u)s OR granted_by = %(u)s) "
-                    "ORDER BY doc_id, grantee",
-                    {"org": org, "u": user},
-                ).fetchall()
+            grants: list[dict[str, Any]] = conn.execute(
+                "SELECT doc_id, grantee, role, granted_by, granted_at FROM document_grants "
+                "WHERE org = %(org)s AND (grantee = %(u)s OR granted_by = %(u)s) "
+                "ORDER BY doc_id, grantee",
+                {"org": org, "u": user},
+            ).fetchall()
             audit = conn.execute(
                 "SELECT a.chain_seq AS seq, a.at, a.action, a.doc_id AS document, a.version, "
                 "a.prev_version, a.request_id, a.details FROM audit_log a "
@@ -167,17 +164,11 @@ def _pseudonymise_rows(conn: psycopg.Connection[Any], org: str, user: str, pseud
         (pseudonym, org, user),
     )
     conn.execute("DELETE FROM export_jobs WHERE org = %s AND requested_by = %s", (org, user))
-    if _has_grants(conn):
-        conn.execute("DELETE FROM document_grants WHERE org = %s AND grantee = %s", (org, user))
-        conn.execute(
-            "UPDATE document_grants SET granted_by = %s WHERE org = %s AND granted_by = %s",
-            (pseudonym, org, user),
-        )
-
-
-def _has_grants(conn: psycopg.Connection[Any]) -> bool:
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS present", (_GRANTS,)).fetchone()
-    return bool(row and row["present"])
+    conn.execute("DELETE FROM document_grants WHERE org = %s AND grantee = %s", (org, user))
+    conn.execute(
+        "UPDATE document_grants SET granted_by = %s WHERE org = %s AND granted_by = %s",
+        (pseudonym, org, user),
+    )
 
 
 class PostgresExportJobs:
