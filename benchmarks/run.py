@@ -24,9 +24,11 @@ import argparse
 import json
 import os
 import platform
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "var" / "bench" / "peer" / "node_modules" / ".bin" / "pouchdb-server"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1000 * 1000  # bytes, function + layers
 LAMBDA_ZIP_UPLOAD_LIMIT = 50 * 1000 * 1000
+HEARTBEAT_S = 15.0
 
 
 class Skipped(Exception):
@@ -47,16 +50,35 @@ class Skipped(Exception):
 
 # ------------------------------------------------------------------ running
 def run_module(module: str, args: list[str], timeout_s: float = 900) -> dict[str, Any]:
-    """Run ``python -m module args``, echo its lines as progress, return its JSON line."""
+    """Run ``python -m module args``, echo its lines as progress (and a heartbeat
+    when it is quiet for a while), return the JSON line it printed last."""
     cmd = [sys.executable, "-m", module, *args]
     print(f"    $ {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     last_json: dict[str, Any] | None = None
-    deadline = time.monotonic() + timeout_s
-    assert proc.stdout is not None
-    for line in proc.stdout:
+    started = time.monotonic()
+    while True:
+        try:
+            line = lines.get(timeout=HEARTBEAT_S)
+        except queue.Empty:
+            if time.monotonic() - started > timeout_s:
+                proc.kill()
+                raise RuntimeError(f"{module} ran over {timeout_s:.0f} s") from None
+            print(f"    . still measuring ({time.monotonic() - started:.0f} s)", flush=True)
+            continue
+        if line is None:
+            break
         stripped = line.rstrip("\n")
         if stripped.startswith("{") and stripped.endswith("}"):
             try:
@@ -65,9 +87,6 @@ def run_module(module: str, args: list[str], timeout_s: float = 900) -> dict[str
             except json.JSONDecodeError:
                 pass
         print(f"    | {stripped[:200]}", flush=True)
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"{module} ran over {timeout_s:.0f} s")
     code = proc.wait()
     if code != 0 and last_json is None:
         raise RuntimeError(f"{module} exited with status {code}")
@@ -270,7 +289,7 @@ def mix(quick: bool, res: Results) -> None:
 
 
 def imports(quick: bool, res: Results) -> None:
-    out = run_module("benchmarks.bench_import", ["--repeat", "3" if quick else "7"])
+    out = run_module("benchmarks.bench_import", ["--repeat", "3" if quick else "5"])
     for module, row in out["modules"].items():
         res.add(
             [
@@ -390,10 +409,16 @@ def upload(quick: bool, res: Results) -> None:
 def bundle(quick: bool, res: Results) -> None:
     """Stage the code and the dependency layer as ``sam build`` does; their sizes
     against Lambda's limits (the layer is cached per requirements.txt)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     import hashlib
+    import importlib.util
 
-    import lambda_bundle
+    spec = importlib.util.spec_from_file_location(
+        "lambda_bundle", ROOT / "scripts/lambda_bundle.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    lambda_bundle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lambda_bundle)
 
     work = ROOT / "var" / "bench" / "bundle"
     code = work / "code"
