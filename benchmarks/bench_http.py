@@ -179,9 +179,13 @@ class Client:
 
 # ------------------------------------------------------------------ wrk
 def run_wrk(script: Path, url: str, args: list[str], conns: int, seconds: float) -> dict[str, Any]:
-    cmd = ["wrk", "-t", str(conns), "-c", str(conns), "-d", f"{seconds:g}s", "--timeout", "10s",
+    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds only
+    cmd = ["wrk", "-t", str(conns), "-c", str(conns), "-d", duration, "--timeout", "10s",
            "-s", str(script), url, "--", *args]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-300:]}")
+    out = done.stdout
     line = next(x for x in out.splitlines() if x.startswith(WRKJSON))
     data: dict[str, Any] = json.loads(line[len(WRKJSON) :])
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)

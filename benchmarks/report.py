@@ -174,7 +174,7 @@ def render_markdown(results: Results, chart_name: str | None = None) -> str:
         "the absolute values stand beside it. Ratio = value ÷ baseline."
     )
     out.append("")
-    for key in ("date", "mode", "machine", "load", "versions", "wall_s"):
+    for key in ("date", "mode", "machine", "load", "versions", "wall_s", "updated"):
         if key in meta:
             out.append(f"- **{key}**: {meta[key]}")
     out.append("")
@@ -186,6 +186,8 @@ def render_markdown(results: Results, chart_name: str | None = None) -> str:
     if chart_name:
         out += [f"![latency percentiles, sync lag, HTTP throughput]({chart_name})", ""]
     sections = list(dict.fromkeys([*results.sections, *(f.section for f in results.figures)]))
+    order = list(SECTION_TITLES)
+    sections.sort(key=lambda s: order.index(s) if s in order else len(order))
     for section in sections:
         out += [f"## {SECTION_TITLES.get(section, section)}", ""]
         status = results.sections.get(section, {})

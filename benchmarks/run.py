@@ -531,9 +531,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=None)
     parser.add_argument("--skip", nargs="+", choices=list(SECTIONS), default=[])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other sections of the last results.json; replace the ones run now",
+    )
     args = parser.parse_args(argv)
     chosen = [s for s in (args.only or SECTIONS) if s not in args.skip]
     res = Results()
+    previous = args.out / "results.json"
+    if args.update and previous.exists():
+        res = Results.from_json(previous.read_text())
+        res.figures = [f for f in res.figures if f.section not in chosen]
+        for name in chosen:
+            res.sections.pop(name, None)
+            res.extras.pop(name, None)
+            if name == "sync":
+                res.series.pop("sync_lag_ms", None)
+        earlier = res.meta
     res.meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": "quick (smoke: small counts, noisy)" if args.quick else "full",
@@ -541,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
         "load": "load average before the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
         "versions": versions(),
     }
+    if args.update and previous.exists():
+        res.meta["updated"] = (
+            f"{', '.join(chosen)} re-run; the rest from {earlier.get('date')} "
+            f"({earlier.get('load', 'load not recorded')})"
+        )
     started = time.monotonic()
     for i, name in enumerate(chosen, 1):
         title, func = SECTIONS[name]
