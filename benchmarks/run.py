@@ -115,9 +115,11 @@ def _lat(section: str, name: str, row: dict[str, Any], target: float | None = No
 def handlers(quick: bool, res: Results) -> None:
     n = ["--hits", "400", "--misses", "150", "--writes", "150", "--rounds", "3"] if quick else []
     api = run_module("benchmarks.bench_api", n)
+    hit = _lat("handlers", "GET hit", api["hit"], 3.0)
+    hit.note = f"the target also wants p50 < 1 ms: {'met' if hit.value < 1.0 else 'missed'}"
     res.add(
         [
-            _lat("handlers", "GET hit", api["hit"], 3.0),
+            hit,
             _lat("handlers", "GET miss", api["miss"], 2.0),
             _lat("handlers", "write (POST /changes)", api["write"], 2.0),
         ]
