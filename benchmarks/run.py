@@ -15,7 +15,7 @@ is run when it exists (its last line may carry ``"figures"`` in the
 
 Writes ``benchmarks/RESULTS.md``, ``benchmarks/results.png`` and
 ``benchmarks/results.json`` (``--out`` elsewhere).  ``--quick`` is a smoke of
-about two minutes with small counts: its figures are noisy and say so.
+two to five minutes with small counts: its figures are noisy and say so.
 """
 
 from __future__ import annotations
@@ -529,7 +529,7 @@ def versions() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run of ~2 minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of 2-5 minutes")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=None)
     parser.add_argument("--skip", nargs="+", choices=list(SECTIONS), default=[])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")

@@ -2,7 +2,7 @@
 # Run every benchmark on the machine's PostgreSQL and Redis and the search backend
 # in use; write benchmarks/RESULTS.md, results.png and results.json (docs/benchmarks.md).
 #   ./scripts/bench.sh            the full run (about 10 minutes on 2 cores)
-#   ./scripts/bench.sh --quick    a smoke run (about 2 minutes; small counts, noisy)
+#   ./scripts/bench.sh --quick    a smoke run (2-5 minutes; small counts, noisy)
 # Other arguments go to `python -m benchmarks.run` (--only SECTION..., --skip SECTION...).
 # Sets up what it needs that the tests do not: matplotlib (requirements-bench.txt),
 # wrk (apt-get) and the peer, pouchdb-server (npm, into var/bench/peer).
