@@ -95,7 +95,9 @@ class Results:
             "sections": self.sections,
             "extras": self.extras,
         }
-        return json.dumps(data, indent=1, sort_keys=False)
+        # one line per top-level key: readable diffs without one line per number
+        lines = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_json(cls, text: str) -> Results:
