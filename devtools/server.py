@@ -147,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     server_version = "docs-local"
     protocol_version = "HTTP/1.1"
+    # TCP_NODELAY: the head and the body are separate writes; with Nagle on, the
+    # body waits for the client's delayed ACK of the head (~40 ms a response).
+    disable_nagle_algorithm = True
     app_module: Any = None
     resources: tuple[str, ...] = ()
     limits = Limits()

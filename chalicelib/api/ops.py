@@ -12,7 +12,6 @@ from chalice.app import Blueprint, Response
 from chalicelib import bootstrap
 from chalicelib.api.endpoint import ANY, NO_STORE, public
 from chalicelib.api.http import json_response
-from chalicelib.api.openapi import openapi_document
 from chalicelib.bootstrap import Container
 from chalicelib.domain.errors import DomainError
 
@@ -91,4 +90,8 @@ def health() -> Response:
 @bp.route("/openapi.json", methods=["GET"], content_types=ANY)
 @public(bp)
 def openapi() -> Response:
+    # imported here: its pydantic models cost every cold start ~10-25 ms of import
+    # time for a route that tools call now and then (docs/benchmarks.md, cold import)
+    from chalicelib.api.openapi import openapi_document
+
     return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})

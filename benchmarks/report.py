@@ -1,0 +1,285 @@
+"""The benchmark command's output: figures as ratios to baselines, RESULTS.md and the chart.
+
+Every figure the command reports is a ``Figure``: a measured value, the bare
+baseline measured in the same run with its absolute value, and the ratio
+between them (``value / baseline``), optionally with a target on that ratio.
+``write_markdown`` renders them grouped by section; ``write_chart`` draws the
+latency percentiles per operation (each next to its baseline), the sync lag
+over time and the HTTP throughput against the peer.  Kept apart from the
+measuring code so that a smoke test can exercise it on synthetic numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+TIMES = "\u00d7"  # the multiplication sign of a ratio
+NONE = "\u2013"  # an en dash: no value
+
+
+@dataclasses.dataclass
+class Figure:
+    """One measured value beside its bare baseline (same unit, same run)."""
+
+    section: str
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    stat: str = "p50"
+    p99: float | None = None
+    baseline_p99: float | None = None
+    target: float | None = None  # on the ratio value / baseline
+    higher_is_better: bool = False
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        if not self.baseline:
+            return math.inf if self.value else 1.0
+        return self.value / self.baseline
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        if self.higher_is_better:
+            return self.ratio >= self.target
+        return self.ratio <= self.target
+
+    @property
+    def target_text(self) -> str:
+        if self.target is None:
+            return ""
+        return f"{'≥' if self.higher_is_better else '≤'} {self.target:g}{TIMES}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["ratio"] = round(self.ratio, 3) if math.isfinite(self.ratio) else None
+        data["met"] = self.met
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Figure:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclasses.dataclass
+class Results:
+    """What one run of the command measured."""
+
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    figures: list[Figure] = dataclasses.field(default_factory=list)
+    # name -> [[t_s, value], ...]; "sync_lag_ms" is drawn over time
+    series: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
+    # section -> {"status": "ok"|"skipped"|"failed", "seconds": float, "detail": str}
+    sections: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # section -> free-form extra rows (label, value) shown under its table
+    extras: dict[str, list[list[str]]] = dataclasses.field(default_factory=dict)
+
+    def add(self, figures: Iterable[Figure]) -> None:
+        self.figures.extend(figures)
+
+    def to_json(self) -> str:
+        data = {
+            "meta": self.meta,
+            "figures": [f.to_dict() for f in self.figures],
+            "series": self.series,
+            "sections": self.sections,
+            "extras": self.extras,
+        }
+        # one line per top-level key: readable diffs without one line per number
+        lines = [f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(lines) + "\n}\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Results:
+        data = json.loads(text)
+        return cls(
+            meta=data.get("meta", {}),
+            figures=[Figure.from_dict(f) for f in data.get("figures", [])],
+            series=data.get("series", {}),
+            sections=data.get("sections", {}),
+            extras=data.get("extras", {}),
+        )
+
+
+# ------------------------------------------------------------------ markdown
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return NONE
+    if not math.isfinite(value):
+        return "∞"
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        text = f"{value:,.0f}"
+    elif magnitude >= 100:
+        text = f"{value:.0f}"
+    elif magnitude >= 10:
+        text = f"{value:.1f}"
+    elif magnitude >= 1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text} {unit}".rstrip()
+
+
+def _verdict(figure: Figure) -> str:
+    met = figure.met
+    if met is None:
+        return ""
+    return "**met**" if met else "**missed**"
+
+
+def figure_rows(figures: Sequence[Figure]) -> list[str]:
+    """A Markdown table of figures: value, baseline, ratio, p99s, target, verdict."""
+    lines = [
+        "| figure | value | baseline | baseline value | ratio | p99 | baseline p99 | target | |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        ratio = f"{f.ratio:.2f}{TIMES}" if math.isfinite(f.ratio) else NONE
+        name = f"{f.name} ({f.stat})" if f.stat else f.name
+        lines.append(
+            f"| {name} | {_num(f.value, f.unit)} | {f.baseline_name} | "
+            f"{_num(f.baseline, f.unit)} | {ratio} | {_num(f.p99, f.unit)} | "
+            f"{_num(f.baseline_p99, f.unit)} | {f.target_text} | {_verdict(f)} |"
+        )
+    return lines
+
+
+SECTION_TITLES = {
+    "handlers": "Handler paths (in process, `app.handler`)",
+    "http": "HTTP through the local server, next to the peer",
+    "mix": "Zipf 95/5 read/write mix",
+    "import": "Cold import of each function",
+    "sync": "Search sync lag at a steady write rate",
+    "realtime": "Real-time delivery",
+    "upload": "S3 processing of a large object",
+    "bundle": "Lambda artifact sizes",
+}
+
+
+def render_markdown(results: Results, chart_name: str | None = None) -> str:
+    meta = results.meta
+    out = ["# Benchmark results", ""]
+    out.append(
+        "Written by `./scripts/bench.sh` (`docs/benchmarks.md` says what each figure "
+        "is). Every figure is a ratio against a bare baseline measured in the same run; "
+        "the absolute values stand beside it. Ratio = value ÷ baseline."
+    )
+    out.append("")
+    for key in ("date", "mode", "machine", "load", "versions", "wall_s", "updated"):
+        if key in meta:
+            out.append(f"- **{key}**: {meta[key]}")
+    out.append("")
+    targeted = [f for f in results.figures if f.target is not None]
+    if targeted:
+        out += ["## Targets", ""]
+        out += figure_rows(targeted)
+        out.append("")
+    if chart_name:
+        out += [f"![latency percentiles, sync lag, HTTP throughput]({chart_name})", ""]
+    sections = list(dict.fromkeys([*results.sections, *(f.section for f in results.figures)]))
+    order = list(SECTION_TITLES)
+    sections.sort(key=lambda s: order.index(s) if s in order else len(order))
+    for section in sections:
+        out += [f"## {SECTION_TITLES.get(section, section)}", ""]
+        status = results.sections.get(section, {})
+        if status.get("status") not in (None, "ok"):
+            out += [f"*{status['status']}*: {status.get('detail', '')}", ""]
+        rows = [f for f in results.figures if f.section == section]
+        if rows:
+            out += figure_rows(rows)
+            notes = [f"- {f.name}: {f.note}" for f in rows if f.note]
+            if notes:
+                out += ["", *notes]
+            out.append("")
+        extra = results.extras.get(section)
+        if extra:
+            out += ["| detail | value |", "|---|---|"]
+            out += [f"| {label} | {value} |" for label, value in extra]
+            out.append("")
+        if "seconds" in status:
+            out += [f"(section took {status['seconds']:.0f} s)", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_markdown(results: Results, path: Path, chart_name: str | None = None) -> None:
+    path.write_text(render_markdown(results, chart_name))
+
+
+# ------------------------------------------------------------------ chart
+def write_chart(results: Results, path: Path) -> None:
+    """Three panels: latency p50/p99 per operation beside its baseline (log scale),
+    sync lag over time, HTTP throughput by connections against the peer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latency = [f for f in results.figures if f.unit == "ms" and f.section in ("handlers", "http")]
+    lag = results.series.get("sync_lag_ms", [])
+    throughput = [f for f in results.figures if f.unit == "req/s"]
+    fig, axes = plt.subplots(1, 3, figsize=(18, 6.5), gridspec_kw={"width_ratios": [3, 2, 2]})
+    ax = axes[0]
+    if latency:
+        names = [f.name for f in latency]
+        ys = list(range(len(latency)))
+        h = 0.2
+        series = (
+            ("p50", [f.value for f in latency], -1.5 * h, "tab:blue"),
+            ("p99", [f.p99 or f.value for f in latency], -0.5 * h, "lightsteelblue"),
+            ("baseline p50", [f.baseline for f in latency], 0.5 * h, "tab:orange"),
+            (
+                "baseline p99",
+                [f.baseline_p99 or f.baseline for f in latency],
+                1.5 * h,
+                "navajowhite",
+            ),
+        )
+        for label, values, offset, color in series:
+            ax.barh([y + offset for y in ys], values, height=h, label=label, color=color)
+        ax.set_yticks(
+            ys, [f"{n}\n({f.ratio:.2f}{TIMES} p50)" for n, f in zip(names, latency, strict=True)]
+        )
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("latency, ms (log)")
+    ax.set_title("Latency per operation vs its bare baseline")
+    ax.tick_params(axis="y", labelsize=7)
+
+    ax = axes[1]
+    if lag:
+        ax.plot([p[0] for p in lag], [p[1] for p in lag], ".", markersize=2, alpha=0.5)
+        ax.set_yscale("log")
+    for f in results.figures:
+        if f.section == "sync" and f.unit == "ms" and f.stat in ("p50", "p99"):
+            ax.axhline(f.value, linestyle="--", linewidth=1, color="tab:red")
+            ax.annotate(f"{f.name} {f.value:.1f} ms", (0, f.value), fontsize=7)
+    ax.set_xlabel("time since the first write, s")
+    ax.set_ylabel("acknowledged sync lag, ms (log)")
+    ax.set_title("Search sync lag over time")
+
+    ax = axes[2]
+    if throughput:
+        labels = [f.name for f in throughput]
+        xs = list(range(len(throughput)))
+        ax.bar([x - 0.2 for x in xs], [f.value for f in throughput], 0.4, label="this service")
+        ax.bar([x + 0.2 for x in xs], [f.baseline for f in throughput], 0.4, label="peer")
+        ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=7)
+        ax.legend(fontsize=8)
+    ax.set_ylabel("requests/s")
+    ax.set_title("HTTP throughput vs the peer")
+    fig.suptitle(f"{results.meta.get('date', '')} {results.meta.get('mode', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
