@@ -3,9 +3,9 @@
 
 The spec is the contract (docs/api.md): a response it does not list, a body
 that does not match its schema, a 5xx, an operation that works without the
-token it requires, a created document that cannot be read back, a deleted one
-that can — each is a failure.  Two checks are left out, because what they
-assume cannot be said in a schema (docs/testing.md has the reasons):
+token it requires, a deleted document that can still be read — each is a
+failure.  Four checks are left out, because what they assume does not hold
+here (CONTRIBUTING.md, "Fuzzing and property tests", says so too):
 
 - ``positive_data_acceptance``: a schema-valid request may rightly fail on
   *state*: a stale If-Match (412), a sealed page token or feed cursor the
