@@ -210,7 +210,8 @@ def nudges(campaign: Campaign, load: MixedLoad) -> Notes:
                        timeout_s=120)  # fmt: skip
     campaign.start_sync()
     assert stats["dropped"] > 0 and stats["duplicates delivered"] > 0, stats
-    assert _dlq_bodies(sqs, dlq) == sorted(poison), "the DLQ holds exactly the poison"
+    dead = _dlq_bodies(sqs, dlq)
+    assert dead == sorted(poison), f"the DLQ holds exactly the poison, not {dead}; {stats}"
     return {
         **{k: v for k, v in stats.items() if k != "batches"},
         "left for the sweep": left,
@@ -274,7 +275,8 @@ def s3_events(campaign: Campaign, load: MixedLoad) -> Notes:
     }
     assert wrong == {}, "each object processed exactly once: created, pending, ready = version 3"
     assert stats["dropped"] > 0 and stats["duplicates delivered"] > 0, stats
-    assert _dlq_bodies(sqs, dlq) == sorted(poison), "the DLQ holds exactly the poison"
+    dead = _dlq_bodies(sqs, dlq)
+    assert dead == sorted(poison), f"the DLQ holds exactly the poison, not {dead}; {stats}"
     return {
         **{k: v for k, v in stats.items() if k != "batches"},
         "finished by expiry": sum(expired.values()),

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,36 @@ from tests.polling import poll
 CONVERGE_S = 90.0  # a deadline for convergence, never a timing assertion
 
 
+def _moto_process() -> tuple[str, Any, Any]:
+    """moto in a process of its own: not behind the GIL of the load's threads, and
+    its state not shared with (nor reset by) the other test modules' moto servers."""
+    from devtools.services import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=2):
+                return True
+        except OSError:
+            return proc.poll() is not None
+
+    def stop() -> None:
+        proc.kill()
+        proc.wait(10)
+
+    def ready() -> None:
+        if not poll(answering, timeout_s=60) or proc.poll() is not None:
+            raise RuntimeError("the campaign's moto server did not start")
+
+    return url, stop, ready  # started; ready() waits for it (it imports for seconds)
+
+
 @dataclass
 class Campaign:
     pg: PrivatePostgres
@@ -55,24 +86,22 @@ class Campaign:
     # -- construction -------------------------------------------------------------
     @classmethod
     def start(cls) -> Campaign:
-        from devtools.services import start_moto
-
         for name, value in (
             ("AWS_ACCESS_KEY_ID", "testing"),
             ("AWS_SECRET_ACCESS_KEY", "testing"),
             ("AWS_DEFAULT_REGION", "us-east-1"),
         ):
             os.environ.setdefault(name, value)  # moto's; the Lambda handlers' clients need some
-        pg, cache, search = PrivatePostgres(), PrivateRedis(), PrivateSearch()
-        stoppers: list[Any] = [pg.destroy]
+        moto, stop_moto, moto_ready = _moto_process()
+        stoppers: list[Any] = [stop_moto]
         try:
+            pg, cache, search = PrivatePostgres(), PrivateRedis(), PrivateSearch()
+            stoppers.append(pg.destroy)
             pg.start()
             cache.start()
             stoppers.append(cache.kill)
             search.start()
             stoppers.append(search.kill)
-            moto, stop_moto = start_moto()
-            stoppers.append(stop_moto)
             alias = f"faults{uuid.uuid4().hex[:6]}-docs"
             server = LocalServer(
                 server_env(
@@ -90,6 +119,7 @@ class Campaign:
             )  # fmt: skip
             checker = bootstrap.build(settings)
             stoppers.append(checker.close)
+            moto_ready()
         except BaseException:
             for stop in reversed(stoppers):
                 with contextlib.suppress(Exception):
