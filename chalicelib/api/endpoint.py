@@ -119,13 +119,15 @@ def endpoint(bp: Blueprint) -> Callable[[View], View]:
             limit_headers: dict[str, str] = {}
 
             def answer() -> Response:
-                if_match = request.headers.get("if-match")
-                if if_match is not None:
-                    check_precondition_header("If-Match", if_match)
                 services = bootstrap.container()
                 who = authenticate(
                     request.headers, request.context or {}, services.settings, server_id(request)
                 )
+                # after authentication: a caller without a valid token learns 401, not
+                # what is wrong with the rest of the request (found by schemathesis)
+                if_match = request.headers.get("if-match")
+                if if_match is not None:
+                    check_precondition_header("If-Match", if_match)
                 who = replace(who, client_request_id=client_request_id(request))
                 logger.append_keys(org=who.org, sub=who.sub)
                 annotate(org=who.org, doc_id=path.get("doc_id"))

@@ -253,10 +253,13 @@ _PAGE = (
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
 )
+# '*' or a list of entity tags (RFC 9110), as domain/model.py check_precondition_header
+# accepts them (printable ASCII here: what an HTTP header carries portably)
+_ETAG_LIST = r'^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$'
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": _ETAG_LIST},
     "description": "'*' or the document's ETag: a quoted string, as the ETag header gives it "
     "(an unquoted value is a 400)",
 }
@@ -288,6 +291,7 @@ class Operation:
     body: dict[str, Any] | None = None  # the request body
     errors: tuple[int, ...] = ()  # problem statuses (429 and 503 are added to authenticated ones)
     auth: bool = True
+    also: tuple[tuple[int, str], ...] = ()  # other successes: (status, description)
 
 
 _FEED_PARAMETERS = (
@@ -299,7 +303,10 @@ _FEED_PARAMETERS = (
      "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
     {"name": "feed", "in": "query", "schema": {"enum": ["normal", "longpoll", "eventsource"]}},
     {"name": "timeout", "in": "query",
-     "schema": {"type": "number", "minimum": 0, "maximum": 20}},
+     "schema": {"type": "number", "minimum": 0, "maximum": 20},
+     "description": "with feed=longpoll: seconds to wait for a change (default and at most "
+                    "20); the answer comes at the latest after this, so a client's read "
+                    "timeout must be longer (e.g. timeout + 5 s)"},
 )  # fmt: skip
 _IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
 _UPLOAD_BODY = {"required": True, "content": {"application/json": {"schema": _ref("UploadIn")}}}
@@ -331,10 +338,12 @@ OPERATIONS: tuple[Operation, ...] = (
               (*_PAGE, {"name": "tag", "in": "query", "schema": {"type": "string"}}),
               errors=(400, 401, 403)),
     Operation("get", "/documents/{doc_id}", "Read a document", 200, "Document",
-              (_ID, _IF_NONE_MATCH), errors=(401, 403, 404)),
+              (_ID, _IF_NONE_MATCH), errors=(401, 403, 404),
+              also=((304, "Not modified: If-None-Match matched the current ETag (no body)"),)),
     Operation("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
               (_ID, _IF_MATCH, _IF_NONE_MATCH), _DOC_BODY,
-              (400, 401, 403, 409, 412, 413, 415, 422, 428)),
+              (400, 401, 403, 409, 412, 413, 415, 422, 428),
+              also=((201, "Created: there was no document with this id (Location, ETag)"),)),
     Operation("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200,
               "Document", (_ID, _IF_MATCH_REQUIRED), _PATCH_BODY, _PATCH_ERRORS),
     Operation("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None,
@@ -488,6 +497,22 @@ OPERATIONS += (
         (400, 401, 403, 413, 415, 422),
     ),
 )
+# -- links (OpenAPI 3.1): a response that returns a document names the operations on
+# it, with its id and ETag (schemathesis's stateful phase follows them)
+_BY_ID = {"doc_id": "$response.body#/id"}
+_WITH_ETAG = {**_BY_ID, "header.If-Match": "$response.header.ETag"}
+_DOCUMENT_LINKS: dict[str, Any] = {
+    "GetDocument": {"operationId": "get_documents_doc_id", "parameters": _BY_ID},
+    "ReplaceDocument": {"operationId": "put_documents_doc_id", "parameters": _WITH_ETAG},
+    "PatchDocument": {"operationId": "patch_documents_doc_id", "parameters": _WITH_ETAG},
+    "ChangeDocument": {"operationId": "post_documents_doc_id_changes", "parameters": _WITH_ETAG},
+    "DeleteDocument": {"operationId": "delete_documents_doc_id", "parameters": _WITH_ETAG},
+    "ListVersions": {"operationId": "get_documents_doc_id_versions", "parameters": _BY_ID},
+    "ReadVersion": {
+        "operationId": "get_documents_doc_id_versions_n",
+        "parameters": {**_BY_ID, "n": "$response.body#/version"},
+    },
+}
 
 
 def _operation(o: Operation) -> dict[str, Any]:
@@ -497,6 +522,12 @@ def _operation(o: Operation) -> dict[str, Any]:
     responses: dict[str, Any] = {str(o.ok): ok}
     if o.path == "/documents:batch":  # some items failed: each result says which
         responses["207"] = {**ok, "description": "Partly created"}
+    for status, description in o.also:
+        responses[str(status)] = {**(ok if status != 304 else {}), "description": description}
+    if o.schema == "Document":
+        for code in ("200", "201"):
+            if code in responses:
+                responses[code] = {**responses[code], "links": _DOCUMENT_LINKS}
     # an id that is not a valid document id is a 422 wherever one is taken
     invalid_id = [422] if "{doc_id}" in o.path and 422 not in o.errors else []
     for status in [*o.errors, *invalid_id, *([429, 503] if o.auth else [])]:

@@ -194,8 +194,23 @@ def make_etag(org: str, doc_id: str, version: int) -> str:
     return f'"{digest}"'
 
 
+_LIST_ITEM = re.compile(r'[ \t]*((?:W/)?"[^"]*"|[^,]*?)[ \t]*(?:,|$)')
+
+
 def _etag_list(header: str) -> list[str]:
-    return [part.strip() for part in header.split(",") if part.strip()]
+    """The members of a comma-separated list of entity tags.  A comma *inside* a
+    quoted tag is part of it (RFC 9110 allows it; splitting on every comma made a
+    valid tag a 400 — found by schemathesis); anything unquoted is one member."""
+    items: list[str] = []
+    pos = 0
+    while pos < len(header):
+        match = _LIST_ITEM.match(header, pos)
+        if match is None or match.end() == pos:
+            break
+        if match.group(1):
+            items.append(match.group(1))
+        pos = match.end()
+    return items
 
 
 _ENTITY_TAG = re.compile(r'(W/)?"[\x21\x23-\x7e\x80-\uffff]*"')

@@ -91,9 +91,12 @@ def _check_field(name: str) -> None:
 def _resolve(doc: Any, parts: list[str]) -> Any:
     """The value at ``parts`` in ``doc``, or ``_MISSING``."""
     try:
-        return jsonpointer.JsonPointer.from_parts(parts).resolve(doc)
+        found = jsonpointer.JsonPointer.from_parts(parts).resolve(doc)
     except (jsonpointer.JsonPointerException, KeyError, IndexError, TypeError):
         return _MISSING
+    # "-" names the position after an array's last element: nothing is there (a copy
+    # or move *from* it measured jsonpointer's marker object: a 500, found by hypothesis)
+    return _MISSING if isinstance(found, jsonpointer.EndOfList) else found
 
 
 def _sized(value: Any) -> int:

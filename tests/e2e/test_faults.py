@@ -9,7 +9,7 @@
   Retry-After, the server recovers without a restart, and every write that was
   acknowledged is there afterwards with at least its acknowledged version.
 
-Both servers are private (tests/faults.py): the machine's shared PostgreSQL
+Both servers are private (tests/faults/servers.py): the machine's shared PostgreSQL
 and Redis are never stopped.
 """
 
@@ -28,7 +28,7 @@ import pytest
 from tests.conftest import REDIS_URL, make_token
 from tests.e2e.conftest import Client, HttpResponse, LocalServer, server_env
 from tests.e2e.history import MERGE_PATCH, Load, lost_updates, stale_reads
-from tests.faults import PrivatePostgres, PrivateRedis
+from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.polling import poll
 
 pytestmark = pytest.mark.e2e

@@ -107,3 +107,20 @@ def test_org_with_a_colon_shares_nothing_over_http(base: str) -> None:
     r = colon.request("GET", "/documents/etag", headers={"If-None-Match": doc["etag"]})
     _problem(r, 404)
     assert json.loads(plain.request("GET", "/documents/y").body)["title"] == "x's"
+
+
+# -- found by schemathesis (issue 15) ---------------------------------------------------
+def test_no_token_is_a_401_before_anything_about_the_request(base: str) -> None:
+    """A malformed If-Match was answered (400, saying what is wrong with it) before the
+    missing token: an anonymous caller must learn nothing but 401."""
+    for method in ("DELETE", "PATCH", "PUT"):
+        r = Client(base).request(method, "/documents/x", {}, headers={"If-Match": ""})
+        _problem(r, 401)
+
+
+def test_an_etag_holding_a_comma_is_one_etag_over_http(base: str) -> None:
+    """RFC 9110 lets an entity tag hold a comma: a stale one is a 412, not a 400."""
+    api = _client(base)
+    api.request("PUT", "/documents/comma", {"title": "v1"})
+    r = api.request("DELETE", "/documents/comma", headers={"If-Match": '"a,b", W/"c"'})
+    _problem(r, 412)

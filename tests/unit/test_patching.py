@@ -79,3 +79,12 @@ def test_merge_patch_follows_rfc7396() -> None:
 def test_bad_merge_patches_are_rejected(patch: object) -> None:
     with pytest.raises(ValidationFailed):
         apply_patch(MERGE_PATCH, CURRENT, patch)
+
+
+def test_copy_or_move_from_the_end_of_an_array_is_a_422_not_a_crash() -> None:
+    """'/tags/-' names the position after the last element: nothing to copy (it was
+    measured as JSON, a TypeError and a 500; found by tests/unit/test_properties_patching.py)."""
+    current = {"title": "t", "tags": ["a"], "body": None, "metadata": {}}
+    for op in ("copy", "move"):
+        with pytest.raises(ValidationFailed, match="does not exist"):
+            apply_patch(JSON_PATCH, current, [{"op": op, "from": "/tags/-", "path": "/body"}])

@@ -1,4 +1,4 @@
-"""Private Redis and PostgreSQL servers that tests may kill and restart.
+"""Private Redis, PostgreSQL and search servers that tests may kill and restart.
 
 Never the machine's shared services: each runs on a free port from a temp
 directory and is stopped by the test that started it.
@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -139,3 +140,23 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateSearch:
+    """The in-memory OpenSearch-compatible server on a fixed free port: killed, it
+    comes back on the same port *empty* (as a real cluster that lost its data)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server: Any = None
+
+    def start(self) -> None:
+        from osmem_server import OsmemServer
+
+        self.server = OsmemServer.start(japanese=False, addr=f"127.0.0.1:{self.port}")
+
+    def kill(self) -> None:
+        if self.server is not None and self.server.process.poll() is None:
+            self.server.process.send_signal(signal.SIGKILL)
+            self.server.process.wait(5)

@@ -1,0 +1,48 @@
+"""The fault campaign: every registered fault, in turn, during a mixed load.
+
+For each fault (``registry.FAULTS``; the entries live in ``processes.py`` and
+``deliveries.py``): start a load in the fault's own org, wait until it runs,
+inject the fault (which brings the service back), check the load goes on
+after it, stop the load, and run the checks (``Campaign.verify``).  Statuses
+a client may see: 2xx, 404 (a read of a document its writer deleted), 412 (a
+write after an unknown outcome), and 503 only while PostgreSQL is down.
+``-s`` is not needed: the table of faults survived is in the terminal summary.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults import deliveries, processes  # noqa: F401 - they register the faults
+from tests.faults.registry import FAULTS, RESULTS, Fault, Survived
+from tests.faults.stack import Campaign
+from tests.polling import poll
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
+ALWAYS = {200, 201, 204, 404, 412}
+DURING = {"postgres: crash stop, restart": {503}}
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name.split(":")[0] for f in FAULTS])
+def test_fault_survived(campaign: Campaign, fault: Fault) -> None:
+    org = "f-" + fault.name.split(":")[0].replace(" ", "-")
+    started = time.monotonic()
+    load = campaign.load(org, seed=len(campaign.orgs))
+    try:
+        assert poll(lambda: load.acked_writes >= 10, timeout_s=30), "the load is running"
+        notes = fault.inject(campaign, load)
+        after = load.acked_writes
+        assert poll(lambda: load.acked_writes >= after + 10, timeout_s=60), (
+            "writes are acknowledged again after the fault"
+        )
+    finally:
+        load.finish()
+    campaign.keep(org, load)
+    seen = set(load.statuses)
+    assert seen <= ALWAYS | DURING.get(fault.name, set()), dict(load.statuses)
+    checked = campaign.verify()
+    statuses = " ".join(f"{s}x{n}" for s, n in sorted(load.statuses.items()))
+    seconds = round(time.monotonic() - started, 1)
+    RESULTS.append(Survived(fault, load.ops, len(load.acks), statuses, notes, seconds, checked))
