@@ -64,6 +64,7 @@ ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
 _DATA = (0, 1, 2)  # continuation, text and binary frames
 _MAX_HANDOVER = 1 << 17
 WRITE_BUFFER = 32 * 1024  # bytes written but not yet taken by the kernel: then queue
+REAP_CHECK_S, REAP_IDLE_S = 1.0, 30.0  # a closed-on client that reads nothing for 30 s: cut
 
 
 def _say(msg: str, **fields: Any) -> None:
@@ -164,7 +165,22 @@ class WsConnection:
         self.hub.conns.pop(self.id, None)
         self.proto.send_close(code, reason)
         self.flush()
-        self.hub.loop.call_later(10.0, self.writer.transport.abort)
+        self._reap(-1, 0)
+
+    def _reap(self, last: int, idle: int) -> None:
+        """After the close frame: drop the socket once the client read what was
+        written, or once it has read nothing for ``REAP_IDLE_S``."""
+        transport = self.writer.transport
+        pending = transport.get_write_buffer_size()
+        if pending == 0:  # all written (a closing transport then closes by itself)
+            if not transport.is_closing():
+                self.writer.close()
+            return
+        idle = idle + 1 if pending == last else 0
+        if idle * REAP_CHECK_S >= REAP_IDLE_S:
+            transport.abort()
+            return
+        self.hub.loop.call_later(REAP_CHECK_S, self._reap, pending, idle)
 
     async def send_loop(self) -> None:
         while not self.closing:
@@ -216,6 +232,8 @@ class Hub:
                 await self.event_stream(reader, writer, data, path)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except Exception as exc:  # one connection's bug must not go unnoticed, nor spread
+            _say("realtime connection failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         finally:
             if not writer.is_closing():
                 writer.close()

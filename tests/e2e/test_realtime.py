@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -154,18 +155,25 @@ def test_a_slow_client_is_cut_off_while_the_others_keep_receiving(rt_server: Loc
     with _ws(rt_server, token, sock=raw, max_queue=1) as slow, _ws(rt_server, token) as fast:
         _send(slow, action="subscribe", org=True)
         _send(fast, action="subscribe", org=True)
+        received: list[str] = []
+
+        def read_fast() -> None:  # the healthy client reads all along
+            while len(received) < wanted:
+                received.append(_next_change(fast)["id"])
+
+        wanted = 600
+        reader = threading.Thread(target=read_fast, daemon=True)
+        reader.start()
         body = {"documents": [{"title": f"bulk {i} " + "x" * 200} for i in range(100)]}
-        wanted = 0
-        for _ in range(6):  # more than its queue and socket buffers hold
+        for _ in range(wanted // 100):  # more than its queue and socket buffers hold
             r = api.request("POST", "/documents:batch", body)
             assert r.status in (200, 201, 207), r.body
-            wanted += 100
-        for _ in range(wanted):
-            _next_change(fast)  # every change reaches the fast client
         with pytest.raises(ConnectionClosed) as closed:
-            _drain(slow)
+            _drain(slow)  # what was written before the close, then the close
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
         assert "resume" in closed.value.rcvd.reason
+        reader.join(timeout=60)
+        assert len(set(received)) == wanted  # every change reached the fast client
 
 
 def _drain(ws: ClientConnection) -> None:

@@ -271,3 +271,20 @@ def test_the_lambda_path_answers_eventsource_with_one_batch(rt: Any) -> None:
     assert "event: caught-up" in later.text and doc["id"] not in later.text
     spec = api("GET", "/openapi.json").json()["paths"]["/changes"]["get"]
     assert "text/event-stream" in spec["responses"]["200"]["content"]
+
+
+def test_the_fan_out_handler_drains_on_nudges_and_on_the_schedule(rt: Any) -> None:
+    from devtools.events import LambdaContext
+    from functions.realtime import fanout_handler
+
+    org = _org()
+    _connect(rt, "c-handler", org, org=True)
+    Invoker(make_token(org=org))("POST", "/documents", {"title": "x"})
+    nudge = json.loads((EVENTS / "sqs_realtime_nudge.json").read_text())
+    sent = poll(
+        lambda: fanout_handler(nudge, LambdaContext.new())["frames"] or len(_posted("c-handler"))
+    )
+    assert sent >= 1 and len(_posted("c-handler")) == 1
+    schedule = json.loads((EVENTS / "scheduled_sweep.json").read_text())
+    result = fanout_handler(schedule, LambdaContext.new())
+    assert "lag_s" in result and "backlog" in result
