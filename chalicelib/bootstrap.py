@@ -273,7 +273,7 @@ class Container:
 
     def _drop_realtime_subscriptions(self, org: str, doc_id: str) -> None:
         """The purge's real-time hook: nobody stays subscribed to a purged document."""
-        self.realtime_registry.drop_document(org, doc_id)
+        self.realtime.drop_document(org, doc_id)
 
     @cached_property
     def object_purger(self) -> ObjectPurger:
