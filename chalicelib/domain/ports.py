@@ -59,8 +59,12 @@ class DocumentRepository(Protocol):
     def get(self, doc_id: str) -> Document | None:
         """The document, deleted or not; ``None`` when it never existed in this org."""
 
-    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
-        """Insert a new document with its version/outbox/audit rows; False if the id is taken.
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> int | None:
+        """Insert a new document with its version/outbox/audit rows; None if the id is taken.
+
+        Returns the version written: ``doc.version``, or above it when the id had
+        an earlier life that was purged (its versions keep counting above the
+        purge's, which the search index still holds as a delete).
 
         ``last``: nothing else follows in this transaction, so the adapter may
         send COMMIT with it (one round trip less); the transaction is then over."""

@@ -230,11 +230,14 @@ class DocumentService(DocumentUseCases):
         clear = replace(clear, visibility=visibility or "org")
         doc = self.pii.seal_document(clear)
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as tx:
-            if not tx.documents.insert(doc, who.change("create"), last=True):
+            written = tx.documents.insert(doc, who.change("create"), last=True)
+            if written is None:
                 earlier = self._earlier_attempt(tx.documents, clear) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
                 return self.pii.open_document(earlier)
+        # an id whose earlier life was purged counts on from there (the version floor)
+        doc, clear = replace(doc, version=written), replace(clear, version=written)
         self._publish(doc)
         return clear
 
@@ -289,8 +292,11 @@ class DocumentService(DocumentUseCases):
                 doc = self.pii.seal_document(
                     replace(self._new_document(who, change, doc_id), visibility=visibility or "org")
                 )
-                if not tx.documents.insert(doc, who.change("create"), last=True):
+                written = tx.documents.insert(doc, who.change("create"), last=True)
+                if written is None:
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
+                # an id reused after its purge counts on above the purged life's versions
+                doc = replace(doc, version=written)
                 created, fenced = True, True
             else:
                 if live:

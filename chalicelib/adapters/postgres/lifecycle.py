@@ -74,6 +74,14 @@ class PostgresPurgeStore:
                 "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, 'purge')",
                 (org, doc_id, version),
             )
+            # the index keeps that delete at this version: a later document at this id
+            # counts its versions above it (migration 0011; ``PostgresDocuments.insert``)
+            conn.execute(
+                "INSERT INTO document_version_floors (org, doc_id, version) VALUES (%s, %s, %s) "
+                "ON CONFLICT (org, doc_id) DO UPDATE SET set_at = now(), "
+                "version = greatest(document_version_floors.version, excluded.version)",
+                (org, doc_id, version),
+            )
             # the pseudonymous record: that it happened, by whom, how much; no title,
             # no content, no personal data; the chain trigger (migration 0009) links it
             conn.execute(
