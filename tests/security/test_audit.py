@@ -396,6 +396,53 @@ def test_an_export_contains_exactly_the_callers_data(services: Any, db_url: str)
     assert actions[:2] == ["export-ready", "export-requested"]
 
 
+def _export(services: Any, call: Invoker) -> tuple[dict[str, Any], str]:
+    """Start an export, run the worker, download the archive: (archive, raw text)."""
+    started = call("POST", "/me/export")
+    assert started.status == 202, started
+    assert services.personal_data.run_due() >= 1
+    status = call("GET", started.headers["location"]).json()
+    assert status["state"] == "ready", status
+    with urllib.request.urlopen(status["url"]) as resp:
+        raw = resp.read().decode()
+    return json.loads(raw), raw
+
+
+def test_an_export_opens_the_callers_personal_data_fields_and_no_one_elses(
+    services: Any, db_url: str
+) -> None:
+    """Personal-data fields are sealed in the table; the subject's own archive holds
+    them in clear (it is their data), never as envelopes, and holds no other user's
+    fields, not even of a document the subject may write."""
+    org = new_org()
+    alice, bob = api(org, "alice"), api(org, "bob")
+    mine = create(alice, "mine", metadata={"email": "alice@example.com", "team": "red"})["id"]
+    gone = create(alice, "gone", metadata={"phone": "+33 1 23 45 67 89"})["id"]
+    assert alice("DELETE", f"/documents/{gone}", headers={"If-Match": "*"}).status == 204
+    theirs = create(bob, "theirs", metadata={"email": "bob@example.com"})["id"]
+    admin_sql(
+        db_url,
+        "INSERT INTO document_grants (org, doc_id, grantee, role, granted_by) "
+        "VALUES (%s, %s, 'alice', 'writer', 'bob')",
+        org, theirs,
+    )  # fmt: skip
+    stored = admin_sql(db_url, "SELECT metadata::text AS m FROM documents WHERE org = %s", org)
+    assert all("example.com" not in r["m"] and "+33" not in r["m"] for r in stored)
+
+    archive, raw = _export(services, alice)
+    docs = {d["id"]: d for d in archive["documents"]}
+    assert set(docs) == {mine, gone}
+    assert docs[mine]["metadata"] == {"email": "alice@example.com", "team": "red"}
+    assert docs[gone]["metadata"] == {"phone": "+33 1 23 45 67 89"} and docs[gone]["deleted"]
+    assert '"$enc"' not in raw, "no sealed envelope in an archive"
+    assert "bob@example.com" not in raw
+
+    archive, raw = _export(services, bob)
+    assert [d["id"] for d in archive["documents"]] == [theirs]
+    assert archive["documents"][0]["metadata"] == {"email": "bob@example.com"}
+    assert "alice@example.com" not in raw and "+33" not in raw and '"$enc"' not in raw
+
+
 # ------------------------------------------------------------------ erasure
 def test_erasure_reassigns_scrubs_and_leaves_the_chain_verifiable(
     services: Any, db_url: str
