@@ -733,10 +733,13 @@ class PurgeStore(Protocol):
     def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
         """(org, id) of documents deleted before ``cutoff`` (ids only, every org)."""
 
-    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+    def purge(
+        self, org: str, doc_id: str, cutoff: datetime, *, request_id: str | None = None
+    ) -> PurgeTask | None:
         """One transaction of ``org``: remove the document, its versions, text,
         uploads and grants; record a purge task, a 'purge' outbox row and the
-        pseudonymous audit row.  None if it is no longer due (restored, reused)."""
+        pseudonymous audit row (the version before and after, and ``request_id``:
+        the run's id).  None if it is no longer due (restored, reused)."""
 
     def pending(self, limit: int) -> list[PurgeTask]:
         """Purge tasks whose outside traces are not all removed yet (every org)."""
