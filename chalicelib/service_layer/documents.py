@@ -243,8 +243,12 @@ class DocumentService(DocumentUseCases):
 
     def _earlier_attempt(self, repo: DocumentRepository, doc: Document) -> Document | None:
         current = repo.get(doc.id)
+        if current is None or current.owner != doc.owner or current.deleted:
+            return None
         first = repo.get_version(doc.id, 1)
-        if current is None or first is None or current.owner != doc.owner or current.deleted:
+        if first is None or first.created_at < current.created_at:
+            first = self._first_version(repo, current)  # an id reused after its purge
+        if first is None:
             return None
         metadata = self.pii.open(doc.org, doc.id, first.metadata)
         same = (first.title, first.body, first.tags, metadata) == (
@@ -255,6 +259,20 @@ class DocumentService(DocumentUseCases):
                 "This Idempotency-Key was already used to create a different document."
             )
         return current
+
+    @staticmethod
+    def _first_version(repo: DocumentRepository, current: Document) -> VersionRecord | None:
+        """The first version of the document's current life: an id reused after its
+        purge starts above the purged life's versions (the version floor), not at 1."""
+        first, before = None, None
+        while True:
+            page = repo.list_versions(current.id, limit=100, before=before)
+            life = [v for v in page if v.created_at >= current.created_at]
+            if life:
+                first = life[-1]
+            if len(page) < 100 or len(life) < len(page):
+                return first
+            before = page[-1].version
 
     @retry_transient()
     def put(

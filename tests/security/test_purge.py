@@ -333,3 +333,21 @@ def test_an_id_reused_after_its_purge_is_searchable(c: Any) -> None:
     assert seen["n"] == 0
     r = _api(other)("PUT", f"/documents/{doc_id}", {"title": "other org"})
     assert r.status == 201 and r.json()["version"] == 1
+
+
+def test_a_replayed_create_at_an_id_reused_after_its_purge_is_recognised(c: Any) -> None:
+    """An Idempotency-Key's create replayed (its stored answer lost) finds its own
+    first version although the id's new life does not start at version 1."""
+    from chalicelib.domain.principal import Principal
+
+    org = f"purge-{uuid.uuid4().hex[:8]}"
+    who = Principal("alice", org, frozenset({"writer"}))
+    doc_id = f"idem-{uuid.uuid4().hex[:8]}"
+    c.documents.create(who, {"title": "first life"}, doc_id=doc_id, replay=True)
+    _delete(_api(org), {"id": doc_id})
+    _age(c, org, doc_id, 31)
+    assert c.purge.run().purged == 1
+    made = c.documents.create(who, {"title": "second life"}, doc_id=doc_id, replay=True)
+    assert made.version == 4  # above the purge's version (3)
+    again = c.documents.create(who, {"title": "second life"}, doc_id=doc_id, replay=True)
+    assert (again.id, again.version, again.title) == (doc_id, 4, "second life")

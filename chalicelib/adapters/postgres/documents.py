@@ -176,12 +176,12 @@ class PostgresDocuments:
         ).fetchall()
 
     def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
-        cur = self.tx.conn.cursor(row_factory=class_row(VersionRecord))
-        return cur.execute(
+        return self.tx.fetchall(  # also after a lost insert (a replayed create reads)
+            class_row(VersionRecord),
             f"SELECT {_VERSION_COLUMNS} FROM document_versions WHERE org = %s AND id = %s "
             "AND version < %s ORDER BY version DESC LIMIT %s",
             (self.org, doc_id, before if before is not None else 2**62, limit),
-        ).fetchall()
+        )
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
         return self.tx.fetchone(
