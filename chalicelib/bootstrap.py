@@ -234,6 +234,7 @@ class Container:
             PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
             archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
             pii_fields=s.pii_fields, url_expiry_s=s.export_url_expiry_s,
+            pii=self.pii,  # the archive holds the subject's personal-data fields in clear
         )  # fmt: skip
 
     # -- personal data and purge (gdpr) ----------------------------------------------

@@ -29,7 +29,7 @@ class PurgeIncomplete(RuntimeError):
 
 @lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = bootstrap.container().purge.run()
+    report = bootstrap.container().purge.run(request_id=context.aws_request_id)
     result = report.as_dict()
     logger.info("purge done", extra=result)
     if report.failed:

@@ -59,8 +59,12 @@ class DocumentRepository(Protocol):
     def get(self, doc_id: str) -> Document | None:
         """The document, deleted or not; ``None`` when it never existed in this org."""
 
-    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
-        """Insert a new document with its version/outbox/audit rows; False if the id is taken.
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> int | None:
+        """Insert a new document with its version/outbox/audit rows; None if the id is taken.
+
+        Returns the version written: ``doc.version``, or above it when the id had
+        an earlier life that was purged (its versions keep counting above the
+        purge's, which the search index still holds as a delete).
 
         ``last``: nothing else follows in this transaction, so the adapter may
         send COMMIT with it (one round trip less); the transaction is then over."""
@@ -729,10 +733,13 @@ class PurgeStore(Protocol):
     def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
         """(org, id) of documents deleted before ``cutoff`` (ids only, every org)."""
 
-    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+    def purge(
+        self, org: str, doc_id: str, cutoff: datetime, *, request_id: str | None = None
+    ) -> PurgeTask | None:
         """One transaction of ``org``: remove the document, its versions, text,
         uploads and grants; record a purge task, a 'purge' outbox row and the
-        pseudonymous audit row.  None if it is no longer due (restored, reused)."""
+        pseudonymous audit row (the version before and after, and ``request_id``:
+        the run's id).  None if it is no longer due (restored, reused)."""
 
     def pending(self, limit: int) -> list[PurgeTask]:
         """Purge tasks whose outside traces are not all removed yet (every org)."""

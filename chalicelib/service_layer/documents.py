@@ -230,18 +230,25 @@ class DocumentService(DocumentUseCases):
         clear = replace(clear, visibility=visibility or "org")
         doc = self.pii.seal_document(clear)
         with self.uow.transaction(who.org, prefetch=doc.id if replay else None) as tx:
-            if not tx.documents.insert(doc, who.change("create"), last=True):
+            written = tx.documents.insert(doc, who.change("create"), last=True)
+            if written is None:
                 earlier = self._earlier_attempt(tx.documents, clear) if replay else None
                 if earlier is None:
                     raise PreconditionFailed(f"Document {doc.id!r} already exists.")
                 return self.pii.open_document(earlier)
+        # an id whose earlier life was purged counts on from there (the version floor)
+        doc, clear = replace(doc, version=written), replace(clear, version=written)
         self._publish(doc)
         return clear
 
     def _earlier_attempt(self, repo: DocumentRepository, doc: Document) -> Document | None:
         current = repo.get(doc.id)
+        if current is None or current.owner != doc.owner or current.deleted:
+            return None
         first = repo.get_version(doc.id, 1)
-        if current is None or first is None or current.owner != doc.owner or current.deleted:
+        if first is None or first.created_at < current.created_at:
+            first = self._first_version(repo, current)  # an id reused after its purge
+        if first is None:
             return None
         metadata = self.pii.open(doc.org, doc.id, first.metadata)
         same = (first.title, first.body, first.tags, metadata) == (
@@ -252,6 +259,20 @@ class DocumentService(DocumentUseCases):
                 "This Idempotency-Key was already used to create a different document."
             )
         return current
+
+    @staticmethod
+    def _first_version(repo: DocumentRepository, current: Document) -> VersionRecord | None:
+        """The first version of the document's current life: an id reused after its
+        purge starts above the purged life's versions (the version floor), not at 1."""
+        first, before = None, None
+        while True:
+            page = repo.list_versions(current.id, limit=100, before=before)
+            life = [v for v in page if v.created_at >= current.created_at]
+            if life:
+                first = life[-1]
+            if len(page) < 100 or len(life) < len(page):
+                return first
+            before = page[-1].version
 
     @retry_transient()
     def put(
@@ -289,8 +310,11 @@ class DocumentService(DocumentUseCases):
                 doc = self.pii.seal_document(
                     replace(self._new_document(who, change, doc_id), visibility=visibility or "org")
                 )
-                if not tx.documents.insert(doc, who.change("create"), last=True):
+                written = tx.documents.insert(doc, who.change("create"), last=True)
+                if written is None:
                     raise PreconditionFailed(f"Document {doc_id!r} was created concurrently.")
+                # an id reused after its purge counts on above the purged life's versions
+                doc = replace(doc, version=written)
                 created, fenced = True, True
             else:
                 if live:

@@ -35,6 +35,7 @@ from chalicelib.domain.ports import (
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence
+from chalicelib.service_layer.pii_fields import PersonalData as PiiFields
 from chalicelib.service_layer.retry import retry_transient
 
 ARCHIVE_FORMAT = "docs-personal-data-export/1"
@@ -93,6 +94,7 @@ class PersonalDataService:
         pii_fields: tuple[str, ...] = (),
         url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
+        pii: PiiFields | None = None,
     ) -> None:
         self.jobs = jobs
         self.personal = personal
@@ -102,6 +104,8 @@ class PersonalDataService:
         self.pii_fields = pii_fields
         self.url_expiry_s = url_expiry_s
         self._clock = clock or (lambda: datetime.now(UTC))
+        # the sealed personal-data fields, opened for their subject in the archive
+        self.pii = pii or PiiFields()
 
     # ------------------------------------------------------------------ export
     @retry_transient()
@@ -144,6 +148,7 @@ class PersonalDataService:
             return
         try:
             data = self.personal.collect(org, job.requested_by)
+            data["documents"] = [self._opened(org, d) for d in data.get("documents", [])]
             archive = {
                 "format": ARCHIVE_FORMAT, "org": org, "subject": job.requested_by,
                 "job": job.id, "generated_at": iso_z(self._clock()), **data,
@@ -155,6 +160,14 @@ class PersonalDataService:
             self.jobs.finish(org, job_id, state="failed", key=None, error=type(exc).__name__)
             raise
         self.jobs.finish(org, job_id, state="ready", key=key, error=None)
+
+    def _opened(self, org: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """A document of the archive with its personal-data fields in clear: the
+        subject owns it and the archive is theirs (an access request gets the data
+        itself, not the envelope the database keeps).  Only the requester can fetch
+        the archive (a presigned URL on their own job)."""
+        metadata = self.pii.open(org, str(doc.get("id")), doc.get("metadata"))
+        return doc if metadata is doc.get("metadata") else {**doc, "metadata": metadata}
 
     # ----------------------------------------------------------------- erasure
     def erase(self, who: Principal, user: str, body: Any) -> dict[str, Any]:

@@ -32,6 +32,7 @@ gone).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,15 +87,18 @@ class Purge:
         self.batch_size = batch_size
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def run(self) -> PurgeReport:
+    def run(self, request_id: str | None = None) -> PurgeReport:
         """One bounded run: finish leftover tasks, purge up to ``batch_size``
-        documents past the window, finish their tasks."""
+        documents past the window, finish their tasks.  ``request_id`` (the Lambda
+        invocation's id; a new one otherwise) goes in each purge's audit row, as a
+        request's id does for an API write: it ties the rows of one run together."""
+        request_id = request_id or f"purge-{uuid.uuid4()}"
         report = PurgeReport()
         for task in self.store.pending(self.batch_size):  # a crashed run's leftovers
             self._finish(task, report)
         cutoff = self._clock() - self.retention
         for org, doc_id in self.store.due(cutoff, self.batch_size):
-            purged = self.store.purge(org, doc_id, cutoff)
+            purged = self.store.purge(org, doc_id, cutoff, request_id=request_id)
             if purged is None:
                 report.skipped += 1
                 continue

@@ -377,6 +377,53 @@ def test_an_export_contains_exactly_the_callers_data(services: Any, db_url: str)
     assert actions[:2] == ["export-ready", "export-requested"]
 
 
+def _export(services: Any, call: Invoker) -> tuple[dict[str, Any], str]:
+    """Start an export, run the worker, download the archive: (archive, raw text)."""
+    started = call("POST", "/me/export")
+    assert started.status == 202, started
+    assert services.personal_data.run_due() >= 1
+    status = call("GET", started.headers["location"]).json()
+    assert status["state"] == "ready", status
+    with urllib.request.urlopen(status["url"]) as resp:
+        raw = resp.read().decode()
+    return json.loads(raw), raw
+
+
+def test_an_export_opens_the_callers_personal_data_fields_and_no_one_elses(
+    services: Any, db_url: str
+) -> None:
+    """Personal-data fields are sealed in the table; the subject's own archive holds
+    them in clear (it is their data), never as envelopes, and holds no other user's
+    fields, not even of a document the subject may write."""
+    org = new_org()
+    alice, bob = api(org, "alice"), api(org, "bob")
+    mine = create(alice, "mine", metadata={"email": "alice@example.com", "team": "red"})["id"]
+    gone = create(alice, "gone", metadata={"phone": "+33 1 23 45 67 89"})["id"]
+    assert alice("DELETE", f"/documents/{gone}", headers={"If-Match": "*"}).status == 204
+    theirs = create(bob, "theirs", metadata={"email": "bob@example.com"})["id"]
+    admin_sql(
+        db_url,
+        "INSERT INTO document_grants (org, doc_id, grantee, role, granted_by) "
+        "VALUES (%s, %s, 'alice', 'writer', 'bob')",
+        org, theirs,
+    )  # fmt: skip
+    stored = admin_sql(db_url, "SELECT metadata::text AS m FROM documents WHERE org = %s", org)
+    assert all("example.com" not in r["m"] and "+33" not in r["m"] for r in stored)
+
+    archive, raw = _export(services, alice)
+    docs = {d["id"]: d for d in archive["documents"]}
+    assert set(docs) == {mine, gone}
+    assert docs[mine]["metadata"] == {"email": "alice@example.com", "team": "red"}
+    assert docs[gone]["metadata"] == {"phone": "+33 1 23 45 67 89"} and docs[gone]["deleted"]
+    assert '"$enc"' not in raw, "no sealed envelope in an archive"
+    assert "bob@example.com" not in raw
+
+    archive, raw = _export(services, bob)
+    assert [d["id"] for d in archive["documents"]] == [theirs]
+    assert archive["documents"][0]["metadata"] == {"email": "bob@example.com"}
+    assert "alice@example.com" not in raw and "+33" not in raw and '"$enc"' not in raw
+
+
 # ------------------------------------------------------------------ erasure
 def test_erasure_reassigns_scrubs_and_leaves_the_chain_verifiable(
     services: Any, db_url: str
@@ -549,3 +596,106 @@ def test_a_chain_rewritten_consistently_by_the_owner_differs_from_the_exports(
     assert services.audit.verify_org(org).ok, "consistent on its own"
     report = services.audit.verify_org(org, against_exports=True)
     assert not report.ok and report.broken_at == 5 and "exported" in (report.reason or "")
+
+
+# ------------------------------------------------------------------ coverage
+# Every action issue 14 names, and what its row must say: who acted, and for a
+# document action the version before and after.  ``source`` says which request id
+# the row carries: "http" (the server's id of the API call, echoed as
+# X-Request-Id), "job" (the id of the request that started the export), "run"
+# (the scheduled purge run's id).
+AUDITED = [
+    # action                 actor     prev  after source
+    ("create",               "alice",  None, 1,    "http"),
+    ("replace",              "alice",  1,    2,    "http"),
+    ("change",               "alice",  2,    3,    "http"),
+    ("restore-version:1",    "alice",  3,    4,    "http"),
+    ("grant.put",            "alice",  4,    5,    "http"),
+    ("grant.delete",         "alice",  5,    6,    "http"),
+    ("visibility.change",    "alice",  6,    7,    "http"),
+    ("delete",               "alice",  7,    8,    "http"),
+    ("restore",              "root",   8,    9,    "http"),
+    ("export-requested",     "alice",  None, None, "http"),
+    ("export-ready",         "alice",  None, None, "job"),
+    ("erasure-delete",       "root",   1,    2,    "http"),
+    ("erasure",              "root",   None, None, "http"),
+    ("purge",                "system", 2,    3,    "run"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def audited(services: Any, db_url: str) -> dict[str, Any]:
+    """One org where each action of ``AUDITED`` happened once: its rows by action,
+    and the request ids they should carry."""
+    org = new_org()
+    alice, root = api(org, "alice"), api(org, "root", "admin")
+    ids: dict[str, str] = {}
+
+    def call(who: Invoker, action: str, method: str, path: str, body: Any = None,
+             **headers: str) -> Response:  # fmt: skip
+        r = who(method, path, body, headers={"If-Match": "*", **headers})
+        assert r.status < 300, (action, r)
+        ids[action] = r.headers["x-request-id"]
+        return r
+
+    doc = call(alice, "create", "POST", "/documents", {"title": "t1"}).json()["id"]
+    path = f"/documents/{doc}"
+    call(alice, "replace", "PUT", path, {"title": "t2"})
+    call(alice, "change", "PATCH", path, {"title": "t3"},
+         **{"Content-Type": "application/merge-patch+json"})  # fmt: skip
+    call(alice, "restore-version:1", "POST", f"{path}/versions/1/restore")
+    call(alice, "grant.put", "PUT", f"{path}/grants/bob", {"role": "reader"})
+    call(alice, "grant.delete", "DELETE", f"{path}/grants/bob")
+    call(alice, "visibility.change", "PUT", f"{path}/visibility", {"visibility": "private"})
+    call(alice, "delete", "DELETE", path)
+    call(root, "restore", "POST", f"{path}/restore")
+    job = call(alice, "export-requested", "POST", "/me/export").json()["id"]
+    assert services.personal_data.run_due() >= 1
+    create(api(org, "carol"), "carol's")
+    call(root, "erasure-delete", "POST", "/users/carol/erasure", {"documents": "delete"})
+    ids["erasure"] = ids["erasure-delete"]
+    # purge: a document deleted (version 2) past the restore window
+    old = create(alice, "old")["id"]
+    assert alice("DELETE", f"/documents/{old}", headers={"If-Match": "*"}).status == 204
+    admin_sql(db_url, "UPDATE documents SET deleted_at = now() - interval '40 days' "
+                      "WHERE org = %s AND id = %s", org, old)  # fmt: skip
+    run = f"purge-run-{uuid.uuid4().hex[:8]}"
+    assert services.purge.run(request_id=run).purged >= 1
+    ids["run"] = run
+
+    rows = admin_sql(
+        db_url,
+        "SELECT a.action, coalesce(m.user_id, a.actor) AS actor, a.doc_id, a.prev_version, "
+        "a.version, a.request_id, a.details FROM audit_log a LEFT JOIN audit_actors m "
+        "ON (m.org, m.pseudonym) = (a.org, a.actor) WHERE a.org = %s ORDER BY a.chain_seq",
+        org,
+    )
+    by_action: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_action.setdefault(row["action"], []).append(row)
+    assert services.audit.verify_org(org).ok
+    return {"rows": by_action, "ids": ids, "doc": doc, "old": old, "job": job}
+
+
+@pytest.mark.parametrize(("action", "actor", "prev", "after", "source"), AUDITED)
+def test_every_action_is_audited_with_actor_request_id_and_versions(
+    audited: dict[str, Any], action: str, actor: str, prev: int | None, after: int | None,
+    source: str,
+) -> None:  # fmt: skip
+    rows = audited["rows"].get(action, [])
+    if action in ("create", "delete"):  # carol's and the purged document's are not the case
+        rows = [r for r in rows if r["doc_id"] == audited["doc"]]
+    assert len(rows) == 1, (action, rows)
+    row = rows[0]
+    # erasure rows name the subject's pseudonym only: their actor is the admin
+    assert row["actor"] == actor, row
+    assert (row["prev_version"], row["version"]) == (prev, after), row
+    ids = audited["ids"]
+    expected = {"http": ids.get(action), "job": ids["export-requested"], "run": ids["run"]}
+    assert row["request_id"] == expected[source], row
+    if after is not None:
+        assert row["doc_id"] is not None
+    if action == "purge":
+        assert row["doc_id"] == audited["old"]
+    if action.startswith("export"):
+        assert row["details"]["job"] == audited["job"]

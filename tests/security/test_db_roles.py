@@ -64,6 +64,7 @@ INSERT INTO export_jobs (org, id, requested_by) VALUES (%(org)s, 'j1', 'alice');
 INSERT INTO audit_exports (org, period_start, period_end, object_key, sha256, rows)
   VALUES (%(org)s, '2026-01-01', '2026-01-02', 'audit/k', 'ab', 1);
 INSERT INTO document_purges (org, doc_id, keys) VALUES (%(org)s, 'd0', '{"content/k"}');
+INSERT INTO document_version_floors (org, doc_id, version) VALUES (%(org)s, 'd0', 3);
 """
 
 

@@ -211,7 +211,7 @@ def test_a_purge_leaves_nothing_behind_and_spares_the_window(c: Any) -> None:
     again = c.purge.run()
     assert (again.purged, again.finished, again.failed) == (0, 0, 0)
     r = api("PUT", f"/documents/{old['id']}", {"title": "a new life"})
-    assert r.status == 201 and r.json()["version"] == 1
+    assert r.status == 201 and r.json()["version"] == old["version"] + 3  # above the purge
 
 
 class FlakyObjects:
@@ -279,3 +279,75 @@ def test_the_database_refuses_to_purge_what_is_not_due(c: Any) -> None:
         tx.conn.execute("DELETE FROM document_versions WHERE org = %s", (org,))
     assert _rows(c, org, live["id"])["documents"] == 1
     assert _rows(c, org, gone["id"])["document_versions"] == 2
+
+
+def test_an_id_reused_after_its_purge_is_searchable(c: Any) -> None:
+    """The index holds the purge's delete at a version above the purged life's last
+    one: the id's new life keeps counting above it, or the index would refuse its
+    writes as older than the delete (and the new document would never be found)."""
+    from tests.conftest import post_search
+
+    org = f"purge-{uuid.uuid4().hex[:8]}"
+    api = _api(org)
+    doc_id = f"reused-{uuid.uuid4().hex[:8]}"
+    r = api("PUT", f"/documents/{doc_id}", {"title": "first life"})
+    assert r.status == 201
+    for n in (2, 3):
+        r = api("PUT", f"/documents/{doc_id}", {"title": f"first life {n}"},
+                headers={"If-Match": r.json()["etag"]})  # fmt: skip
+        assert r.status == 200, r
+    _delete(api, {"id": doc_id})  # version 4
+    _age(c, org, doc_id, 31)
+    sync_search(c)
+    assert c.purge.run().purged == 1  # the index deletes at version 5
+    sync_search(c)
+    r = api("PUT", f"/documents/{doc_id}", {"title": "second life"})
+    assert r.status == 201, r
+    created = r.json()
+    sync_search(c)
+    hits = post_search(api, q="second")["hits"]
+    assert [h["id"] for h in hits] == [doc_id]
+    assert created["version"] == 6  # above the purge's delete
+    assert api("GET", f"/documents/{doc_id}").json()["etag"] == created["etag"]
+    versions = api("GET", f"/documents/{doc_id}/versions").json()["items"]
+    assert [v["version"] for v in versions] == [6]  # the new life's history only
+    r = api("PUT", f"/documents/{doc_id}", {"title": "second life, edited"},
+            headers={"If-Match": created["etag"]})  # fmt: skip
+    assert r.status == 200 and r.json()["version"] == 7
+    sync_search(c)
+    hits = post_search(api, q="edited")["hits"]
+    assert [h["id"] for h in hits] == [doc_id]
+
+    # the floor: the purge's version, kept with the org's rows
+    with admin_connection(c) as conn:
+        floor = conn.execute(
+            "SELECT version FROM document_version_floors WHERE org = %s AND doc_id = %s",
+            (org, doc_id),
+        ).fetchone()
+    assert floor is not None and floor["version"] == 5
+
+    # the floor is the org's own: another org sees none of it, and starts at 1
+    other = f"purge-{uuid.uuid4().hex[:8]}"
+    with c.uow.transaction(other) as tx:
+        seen = tx.conn.execute("SELECT count(*) AS n FROM document_version_floors").fetchone()
+    assert seen["n"] == 0
+    r = _api(other)("PUT", f"/documents/{doc_id}", {"title": "other org"})
+    assert r.status == 201 and r.json()["version"] == 1
+
+
+def test_a_replayed_create_at_an_id_reused_after_its_purge_is_recognised(c: Any) -> None:
+    """An Idempotency-Key's create replayed (its stored answer lost) finds its own
+    first version although the id's new life does not start at version 1."""
+    from chalicelib.domain.principal import Principal
+
+    org = f"purge-{uuid.uuid4().hex[:8]}"
+    who = Principal("alice", org, frozenset({"writer"}))
+    doc_id = f"idem-{uuid.uuid4().hex[:8]}"
+    c.documents.create(who, {"title": "first life"}, doc_id=doc_id, replay=True)
+    _delete(_api(org), {"id": doc_id})
+    _age(c, org, doc_id, 31)
+    assert c.purge.run().purged == 1
+    made = c.documents.create(who, {"title": "second life"}, doc_id=doc_id, replay=True)
+    assert made.version == 4  # above the purge's version (3)
+    again = c.documents.create(who, {"title": "second life"}, doc_id=doc_id, replay=True)
+    assert (again.id, again.version, again.title) == (doc_id, 4, "second life")

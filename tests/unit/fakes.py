@@ -56,12 +56,12 @@ class FakeDocuments:
     def get(self, doc_id: str) -> Document | None:
         return self.store.pending.get((self.org, doc_id)) or self.store.docs.get((self.org, doc_id))
 
-    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> int | None:
         if (self.org, doc.id) in self.store.docs:
-            return False
+            return None
         self.store.pending[(self.org, doc.id)] = doc
         self._record(doc, change.action, change.actor)
-        return True
+        return doc.version
 
     def update(
         self, doc: Document, change: Change, *, expected_version: int, last: bool = False

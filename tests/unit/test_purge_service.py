@@ -26,7 +26,9 @@ class Store:
         self.cutoffs.append(cutoff)
         return self.due_docs[:limit]
 
-    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+    def purge(
+        self, org: str, doc_id: str, cutoff: datetime, *, request_id: str | None = None
+    ) -> PurgeTask | None:
         if doc_id == "restored":
             return None
         self.log.append(f"db:{doc_id}")

@@ -60,11 +60,16 @@ class PostgresDocuments:
             (self.org, doc_id),
         )
 
-    def insert(self, doc: Document, change: Change, *, last: bool = False) -> bool:
+    def insert(self, doc: Document, change: Change, *, last: bool = False) -> int | None:
+        """The version written: the document's own, raised above the id's version
+        floor when the id had an earlier, purged life (migration 0011), so the new
+        life counts above the purge's delete held by the search index."""
         return self._write(
             "INSERT INTO documents (org, id, title, body, tags, metadata, version, owner, "
             "created_at, updated_at, deleted_at, content, visibility) VALUES (%(org)s, %(id)s, "
-            "%(title)s, %(body)s, %(tags)s, %(metadata)s, %(version)s, %(owner)s, "
+            "%(title)s, %(body)s, %(tags)s, %(metadata)s, %(version)s + coalesce((SELECT "
+            "f.version FROM document_version_floors f WHERE f.org = %(org)s "
+            "AND f.doc_id = %(id)s), 0), %(owner)s, "
             "%(created_at)s, %(updated_at)s, %(deleted_at)s, %(content)s, %(visibility)s) "
             "ON CONFLICT (org, id) DO NOTHING",
             doc,
@@ -76,7 +81,7 @@ class PostgresDocuments:
     def update(
         self, doc: Document, change: Change, *, expected_version: int, last: bool = False
     ) -> bool:
-        return self._write(
+        written = self._write(
             "UPDATE documents SET title = %(title)s, body = %(body)s, tags = %(tags)s, "
             "metadata = %(metadata)s, version = %(version)s, owner = %(owner)s, "
             "created_at = %(created_at)s, updated_at = %(updated_at)s, "
@@ -87,6 +92,7 @@ class PostgresDocuments:
             expected_version=expected_version,
             last=last,
         )
+        return written is not None
 
     def _write(
         self,
@@ -96,8 +102,9 @@ class PostgresDocuments:
         *,
         expected_version: int | None,
         last: bool = False,
-    ) -> bool:
-        """The row change, its version row, outbox row and audit row: one statement.
+    ) -> int | None:
+        """The row change, its version row, outbox row and audit row: one statement;
+        the version written, or None.
 
         Data-modifying CTEs run together and read the changed row from
         ``RETURNING``; when the row did not change (id taken, or not at the
@@ -143,7 +150,7 @@ class PostgresDocuments:
         ).fetchone()
         if last:
             self.tx.committed = True
-        return row is not None
+        return None if row is None else int(row["version"])
 
     def list_documents(
         self, *, limit: int, after: ListCursor | None, tag: str | None, viewer: Viewer | None = None
@@ -169,12 +176,12 @@ class PostgresDocuments:
         ).fetchall()
 
     def list_versions(self, doc_id: str, *, limit: int, before: int | None) -> list[VersionRecord]:
-        cur = self.tx.conn.cursor(row_factory=class_row(VersionRecord))
-        return cur.execute(
+        return self.tx.fetchall(  # also after a lost insert (a replayed create reads)
+            class_row(VersionRecord),
             f"SELECT {_VERSION_COLUMNS} FROM document_versions WHERE org = %s AND id = %s "
             "AND version < %s ORDER BY version DESC LIMIT %s",
             (self.org, doc_id, before if before is not None else 2**62, limit),
-        ).fetchall()
+        )
 
     def get_version(self, doc_id: str, version: int) -> VersionRecord | None:
         return self.tx.fetchone(

@@ -41,7 +41,9 @@ class PostgresPurgeStore:
             ).fetchall()
         return [(r["org"], r["id"]) for r in rows]
 
-    def purge(self, org: str, doc_id: str, cutoff: datetime) -> PurgeTask | None:
+    def purge(
+        self, org: str, doc_id: str, cutoff: datetime, *, request_id: str | None = None
+    ) -> PurgeTask | None:
         with self.uow.transaction(org) as tx:
             conn = tx.conn
             doc = conn.execute(
@@ -74,12 +76,20 @@ class PostgresPurgeStore:
                 "INSERT INTO outbox (org, doc_id, version, op) VALUES (%s, %s, %s, 'purge')",
                 (org, doc_id, version),
             )
+            # the index keeps that delete at this version: a later document at this id
+            # counts its versions above it (migration 0011; ``PostgresDocuments.insert``)
+            conn.execute(
+                "INSERT INTO document_version_floors (org, doc_id, version) VALUES (%s, %s, %s) "
+                "ON CONFLICT (org, doc_id) DO UPDATE SET set_at = now(), "
+                "version = greatest(document_version_floors.version, excluded.version)",
+                (org, doc_id, version),
+            )
             # the pseudonymous record: that it happened, by whom, how much; no title,
             # no content, no personal data; the chain trigger (migration 0009) links it
             conn.execute(
-                "INSERT INTO audit_log (org, actor, action, doc_id, version, details) "
-                "VALUES (%s, %s, 'purge', %s, %s, %s)",
-                (org, PURGE_ACTOR, doc_id, version,
+                "INSERT INTO audit_log (org, actor, action, doc_id, version, prev_version, "
+                "request_id, details) VALUES (%s, %s, 'purge', %s, %s, %s, %s, %s)",
+                (org, PURGE_ACTOR, doc_id, version, int(doc["version"]), request_id,
                  Jsonb({"versions": int(removed["n"]), "objects": len(keys)})),
             )  # fmt: skip
         return PurgeTask(int(task["id"]), org, doc_id, keys, version=version)

@@ -217,12 +217,14 @@ class PostgresExportJobs:
             row = tx.conn.execute(
                 "UPDATE export_jobs SET state = %s, object_key = %s, error = %s, "
                 "attempts = attempts + 1, finished_at = now() "
-                "WHERE org = %s AND id = %s AND state = 'pending' RETURNING requested_by",
+                "WHERE org = %s AND id = %s AND state = 'pending' "
+                "RETURNING requested_by, request_id",
                 (state, key, error, org, job_id),
             ).fetchone()
-            if row is not None:  # the export is audited as the requester's
+            if row is not None:  # the export is audited as the requester's, under the
+                # id of the request that started it (the worker serves no request)
                 entry = AuditEntry(
-                    f"export-{state}", str(row["requested_by"]),
+                    f"export-{state}", str(row["requested_by"]), request_id=row["request_id"],
                     details={"job": job_id, **({"error": error} if error else {})},
                 )  # fmt: skip
                 tx.conn.execute(INSERT_AUDIT, audit_params(org, entry))

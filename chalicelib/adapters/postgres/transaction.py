@@ -70,9 +70,23 @@ class PostgresTransaction:
         in the same single round trip: outside one the login can read nothing."""
         if not self.committed:
             return self.conn.cursor(row_factory=rows).execute(query, params).fetchone()
+        return after_begin(self._read_after_commit(rows, query, params))
+
+    def fetchall(self, rows: RowFactory[T], query: str, params: tuple[Any, ...]) -> list[T]:
+        """Every row; like ``fetchone`` after the transaction's COMMIT went out."""
+        if not self.committed:
+            return self.conn.cursor(row_factory=rows).execute(query, params).fetchall()
+        cur = self._read_after_commit(rows, query, params)
+        cur.nextset()  # past BEGIN's (empty) result
+        cur.nextset()  # past the settings row
+        return cur.fetchall()
+
+    def _read_after_commit(
+        self, rows: RowFactory[T], query: str, params: tuple[Any, ...]
+    ) -> psycopg.Cursor[T]:
         if self.begin is None:
             raise RuntimeError("this transaction is over")
         cur = psycopg.ClientCursor(self.conn, row_factory=rows)
         read = sql.SQL(cur.mogrify(query, params))
         cur.execute(sql.Composed([self.begin(), sql.SQL("; "), read, sql.SQL("; COMMIT")]))
-        return after_begin(cur)
+        return cur

@@ -350,7 +350,8 @@ class RedisCache:
         a body), its validator, and every list page of its org (the generation
         moves on; old pages expire within the list TTL and are unreachable at once).
         A purge deletes rather than stores a tombstone: the document no longer
-        exists, and an id reused later starts again at version 1."""
+        exists, and an id reused later counts on above the purge's version (its
+        version floor, migration 0011), so nothing older can shadow it."""
         if not self.enabled:
             return True
 
