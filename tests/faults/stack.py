@@ -20,6 +20,7 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -38,6 +39,7 @@ from tests.faults.servers import PrivatePostgres, PrivateRedis, PrivateSearch
 from tests.polling import poll
 
 CONVERGE_S = 90.0  # a deadline for convergence, never a timing assertion
+READ_BACK_THREADS = 3  # the campaign server's workers
 
 
 def _moto_process() -> tuple[str, Any, Any]:
@@ -308,13 +310,21 @@ class Campaign:
         return {"pushed": checked} if checked else {}
 
     def _read_back(self, stored: dict[tuple[str, str], tuple[int, bool]]) -> int:
-        """Through the server (cache first): every document at PostgreSQL's version."""
+        """Through the server (cache first): every document at PostgreSQL's version.
+        A few reads at a time (the server's workers serve in parallel): this runs
+        after every fault over every org so far, so it is most of ``verify``."""
         clients = {org: self.client(org, ("reader",)) for org in self.orgs}
-        wrong = {}
-        for (org, doc), (version, deleted) in stored.items():
-            r = clients[org].request("GET", f"/documents/{doc}")
-            got = (404, None) if r.status == 404 else (r.status, r.json().get("version"))
-            if got != ((404, None) if deleted else (200, version)):
-                wrong[(org, doc)] = (got, version, deleted)
+
+        def read(key: tuple[str, str]) -> tuple[int, int | None]:
+            r = clients[key[0]].request("GET", f"/documents/{key[1]}")
+            return (404, None) if r.status == 404 else (r.status, r.json().get("version"))
+
+        with ThreadPoolExecutor(READ_BACK_THREADS) as pool:
+            got = dict(zip(stored, pool.map(read, stored), strict=True))
+        wrong = {
+            key: (got[key], version, deleted)
+            for key, (version, deleted) in stored.items()
+            if got[key] != ((404, None) if deleted else (200, version))
+        }
         assert wrong == {}, "a read through the server returns PostgreSQL's version"
         return len(stored)
