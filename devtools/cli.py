@@ -294,13 +294,16 @@ def _start_export_process(sock: Any) -> Any:
 
 def _start_realtime_process(sock: Any) -> Any:
     """The real-time process (WebSocket, server-sent events, the fan-out): the workers
-    hand those connections over to it (devtools/realtime_hub.py).  Off with
-    DOCS_REALTIME_ENABLED=false (the routes then answer as in AWS)."""
+    hand those connections over to it (devtools/realtime_hub.py).  Supervised: if it
+    dies it is started again on the same socket (devtools/supervise.py), and clients
+    resume from their last seq.  Off with DOCS_REALTIME_ENABLED=false (the routes
+    then answer as in AWS)."""
     import multiprocessing
     import tempfile
 
     from chalicelib.config import Settings
     from devtools import realtime_hub
+    from devtools.supervise import supervise
 
     if not Settings().realtime_enabled:
         return lambda: None
@@ -308,7 +311,7 @@ def _start_realtime_process(sock: Any) -> Any:
 
     def run() -> None:
         sock.close()  # the HTTP workers' socket: not ours to hold the port with
-        realtime_hub.main(path)
+        supervise(lambda: realtime_hub.main(path), "realtime")
 
     proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="realtime")
     proc.start()

@@ -61,6 +61,7 @@ from chalicelib.domain.realtime import (
 )
 
 ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
+LISTENER_APP = "docs-realtime"
 _DATA = (0, 1, 2)  # continuation, text and binary frames
 _MAX_HANDOVER = 1 << 17
 WRITE_BUFFER = 32 * 1024  # bytes written but not yet taken by the kernel: then queue
@@ -396,7 +397,8 @@ class Hub:
         while not stop.is_set():
             try:
                 if listener is None:
-                    kwargs = {**uow._connect_kwargs(), "autocommit": True}
+                    name = listener_name(uow.settings.realtime_consumer)
+                    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": name}
                     listener = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
                     listener.execute("LISTEN docs_outbox")
                 started = time.perf_counter()
@@ -418,6 +420,21 @@ class Hub:
                 stop.wait(1.0)
         if listener is not None:
             listener.close()
+
+
+def listener_name(consumer: str) -> str:
+    """The fan-out's LISTEN connection's ``application_name``: ``docs-realtime PID
+    CONSUMER``, so the process and its cursor (``realtime_cursors.name``) can be
+    found from ``pg_stat_activity`` (as the search sync's consumers are)."""
+    return f"{LISTENER_APP} {os.getpid()} {consumer}"[:63]
+
+
+def parse_listener(application_name: str | None) -> tuple[int, str] | None:
+    """(pid, consumer) from a ``listener_name``; None for any other connection."""
+    parts = (application_name or "").split(" ")
+    if len(parts) != 3 or parts[0] != LISTENER_APP or not parts[1].isdigit():
+        return None
+    return int(parts[1]), parts[2]
 
 
 def _read_feed(search: Any, who: Principal, since: str | None) -> dict[str, Any]:
@@ -477,7 +494,7 @@ def main(path: str) -> None:
     from chalicelib.config import Settings
 
     # its own cursor: a second server on the same database does not split the stream
-    consumer = f"local-{socket.gethostname()[:20]}-{os.getpid()}-{secrets.token_hex(3)}"
+    consumer = f"local-{socket.gethostname()[:12]}-{os.getpid()}-{secrets.token_hex(3)}"
     # posting is a queue put here: no thread pool
     container = bootstrap.build(Settings(realtime_consumer=consumer, realtime_parallel_posts=1))
     bootstrap.set_container(container)

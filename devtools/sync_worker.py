@@ -38,6 +38,7 @@ from chalicelib.domain.errors import DomainError
 log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
 PURGE_INTERVAL_S = 3600.0  # the scheduled purge's rate in AWS (functions/purge.py)
+STOP_CHECK_S = 0.2  # how soon a stop is seen while waiting for the outbox
 
 
 class ConsumerConflict(SystemExit):
@@ -123,7 +124,7 @@ def run(
                 if purged.purged or purged.failed:
                     _say("purge", **purged.as_dict())
             backoff = 0.0
-            listener.wait(poll_s)  # for a commit that wrote the outbox (or the poll interval)
+            _wait(listener, stop, poll_s)  # a commit that wrote the outbox, or the poll interval
         except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
             backoff = min(max_backoff_s, max(0.5, backoff * 2))
             expected = isinstance(exc, (DomainError, psycopg.Error))
@@ -139,6 +140,16 @@ def run(
     if listener is not None:
         listener.close()
     container.close()
+
+
+def _wait(listener: OutboxListener, stop: threading.Event, poll_s: float) -> None:
+    """Until a notification, ``poll_s``, or ``stop``: the wait is cut in slices, because
+    a signal does not interrupt it and a server that stops waits for this process."""
+    deadline = time.monotonic() + poll_s
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or listener.wait(min(STOP_CHECK_S, left)):
+            return
 
 
 def main() -> None:

@@ -589,6 +589,18 @@ _EVENT_STREAM_DESCRIPTION = (
 )
 
 
+_SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
 def _realtime(paths: dict[str, Any]) -> None:
     """GET /changes also answers ``text/event-stream`` (feed=eventsource)."""
     op = paths["/changes"]["get"]
@@ -598,7 +610,8 @@ def _realtime(paths: dict[str, Any]) -> None:
          "description": resume}
     )  # fmt: skip
     op["responses"]["200"]["content"]["text/event-stream"] = {
-        "schema": {"type": "string"},
+        # OpenAPI 3.1 (no itemSchema): the schema of one event, as an SSE parser reads it
+        "schema": _SSE_EVENT,
         "description": _EVENT_STREAM_DESCRIPTION,
     }
     op["description"] = _EVENT_STREAM_DESCRIPTION

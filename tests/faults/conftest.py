@@ -35,6 +35,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     last = RESULTS[-1].checked
     tr.write_line(
         f"after each: every acknowledged write present, PostgreSQL = cache = index "
-        f"(version of every document), outbox drained, no search dead letters "
+        f"(version of every document), outbox drained, no search dead letters, real-time "
+        f"cursor at the outbox head, subscribers saw every final version "
         f"(last check: {last.get('docs', 0)} documents, {last.get('acked', 0)} acknowledged)"
     )

@@ -10,10 +10,10 @@ letters.  A fault that uses a queue checks its own DLQ (only the poison it
 injected).
 
 Adding a fault is one decorated function in any module imported by
-``test_campaign.py``::
+``test_campaign.py`` (``realtime.py`` is a short one)::
 
-    @fault("kill the real-time fan-out", "SIGKILL the fan-out consumer mid-load; start another")
-    def realtime_fanout(campaign: Campaign, load: MixedLoad) -> dict[str, object]:
+    @fault("realtime: kill -9 the fan-out", "SIGKILL the real-time process mid-load; ...")
+    def realtime_killed(campaign: Campaign, load: MixedLoad) -> Notes:
         ...
 """
 

@@ -20,7 +20,9 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -37,6 +39,7 @@ from tests.faults.servers import PrivatePostgres, PrivateRedis, PrivateSearch
 from tests.polling import poll
 
 CONVERGE_S = 90.0  # a deadline for convergence, never a timing assertion
+READ_BACK_THREADS = 3  # the campaign server's workers
 
 
 def _moto_process() -> tuple[str, Any, Any]:
@@ -81,6 +84,7 @@ class Campaign:
     acks: dict[tuple[str, str], Ack] = field(default_factory=dict)  # every fault's so far
     orgs: list[str] = field(default_factory=list)
     sync_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    watchers: list[Any] = field(default_factory=list)  # real-time subscribers verify checks
     _stoppers: list[Any] = field(default_factory=list)
 
     # -- construction -------------------------------------------------------------
@@ -130,6 +134,8 @@ class Campaign:
         return campaign
 
     def stop(self) -> None:
+        for watcher in self.watchers:
+            watcher.close()
         for proc in self.sync_procs:
             if proc.stdin is not None:
                 proc.stdin.close()  # a standby sees EOF and exits
@@ -209,6 +215,34 @@ class Campaign:
         )
         return proc
 
+    # -- the real-time process ---------------------------------------------------------
+    def realtime_hubs(self) -> dict[int, str]:
+        """The local server's real-time processes: pid -> fan-out consumer name (from
+        their LISTEN connections' application_name)."""
+        from devtools.realtime_hub import LISTENER_APP, parse_listener
+
+        with self.admin() as conn:
+            rows = conn.execute(
+                "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE %s",
+                (f"{LISTENER_APP} %",),
+            ).fetchall()
+        found = (parse_listener(r["application_name"]) for r in rows)
+        return dict(hub for hub in found if hub is not None)
+
+    def realtime_caught_up(self) -> bool:
+        """Whether the live fan-out's cursor (``realtime_cursors``) is at the outbox head."""
+        consumers = sorted(self.realtime_hubs().values())
+        if not consumers:
+            return False
+        with self.admin() as conn:
+            row = conn.execute(
+                "SELECT bool_and(c.txid > h.txid OR (c.txid = h.txid AND c.seq >= h.seq)) AS ok "
+                "FROM realtime_cursors c, (SELECT txid, seq FROM outbox "
+                "ORDER BY txid DESC, seq DESC LIMIT 1) h WHERE c.name = ANY(%s)",
+                (consumers,),
+            ).fetchone()
+        return bool(row and row["ok"])
+
     # -- the checks every fault ends with ----------------------------------------------
     def verify(self) -> dict[str, int]:
         """Converge, then check every org written so far; returns what was checked."""
@@ -251,17 +285,46 @@ class Campaign:
         }
         assert wrong_index == {}, "the index holds every live document at PostgreSQL's version"
 
+        assert poll(self.realtime_caught_up, timeout_s=CONVERGE_S), (
+            "the real-time fan-out's cursor reached the outbox head"
+        )
+        pushed = self._watched(stored)
         reads = self._read_back(stored)
-        return {"docs": len(stored), "acked": len(self.acks), "read_back": reads}
+        return {"docs": len(stored), "acked": len(self.acks), "read_back": reads, **pushed}
+
+    def _watched(self, stored: dict[tuple[str, str], tuple[int, bool]]) -> dict[str, int]:
+        """Every real-time subscriber saw the final version of every document
+        acknowledged in its org (at least once; duplicates dropped by version)."""
+        checked = 0
+        for watcher in self.watchers:
+            final = {
+                doc: version
+                for (org, doc), (version, _) in stored.items()
+                if org == watcher.org and (org, doc) in self.acks
+            }
+            missed = poll(partial(watcher.missing, final), lambda m: not m, timeout_s=CONVERGE_S)
+            assert not missed, f"a subscriber saw the final version of each document: {missed}"
+            watcher.close()
+            checked += len(final)
+        self.watchers.clear()
+        return {"pushed": checked} if checked else {}
 
     def _read_back(self, stored: dict[tuple[str, str], tuple[int, bool]]) -> int:
-        """Through the server (cache first): every document at PostgreSQL's version."""
+        """Through the server (cache first): every document at PostgreSQL's version.
+        A few reads at a time (the server's workers serve in parallel): this runs
+        after every fault over every org so far, so it is most of ``verify``."""
         clients = {org: self.client(org, ("reader",)) for org in self.orgs}
-        wrong = {}
-        for (org, doc), (version, deleted) in stored.items():
-            r = clients[org].request("GET", f"/documents/{doc}")
-            got = (404, None) if r.status == 404 else (r.status, r.json().get("version"))
-            if got != ((404, None) if deleted else (200, version)):
-                wrong[(org, doc)] = (got, version, deleted)
+
+        def read(key: tuple[str, str]) -> tuple[int, int | None]:
+            r = clients[key[0]].request("GET", f"/documents/{key[1]}")
+            return (404, None) if r.status == 404 else (r.status, r.json().get("version"))
+
+        with ThreadPoolExecutor(READ_BACK_THREADS) as pool:
+            got = dict(zip(stored, pool.map(read, stored), strict=True))
+        wrong = {
+            key: (got[key], version, deleted)
+            for key, (version, deleted) in stored.items()
+            if got[key] != ((404, None) if deleted else (200, version))
+        }
         assert wrong == {}, "a read through the server returns PostgreSQL's version"
         return len(stored)

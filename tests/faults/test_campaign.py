@@ -1,9 +1,9 @@
 """The fault campaign: every registered fault, in turn, during a mixed load.
 
-For each fault (``registry.FAULTS``; the entries live in ``processes.py`` and
-``deliveries.py``): start a load in the fault's own org, wait until it runs,
-inject the fault (which brings the service back), check the load goes on
-after it, stop the load, and run the checks (``Campaign.verify``).  Statuses
+For each fault (``registry.FAULTS``; the entries live in ``processes.py``,
+``deliveries.py`` and ``realtime.py``): start a load in the fault's own org,
+wait until it runs, inject the fault (which brings the service back), check
+the load goes on after it, stop the load, and run the checks (``Campaign.verify``).  Statuses
 a client may see: 2xx, 404 (a read of a document its writer deleted), 412 (a
 write after an unknown outcome), and 503 only while PostgreSQL is down.
 ``-s`` is not needed: the table of faults survived is in the terminal summary.
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.faults import deliveries, processes  # noqa: F401 - they register the faults
+from tests.faults import deliveries, processes, realtime  # noqa: F401 - they register faults
 from tests.faults.registry import FAULTS, RESULTS, Fault, Survived
 from tests.faults.stack import Campaign
 from tests.polling import poll
