@@ -56,6 +56,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import build_query, parse_search_request
+from chalicelib.domain.viewer import Viewer
 from devtools.events import LambdaContext, api_gateway_event
 
 BATCH = 10
@@ -124,7 +125,9 @@ def main() -> None:
         container.search_index.refresh()
 
         # --- search vs raw opensearch-py search of the same body -------------------
-        body = build_query(ORG, parse_search_request(SEARCH), None)
+        # the same body the service sends for this caller (its ACL filter included)
+        viewer = Viewer("bencher", admin=False)
+        body = build_query(ORG, parse_search_request(SEARCH), None, viewer=viewer)
         client = container.search_index.client
 
         def api_search(_: int) -> Callable[[], Any]:
