@@ -40,8 +40,8 @@ app = Chalice(app_name="docs-service")
 app.log.disabled = True  # Powertools logs; Chalice's own logger would double every error
 for blueprint in (documents.bp, content.bp, search.bp, ops.bp):
     app.register_blueprint(blueprint)
-app.register_blueprint(grants.bp)  # document permissions (helper "acl")
-app.register_blueprint(audit.bp)  # audit trail and personal data (audit helper)
+app.register_blueprint(grants.bp)  # document permissions
+app.register_blueprint(audit.bp)  # audit trail and personal data
 
 
 @app.middleware("http")

@@ -71,7 +71,7 @@ class Container:
         self.cache = cache  # Redis: documents, and the client rate limits and idempotency share
         self.nudge = nudge
         self.coherence = CacheCoherence(_document_cache(settings, cache), uow, repair_queue)
-        # gdpr: run for each purged document once its rows are gone; the real-time
+        # run for each purged document once its rows are gone; the real-time
         # registry appends its "drop every subscription to this document" here (rt)
         self.subscription_droppers: list[SubscriptionDropper] = []
         self.documents = self._documents(uow)
@@ -197,7 +197,7 @@ class Container:
             retention=timedelta(days=s.outbox_retention_days),
         )  # fmt: skip
 
-    # -- document permissions (helper "acl") ----------------------------------------
+    # -- document permissions ----------------------------------------
     @cached_property
     def access(self) -> AccessService:
         """Grants, visibility, and ``readable`` (the real-time fan-out's ACL query)."""
@@ -205,7 +205,7 @@ class Container:
 
         return AccessService(self.uow, self.coherence, self.nudge, None)
 
-    # -- audit trail and personal data (audit helper) -----------------------
+    # -- audit trail and personal data -----------------------
     @cached_property
     def audit(self) -> AuditService:
         """GET /audit, the chain verifier and the scheduled export of closed periods."""
@@ -237,7 +237,7 @@ class Container:
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
         )  # fmt: skip
 
-    # -- personal data and purge (gdpr) ----------------------------------------------
+    # -- personal data and purge ----------------------------------------------
     @cached_property
     def pii(self) -> PersonalData:
         """The declared personal-data fields and their cipher (KMS or local keys;
@@ -282,7 +282,7 @@ class Container:
 
         return S3Blobs(self.settings)
 
-    # -- real-time updates (helper "rt"; docs/realtime.md) -------------------------
+    # -- real-time updates (docs/realtime.md) -------------------------
     @cached_property
     def realtime_read_filter(self) -> ReadFilter:
         """THE one injection point for what a real-time subscriber may read: the
@@ -389,7 +389,7 @@ class _Nudges:
 
 
 def _with_realtime_nudge(settings: Settings, nudge: SearchNudge | None) -> SearchNudge | None:
-    """Real-time (helper "rt"): in AWS writes also wake the fan-out's own queue."""
+    """Real-time: in AWS writes also wake the fan-out's own queue."""
     if not settings.realtime_nudge_queue_url:
         return nudge
     from chalicelib.adapters.sqs_nudge import SqsNudge

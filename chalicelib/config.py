@@ -141,12 +141,12 @@ class Settings(BaseSettings):
     fault_fill_delay_ms: int = 0  # sleep between the PostgreSQL read and the cache fill
     fault_sync_pause_ms: int = 0  # sleep after OpenSearch acknowledged a batch, before marking it
 
-    # --- OIDC: the JWKS of DOCS_JWT_JWKS_URL (helper "acl"; chalicelib/api/oidc.py) --------
+    # --- OIDC: the JWKS of DOCS_JWT_JWKS_URL (chalicelib/api/oidc.py) --------
     jwt_jwks_ttl_s: int = Field(default=300, ge=1)  # a fetched key set is used this long
     # an unknown ``kid`` refetches the set at most this often (no refresh storm)
     jwt_jwks_min_refresh_s: float = Field(default=30.0, ge=0)
     jwt_jwks_timeout_s: float = Field(default=2.0, gt=0)
-    # --- Audit trail and personal data (audit helper; docs/compliance.md) ------
+    # --- Audit trail and personal data (docs/compliance.md) ------
     # the Object Lock bucket the scheduled export writes closed periods to
     audit_bucket: str = "docs-audit-local"
     audit_export_prefix: str = "audit"
@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     export_bucket: str = "docs-exports-local"
     export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
     export_batch: int = Field(default=10, ge=1)  # jobs per worker run
-    # --- Personal data and purge (gdpr; docs/compliance.md) --------------------
+    # --- Personal data and purge (docs/compliance.md) --------------------
     # DOCS_PII_FIELDS: metadata keys holding personal data, comma-separated; their
     # values are stored encrypted (envelopes) and searchable by exact match only
     pii_fields: Annotated[tuple[str, ...], NoDecode] = ()
@@ -181,7 +181,7 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    # --- Real-time updates (helper "rt"; docs/realtime.md) ----------------------
+    # --- Real-time updates (docs/realtime.md) ----------------------
     realtime_enabled: bool = True  # the local server's /realtime and SSE feed
     realtime_max_subscriptions: int = Field(default=100, ge=1)  # per connection
     realtime_queue_frames: int = Field(default=256, ge=1)  # per connection, locally; then 4008

@@ -460,7 +460,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------ audit (audit helper)
+# ------------------------------------------------------------------ audit
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Recompute each org's audit hash chain; exit 1 at the first broken chain."""
     from chalicelib import bootstrap

@@ -119,7 +119,7 @@ def run(
                     _say("pruned outbox rows", rows=pruned)
                 last_housekeeping = time.monotonic()
             if time.monotonic() - last_purge > PURGE_INTERVAL_S:
-                last_purge = time.monotonic()  # gdpr: the hourly purge, as in AWS
+                last_purge = time.monotonic()  # the hourly purge, as in AWS
                 purged = container.purge.run()
                 if purged.purged or purged.failed:
                     _say("purge", **purged.as_dict())

@@ -157,7 +157,7 @@ class S3Blobs:
             if not _missing(exc):
                 raise DependencyUnavailable("The object store is unavailable.") from exc
 
-    # -- purge (gdpr) -------------------------------------------------------------
+    # -- purge -------------------------------------------------------------
     @tracer.capture_method(capture_response=False)
     def delete_every_version(self, keys: list[str]) -> int:
         """Implements ``ObjectPurger``: every version and delete marker of each
@@ -200,7 +200,7 @@ class S3Blobs:
             raise DependencyUnavailable("The object store is unavailable.") from exc
 
 
-# ----------------------------------------------- whole-object archives (audit helper)
+# ----------------------------------------------- whole-object archives
 class S3Archive:
     """Implements ``ArchiveStore`` on one bucket: audit exports (a bucket under
     Object Lock, which requires an integrity checksum on every PUT: SHA-256

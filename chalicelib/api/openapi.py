@@ -167,7 +167,7 @@ class ChangesPage(BaseModel):
     )
 
 
-# -- document permissions (helper "acl"; docs/security.md, "Document permissions") -----
+# -- document permissions (docs/security.md, "Document permissions") -----
 class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -381,7 +381,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/health", "Liveness and dependencies", 200, "Health", errors=(503,),
               auth=False),
     Operation("get", "/openapi.json", "This document", 200, None, auth=False),
-    # document permissions (helper "acl"): the owner or an admin; a change is a new version
+    # document permissions: the owner or an admin; a change is a new version
     Operation("get", "/documents/{doc_id}/grants", "List a document's grants (owner or admin)",
               200, "GrantList", (_ID,), errors=(401, 403, 404)),
     Operation("put", "/documents/{doc_id}/grants/{user}",
@@ -396,7 +396,7 @@ OPERATIONS: tuple[Operation, ...] = (
 )  # fmt: skip
 
 
-# --- audit trail and personal data (audit helper; docs/compliance.md) -------------
+# --- audit trail and personal data (docs/compliance.md) -------------
 class AuditEntryOut(BaseModel):
     model_config = ConfigDict(title="AuditEntry")
 
@@ -577,7 +577,7 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-# -- real-time (helper "rt"; docs/realtime.md) ----------------------------------------
+# -- real-time (docs/realtime.md) ----------------------------------------
 _EVENT_STREAM_DESCRIPTION = (
     "With feed=eventsource: server-sent events, one 'change' event per change "
     "(data: {type, id, version, etag, deleted, seq, at}; id: that change's cursor), "

@@ -51,7 +51,7 @@ def changes(call: Call) -> Response:
     return json_response(result, headers=dict(NO_STORE))
 
 
-# -- real-time (helper "rt"; docs/realtime.md) ----------------------------------------
+# -- real-time (docs/realtime.md) ----------------------------------------
 def _event_source(call: Call) -> Response:
     """``feed=eventsource`` through API Gateway REST and Lambda, which cannot stream:
     the changes available now as one ``text/event-stream`` body that ends, with

@@ -114,7 +114,7 @@ class SearchUnavailable(DependencyUnavailable):
         super().__init__(detail, retry_after_s=5)
 
 
-# --- personal data (gdpr) ------------------------------------------------------
+# --- personal data ------------------------------------------------------
 class KeyUnavailable(DependencyUnavailable):
     """An encryption key of personal-data fields is missing, unreachable or does
     not open a stored value: a 503 that names no value and no key material."""

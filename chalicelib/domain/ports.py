@@ -679,7 +679,7 @@ class ArchiveStore(Protocol):
     def keys(self, prefix: str) -> list[str]: ...
 
 
-# ------------------------------------------------ personal data and purge (gdpr)
+# ------------------------------------------------ personal data and purge
 class FieldCipher(Protocol):
     """Envelope encryption of single JSON values (personal-data metadata fields;
     the envelope format is domain/pii.py).  Every failure (no key, a wrong key, an

@@ -40,7 +40,7 @@ EXPECTED = {
     "api_restore_version": 200,
     "api_get_health": 200,
     "api_get_openapi": 200,
-    # document permissions (helper "acl")
+    # document permissions
     "api_get_grants": 200,
     "api_put_grant": 200,
     "api_delete_grant": 204,

@@ -784,7 +784,7 @@ def test_every_checkov_skip_says_why() -> None:
             assert skip["id"].startswith("CKV") and len(skip.get("comment", "")) > 20, name
 
 
-# -- OIDC (helper "acl"): the app's issuer, audience and keys are the authorizer's --------
+# -- OIDC: the app's issuer, audience and keys are the authorizer's --------
 def test_the_apps_issuer_audience_and_jwks_are_the_authorizers() -> None:
     template = _template()
     env = template["Globals"]["Function"]["Environment"]["Variables"]

@@ -344,7 +344,7 @@ class RedisCache:
 
         return self._guard(run, False, op="bump_lists")
 
-    # -- purge (gdpr) ---------------------------------------------------------------
+    # -- purge ---------------------------------------------------------------
     def evict_document(self, org: str, doc_id: str) -> bool:
         """Implements ``CacheEviction``: the document's entry (a tombstone, a fence or
         a body), its validator, and every list page of its org (the generation
