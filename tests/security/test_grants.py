@@ -218,6 +218,11 @@ def test_the_grant_listing_and_its_validation(search_container) -> None:
     assert org.reader("PUT", f"/documents/{doc_id}/grants/x", {"role": "reader"}).status == 403
     assert org.owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "all"}).status == 422
     assert org.owner("DELETE", f"/documents/{doc_id}/grants/nobody").status == 204
+    # a user id with reserved characters travels percent-encoded and is stored decoded
+    r = org.owner("PUT", f"/documents/{doc_id}/grants/bob%40example.com%20x", {"role": "reader"})
+    assert r.status == 200 and r.json()["user"] == "bob@example.com x", r
+    bob = org.api("bob@example.com x", "reader")
+    assert bob("GET", f"/documents/{doc_id}").status == 200
 
 
 def test_grants_given_while_open_hold_once_the_document_is_made_private(search_container) -> None:
