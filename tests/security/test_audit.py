@@ -485,6 +485,26 @@ def test_erasure_deletes_documents_when_asked(services: Any) -> None:
     assert services.audit.verify_org(org).ok
 
 
+def test_an_erased_grantee_is_named_by_no_audit_row(services: Any, db_url: str) -> None:
+    """Grant rows name their grantee: the chain stores the grantee's pseudonym
+    (migration 0012), so an erasure leaves the id in no chained row."""
+    org = new_org()
+    alice, admin = api(org, "alice"), api(org, "root", "admin")
+    doc = create(alice, "shared", visibility="private")["id"]
+    assert alice("PUT", f"/documents/{doc}/grants/gina", {"role": "reader"}).status == 200
+    assert api(org, "gina", "reader")("GET", f"/documents/{doc}").status == 200
+    shown = admin("GET", f"/audit?document={doc}").json()["items"]
+    assert [i["details"]["grantee"] for i in shown if i["action"] == "grant.put"] == ["gina"]
+
+    assert admin("POST", "/users/gina/erasure", {"documents": "delete"}).status == 200
+    rows = admin_sql(db_url, "SELECT l::text AS row FROM audit_log l WHERE org = %s", org)
+    assert rows and not [r for r in rows if "gina" in r["row"]]
+    shown = admin("GET", f"/audit?document={doc}").json()["items"]
+    granted = [i["details"]["grantee"] for i in shown if i["action"] == "grant.put"]
+    assert len(granted) == 1 and granted[0].startswith("p-")
+    assert services.audit.verify_org(org).ok
+
+
 @pytest.mark.parametrize(
     "body",
     [

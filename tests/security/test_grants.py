@@ -185,10 +185,12 @@ def test_grant_and_visibility_changes_are_audited_versions(search_container) -> 
     assert org.reader("GET", f"/documents/{doc_id}").status == 200
     with admin_connection(search_container) as conn:
         rows = conn.execute(
-            # the chain stores actors as pseudonyms (migration 0009): resolve them
+            # the chain stores actors and grantees as pseudonyms (migrations 0009,
+            # 0012): resolve them
             "SELECT coalesce(a.user_id, l.actor) AS actor, l.action, l.version, l.request_id, "
-            "l.details FROM audit_log l "
+            "l.details, g.user_id AS grantee FROM audit_log l "
             "LEFT JOIN audit_actors a ON a.org = l.org AND a.pseudonym = l.actor "
+            "LEFT JOIN audit_actors g ON g.org = l.org AND g.pseudonym = l.details ->> 'grantee' "
             "WHERE l.org = %s AND l.doc_id = %s ORDER BY l.version",
             (org.name, doc_id),
         ).fetchall()
@@ -197,7 +199,8 @@ def test_grant_and_visibility_changes_are_audited_versions(search_container) -> 
         ("olga", "grant.put", 3), ("ada", "grant.delete", 4), ("olga", "visibility.change", 5),
     ]  # fmt: skip
     assert all(r["request_id"] for r in acl_rows)
-    assert acl_rows[0]["details"]["grantee"] == "gary"
+    assert acl_rows[0]["grantee"] == "gary" and acl_rows[1]["grantee"] == "gary"
+    assert acl_rows[0]["details"]["grantee"].startswith("p-")  # never the id in clear
     assert acl_rows[0]["details"]["role"] == "reader"
     assert acl_rows[0]["details"]["client_request_id"] == "client-grant-1"
     assert acl_rows[2]["details"]["from"] == "private" and acl_rows[2]["details"]["to"] == "org"

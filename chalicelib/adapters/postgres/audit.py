@@ -34,10 +34,14 @@ CHAIN_COLUMNS = (
 _RECORD_COLUMNS = (
     "a.chain_seq AS seq, a.at, coalesce(m.user_id, a.actor) AS actor, "
     "m.user_id IS NULL AS pseudonymous, a.action, a.doc_id, a.version, a.prev_version, "
-    "a.request_id, a.details"
+    "a.request_id, CASE WHEN g.user_id IS NULL THEN a.details "
+    "ELSE jsonb_set(a.details, '{grantee}', to_jsonb(g.user_id)) END AS details"
 )
+# the actor's and a grantee's pseudonyms (migrations 0009, 0012) shown as user ids
+# while their mappings exist (an erased user stays a pseudonym)
 _FROM_RECORDS = (
-    "FROM audit_log a LEFT JOIN audit_actors m ON m.org = a.org AND m.pseudonym = a.actor"
+    "FROM audit_log a LEFT JOIN audit_actors m ON m.org = a.org AND m.pseudonym = a.actor "
+    "LEFT JOIN audit_actors g ON g.org = a.org AND g.pseudonym = a.details ->> 'grantee'"
 )
 
 
