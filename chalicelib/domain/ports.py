@@ -655,6 +655,9 @@ class PersonalData(Protocol):
     def collect(self, org: str, user: str) -> dict[str, Any]:
         """The user's documents, the grants involving them and their audit entries."""
 
+    def granted_documents(self, org: str, user: str) -> list[str]:
+        """Ids of the documents of ``org`` on which ``user`` holds a grant."""
+
     def erase(self, org: str, plan: ErasurePlan, change: Change) -> tuple[str, list[Document]]:
         """In one transaction: reassign or delete the user's documents (with their
         version, outbox and audit rows), scrub the PII fields, replace the user id

@@ -95,6 +95,7 @@ class PersonalDataService:
         url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,
+        revoke: Callable[[Principal, str, str], object] | None = None,
     ) -> None:
         self.jobs = jobs
         self.personal = personal
@@ -106,6 +107,9 @@ class PersonalDataService:
         self._clock = clock or (lambda: datetime.now(UTC))
         # the sealed personal-data fields, opened for their subject in the archive
         self.pii = pii or PiiFields()
+        # removes one grant as a versioned, audited write (AccessService.delete_grant):
+        # the cached and indexed ACL of the document follow, as after any grant change
+        self.revoke = revoke
 
     # ------------------------------------------------------------------ export
     @retry_transient()
@@ -184,6 +188,12 @@ class PersonalDataService:
         plan = ErasurePlan(user, target, self.pii_fields)
         action = "erasure-reassign" if target else "erasure-delete"
         change = Change(action, who.sub, who.request_id, who.client_request_id)
+        if self.revoke is not None:  # first: nobody keeps reading through a stale ACL
+            for doc_id in self.personal.granted_documents(who.org, user):
+                try:
+                    self.revoke(who, doc_id, user)
+                except NotFound:  # a deleted document: the erasure below drops its grant
+                    continue
         _, docs = self.personal.erase(who.org, plan, change)
         for doc in docs:
             if self.nudge is not None:

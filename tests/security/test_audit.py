@@ -497,6 +497,9 @@ def test_an_erased_grantee_is_named_by_no_audit_row(services: Any, db_url: str) 
     assert [i["details"]["grantee"] for i in shown if i["action"] == "grant.put"] == ["gina"]
 
     assert admin("POST", "/users/gina/erasure", {"documents": "delete"}).status == 200
+    # the grant went as a versioned write: no cached ACL still lets her read
+    problem(api(org, "gina", "reader")("GET", f"/documents/{doc}"), 404)
+    assert alice("GET", f"/documents/{doc}").json()["version"] == 3  # create, grant, revoke
     rows = admin_sql(db_url, "SELECT l::text AS row FROM audit_log l WHERE org = %s", org)
     assert rows and not [r for r in rows if "gina" in r["row"]]
     shown = admin("GET", f"/audit?document={doc}").json()["items"]

@@ -63,6 +63,15 @@ class PostgresPersonalData:
     def __init__(self, uow: PostgresUnitOfWork) -> None:
         self.uow = uow
 
+    def granted_documents(self, org: str, user: str) -> list[str]:
+        with self.uow.transaction(org) as tx:
+            rows = tx.conn.execute(
+                "SELECT doc_id FROM document_grants WHERE org = %s AND grantee = %s "
+                "ORDER BY doc_id",
+                (org, user),
+            ).fetchall()
+        return [str(r["doc_id"]) for r in rows]
+
     def known_user(self, org: str, user: str) -> bool:
         with self.uow.transaction(org) as tx:
             row = tx.conn.execute(
