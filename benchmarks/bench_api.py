@@ -113,6 +113,21 @@ def delete_prefix(client: redis.Redis[bytes], prefix: str) -> int:
 
 
 # ------------------------------------------------------------------ statistics
+def bench_settings(database_url: str, prefix: str, **extra: Any) -> Settings:
+    """The service's settings for a benchmark: its own database and key prefix, a
+    throwaway signing secret, and no rate limit in the way of the measured loop."""
+    return Settings(
+        database_url=database_url,
+        redis_url=REDIS_URL,
+        redis_key_prefix=prefix,
+        jwt_secret=secrets.token_urlsafe(32),
+        rate_limit_reader=UNLIMITED,
+        rate_limit_writer=UNLIMITED,
+        rate_limit_admin=UNLIMITED,
+        **extra,
+    )
+
+
 def percentile(ordered: list[int], q: float) -> float:
     """Nearest-rank percentile of sorted nanosecond samples, in ms."""
     index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
@@ -197,15 +212,7 @@ def main() -> None:
     started = time.perf_counter()
     database_url = create_database()
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
-    settings = Settings(
-        database_url=database_url,
-        redis_url=REDIS_URL,
-        redis_key_prefix=prefix,
-        jwt_secret=secrets.token_urlsafe(32),
-        rate_limit_reader=UNLIMITED,
-        rate_limit_writer=UNLIMITED,
-        rate_limit_admin=UNLIMITED,
-    )
+    settings = bench_settings(database_url, prefix)
     container = bootstrap.build(settings)
     bootstrap.set_container(container)
     token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -43,7 +42,7 @@ from benchmarks.bench_api import (
     DOCUMENT,
     ORG,
     REDIS_URL,
-    UNLIMITED,
+    bench_settings,
     create_database,
     delete_prefix,
     drop_database,
@@ -52,7 +51,6 @@ from benchmarks.bench_api import (
 )
 from chalicelib import bootstrap
 from chalicelib.api.auth import mint_token
-from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import build_query, parse_search_request
@@ -83,17 +81,7 @@ def main() -> None:
     database_url = create_database()
     prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     alias = f"bench{uuid.uuid4().hex[:6]}-docs"
-    settings = Settings(
-        database_url=database_url,
-        redis_url=REDIS_URL,
-        redis_key_prefix=prefix,
-        opensearch_url=url,
-        search_alias=alias,
-        jwt_secret=secrets.token_urlsafe(32),
-        rate_limit_reader=UNLIMITED,
-        rate_limit_writer=UNLIMITED,
-        rate_limit_admin=UNLIMITED,
-    )
+    settings = bench_settings(database_url, prefix, opensearch_url=url, search_alias=alias)
     container = bootstrap.build(settings)
     bootstrap.set_container(container)
     token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])
