@@ -233,7 +233,7 @@ class Container:
         return PersonalDataService(
             PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
             archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
-            pii_fields=s.pii_fields, url_expiry_s=s.export_url_expiry_s,
+            url_expiry_s=s.export_url_expiry_s,
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
         )  # fmt: skip

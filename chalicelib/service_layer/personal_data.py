@@ -91,7 +91,6 @@ class PersonalDataService:
         *,
         archive: Callable[[], ArchiveStore],
         nudge: SearchNudge | None = None,
-        pii_fields: tuple[str, ...] = (),
         url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,
@@ -102,10 +101,10 @@ class PersonalDataService:
         self.coherence = coherence
         self._archive = archive
         self.nudge = nudge
-        self.pii_fields = pii_fields
         self.url_expiry_s = url_expiry_s
         self._clock = clock or (lambda: datetime.now(UTC))
-        # the sealed personal-data fields, opened for their subject in the archive
+        # the declared personal-data fields: opened for their subject in the archive,
+        # removed by an erasure
         self.pii = pii or PiiFields()
         # removes one grant as a versioned, audited write (AccessService.delete_grant):
         # the cached and indexed ACL of the document follow, as after any grant change
@@ -185,7 +184,7 @@ class PersonalDataService:
                 errors=[{"loc": ["body", "documents"], "msg": "unknown user",
                          "type": "value_error"}],
             )  # fmt: skip
-        plan = ErasurePlan(user, target, self.pii_fields)
+        plan = ErasurePlan(user, target, self.pii.names)
         action = "erasure-reassign" if target else "erasure-delete"
         change = Change(action, who.sub, who.request_id, who.client_request_id)
         if self.revoke is not None:  # first: nobody keeps reading through a stale ACL
@@ -203,7 +202,7 @@ class PersonalDataService:
             "user": user,
             "documents": {"mode": "reassign" if target else "delete", "count": len(docs),
                           **({"to": target} if target else {})},
-            "pii_fields_scrubbed": list(self.pii_fields),
+            "pii_fields_scrubbed": list(self.pii.names),
             "audit": "pseudonymised",
         }  # fmt: skip
 

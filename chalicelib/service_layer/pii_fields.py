@@ -40,7 +40,8 @@ class PersonalData:
     """The declared personal-data fields and the cipher that protects them."""
 
     def __init__(self, fields: Iterable[str] = (), cipher: FieldCipher | None = None) -> None:
-        self.fields = frozenset(fields)
+        self.names = tuple(dict.fromkeys(fields))  # as declared (DOCS_PII_FIELDS order)
+        self.fields = frozenset(self.names)
         self.cipher = cipher
         if self.fields and cipher is None:
             raise ValueError("personal-data fields need a cipher")
