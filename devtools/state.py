@@ -1,10 +1,12 @@
-"""Where a running local server can be found: ``var/local-stack.json``.
+"""Where a running local server can be found: ``var/local-stack.json`` (port 8000),
+``var/local-stack-<port>.json`` (any other port).
 
-``serve`` writes it once it is serving (its pid, URL, log file and the service
+``serve`` writes its port's file once it is serving (its pid, URL, log file and the service
 URLs it chose, embedded ones included) and removes it when it exits cleanly.
 The other CLI commands read it, so they reach the running stack without
-hand-copied ``DATABASE_URL`` / ``OPENSEARCH_URL``; a file whose process is gone
-(a crash, ``kill -9``) is ignored.  ``DOCS_LOCAL_STATE_FILE`` puts it elsewhere
+hand-copied ``DATABASE_URL`` / ``OPENSEARCH_URL``: port 8000's server when it
+runs, else the first other one that does.  A file whose process is gone (a
+crash, ``kill -9``) is ignored.  ``DOCS_LOCAL_STATE_FILE`` puts it elsewhere
 (the e2e tests give each of their servers its own).
 """
 
@@ -45,8 +47,26 @@ class LocalState:
         return pid_alive(self.pid)
 
 
-def state_file() -> Path:
-    return Path(os.environ.get("DOCS_LOCAL_STATE_FILE") or DEFAULT_FILE)
+DEFAULT_PORT = 8000
+
+
+def state_file(port: int | None = None) -> Path:
+    """The state file of the server on ``port`` (DOCS_LOCAL_STATE_FILE wins)."""
+    if os.environ.get("DOCS_LOCAL_STATE_FILE"):
+        return Path(os.environ["DOCS_LOCAL_STATE_FILE"])
+    if port is None or port == DEFAULT_PORT:
+        return DEFAULT_FILE
+    return VAR / f"local-stack-{port}.json"
+
+
+def running_servers() -> list[tuple[Path, LocalState]]:
+    """Every live local server of this checkout with its state file, port 8000's first."""
+    if os.environ.get("DOCS_LOCAL_STATE_FILE"):
+        paths = [state_file()]
+    else:
+        paths = [DEFAULT_FILE, *sorted(VAR.glob("local-stack-*.json"))]
+    found = [(path, read(path)) for path in paths]
+    return [(path, live) for path, live in found if live is not None]
 
 
 def pid_alive(pid: int) -> bool:
@@ -67,8 +87,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def read(path: Path | None = None) -> LocalState | None:
-    """The running server's state; None when there is none, or its process is gone."""
-    path = path or state_file()
+    """The running server's state (at ``path``, else the first of ``running_servers``);
+    None when there is none, or its process is gone."""
+    if path is None:
+        servers = running_servers()
+        return servers[0][1] if servers else None
     try:
         data: dict[str, Any] = json.loads(path.read_text())
         state = LocalState(
