@@ -146,10 +146,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = server.listen(args.host, args.port)  # first: a taken port stops us at once
     stack: services.LocalStack | None = None
     try:
-        stack = services.resolve(embedded=args.embedded, data_dir=VAR / "embedded")
+        stack = services.resolve(
+            embedded=args.embedded, data_dir=VAR / "embedded", port=args.port
+        )
         for note in stack.notes:
             _log("local stack", service=note)
-        _configure(stack)
+        _configure(stack, args.port)
         _migrate(stack)
         if stack.opensearch_url:
             _check_consumers()
@@ -177,14 +179,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure(stack: Any) -> None:
+def _configure(stack: Any, port: int) -> None:
     """The environment every process of the server (and the CLI, via the state file)
     runs with."""
     from devtools import services
 
     os.environ["DATABASE_URL"] = stack.database_url
     os.environ["REDIS_URL"] = stack.redis_url
-    os.environ.setdefault("DOCS_REDIS_KEY_PREFIX", services.LOCAL_REDIS_PREFIX)
+    os.environ.setdefault("DOCS_REDIS_KEY_PREFIX", services.local_redis_prefix(port))
     os.environ["DOCS_JWT_SECRET"] = dev_secret(create=True) or ""
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")

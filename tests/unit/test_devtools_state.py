@@ -3,6 +3,7 @@ is gone, taken over only for the variables the environment leaves unset."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -107,3 +108,27 @@ def test_good_urls_pass_and_passwords_stay_out_of_messages() -> None:
     assert services.with_database("postgresql://u@h:5432/test?sslmode=require", "docs_local") == (
         "postgresql://u@h:5432/docs_local?sslmode=require"
     )
+
+
+def test_each_checkout_and_port_has_a_database_and_key_prefix_of_its_own(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert services.checkout_id(one) == services.checkout_id(one)
+    assert services.checkout_id(one) != services.checkout_id(two)
+    assert services.local_database(8000) == services.LOCAL_DATABASE
+    assert services.local_database(8001) != services.local_database(8000)
+    assert services.local_redis_prefix(8001) != services.local_redis_prefix(8000)
+    assert services.LOCAL_REDIS_PREFIX.endswith(":")
+
+
+def test_the_state_file_is_per_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCS_LOCAL_STATE_FILE", raising=False)
+    monkeypatch.setattr(state, "VAR", tmp_path)
+    monkeypatch.setattr(state, "DEFAULT_FILE", tmp_path / "local-stack.json")
+    assert state.state_file(8000) == tmp_path / "local-stack.json"
+    assert state.state_file(8001) == tmp_path / "local-stack-8001.json"
+    me = state.LocalState(pid=os.getpid(), url="http://127.0.0.1:8001")
+    monkeypatch.setattr(state, "pid_alive", lambda pid: pid == os.getpid())
+    state.write(me, state.state_file(8001))
+    assert state.read() == me  # no server on 8000: the CLI finds the other one
+    assert state.read(state.state_file(8000)) is None
+    assert [path.name for path, _ in state.running_servers()] == ["local-stack-8001.json"]
