@@ -289,9 +289,7 @@ def _latency_panel(ax: Any, *, latency: list[Figure], **_: Any) -> None:
     ax.tick_params(axis="y", labelsize=7)
 
 
-def _lag_panel(
-    ax: Any, *, lag: list[tuple[float, float]], sync_lines: list[Figure], **_: Any
-) -> None:
+def _lag_panel(ax: Any, *, lag: list[list[float]], sync_lines: list[Figure], **_: Any) -> None:
     if lag:
         ax.plot([p[0] for p in lag], [p[1] for p in lag], ".", markersize=2, alpha=0.5)
         ax.set_yscale("log")
