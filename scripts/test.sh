@@ -4,7 +4,7 @@
 source "$(dirname "$0")/_venv.sh"
 echo "[lint] ruff check" && .venv/bin/ruff check .
 echo "[lint] ruff format --check" && .venv/bin/ruff format --check .
-echo "[types] mypy chalicelib app.py functions devtools" && .venv/bin/mypy chalicelib app.py functions devtools
+echo "[types] mypy chalicelib app.py functions devtools examples" && .venv/bin/mypy chalicelib app.py functions devtools examples
 echo "[layers] lint-imports" && .venv/bin/lint-imports --no-cache
 # The template: cfn-lint, SAM's own validation (offline: a region and dummy keys), checkov.
 source "$(dirname "$0")/_iac_tools.sh"
