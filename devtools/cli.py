@@ -146,9 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sock = server.listen(args.host, args.port)  # first: a taken port stops us at once
     stack: services.LocalStack | None = None
     try:
-        stack = services.resolve(
-            embedded=args.embedded, data_dir=VAR / "embedded", port=args.port
-        )
+        stack = services.resolve(embedded=args.embedded, data_dir=VAR / "embedded", port=args.port)
         for note in stack.notes:
             _log("local stack", service=note)
         _configure(stack, args.port)

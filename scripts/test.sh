@@ -1,28 +1,49 @@
 #!/usr/bin/env bash
-# Set up and run lint, types and the whole test suite (unit, integration, e2e).
-# Extra arguments go to pytest (e.g. tests/unit -k patch).
+# Set up and run lint, types, layers, the template checks and the whole test suite
+# (unit, integration, e2e, security, the fault campaign, fuzzing).
+# The static checks run beside pytest, not before it; their output follows pytest's.
+# Extra arguments go to pytest (e.g. tests/unit -k patch; -n 0 runs it in one process).
 source "$(dirname "$0")/_venv.sh"
-echo "[lint] ruff check" && .venv/bin/ruff check .
-echo "[lint] ruff format --check" && .venv/bin/ruff format --check .
-echo "[types] mypy chalicelib app.py functions devtools examples" && .venv/bin/mypy chalicelib app.py functions devtools examples
-echo "[layers] lint-imports" && .venv/bin/lint-imports --no-cache
-# The template: cfn-lint, SAM's own validation (offline: a region and dummy keys), checkov.
-source "$(dirname "$0")/_iac_tools.sh"
-echo "[iac] cfn-lint template.yaml" && .venv/bin/cfn-lint template.yaml
-echo "[iac] sam validate --lint" && (
-  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
-  export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-offline}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-offline}"
-  "$(iac_tool aws-sam-cli)/bin/sam" validate --lint --template template.yaml
-)
-echo "[iac] checkov template.yaml" && "$(iac_tool checkov)/bin/checkov" -f template.yaml \
-  --framework cloudformation --quiet --compact --skip-download
-echo "[tests] pytest"
+workers="${DOCS_TEST_WORKERS:-4}"  # pytest-xdist workers: the suite waits on I/O more than CPU
+
+checks() {
+  set -e
+  echo "[lint] ruff check" && .venv/bin/ruff check .
+  echo "[lint] ruff format --check" && .venv/bin/ruff format --check .
+  echo "[types] mypy chalicelib app.py functions devtools examples"
+  .venv/bin/mypy chalicelib app.py functions devtools examples
+  echo "[layers] lint-imports" && .venv/bin/lint-imports --no-cache
+  # The template: cfn-lint (once), SAM's transform (offline: a region and dummy keys), checkov.
+  source "$(dirname "$0")/_iac_tools.sh"
+  echo "[iac] cfn-lint template.yaml" && .venv/bin/cfn-lint template.yaml
+  echo "[iac] sam validate (the SAM transform; cfn-lint ran above)" && (
+    export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" SAM_CLI_TELEMETRY=0
+    export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-offline}" AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-offline}"
+    "$(iac_tool aws-sam-cli)/bin/sam" validate --template template.yaml
+  )
+  echo "[iac] checkov template.yaml" && "$(iac_tool checkov)/bin/checkov" -f template.yaml \
+    --framework cloudformation --quiet --compact --skip-download
+}
+
+checks_log="var/checks-$$.log"
+( checks ) >"$checks_log" 2>&1 &
+checks_pid=$!
+trap 'kill "$checks_pid" 2>/dev/null; rm -f "$checks_log"' EXIT
+
+echo "[tests] pytest -n $workers (the static checks run meanwhile)"
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
 status=$?
+wait "$checks_pid"
+checks_status=$?
 set -e
+cat "$checks_log"
+if [ "$checks_status" -ne 0 ]; then
+  echo "error: a static check failed (above)" >&2
+fi
 if [ "$status" -eq 5 ]; then
   echo "error: pytest collected no tests" >&2
   exit 1
 fi
-exit "$status"
+[ "$status" -ne 0 ] && exit "$status"
+exit "$checks_status"

@@ -1,9 +1,11 @@
 """Shared fixtures: a private database and Redis key prefix per test run.
 
 Integration and e2e tests use the real PostgreSQL and Redis of the machine
-(DATABASE_URL / REDIS_URL, else the defaults).  Each run creates its own
-database ``docs_t_<random>`` (dropped at the end) and its own Redis key
-prefix (its keys are deleted at the end); nothing shared is flushed or stopped.
+(DATABASE_URL / REDIS_URL, else the defaults).  Each run (each xdist worker)
+creates its own database ``docs_t_<random>`` (dropped at the end), copied from
+one migrated template database per set of migrations (``docs_t_template_<digest>``,
+kept for the next run), and its own Redis key prefix (its keys are deleted at
+the end); nothing shared is flushed or stopped.
 """
 
 from __future__ import annotations
@@ -38,16 +40,58 @@ def database_url_for(name: str, base: str = ADMIN_DATABASE_URL) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-def create_database(base: str = ADMIN_DATABASE_URL) -> str:
-    """Create and migrate a fresh database; returns its URL."""
+TEMPLATE_PREFIX = "docs_t_template_"
+
+
+def _migrations_digest() -> str:
+    """Names the migrated template: a new or changed migration makes a new one."""
+    import hashlib
+    from pathlib import Path
+
+    from chalicelib import migrations
+
+    digest = hashlib.sha256(Settings().runtime_user.encode())
+    for path in sorted(Path(migrations.__file__).parent.glob("*.sql")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def migrated_template(base: str = ADMIN_DATABASE_URL) -> str:
+    """The name of a database with every migration applied, made once per set of
+    migrations (under an advisory lock: parallel test workers wait for the first)
+    and kept; templates of older migration sets are dropped when a new one is made."""
     from chalicelib.adapters.postgres import migrate
 
+    name = f"{TEMPLATE_PREFIX}{_migrations_digest()}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('docs-test-template'))")
+        try:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return name
+            building = f"docs_t_building_{uuid.uuid4().hex[:8]}"
+            conn.execute(f'CREATE DATABASE "{building}"')
+            url = database_url_for(building, base)
+            migrate(url, runtime_user=Settings(database_url=url).runtime_user)
+            conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')  # whole or none
+            stale = conn.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s AND datname <> %s",
+                (f"{TEMPLATE_PREFIX}%", name),
+            ).fetchall()
+            for (old,) in stale:
+                conn.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
+            return name
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext('docs-test-template'))")
+
+
+def create_database(base: str = ADMIN_DATABASE_URL) -> str:
+    """A fresh database with every migration applied; returns its URL.  A copy of the
+    migrated template (``CREATE DATABASE … TEMPLATE``), not a migration run per test."""
+    template = migrated_template(base)
     name = f"docs_t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_url_for(name, base)
-    migrate(url, runtime_user=Settings(database_url=url).runtime_user)
-    return url
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return database_url_for(name, base)
 
 
 def drop_database(url: str, base: str = ADMIN_DATABASE_URL) -> None:
