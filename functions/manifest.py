@@ -69,10 +69,12 @@ _WS_API = "chalicelib.adapters.apigw_connections"
 DLQ = Call("sqs", ("sqs:SendMessage",), "FunctionFailuresDLQ.Arn", PLATFORM)
 DB = Call("rds", ("rds-db:connect",), _RDS_USER + "${DbUser}", _PG)
 CACHE = Call("elasticache", via="chalicelib.adapters.redis")
-CACHE_SECRET = Call("secretsmanager", ("secretsmanager:GetSecretValue",), "CacheUserSecret",
-                    _SECRETS)  # fmt: skip
-PAGE_SECRET = Call("secretsmanager", ("secretsmanager:GetSecretValue",), "PageTokenSecret",
-                   _SECRETS)  # fmt: skip
+CACHE_SECRET = Call(
+    "secretsmanager", ("secretsmanager:GetSecretValue",), "CacheUserSecret", _SECRETS
+)
+PAGE_SECRET = Call(
+    "secretsmanager", ("secretsmanager:GetSecretValue",), "PageTokenSecret", _SECRETS
+)
 SEARCH_NUDGE = Call("sqs", ("sqs:SendMessage",), "SearchNudgeQueue.Arn", _NUDGE)
 REALTIME_NUDGE = Call("sqs", ("sqs:SendMessage",), "RealtimeNudgeQueue.Arn", _NUDGE)
 SEARCH_READ = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
@@ -103,10 +105,14 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call("kms", ("kms:GenerateDataKey", "kms:Decrypt"), "ContentKey.Arn", BY_S3),
         Call("s3", ("s3:GetObject",), "${ExportsBucket.Arn}/exports/*", _S3),
         # personal-data fields: data keys under their purpose, and the blind-index key
-        Call("kms", ("kms:GenerateDataKey", "kms:Decrypt"), "ContentKey.Arn",
-             "chalicelib.adapters.pii", _PII_CONTEXT),  # fmt: skip
-        Call("secretsmanager", ("secretsmanager:GetSecretValue",), "PiiBlindIndexSecret",
-             _SECRETS),  # fmt: skip
+        Call(
+            "kms",
+            ("kms:GenerateDataKey", "kms:Decrypt"),
+            "ContentKey.Arn",
+            "chalicelib.adapters.pii",
+            _PII_CONTEXT,
+        ),
+        Call("secretsmanager", ("secretsmanager:GetSecretValue",), "PiiBlindIndexSecret", _SECRETS),
     ),
     "functions.migrate.handler": (
         DLQ,
@@ -115,11 +121,16 @@ CALLS: dict[str, tuple[Call, ...]] = {
     ),
     "functions.deploy_hook.handler": (
         DLQ,
-        Call("lambda", ("lambda:InvokeFunction",), "MigrateFunction*Alias*", "functions.deploy_hook"),
+        Call(
+            "lambda", ("lambda:InvokeFunction",), "MigrateFunction*Alias*", "functions.deploy_hook"
+        ),
         Call("lambda", ("lambda:InvokeFunction",), "ApiFunction*Version*", "functions.deploy_hook"),
-        Call("codedeploy", ("codedeploy:PutLifecycleEventHookExecutionStatus",),
-             "*:deploymentgroup:${ServerlessDeploymentApplication}/*",
-             "functions.deploy_hook"),  # fmt: skip
+        Call(
+            "codedeploy",
+            ("codedeploy:PutLifecycleEventHookExecutionStatus",),
+            "*:deploymentgroup:${ServerlessDeploymentApplication}/*",
+            "functions.deploy_hook",
+        ),
     ),
     "functions.process_upload.handler": (
         *_UPLOADS,
@@ -136,16 +147,22 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_WORKER,
         PAGE_SECRET,
         Call("jwks", via="chalicelib.api.oidc"),  # $connect verifies the token itself
-        Call("execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*",
-             _WS_API),  # fmt: skip
+        Call(
+            "execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*", _WS_API
+        ),
     ),
     "functions.realtime.fanout_handler": (
         *_WORKER,
         PAGE_SECRET,
-        Call("execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*",
-             _WS_API),  # fmt: skip
-        Call("execute-api", ("execute-api:ManageConnections",), _WS + "/DELETE/@connections/*",
-             _WS_API),  # fmt: skip
+        Call(
+            "execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*", _WS_API
+        ),
+        Call(
+            "execute-api",
+            ("execute-api:ManageConnections",),
+            _WS + "/DELETE/@connections/*",
+            _WS_API,
+        ),
         Call("sqs", POLL, "RealtimeNudgeQueue.Arn", PLATFORM),
     ),
     "functions.audit_export.handler": (
@@ -165,8 +182,13 @@ CALLS: dict[str, tuple[Call, ...]] = {
         *_WORKER,
         SEARCH_NUDGE,
         Call("s3", ("s3:DeleteObject", "s3:DeleteObjectVersion"), _CONTENT, _S3),
-        Call("s3", ("s3:ListBucketVersions",), "ContentBucket.Arn", _S3,
-             (("s3:prefix", "content/*"),)),  # fmt: skip
+        Call(
+            "s3",
+            ("s3:ListBucketVersions",),
+            "ContentBucket.Arn",
+            _S3,
+            (("s3:prefix", "content/*"),),
+        ),
     ),
     # the Cognito trigger (inline code): it returns the event it was given
     "index.handler": (DLQ,),
@@ -174,7 +196,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
 
 # Wide grants AWS requires, and SAM attaches: each named, none other allowed.
 MANAGED_POLICIES: dict[str, str] = {
-    "service-role/AWSLambdaBasicExecutionRole": "logs of the function (SAM attaches it to every role)",
+    "service-role/AWSLambdaBasicExecutionRole": "logs (SAM attaches it to every role)",
     "AWSXrayWriteOnlyAccess": "Tracing: Active; X-Ray has no resource-level permissions",
     "service-role/AWSLambdaVPCAccessExecutionRole": "the ENIs of a function in a VPC (EC2 needs *)",
 }

@@ -19,8 +19,11 @@ from typing import Any
 from functions.manifest import ADAPTERS, BY_S3, PLATFORM, Call
 from tests.unit.test_template import ROOT
 
-IN_VPC = {"rds": ("ProxySecurityGroup", 5432), "elasticache": ("CacheSecurityGroup", 6379),
-          "es": ("SearchSecurityGroup", 443)}  # fmt: skip
+IN_VPC = {
+    "rds": ("ProxySecurityGroup", 5432),
+    "elasticache": ("CacheSecurityGroup", 6379),
+    "es": ("SearchSecurityGroup", 443),
+}
 GATEWAY = {"s3", "dynamodb"}
 NO_ENDPOINT = {"execute-api", "jwks"}  # the management API and a public host: NAT only
 NOT_NETWORK = {PLATFORM, BY_S3}
@@ -55,8 +58,11 @@ class Deployment:
         self.conds: dict[str, bool] = {}
         for name in template["Conditions"]:
             self.condition(name)
-        self.resources = {n: r for n, r in template["Resources"].items()
-                          if self.conds.get(r.get("Condition", ""), True)}  # fmt: skip
+        self.resources = {
+            n: r
+            for n, r in template["Resources"].items()
+            if self.conds.get(r.get("Condition", ""), True)
+        }
 
     def condition(self, name: str) -> bool:
         if name not in self.conds:
@@ -115,8 +121,9 @@ class Deployment:
         inline = "SecurityGroupIngress" if direction == "in" else "SecurityGroupEgress"
         kind = "AWS::EC2::" + inline
         rules = list(self.props(group).get(inline, []))
-        rules += [p for p in self.of_type(kind).values()
-                  if p["GroupId"] == {"GetAtt": f"{group}.GroupId"}]  # fmt: skip
+        rules += [
+            p for p in self.of_type(kind).values() if p["GroupId"] == {"GetAtt": f"{group}.GroupId"}
+        ]
         return rules
 
     @staticmethod
@@ -128,9 +135,11 @@ class Deployment:
     def admits(self, target_group: str, from_groups: list[str], port: int) -> bool:
         """Ingress to ``target_group`` on ``port`` from one of ``from_groups``, and
         their egress to it (or anywhere)."""
-        ingress = any(self._covers(r, port) and r.get("SourceSecurityGroupId", {}).get(
-            "GetAtt", "").split(".")[0] in from_groups
-            for r in self._rules(target_group, "in"))  # fmt: skip
+        ingress = any(
+            self._covers(r, port)
+            and r.get("SourceSecurityGroupId", {}).get("GetAtt", "").split(".")[0] in from_groups
+            for r in self._rules(target_group, "in")
+        )
         return ingress and self.egress(from_groups, port, to=target_group)
 
     def egress(self, groups: list[str], port: int, *, to: str | None = None) -> bool:
@@ -144,9 +153,11 @@ class Deployment:
         return False
 
     def route_table(self, subnet: str) -> str:
-        (table,) = [p["RouteTableId"]["Ref"]
-                    for p in self.of_type("AWS::EC2::SubnetRouteTableAssociation").values()
-                    if p["SubnetId"] == {"Ref": subnet}]  # fmt: skip
+        (table,) = [
+            p["RouteTableId"]["Ref"]
+            for p in self.of_type("AWS::EC2::SubnetRouteTableAssociation").values()
+            if p["SubnetId"] == {"Ref": subnet}
+        ]
         return table
 
     def default_route(self, table: str) -> dict[str, Any] | None:
@@ -167,12 +178,17 @@ class Deployment:
         if out is None or "GatewayId" not in out:
             return False
         igw = out["GatewayId"]["Ref"]
-        return any(p["InternetGatewayId"] == {"Ref": igw}
-                   for p in self.of_type("AWS::EC2::VPCGatewayAttachment").values())  # fmt: skip
+        return any(
+            p["InternetGatewayId"] == {"Ref": igw}
+            for p in self.of_type("AWS::EC2::VPCGatewayAttachment").values()
+        )
 
     def endpoints(self, service: str) -> dict[str, dict[str, Any]]:
-        return {n: p for n, p in self.of_type("AWS::EC2::VPCEndpoint").items()
-                if canon(p["ServiceName"])[0].endswith("." + service)}  # fmt: skip
+        return {
+            n: p
+            for n, p in self.of_type("AWS::EC2::VPCEndpoint").items()
+            if canon(p["ServiceName"])[0].endswith("." + service)
+        }
 
     def path(self, function: str, call: Call) -> str | None:
         """How ``call`` leaves ``function``, or None when it cannot."""
@@ -192,8 +208,10 @@ class Deployment:
                     return "gateway endpoint"
             elif call.service not in NO_ENDPOINT and endpoint["VpcEndpointType"] == "Interface":
                 in_subnets = set(subnets) <= {r["Ref"] for r in endpoint["SubnetIds"]}
-                admitted = any(self.admits(g["GetAtt"].split(".")[0], groups, 443)
-                               for g in endpoint["SecurityGroupIds"])  # fmt: skip
+                admitted = any(
+                    self.admits(g["GetAtt"].split(".")[0], groups, 443)
+                    for g in endpoint["SecurityGroupIds"]
+                )
                 if endpoint.get("PrivateDnsEnabled") and in_subnets and admitted:
                     return "interface endpoint"
         if call.service == "execute-api" and any(
@@ -221,8 +239,10 @@ def _imports(node: ast.AST, package: str) -> set[str]:
         elif isinstance(n, ast.ImportFrom):
             base = n.module or ""
             if n.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - n.level + 1]
-                                + ([base] if base else []))  # fmt: skip
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - n.level + 1]
+                    + ([base] if base else [])
+                )
             found |= {base} | {f"{base}.{a.name}" for a in n.names}
     return {m for m in found if m.split(".")[0] in ("chalicelib", "functions")}
 
@@ -249,7 +269,9 @@ def _module_closure(module: str) -> frozenset[str]:
         seen.add(current)
         if _adapter(current) or current == "chalicelib.bootstrap":
             continue
-        package = current if (ROOT / current.replace(".", "/")).is_dir() else current.rsplit(".", 1)[0]
+        package = (
+            current if (ROOT / current.replace(".", "/")).is_dir() else current.rsplit(".", 1)[0]
+        )
         todo += sorted(_imports(_tree(current), package))
     return frozenset(seen)
 
@@ -269,17 +291,23 @@ def _container_members() -> tuple[dict[str, ast.AST], ast.Module]:
 
 
 def _self_attrs(node: ast.AST) -> set[str]:
-    return {n.attr for n in ast.walk(node)
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id == "self"}  # fmt: skip
+    return {
+        n.attr
+        for n in ast.walk(node)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"
+    }
 
 
 def container_modules(used: set[str]) -> set[str]:
     """What the container members ``used`` import, following ``self.X`` between members;
     ``build()`` (every container's adapters) included."""
     members, tree = _container_members()
-    build = [n for n in tree.body if isinstance(n, ast.FunctionDef)
-             and n.name in ("build", "_with_realtime_nudge", "_document_cache")]  # fmt: skip
+    build = [
+        n
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef)
+        and n.name in ("build", "_with_realtime_nudge", "_document_cache")
+    ]
     modules: set[str] = set()
     for fn in build:
         modules |= _imports(fn, "chalicelib")
@@ -299,13 +327,25 @@ def _container_uses(fn: ast.AST) -> set[str]:
     """``X`` of every ``bootstrap.container().X`` in ``fn`` (directly or via a name)."""
 
     def is_container(n: ast.AST) -> bool:
-        return (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                and n.func.attr == "container")  # fmt: skip
+        return (
+            isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and n.func.attr == "container"
+        )
 
-    names = {t.id for n in ast.walk(fn) if isinstance(n, ast.Assign) and is_container(n.value)
-             for t in n.targets if isinstance(t, ast.Name)}  # fmt: skip
-    return {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute)
-            and (is_container(n.value) or (isinstance(n.value, ast.Name) and n.value.id in names))}  # fmt: skip
+    names = {
+        t.id
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Assign) and is_container(n.value)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
+    return {
+        n.attr
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Attribute)
+        and (is_container(n.value) or (isinstance(n.value, ast.Name) and n.value.id in names))
+    }
 
 
 def reached_modules(handler: str) -> set[str]:
@@ -334,9 +374,16 @@ def reached_modules(handler: str) -> set[str]:
     if used:
         modules |= container_modules(used)
     reached = {m for start in modules for m in _module_closure(start)}
-    clients = {f"boto3:{n.args[0].value}" for fn in visited for n in ast.walk(fn)
-               if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-               and n.func.attr == "client" and n.args and isinstance(n.args[0], ast.Constant)}  # fmt: skip
+    clients = {
+        f"boto3:{n.args[0].value}"
+        for fn in visited
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "client"
+        and n.args
+        and isinstance(n.args[0], ast.Constant)
+    }
     return reached | clients
 
 

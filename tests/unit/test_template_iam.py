@@ -44,9 +44,10 @@ def _role_statements(out: dict[str, Any], function: str) -> tuple[list[Statement
             else:
                 aws_managed.append(ref.split(":policy/", 1)[1])
     for resource in resources.values():
-        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_name} in resource[
-            "Properties"
-        ]["Roles"]:
+        if (
+            resource["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role_name} in resource["Properties"]["Roles"]
+        ):
             statements += _as_list(resource["Properties"]["PolicyDocument"]["Statement"])
     assert all(s["Effect"] == "Allow" for s in statements)
     return statements, aws_managed
@@ -86,8 +87,10 @@ def _declared(statement: Statement, calls: tuple[Call, ...]) -> list[tuple[str, 
 
 def _each_function(out: dict[str, Any]) -> list[tuple[str, tuple[Call, ...]]]:
     template = _template()
-    return [(name, CALLS[template["Resources"][name]["Properties"]["Handler"]])
-            for name in _functions(template)]  # fmt: skip
+    return [
+        (name, CALLS[template["Resources"][name]["Properties"]["Handler"]])
+        for name in _functions(template)
+    ]
 
 
 def test_every_call_is_granted(transformed: dict[str, Any]) -> None:  # noqa: F811

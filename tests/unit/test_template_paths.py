@@ -67,12 +67,14 @@ def test_every_function_in_the_template_is_declared() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in _functions(_template()) if "InlineCode" not in
-             _template()["Resources"][n]["Properties"]],  # fmt: skip
+    "name",
+    [
+        n
+        for n in _functions(_template())
+        if "InlineCode" not in _template()["Resources"][n]["Properties"]
+    ],
 )
-def test_the_declaration_is_what_the_code_calls(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_declaration_is_what_the_code_calls(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The services the handler can reach (under the function's own settings) are the
     declared ones: no call is undeclared, none declared is dead."""
     template = _template()
@@ -106,8 +108,9 @@ def test_with_a_nat_gateway_per_az_every_call_has_a_path_in_its_own_az() -> None
     routes = deployment.of_type("AWS::EC2::Route")
     assert routes["PrivateDefaultRouteB"]["NatGatewayId"] == {"Ref": "NatGatewayB"}
     nat_b = deployment.props("NatGatewayB")
-    assert deployment.props(nat_b["SubnetId"]["Ref"])["AvailabilityZone"] == (
-        deployment.props("PrivateSubnetB")["AvailabilityZone"]
+    assert (
+        deployment.props(nat_b["SubnetId"]["Ref"])["AvailabilityZone"]
+        == (deployment.props("PrivateSubnetB")["AvailabilityZone"])
     )
 
 
@@ -123,15 +126,21 @@ def test_an_execute_api_endpoint_would_cut_the_management_api_off() -> None:
     template = copy.deepcopy(_template())
     sqs = template["Resources"]["SqsEndpoint"]
     template["Resources"]["ExecuteApiEndpoint"] = {
-        **sqs, "Properties": {**sqs["Properties"],
-                              "ServiceName": {"Sub": "com.amazonaws.${AWS::Region}.execute-api"}},
-    }  # fmt: skip
+        **sqs,
+        "Properties": {
+            **sqs["Properties"],
+            "ServiceName": {"Sub": "com.amazonaws.${AWS::Region}.execute-api"},
+        },
+    }
     cut = {(n, s) for n, s in REALTIME_OUT if s == "execute-api"}
     assert _unreachable(Deployment(template)) == cut
 
 
 def test_functions_outside_the_vpc_call_nothing_inside_it() -> None:
     deployment = Deployment(_template())
-    outside = [n for n in _functions(deployment.t)
-               if n in deployment.resources and not deployment.vpc_of(n)[0]]  # fmt: skip
+    outside = [
+        n
+        for n in _functions(deployment.t)
+        if n in deployment.resources and not deployment.vpc_of(n)[0]
+    ]
     assert set(outside) == {"DeployHookFunction", "TokenClaimsFunction"}
