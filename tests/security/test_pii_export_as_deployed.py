@@ -1,5 +1,5 @@
 """A personal-data export written by the export worker *as deployed* holds the
-subject's fields in clear (docs/security.md, "Personal-data exports").
+subject's fields in clear (docs/security.md, "What the deployed functions may do").
 
 The local stack gives every part one configuration, so a worker the template left
 without the personal-data settings (or without ``kms:Decrypt``) still passed locally

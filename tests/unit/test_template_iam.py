@@ -1,5 +1,5 @@
 """Every function's role grants what its code calls, on the resources it calls it on,
-and nothing wider (docs/deploy.md, "Network paths and permissions").
+and nothing wider (docs/deploy.md, "Network paths").
 
 Read from the template as CloudFormation gets it after the SAM transform: inline
 policies, SAM's generated ones (the DLQ's, an SQS event's) and the managed policies it
