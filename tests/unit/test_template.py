@@ -274,12 +274,21 @@ def test_search_nudge_queue_is_fifo_with_a_fifo_dlq() -> None:
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
 
 
+def _sqs_sources(template: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The SQS event source mappings that invoke function ``name`` (through its alias)."""
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r["Properties"]["FunctionName"] == {"Ref": f"{name}.Alias"}
+    ]
+
+
 def test_sync_function_reports_batch_item_failures() -> None:
     template = _template()
-    events = _function(template, "SyncSearchFunction")["Events"]
-    sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    sqs = _sqs_sources(template, "SyncSearchFunction")
     assert len(sqs) == 1
-    assert sqs[0]["Queue"] == {"GetAtt": "SearchNudgeQueue.Arn"}
+    assert sqs[0]["EventSourceArn"] == {"GetAtt": "SearchNudgeQueue.Arn"}
     assert sqs[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= sqs[0]["BatchSize"] <= 10  # the FIFO event source maximum
 
@@ -738,7 +747,7 @@ def test_the_proxy_connections_are_capped(monkeypatch: pytest.MonkeyPatch) -> No
     assert api["If"][1] == {"Ref": "ApiReservedConcurrency"}
     upload = _function(template, "ProcessUploadFunction")
     assert upload["ReservedConcurrentExecutions"] == {"Ref": "ProcessUploadConcurrency"}
-    (sqs,) = [e["Properties"] for e in upload["Events"].values() if e["Type"] == "SQS"]
+    (sqs,) = _sqs_sources(template, "ProcessUploadFunction")
     assert sqs["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "ProcessUploadConcurrency"}
     settings = _settings_of(template, "ApiFunction", monkeypatch)
     assert settings.db_ssl_params()["sslmode"] == "verify-full"

@@ -43,6 +43,8 @@ DATA_TIER_CONDITIONS = {
     "SearchAdminRoleOn",
     "EndpointSgOn",
     "VpcEndpointsOn",
+    "NatOn",
+    "NatPerAzOn",
 }
 # the functions that run in the VPC (the deploy hook and the Cognito trigger do not)
 VPC_FUNCTIONS = (
@@ -217,9 +219,16 @@ def test_the_created_network_is_private_in_two_azs() -> None:
     subnets = [_props(n) for n in ("PrivateSubnetA", "PrivateSubnetB")]
     assert [s["AvailabilityZone"]["Select"][0] for s in subnets] == [0, 1]
     assert all(s["MapPublicIpOnLaunch"] is False for s in subnets)
-    # no way out: no internet or NAT gateway, no route but the local one and S3's
-    for kind in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::Route"):
-        assert not _of_type(kind), kind
+    # the only way out is a NAT gateway (NatGateways), which only the public subnets'
+    # route reaches the internet gateway from; nothing of it exists without NatOn
+    for kind in ("AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::Route",
+                 "AWS::EC2::EIP"):  # fmt: skip
+        assert all(r["Condition"] in ("NatOn", "NatPerAzOn") for r in _of_type(kind).values())
+    routes = {n: r["Properties"] for n, r in _of_type("AWS::EC2::Route").items()}
+    assert routes["PublicDefaultRoute"]["GatewayId"] == {"Ref": "InternetGateway"}
+    assert routes["PrivateDefaultRouteA"]["NatGatewayId"] == {"Ref": "NatGatewayA"}
+    assert _if(routes["PrivateDefaultRouteB"]["NatGatewayId"], "NatPerAzOn") == (
+        {"Ref": "NatGatewayB"}, {"Ref": "NatGatewayA"})  # fmt: skip
     associations = {
         (p["SubnetId"]["Ref"], p["RouteTableId"]["Ref"])
         for p in (
@@ -229,13 +238,16 @@ def test_the_created_network_is_private_in_two_azs() -> None:
     assert associations == {
         ("PrivateSubnetA", "PrivateRouteTableA"),
         ("PrivateSubnetB", "PrivateRouteTableB"),
+        ("PublicSubnetA", "PublicRouteTable"),
+        ("PublicSubnetB", "PublicRouteTable"),
     }
+    assert _template()["Parameters"]["NatGateways"]["Default"] == "one"  # real-time needs it
     assert resources["VpcFlowLog"]["Properties"]["ResourceId"] == {"Ref": "Vpc"}
 
 
 def test_the_vpc_endpoints_follow_the_created_vpc() -> None:
     conditions = _template()["Conditions"]
-    assert {"Condition": "NetworkOn"} in conditions["VpcEndpointsOn"]["Or"]  # no NAT there
+    assert {"Condition": "NetworkOn"} in conditions["VpcEndpointsOn"]["Or"]  # NAT or not
     endpoints = _of_type("AWS::EC2::VPCEndpoint")
     assert set(endpoints) == {
         "S3GatewayEndpoint", "SqsEndpoint", "SecretsManagerEndpoint", "KmsEndpoint",
@@ -418,7 +430,9 @@ def test_the_cache_is_tls_with_an_rbac_user() -> None:
     for name, res in resources.items():
         if res["Type"] == "AWS::Serverless::Function" and "InlineCode" not in res["Properties"]:
             attached = json.dumps(res["Properties"].get("Policies", []))
-            assert "CacheSecretReadPolicy" in attached, name
+            # every function that reads the settings; the deploy hook reads none
+            reads = name != "DeployHookFunction"
+            assert ("CacheSecretReadPolicy" in attached) == reads, name
 
 
 def test_the_search_domain_is_encrypted_https_only_and_fine_grained() -> None:

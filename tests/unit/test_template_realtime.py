@@ -11,6 +11,7 @@ from tests.unit.test_template import (
     _alarms,
     _env,
     _function,
+    _sqs_sources,
     _statements,
     _template,
 )
@@ -67,8 +68,9 @@ def test_writers_nudge_the_fan_out_which_also_runs_every_minute() -> None:
     for name in ("ApiFunction", "ProcessUploadFunction", "ExpireUploadsFunction"):
         assert _env(template, name)["DOCS_REALTIME_NUDGE_QUEUE_URL"] == {
             "Ref": "RealtimeNudgeQueue"}, name  # fmt: skip
+    (nudge,) = _sqs_sources(template, "RealtimeFanOutFunction")
+    assert nudge["EventSourceArn"] == {"GetAtt": "RealtimeNudgeQueue.Arn"}
     events = _function(template, "RealtimeFanOutFunction")["Events"]
-    assert events["Nudge"]["Properties"]["Queue"] == {"GetAtt": "RealtimeNudgeQueue.Arn"}
     assert events["Sweep"]["Properties"]["Schedule"] == "rate(1 minute)"
     queue = template["Resources"]["RealtimeNudgeQueue"]["Properties"]
     assert queue["FifoQueue"] is True  # the nudge adapter sends group and deduplication ids
