@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ PUBLIC = {("/health", "GET"), ("/openapi.json", "GET")}
 ANY_METHOD = "x-amazon-apigateway-any-method"
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """Reads CloudFormation short-form tags (!Ref, !Sub …) as plain values."""
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Reads CloudFormation short-form tags (!Ref, !Sub …) as plain values (libyaml's
+    parser when PyYAML has it: the template is large)."""
 
 
 def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
@@ -29,9 +32,16 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
-def _template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+@functools.cache
+def _parsed(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)
     return loaded
+
+
+def _template() -> dict[str, Any]:
+    """The template as it is on disk now, parsed once per content; each caller gets its
+    own copy to read or change."""
+    return copy.deepcopy(_parsed((ROOT / "template.yaml").read_text()))
 
 
 def _if(value: Any, condition: str) -> tuple[Any, Any]:
@@ -430,7 +440,13 @@ def _alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def transformed() -> dict[str, Any]:
     """The template as CloudFormation gets it after the SAM transform (no AWS call:
-    local code locations stand in for S3 ones, no managed policy is looked up)."""
+    local code locations stand in for S3 ones, no managed policy is looked up);
+    transformed once per template content, a copy per module."""
+    return copy.deepcopy(_transform((ROOT / "template.yaml").read_text()))
+
+
+@functools.cache
+def _transform(text: str) -> dict[str, Any]:
     import logging
     import os
 
@@ -441,7 +457,7 @@ def transformed() -> dict[str, Any]:
         def load(self) -> dict[str, str]:
             return {}
 
-    template = yaml_parse((ROOT / "template.yaml").read_text())
+    template = yaml_parse(text)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
