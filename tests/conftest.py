@@ -180,6 +180,19 @@ def make_token(
     return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
 
 
+def request_parts(
+    token: str | None, body: Any, headers: dict[str, str] | None, raw: bytes | None
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body bytes a test request sends, in process or over HTTP: JSON
+    unless told otherwise, the bearer token when there is one, ``raw`` as it is."""
+    hdrs = {"Content-Type": "application/json"}
+    if token:
+        hdrs["Authorization"] = f"Bearer {token}"
+    hdrs.update(headers or {})
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    return hdrs, data
+
+
 class Invoker:
     """Calls ``app.handler`` with API Gateway events, as Lambda would."""
 
@@ -203,12 +216,8 @@ class Invoker:
         raw: bytes | None = None,
         token: str | bool | None = True,
     ) -> Response:
-        hdrs = {"Content-Type": "application/json"}
         use = self.token if token is True else token
-        if use:
-            hdrs["Authorization"] = f"Bearer {use}"
-        hdrs.update(headers or {})
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        hdrs, data = request_parts(use or None, body, headers, raw)
         event = self._event(self.resources, method, path, headers=hdrs, body=data)
         assert event is not None, f"no route for {path}"
         result = self.app.handler(event, self._context.new())
@@ -272,31 +281,39 @@ def drop_search_indexes(url: str, alias: str) -> None:
         pass
 
 
+@contextmanager
+def fresh_container(
+    settings: Settings, *, search_url: str | None = None, **update: Any
+) -> Iterator[Any]:
+    """The real composition root on a fresh database of its own (with ``search_url``,
+    also an index alias of its own), installed as the app's; ``update`` changes
+    other settings.  Everything it made is removed afterwards."""
+    from chalicelib import bootstrap
+
+    url = create_database()
+    own: dict[str, Any] = {"database_url": url}
+    if search_url:
+        own |= {"opensearch_url": search_url, "search_alias": f"t{uuid.uuid4().hex[:8]}-docs"}
+    built = bootstrap.build(settings.model_copy(update={**own, **update}))
+    bootstrap.set_container(built)
+    try:
+        yield built
+    finally:
+        bootstrap.set_container(None)
+        built.close()
+        if search_url:
+            drop_search_indexes(search_url, own["search_alias"])
+        drop_database(url)
+
+
 @pytest.fixture
 def search_container(settings: Settings, opensearch_url: str) -> Iterator[Any]:
     """A container with its own fresh database (the outbox is a shared stream:
     a consumer drains every org's rows) and its own index alias."""
-    from chalicelib import bootstrap
-
-    url = create_database()
-    alias = f"t{uuid.uuid4().hex[:8]}-docs"
-    built = bootstrap.build(
-        settings.model_copy(
-            update={
-                "database_url": url,
-                "opensearch_url": opensearch_url,
-                "search_alias": alias,
-                "search_retry_base_s": 0.0,
-                "search_max_attempts": 3,
-            }
-        )
-    )
-    bootstrap.set_container(built)
-    yield built
-    bootstrap.set_container(None)
-    built.close()
-    drop_search_indexes(opensearch_url, alias)
-    drop_database(url)
+    with fresh_container(
+        settings, search_url=opensearch_url, search_retry_base_s=0.0, search_max_attempts=3
+    ) as built:
+        yield built
 
 
 # ------------------------------------------------------------------ AWS (moto)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from devtools.services import free_port
-from tests.conftest import JWT_SECRET, REDIS_URL
+from tests.conftest import JWT_SECRET, REDIS_URL, request_parts
 from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,11 +46,7 @@ class Client:
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
     ) -> HttpResponse:
-        hdrs = {"Content-Type": "application/json"}
-        if self.token:
-            hdrs["Authorization"] = f"Bearer {self.token}"
-        hdrs.update(headers or {})
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        hdrs, data = request_parts(self.token, body, headers, raw)
         req = urllib.request.Request(self.base + path, data=data, method=method, headers=hdrs)
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:

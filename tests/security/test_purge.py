@@ -19,16 +19,13 @@ import psycopg
 import pytest
 import redis
 
-from chalicelib import bootstrap
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.keys import join_key
 from tests.conftest import (
     REDIS_URL,
     Invoker,
     admin_connection,
-    create_database,
-    drop_database,
-    drop_search_indexes,
+    fresh_container,
     make_token,
     sync_search,
 )
@@ -53,25 +50,10 @@ def c(settings: Any, opensearch_url: str, moto_endpoint: str) -> Iterator[Any]:
     suffix = uuid.uuid4().hex[:10]
     bucket = f"docs-purge-{suffix}"
     ensure_resources(moto_endpoint, bucket, queue=f"docs-purge-{suffix}", visibility_timeout_s=0)
-    url = create_database()
-    alias = f"purge{suffix[:6]}-docs"
-    built = bootstrap.build(
-        settings.model_copy(
-            update={
-                "database_url": url,
-                "opensearch_url": opensearch_url,
-                "search_alias": alias,
-                "aws_endpoint_url": moto_endpoint,
-                "content_bucket": bucket,
-            }
-        )
-    )
-    bootstrap.set_container(built)
-    yield built
-    bootstrap.set_container(None)
-    built.close()
-    drop_search_indexes(opensearch_url, alias)
-    drop_database(url)
+    with fresh_container(
+        settings, search_url=opensearch_url, aws_endpoint_url=moto_endpoint, content_bucket=bucket
+    ) as built:
+        yield built
 
 
 def _api(org: str) -> Invoker:
