@@ -39,6 +39,10 @@ class MixedLoad:
     acks: dict[str, Ack] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
     errors: list[BaseException] = field(default_factory=list)
+    # what no fault may cause: a failure that is not problem+json with Retry-After, and
+    # a read older than a write acknowledged before the read was sent
+    bad_failures: list[str] = field(default_factory=list)
+    stale_reads: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _known: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,9 +58,13 @@ class MixedLoad:
         with self._lock:
             return len(self.acks)
 
-    def _seen(self, r: HttpResponse) -> None:
+    def _seen(self, r: HttpResponse, method: str, path: str) -> None:
         with self._lock:
             self.statuses[r.status] += 1
+            if r.status >= 500 and r.status != 599:
+                kind = r.headers.get("content-type", "")
+                if r.status != 503 or "retry-after" not in r.headers or "problem+json" not in kind:
+                    self.bad_failures.append(f"{method} {path}: {r.status} {kind} {r.body[:120]!r}")
 
     def _ack(self, doc: str, version: int, *, deleted: bool = False) -> None:
         with self._lock:
@@ -69,7 +77,7 @@ class MixedLoad:
             r = self.client.request(method, path, body, **kw)  # type: ignore[arg-type]
         except OSError:  # connection reset while a worker was busy failing over
             r = HttpResponse(599, {}, b"")
-        self._seen(r)
+        self._seen(r, method, path)
         return r
 
     # -- the clients -----------------------------------------------------------------
@@ -135,7 +143,16 @@ class MixedLoad:
                 if not known:
                     self.stop.wait(0.01)
                     continue
-                self._request("GET", f"/documents/{rng.choice(known)}")
+                doc_id = rng.choice(known)
+                with self._lock:
+                    acked = self.acks.get(doc_id)
+                r = self._request("GET", f"/documents/{doc_id}")
+                if r.status == 200 and acked is not None and r.json()["version"] < acked.version:
+                    with self._lock:
+                        self.stale_reads.append(
+                            f"{doc_id}: read version {r.json()['version']} after "
+                            f"version {acked.version} was acknowledged ({r.headers.get('x-cache')})"
+                        )
         except BaseException as exc:
             self.errors.append(exc)
 

@@ -36,6 +36,7 @@ def redis_killed(campaign: Campaign, load: MixedLoad) -> Notes:
     campaign.redis.kill()
     assert _grows(load, acked=PROGRESS, ops=3 * PROGRESS), "reads and writes go on without Redis"
     degraded = _health(campaign)["redis"]
+    assert degraded == "degraded", f"/health says redis {degraded!r} while it is down"
     campaign.redis.start()
     assert poll(lambda: all(_health(campaign)["redis"] == "ok" for _ in range(6)), timeout_s=30), (
         "every worker's breaker closed by itself"
@@ -48,7 +49,9 @@ def postgres_crashed(campaign: Campaign, load: MixedLoad) -> Notes:
     before = load.statuses[503]
     campaign.pg.stop("immediate")
     assert poll(lambda: load.statuses[503] - before >= 3, timeout_s=30), "clients saw the outage"
-    campaign.pg.start()
+    down = Client(campaign.server.base).request("GET", "/health")
+    assert down.status == 503 and down.json()["checks"]["postgres"] == "down", down
+    campaign.pg.start()  # same port, same data; the server is not restarted
     return {"503 during outage": load.statuses[503] - before}
 
 

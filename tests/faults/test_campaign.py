@@ -5,7 +5,9 @@ For each fault (``registry.FAULTS``; the entries live in ``processes.py``,
 wait until it runs, inject the fault (which brings the service back), check
 the load goes on after it, stop the load, and run the checks (``Campaign.verify``).  Statuses
 a client may see: 2xx, 404 (a read of a document its writer deleted), 412 (a
-write after an unknown outcome), and 503 only while PostgreSQL is down.
+write after an unknown outcome), and 503 only while PostgreSQL is down, always
+as problem+json with Retry-After; no read returns a version older than a write
+acknowledged before the read was sent.
 ``-s`` is not needed: the table of faults survived is in the terminal summary.
 """
 
@@ -42,6 +44,8 @@ def test_fault_survived(campaign: Campaign, fault: Fault) -> None:
     campaign.keep(org, load)
     seen = set(load.statuses)
     assert seen <= ALWAYS | DURING.get(fault.name, set()), dict(load.statuses)
+    assert not load.bad_failures, load.bad_failures[:5]  # every failure: 503 problem+json
+    assert not load.stale_reads, load.stale_reads[:5]  # never older than an acknowledged write
     checked = campaign.verify()
     statuses = " ".join(f"{s}x{n}" for s, n in sorted(load.statuses.items()))
     seconds = round(time.monotonic() - started, 1)

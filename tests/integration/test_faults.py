@@ -1,8 +1,8 @@
 """Breaker disagreement between processes must not let a stale entry outlive a write.
 
-Found by tests/e2e/test_faults.py::test_redis_killed_mid_load: right after
-Redis comes back, one worker's breaker has closed again (it fills and serves
-from the cache) while another's is still open for the rest of its cool-down.
+Right after Redis comes back (the fault campaign's Redis kill), one worker's
+breaker has closed again (it fills and serves from the cache) while another's is
+still open for the rest of its cool-down.
 If that second worker skipped its pre-commit fence and post-commit write-back
 because of its *own* open breaker, the first one kept serving the version it
 had cached before the write, after the write was acknowledged, until its next
