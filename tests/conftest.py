@@ -363,3 +363,15 @@ def read_feed(api: Invoker, query: str, expect: int = 0) -> dict[str, Any]:
         return page
 
     return poll(read, lambda page: len(page["changes"]) >= expect)
+
+
+# ------------------------------------------------------------------ the local server
+@pytest.fixture(scope="session")
+def server(database_url: str, redis_prefix: str, local_search_env: dict[str, str]) -> Iterator[str]:
+    """The run's local server (one per xdist worker), shared by every test that needs no
+    settings of its own; its URL."""
+    from tests.e2e.conftest import LocalServer, server_env
+
+    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix, **local_search_env))
+    yield running.base
+    running.stop()

@@ -8,15 +8,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from devtools.services import free_port
-from tests.conftest import JWT_SECRET, REDIS_URL, request_parts
+from tests.conftest import JWT_SECRET, request_parts
 from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,10 +112,3 @@ def server_env(
         "DOCS_RATE_LIMIT_WRITER": "[100000, 100000]",
         **extra,
     }
-
-
-@pytest.fixture(scope="session")
-def server(database_url: str, redis_prefix: str, local_search_env: dict[str, str]) -> Iterator[str]:
-    running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix, **local_search_env))
-    yield running.base
-    running.stop()

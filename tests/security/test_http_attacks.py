@@ -7,25 +7,22 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
 import pytest
 
 from chalicelib.api.http import SECURITY_HEADERS
-from tests.conftest import JWT_SECRET, REDIS_URL, make_token
-from tests.e2e.conftest import Client, HttpResponse, LocalServer, server_env
+from tests.conftest import JWT_SECRET, make_token
+from tests.e2e.conftest import Client, HttpResponse
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def base(database_url: str, redis_prefix: str, local_search_env: dict[str, str]) -> Iterator[str]:
-    env = server_env(database_url, REDIS_URL, redis_prefix, DOCS_WORKERS="2", **local_search_env)
-    running = LocalServer(env)
-    yield running.base
-    running.stop()
+def base(server: str) -> str:
+    """The run's shared local server: these attacks need no settings of their own."""
+    return server
 
 
 def _client(base: str, org: str | None = None, **claims: Any) -> Client:
