@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -43,6 +44,7 @@ from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.pii import blind_tokens
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.user_id import user_id_problem
 from chalicelib.domain.viewer import Viewer
 
 
@@ -59,6 +61,14 @@ def _timestamp(value: Any) -> Any:
     """RFC 3339 text only (no epoch numbers coerced into dates)."""
     if value is not None and not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
+def _user_id(value: str) -> str:
+    """``filter.owner`` is a user id under the one rule (domain/user_id.py)."""
+    problem = user_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"invalid user id: {problem}")
     return value
 
 
@@ -80,7 +90,7 @@ class SearchFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[StrictStr] | None = Field(default=None, max_length=20)
-    owner: StrictStr | None = Field(default=None, max_length=256)
+    owner: Annotated[StrictStr, Field(max_length=256), AfterValidator(_user_id)] | None = None
     updated_after: Timestamp = None
     updated_before: Timestamp = None
     # exact match on personal-data metadata fields, through their blind index
