@@ -92,6 +92,16 @@ class DocumentUseCases:
             writable(who, doc)
             yield tx, doc
 
+    def recheck(self, who: Principal, doc_id: str, *, write: bool) -> None:
+        """What a fresh request on ``doc_id`` checks before it does anything: 404 when
+        the document is gone or ``who`` may not read it, 403 when ``write`` and ``who``
+        may read it but not write it.  A replayed answer (Idempotency-Key) is handed
+        out only after this (api/endpoint.py)."""
+        self._allow(who, "writer" if write else "reader", doc_id)
+        with self._open_readable(who, doc_id) as (_, doc):
+            if write:
+                writable(who, doc)
+
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
         """After commit, before answering: wake the search sync, then publish to the cache."""
         if self.nudge is not None:
