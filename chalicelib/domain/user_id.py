@@ -28,29 +28,31 @@ MAX_LENGTH = 256
 FORBIDDEN = frozenset("*/")
 
 
-def user_id_problem(value: Any) -> str | None:
-    """Why ``value`` is not a user id, or None when it is one."""
-    if not isinstance(value, str):
-        return "must be a string"
-    if not 1 <= len(value) <= MAX_LENGTH:
-        return f"must be 1-{MAX_LENGTH} characters"
-    if value != value.strip():
-        return "must not begin or end with whitespace"
-    if "  " in value:
-        return "must not hold two spaces in a row"
+def _bad_character(value: str) -> str | None:
     for ch in value:
-        if ch == " ":
-            continue
-        if unicodedata.category(ch)[0] in "CZ":
+        if ch != " " and unicodedata.category(ch)[0] in "CZ":
             return (
                 f"must not hold the character U+{ord(ch):04X} (control, format, separator "
                 "or unassigned characters; the only space allowed is U+0020)"
             )
         if ch in FORBIDDEN:
             return "must not hold '*' or '/'"
-    if unicodedata.normalize("NFC", value) != value:
-        return "must be in Unicode NFC form"
     return None
+
+
+def user_id_problem(value: Any) -> str | None:
+    """Why ``value`` is not a user id, or None when it is one."""
+    if not isinstance(value, str):
+        return "must be a string"
+    checks = (
+        (not 1 <= len(value) <= MAX_LENGTH, f"must be 1-{MAX_LENGTH} characters"),
+        (value != value.strip(), "must not begin or end with whitespace"),
+        ("  " in value, "must not hold two spaces in a row"),
+    )
+    problem = next((why for failed, why in checks if failed), None) or _bad_character(value)
+    if problem is None and unicodedata.normalize("NFC", value) != value:
+        problem = "must be in Unicode NFC form"
+    return problem
 
 
 def validate_user_id(value: Any, loc: list[str | int]) -> str:
