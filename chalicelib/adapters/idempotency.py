@@ -44,6 +44,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
 )
 
 from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable, ValidationFailed
+from chalicelib.domain.model import IDEMPOTENT_REPLAYED
 from chalicelib.domain.ports import IdempotencyRecord, IdempotencyRecords
 
 Result = dict[str, Any]
@@ -208,7 +209,7 @@ class FallbackPersistenceLayer(BasePersistenceLayer):
 
 def _mark_replay(response: Any, record: DataRecord) -> Any:
     if isinstance(response, dict):
-        response = {**response, "headers": {**response["headers"], "Idempotent-Replayed": "true"}}
+        response = {**response, "headers": {**response["headers"], IDEMPOTENT_REPLAYED: "true"}}
     return response
 
 

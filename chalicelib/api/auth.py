@@ -13,8 +13,10 @@ verified claims, which are held to a strict shape (docs/security.md):
   (30 s) either way; a token may not live longer than
   ``DOCS_JWT_MAX_LIFETIME_S`` (24 h: ``exp - iat``, or ``exp - now`` without
   ``iat``);
-* ``org`` and ``sub`` are 1-256 printable characters (no NUL or other
-  control characters);
+* ``org`` is 1-256 printable characters (no NUL or other control
+  characters); ``sub`` is a user id under the one rule of
+  domain/user_id.py (no look-alikes: no outer or doubled spaces, no
+  invisible characters, NFC, no ``*`` or ``/``);
 * ``roles`` is a list of role names (``reader``, ``writer``, ``admin``);
   names it does not know are ignored, anything but a list is refused.  Only
   the claims API Gateway's authorizer hands over may carry the list as the
@@ -40,6 +42,7 @@ from chalicelib.api.oidc import JwksKeys
 from chalicelib.config import Settings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import ROLE_RANK, Principal
+from chalicelib.domain.user_id import user_id_problem
 
 _REQUIRED = ["exp", "iss", "aud", "sub"]
 _TIME_CLAIMS = ("exp", "nbf", "iat")
@@ -104,11 +107,19 @@ def _name(claims: dict[str, Any], claim: str) -> str:
     return value
 
 
+def _subject(claims: dict[str, Any]) -> str:
+    sub = _name(claims, "sub")
+    problem = user_id_problem(sub)
+    if problem is not None:
+        raise Unauthorized(f"The token's 'sub' claim is not a user id: a user id {problem}.")
+    return sub
+
+
 def principal_from_claims(
     claims: dict[str, Any], request_id: str | None, *, stringified: bool = False
 ) -> Principal:
     return Principal(
-        sub=_name(claims, "sub"),
+        sub=_subject(claims),
         org=_name(claims, "org"),
         roles=_roles(claims.get("roles"), stringified=stringified),
         request_id=request_id,

@@ -25,7 +25,12 @@ def start_content_upload(call: Call, doc_id: str) -> Response:
         return json_response(ticket.to_json(), headers={"ETag": ticket.document.etag, **NO_STORE})
 
     key_body = {"doc": doc_id, "if_match": if_match, "body": body}
-    return call.idempotent("POST /documents/{id}/content", key_body, start)
+    return call.idempotent(
+        "POST /documents/{id}/content",
+        key_body,
+        start,
+        recheck=lambda: call.services.documents.recheck(call.who, doc_id, write=True),
+    )
 
 
 def _content_response(call: Call, doc_id: str, version: int | None) -> Response:

@@ -45,7 +45,11 @@ def create_document(call: Call) -> Response:
             headers=doc_headers(doc.etag, location=f"/documents/{doc.id}"),
         )
 
-    return call.idempotent("POST /documents", body, create)
+    def recheck() -> None:  # a replay answers with the document: may the caller read it now?
+        assert key is not None
+        call.services.documents.recheck(who, idempotent_id(who.org, who.sub, key), write=False)
+
+    return call.idempotent("POST /documents", body, create, recheck=recheck)
 
 
 @bp.route("/documents:batch", methods=["POST"], content_types=ANY)
@@ -126,7 +130,10 @@ def post_changes(call: Call, doc_id: str) -> Response:
     mtype, patch = _patch_input(call, doc_id)
     body = {"doc": doc_id, "type": mtype, "if_match": call.header("if-match"), "patch": patch}
     return call.idempotent(
-        "POST /documents/{id}/changes", body, lambda: _change(call, doc_id, mtype, patch)
+        "POST /documents/{id}/changes",
+        body,
+        lambda: _change(call, doc_id, mtype, patch),
+        recheck=lambda: call.services.documents.recheck(call.who, doc_id, write=True),
     )
 
 

@@ -28,7 +28,7 @@ from chalicelib.api.http import (
 )
 from chalicelib.bootstrap import Container
 from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
-from chalicelib.domain.model import check_precondition_header
+from chalicelib.domain.model import IDEMPOTENT_REPLAYED, check_precondition_header
 from chalicelib.domain.principal import Principal
 from chalicelib.observability import annotate, count, logger
 
@@ -71,13 +71,22 @@ class Call:
         )
 
     def idempotent(
-        self, route: str, body: Any, action: Callable[[], Response], *, role: str = "writer"
+        self,
+        route: str,
+        body: Any,
+        action: Callable[[], Response],
+        *,
+        role: str = "writer",
+        recheck: Callable[[], None] | None = None,
     ) -> Response:
         """Run a POST under its Idempotency-Key (if any): retries get the first response.
 
-        The caller's role is checked first, every time: a replay hands out a stored
-        response, and a caller who lost the right to make the request since must
-        not get it."""
+        A replay hands out a stored response, so it is answered only after every
+        check a fresh request would pass first: the token (verified before the
+        view runs), the org and the caller (keys are scoped to both), the role
+        (checked here, every time), and the document permission (``recheck``:
+        it raises the 404 or 403 a fresh request would get).  Only then are the
+        stored response's personal-data fields opened."""
         who = self.who
         who.require(role)
         key = self.header("idempotency-key")
@@ -99,6 +108,8 @@ class Call:
             org=who.org, sub=who.sub, route=route, key=key, body=body, action=run,
             context=self.lambda_context,
         )  # fmt: skip
+        if recheck is not None and result["headers"].get(IDEMPOTENT_REPLAYED) == "true":
+            recheck()
         return Response(
             body=pii.open_rendered(result["body"]) if isinstance(result["body"], str)
             else result["body"],

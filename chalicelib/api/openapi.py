@@ -126,6 +126,13 @@ class Health(BaseModel):
     search_sync_lag_s: float | None = None
 
 
+USER_ID_RULE = (
+    "a user id: 1-256 characters in Unicode NFC, no whitespace at either end, single "
+    "plain spaces inside only, no control, format or other separator characters, no '*' "
+    "or '/'; compared exactly (docs/security.md, 'Look-alike user ids'); any other is a 422"
+)
+
+
 class SearchHit(BaseModel):
     id: str
     title: str
@@ -141,7 +148,13 @@ class SearchHit(BaseModel):
 
 class SearchResult(BaseModel):
     hits: list[SearchHit]
-    total: int
+    total: int = Field(
+        description="how many documents match that the caller may read now (checked against "
+        "the database, never the index's own count): exact when total_relation is 'eq', a "
+        "lower bound when it is 'gte' (more than the 1000 first matches)",
+        ge=0,
+    )
+    total_relation: Literal["eq", "gte"]
     next_page_token: str | None
 
 
@@ -292,6 +305,7 @@ class Operation:
     errors: tuple[int, ...] = ()  # problem statuses (429 and 503 are added to authenticated ones)
     auth: bool = True
     also: tuple[tuple[int, str], ...] = ()  # other successes: (status, description)
+    description: str | None = None
 
 
 _FEED_PARAMETERS = (
@@ -320,7 +334,8 @@ _USER = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 256},
-    "description": "the grantee's user id (the 'sub' of its tokens), in the caller's org",
+    "description": "the grantee's user id (the 'sub' of its tokens), in the caller's org: "
+    + USER_ID_RULE,
 }
 _GRANT_BODY = {"required": True, "content": {"application/json": {"schema": _ref("GrantIn")}}}
 _VISIBILITY_BODY = {
@@ -343,7 +358,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("put", "/documents/{doc_id}", "Create or replace a document", 200, "Document",
               (_ID, _IF_MATCH, _IF_NONE_MATCH), _DOC_BODY,
               (400, 401, 403, 409, 412, 413, 415, 422, 428),
-              also=((201, "Created: there was no document with this id (Location, ETag)"),)),
+              also=((201, "Created: there was no document with this id (Location, ETag)"),),
+              description="An id taken by a document the caller may not read answers as a "
+              "never-used id under If-Match (412); a create there is refused as for any taken "
+              "id (409, or 412 under If-None-Match: *) with nothing of the document "
+              "(docs/security.md, 'Hidden documents and chosen ids')."),
     Operation("patch", "/documents/{doc_id}", "Apply a JSON Patch or merge patch", 200,
               "Document", (_ID, _IF_MATCH_REQUIRED), _PATCH_BODY, _PATCH_ERRORS),
     Operation("delete", "/documents/{doc_id}", "Soft-delete a document", 204, None,
@@ -389,7 +408,7 @@ OPERATIONS: tuple[Operation, ...] = (
               (_ID, _USER), _GRANT_BODY, (400, 401, 403, 404, 409, 415, 422)),
     Operation("delete", "/documents/{doc_id}/grants/{user}",
               "Remove a user's grant (owner or admin)", 204, None, (_ID, _USER),
-              errors=(401, 403, 404, 409)),
+              errors=(401, 403, 404, 409, 422)),
     Operation("put", "/documents/{doc_id}/visibility",
               "Open a document to its org or make it private (owner or admin)", 200, "Document",
               (_ID, _IF_MATCH), _VISIBILITY_BODY, (400, 401, 403, 404, 409, 412, 415, 422)),
@@ -450,11 +469,12 @@ _USER = {
     "in": "path",
     "required": True,
     "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    "description": USER_ID_RULE,
 }
 _JOB = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _AUDIT_PARAMETERS = (
     {"name": "document", "in": "query", "schema": {"type": "string"}},
-    {"name": "user", "in": "query", "schema": {"type": "string"}},
+    {"name": "user", "in": "query", "schema": {"type": "string"}, "description": USER_ID_RULE},
     {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
     {"name": "page_token", "in": "query", "schema": {"type": "string"}},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
@@ -544,6 +564,8 @@ def _operation(o: Operation) -> dict[str, Any]:
     }
     if o.body is not None:
         op["requestBody"] = o.body
+    if o.description is not None:
+        op["description"] = o.description
     if not o.auth:
         op["security"] = []
     return op

@@ -35,11 +35,11 @@ from typing import Any
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.model import Document
 from chalicelib.domain.principal import ROLE_RANK, Principal
+from chalicelib.domain.user_id import validate_user_id
 from chalicelib.domain.viewer import Viewer
 
 VISIBILITIES = ("org", "private")
 GRANT_ROLES = ("reader", "writer")
-_MAX_GRANTEE = 256
 
 
 @dataclass(frozen=True)
@@ -130,13 +130,8 @@ def parse_grant(data: Any) -> str:
 
 
 def validate_grantee(user: str) -> str:
-    """A user id as tokens carry it (``sub``): 1-256 printable characters."""
-    if not user or len(user) > _MAX_GRANTEE or not user.isprintable():
-        raise ValidationFailed(
-            f"The user must be a user id ('sub') of 1-{_MAX_GRANTEE} printable characters.",
-            errors=[{"loc": ["path", "user"], "msg": "invalid user id", "type": "value_error"}],
-        )
-    return user
+    """A grantee: a user id under the one rule (domain/user_id.py), 422 otherwise."""
+    return validate_user_id(user, ["path", "user"])
 
 
 def acl_of(doc: Document) -> Acl:

@@ -173,6 +173,10 @@ def new_id() -> str:
     return _crockford(value)
 
 
+# the header a response replayed for a repeated Idempotency-Key carries
+IDEMPOTENT_REPLAYED = "Idempotent-Replayed"
+
+
 def idempotent_id(org: str, sub: str, key: str) -> str:
     """The id a create with this Idempotency-Key gets: the same for every retry,
     so a retry after an unknown commit outcome finds the first attempt's

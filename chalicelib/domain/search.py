@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -43,6 +44,7 @@ from chalicelib.domain.pagination import decode_token, encode_token
 from chalicelib.domain.pii import blind_tokens
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.user_id import user_id_problem
 from chalicelib.domain.viewer import Viewer
 
 
@@ -59,6 +61,14 @@ def _timestamp(value: Any) -> Any:
     """RFC 3339 text only (no epoch numbers coerced into dates)."""
     if value is not None and not isinstance(value, str):
         raise ValueError("must be an RFC 3339 timestamp string")
+    return value
+
+
+def _user_id(value: str) -> str:
+    """``filter.owner`` is a user id under the one rule (domain/user_id.py)."""
+    problem = user_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"invalid user id: {problem}")
     return value
 
 
@@ -80,7 +90,7 @@ class SearchFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tags: list[StrictStr] | None = Field(default=None, max_length=20)
-    owner: StrictStr | None = Field(default=None, max_length=256)
+    owner: Annotated[StrictStr, Field(max_length=256), AfterValidator(_user_id)] | None = None
     updated_after: Timestamp = None
     updated_before: Timestamp = None
     # exact match on personal-data metadata fields, through their blind index
@@ -197,7 +207,7 @@ def build_query(
     body: dict[str, Any] = {
         "query": {"bool": {"must": must or [{"match_all": {}}], "filter": filters}},
         "size": req.size,
-        "track_total_hits": True,
+        "track_total_hits": False,  # total: readable documents only (candidates_query)
         "_source": ["id", "title", "version", "updated_at", "tags", "owner"],
         "sort": (
             # scores are small sums of boosts (boolean similarity): ties are
@@ -285,7 +295,48 @@ def encode_page_token(req: SearchRequest, last_sort: list[Any], secret: str, org
     return encode_token({"a": last_sort, "h": req.fingerprint(org)}, secret)
 
 
-def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str, org: str) -> dict[str, Any]:
+# how many matches (in the page's order) a search checks against PostgreSQL to
+# count its ``total`` exactly; past it the total is a lower bound ("gte")
+TOTAL_CHECKED = 1000
+
+
+def candidates_query(page: dict[str, Any]) -> dict[str, Any]:
+    """The ids of the first ``TOTAL_CHECKED`` (+1, to know whether there are more)
+    matches of the search whose page body is ``page``, in the page's order and
+    from its start: what ``total`` counts once PostgreSQL has kept the readable."""
+    return {
+        "query": page["query"],
+        "size": TOTAL_CHECKED + 1,
+        "track_total_hits": False,
+        "_source": ["id"],
+        "sort": page["sort"],
+    }
+
+
+def without(page: dict[str, Any], hidden: list[str]) -> dict[str, Any]:
+    """``page`` that leaves out ``hidden`` (matches the caller may not read now:
+    the index learns of an ACL change a moment after PostgreSQL), so that no hit,
+    sort value or page token comes from one."""
+    if not hidden:
+        return page
+    query = page["query"]["bool"]
+    return {**page, "query": {"bool": {**query, "must_not": [{"terms": {"id": hidden}}]}}}
+
+
+def candidate_ids(raw: dict[str, Any]) -> list[str]:
+    return [
+        str(hit.get("_source", {}).get("id"))
+        for hit in raw.get("hits", {}).get("hits", [])
+        if hit.get("_source", {}).get("id") is not None
+    ]
+
+
+def shape_results(
+    raw: dict[str, Any], req: SearchRequest, secret: str, org: str, *, total: int, exact: bool
+) -> dict[str, Any]:
+    """The answer to a search: ``total`` counts readable documents only (the caller
+    counts them; OpenSearch's own count is never used), ``exact`` tells whether it
+    is the whole count (``total_relation: "eq"``) or a lower bound (``"gte"``)."""
     hits = raw.get("hits", {})
     out = []
     for hit in hits.get("hits", []):
@@ -300,13 +351,16 @@ def shape_results(raw: dict[str, Any], req: SearchRequest, secret: str, org: str
         if req.highlight and req.q.strip():
             item["highlight"] = hit.get("highlight", {})
         out.append(item)
-    total = hits.get("total", {})
-    total_value = total.get("value", 0) if isinstance(total, dict) else int(total or 0)
     raw_hits = hits.get("hits", [])
     next_token = None
     if len(raw_hits) == req.size and valid_search_after(req.sort, raw_hits[-1].get("sort")):
         next_token = encode_page_token(req, raw_hits[-1]["sort"], secret, org)
-    return {"hits": out, "total": total_value, "next_page_token": next_token}
+    return {
+        "hits": out,
+        "total": total,
+        "total_relation": "eq" if exact else "gte",
+        "next_page_token": next_token,
+    }
 
 
 # ------------------------------------------------------------ indexed form

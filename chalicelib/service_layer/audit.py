@@ -31,6 +31,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.retry import retry_transient
 
 VERIFY_PAGE = 2000
@@ -91,6 +92,8 @@ class AuditService:
     ) -> dict[str, Any]:  # fmt: skip
         """GET /audit: the caller's org only, admins only, newest first."""
         who.require("admin")
+        if user:  # (empty: no filter)
+            validate_user_id(user, ["query", "user"])
         cursor = decode_token(page_token, self.page_secret)
         before = cursor.get("s") if cursor else None
         where = AuditFilter(

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from chalicelib.domain import patching
-from chalicelib.domain.access import Acl, can_read, split_visibility, viewer_of
+from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
 from chalicelib.domain.errors import (
     Conflict,
     DomainError,
@@ -58,7 +58,12 @@ from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry
 from chalicelib.service_layer.pii_fields import PersonalData
 from chalicelib.service_layer.retry import retry_transient
-from chalicelib.service_layer.use_case import DocumentUseCases, readable, writable
+from chalicelib.service_layer.use_case import (
+    DocumentUseCases,
+    readable,
+    refuse_hidden,
+    writable,
+)
 
 CacheOutcome = Literal["hit", "miss", "bypass"]
 
@@ -291,7 +296,9 @@ class DocumentService(DocumentUseCases):
         with self._open(who.org, doc_id) as (tx, current):
             live = current is not None and not current.deleted
             if current is not None and (live or not self._past_restore_window(current)):
-                writable(who, readable(who, current, doc_id))  # 404 / 403 before anything
+                if not can_read(who, acl_of(current)):
+                    refuse_hidden(doc_id, if_match=if_match, if_none_match=if_none_match)
+                writable(who, current)  # 403 before anything
                 if visibility is not None and visibility != current.visibility:
                     raise Conflict(
                         f"A replace keeps the visibility; change it with PUT "

@@ -34,22 +34,17 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
+from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.pii_fields import PersonalData as PiiFields
 from chalicelib.service_layer.retry import retry_transient
 
 ARCHIVE_FORMAT = "docs-personal-data-export/1"
-_MAX_USER = 256
 
 
 def validate_user(user: Any, where: list[str]) -> str:
-    """A user id as tokens carry them: 1-256 printable characters."""
-    if not isinstance(user, str) or not 1 <= len(user) <= _MAX_USER or not user.isprintable():
-        raise ValidationFailed(
-            f"A user id is 1-{_MAX_USER} printable characters.",
-            errors=[{"loc": where, "msg": "invalid user id", "type": "value_error"}],
-        )
-    return user
+    """A user id under the one rule (domain/user_id.py), 422 naming ``where`` otherwise."""
+    return validate_user_id(user, list(where))
 
 
 def parse_erasure(body: Any, user: str) -> str | None:

@@ -15,12 +15,17 @@ from chalicelib.domain.access import viewer_of
 from chalicelib.domain.ports import FeedRow, SearchIndex, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
+    TOTAL_CHECKED,
     FeedCursor,
+    SearchRequest,
     build_query,
+    candidate_ids,
+    candidates_query,
     decode_page_token,
     feed_sealer,
     parse_search_request,
     shape_results,
+    without,
 )
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
@@ -46,26 +51,48 @@ class SearchService:
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
 
     def search(self, who: Principal, data: Any) -> dict[str, Any]:
+        """One page of hits, and figures that count only what ``who`` may read now.
+
+        The index holds each document's ACL and filters on it (domain/access.py),
+        but learns of an ACL change (or a delete) through the outbox, a moment
+        after PostgreSQL: a document just made private may still match there.
+        So every search asks the index for the ids of its first
+        ``TOTAL_CHECKED`` matches, keeps those PostgreSQL says ``who`` may read
+        (one query), and then asks for the page without the others.  ``total``
+        is that readable count (exact, or a lower bound past ``TOTAL_CHECKED``);
+        hits, sort values and the page token come from readable documents only.
+        Every search does the same three calls, so the time of an answer does not
+        depend on whether a hidden document matched."""
         who.require("reader")
         req = parse_search_request(data)
         after = decode_page_token(req, self.page_secret, who.org)
-        # the index holds each document's ACL and filters on it (domain/access.py)
         wanted = req.filter.metadata
         blind = self.pii.blind_filter(who.org, wanted) if wanted else None
-        body = build_query(who.org, req, after, blind, viewer=viewer_of(who))
+        page = build_query(who.org, req, after, blind, viewer=viewer_of(who))
         started = time.perf_counter()
         try:
-            raw = self.index.search(body)
+            return self._readable_page(who, req, page)
         finally:
             milliseconds("SearchLatency", (time.perf_counter() - started) * 1000)
-        result = shape_results(raw, req, self.page_secret, who.org)
+
+    def _readable_page(
+        self, who: Principal, req: SearchRequest, page: dict[str, Any]
+    ) -> dict[str, Any]:
         viewer = viewer_of(who)
-        if not viewer.admin and result["hits"]:
-            # the index learns of an ACL change through the outbox, a moment after
-            # its commit: hits are checked against PostgreSQL (one query), so a
-            # revoked grant or a document just made private never shows meanwhile
-            allowed = self.uow.readable(who.org, viewer, [h["id"] for h in result["hits"]])
-            result["hits"] = [h for h in result["hits"] if h["id"] in allowed]
+        candidates = candidate_ids(self.index.search(candidates_query(page)))
+        exact = len(candidates) <= TOTAL_CHECKED
+        checked = candidates[:TOTAL_CHECKED]
+        # the same query when nothing matched: an empty answer takes no less time
+        # when what matched was hidden ("" is no document's id)
+        readable = self.uow.readable(who.org, viewer, checked or [""])
+        raw = self.index.search(without(page, [i for i in checked if i not in readable]))
+        result = shape_results(
+            raw, req, self.page_secret, who.org, total=len(readable), exact=exact
+        )
+        unchecked = [h["id"] for h in result["hits"] if h["id"] not in readable]
+        if unchecked:  # past the checked matches (or indexed a moment ago): one more query
+            allowed = self.uow.readable(who.org, viewer, unchecked)
+            result["hits"] = [h for h in result["hits"] if h["id"] in readable | allowed]
         return result
 
     def changes(

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from chalicelib.domain.access import acl_of, can_read, can_write
-from chalicelib.domain.errors import Forbidden, NotFound
+from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, validate_id
 from chalicelib.domain.ports import SearchNudge, Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
@@ -33,6 +34,26 @@ def readable(who: Principal, doc: Document, doc_id: str) -> Document:
     if not can_read(who, acl_of(doc)):
         raise NotFound(f"Document {doc_id!r} not found.")
     return doc
+
+
+def refuse_hidden(doc_id: str, *, if_match: str | None, if_none_match: str | None) -> NoReturn:
+    """A PUT on an id taken by a document the caller may not read (docs/security.md,
+    "Hidden documents and chosen ids").
+
+    With ``If-Match`` the answer is exactly a never-used id's (412 "does not
+    exist", no ETag).  Without it a never-used id would be created, which this
+    one cannot be: the answer says the id is taken (412 under ``If-None-Match:
+    *``, else 409), and no more (no ETag, version, owner or deletion state).
+    An id is a name the client chose, unique in its org, so that it is taken is
+    not a secret; what a private document holds is."""
+    if if_match is not None:
+        raise PreconditionFailed(f"Document {doc_id!r} does not exist.")
+    if if_none_match is not None and if_none_match.strip() == "*":
+        raise PreconditionFailed(f"Document {doc_id!r} already exists.")
+    raise Conflict(
+        f"The id {doc_id!r} is taken by a document you cannot read; choose another id "
+        "(or ask its owner for a grant)."
+    )
 
 
 def writable(who: Principal, doc: Document) -> Document:
@@ -91,6 +112,16 @@ class DocumentUseCases:
         with self._open_readable(who, doc_id) as (tx, doc):
             writable(who, doc)
             yield tx, doc
+
+    def recheck(self, who: Principal, doc_id: str, *, write: bool) -> None:
+        """What a fresh request on ``doc_id`` checks before it does anything: 404 when
+        the document is gone or ``who`` may not read it, 403 when ``write`` and ``who``
+        may read it but not write it.  A replayed answer (Idempotency-Key) is handed
+        out only after this (api/endpoint.py)."""
+        self._allow(who, "writer" if write else "reader", doc_id)
+        with self._open_readable(who, doc_id) as (_, doc):
+            if write:
+                writable(who, doc)
 
     def _publish(self, doc: Document, *, fenced: bool = True) -> None:
         """After commit, before answering: wake the search sync, then publish to the cache."""

@@ -151,3 +151,106 @@ def test_a_key_first_seen_during_a_redis_outage_still_replays_after_it(settings)
     finally:
         bootstrap.set_container(None)
         after.close()
+
+
+# ---------------------------------------------------------------- replays re-check
+@pytest.fixture
+def pii_container(settings: Settings):
+    """The real container with a personal-data field (``email``), sealed at rest."""
+    import base64
+
+    built = bootstrap.build(
+        settings.model_copy(
+            update={
+                "pii_fields": ("email",),
+                "pii_local_keys": "k1:" + base64.b64encode(b"1" * 32).decode(),
+                "pii_blind_key": base64.b64encode(b"b" * 32).decode(),
+            }
+        )
+    )
+    bootstrap.set_container(built)
+    yield built
+    bootstrap.set_container(None)
+    built.close()
+
+
+def _org_callers() -> tuple[str, Invoker, Invoker]:
+    import uuid
+
+    org = f"idem-{uuid.uuid4().hex[:8]}"
+    owner = Invoker(make_token(org=org, sub="olga", roles=("writer",)))
+    gary = Invoker(make_token(org=org, sub="gary", roles=("writer",)))
+    return org, owner, gary
+
+
+PATCH = {"Content-Type": "application/merge-patch+json"}
+
+
+def test_a_replay_after_the_grant_is_revoked_answers_as_a_fresh_request(pii_container) -> None:
+    """A stored answer is a read of the document: once the caller may no longer
+    read it, the replay is the 404 a fresh request gets, with no field in clear."""
+    _, owner, gary = _org_callers()
+    doc = owner("POST", "/documents", {"title": "hr", "metadata": {"email": "eve@example.com"},
+                                       "visibility": "private"}).json()  # fmt: skip
+    assert owner("PUT", f"/documents/{doc['id']}/grants/gary", {"role": "writer"}).status == 200
+    etag = owner("GET", f"/documents/{doc['id']}").headers["etag"]
+    headers = {**PATCH, "Idempotency-Key": "revoked-1", "If-Match": etag}
+    path = f"/documents/{doc['id']}/changes"
+    first = gary("POST", path, {"title": "hr 2"}, headers=headers)
+    assert first.status == 200 and first.json()["metadata"]["email"] == "eve@example.com", first
+    again = gary("POST", path, {"title": "hr 2"}, headers=headers)
+    assert again.status == 200 and again.headers.get("idempotent-replayed") == "true"
+
+    assert owner("DELETE", f"/documents/{doc['id']}/grants/gary").status == 204
+    replay = gary("POST", path, {"title": "hr 2"}, headers=headers)
+    fresh = gary("POST", path, {"title": "hr 2"}, headers={**headers, "Idempotency-Key": "new"})
+    assert replay.status == fresh.status == 404, replay
+    assert replay.json() == fresh.json()
+    assert "eve@example.com" not in replay.text and "idempotent-replayed" not in replay.headers
+
+    # a reader grant: it may read, not write (403, as a fresh request)
+    assert owner("PUT", f"/documents/{doc['id']}/grants/gary", {"role": "reader"}).status == 200
+    replay = gary("POST", path, {"title": "hr 2"}, headers=headers)
+    assert replay.status == 403 and "eve@example.com" not in replay.text, replay
+
+
+def test_a_replayed_create_needs_the_document_to_be_readable_still(pii_container) -> None:
+    _, owner, _ = _org_callers()
+    headers = {"Idempotency-Key": "create-then-delete"}
+    body = {"title": "mine", "metadata": {"email": "olga@example.com"}}
+    first = owner("POST", "/documents", body, headers=headers)
+    assert first.status == 201 and first.json()["metadata"]["email"] == "olga@example.com"
+    assert owner("POST", "/documents", body, headers=headers).status == 201
+    assert owner("DELETE", f"/documents/{first.json()['id']}").status == 204
+    replay = owner("POST", "/documents", body, headers=headers)
+    assert replay.status == 404 and "olga@example.com" not in replay.text, replay
+
+
+def test_a_replay_with_a_lowered_role_is_refused(pii_container) -> None:
+    org, owner, _ = _org_callers()
+    headers = {"Idempotency-Key": "lowered-1"}
+    body = {"title": "t", "metadata": {"email": "olga@example.com"}}
+    assert owner("POST", "/documents", body, headers=headers).status == 201
+    as_reader = Invoker(make_token(org=org, sub="olga", roles=("reader",)))
+    replay = as_reader("POST", "/documents", body, headers=headers)
+    assert replay.status == 403 and "olga@example.com" not in replay.text, replay
+
+
+def test_another_caller_reusing_a_key_gets_no_stored_answer(pii_container) -> None:
+    """Keys are scoped to the org and the caller: another user (same org) or the
+    same user id in another org runs a fresh request."""
+    org, owner, gary = _org_callers()
+    doc = owner("POST", "/documents", {"title": "p", "metadata": {"email": "o@example.com"},
+                                       "visibility": "private"}).json()  # fmt: skip
+    headers = {**PATCH, "Idempotency-Key": "shared-key", "If-Match": doc["etag"]}
+    path = f"/documents/{doc['id']}/changes"
+    assert owner("POST", path, {"title": "p2"}, headers=headers).status == 200
+    r = gary("POST", path, {"title": "p2"}, headers=headers)
+    assert r.status == 404 and "o@example.com" not in r.text, r
+    elsewhere = Invoker(make_token(org=f"{org}-b", sub="olga", roles=("writer",)))
+    r = elsewhere("POST", path, {"title": "p2"}, headers=headers)
+    assert r.status == 404 and "idempotent-replayed" not in r.headers, r
+    created = owner("POST", "/documents", {"title": "k"}, headers={"Idempotency-Key": "k-1"})
+    r = gary("POST", "/documents", {"title": "k"}, headers={"Idempotency-Key": "k-1"})
+    assert r.status == 201 and "idempotent-replayed" not in r.headers
+    assert r.json()["id"] != created.json()["id"] and r.json()["owner"] == "gary"

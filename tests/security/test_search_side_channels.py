@@ -260,3 +260,54 @@ def test_a_query_opensearch_refuses_is_a_generic_400_and_logged(search_container
     logged = [r for r in caplog.records if r.getMessage() == "search refused by opensearch"]
     assert logged and getattr(logged[0], "status", None) == 400
     assert "no_such_query" in str(getattr(logged[0], "reason", ""))
+
+
+# ------------------------------------------------------------ figures and permissions
+def _token_text(token: str) -> str:
+    """What a page token carries, as far as a client can read it."""
+    import base64
+
+    raw = token.split(".", 1)[0]
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode(errors="replace")
+
+
+def test_no_figure_of_a_search_counts_a_document_just_made_private(search_container) -> None:
+    """The race of the probe: a document turns private (or is deleted) in
+    PostgreSQL while the index still has it open to the org.  Nothing in the
+    answer may count it: not ``total``, not the page token, not whether there is
+    a next page."""
+    org = _org()
+    owner = Invoker(make_token(org=org, sub="olga", roles=("writer",)))
+    reader = Invoker(make_token(org=org, sub="rita", roles=("reader",)))
+    secret = [_create(owner, f"zebra secret {n}", {"t": "okapi"}) for n in range(3)]
+    gone = _create(owner, "zebra gone", {"t": "okapi"})
+    kept = _create(owner, "zebra kept", {"t": "okapi"})
+    sync_search(search_container)
+    before = post_search(reader, q="okapi")
+    assert before["total"] == 5
+    # committed in PostgreSQL, not yet in the index (no sync): the index still says open
+    for doc_id in secret:
+        r = owner("PUT", f"/documents/{doc_id}/visibility", {"visibility": "private"})
+        assert r.status == 200, r
+    assert owner("DELETE", f"/documents/{gone}").status == 204
+    hidden = {*secret, gone}
+    for size in (1, 2, 20):
+        for sort in ("relevance", "updated"):
+            result = post_search(reader, q="okapi", size=size, sort=sort)
+            assert result["total"] == 1, result
+            assert result["total_relation"] == "eq"
+            assert [h["id"] for h in result["hits"]] == [kept][:size]
+            token = result["next_page_token"]
+            if token is not None:
+                assert size == 1  # a full page of readable hits, and only then
+                assert not any(doc_id in _token_text(token) for doc_id in hidden)
+                more = post_search(reader, q="okapi", size=size, sort=sort, page_token=token)
+                assert more["hits"] == [] and more["total"] == 1, more
+    # a word only the hidden documents hold: an empty answer, whatever the index says
+    assert post_search(reader, q="secret") == {
+        "hits": [], "total": 0, "total_relation": "eq", "next_page_token": None,
+    }  # fmt: skip
+    # the owner still counts its private documents; once synced, the index agrees
+    assert post_search(owner, q="okapi")["total"] == 4
+    sync_search(search_container)
+    assert post_search(reader, q="okapi")["total"] == 1

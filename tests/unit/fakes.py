@@ -449,9 +449,12 @@ class FakeSearchIndex:
         filters = body["query"]["bool"]["filter"]
         org = filters[0]["term"]["org"]
         acl = [f["bool"]["should"] for f in filters if "bool" in f]
+        hidden = {
+            i for clause in body["query"]["bool"].get("must_not", ()) for i in clause["terms"]["id"]
+        }
         hits = []
         for _, source in self.documents().values():
-            if source["org"] != org:
+            if source["org"] != org or source["id"] in hidden:
                 continue
             if acl and not (
                 source.get("visibility") != "private"

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.domain.access import Acl, can_manage, can_read, can_write, parse_grant
-from chalicelib.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from chalicelib.domain.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+)
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import build_query, parse_search_request, search_document
 from chalicelib.domain.viewer import Viewer
@@ -199,8 +205,21 @@ def test_a_replace_keeps_the_visibility_and_a_new_life_drops_the_grants(world: W
                        if_match=etag, if_none_match=None)  # fmt: skip
     doc, _ = world.docs.put(GRANTED_W, "d", {"title": "t2"}, if_match=etag, if_none_match=None)
     assert doc.visibility == "private" and doc.owner == "olga"
-    with pytest.raises(NotFound):  # an id taken by a private document is not revealed
-        world.docs.put(WRITER, "d", {"title": "mine"}, if_match=None, if_none_match="*")
+    # an id taken by a private document: under If-Match the answer of a never-used id;
+    # a create is refused as for any taken id, and nothing of the document is told
+    for if_match, if_none_match, error in (
+        ("*", None, PreconditionFailed), (etag, None, PreconditionFailed),
+        (None, "*", PreconditionFailed), (None, None, Conflict),
+    ):  # fmt: skip
+        with pytest.raises(error) as caught:
+            world.docs.put(WRITER, "d", {"title": "mine"}, if_match=if_match,
+                           if_none_match=if_none_match)  # fmt: skip
+        assert caught.value.headers == {}
+        if if_match is not None:
+            with pytest.raises(error) as never:
+                world.docs.put(WRITER, "n", {"title": "mine"}, if_match=if_match,
+                               if_none_match=None)  # fmt: skip
+            assert never.value.detail == caught.value.detail.replace("'d'", "'n'")
 
 
 def test_lists_filter_in_the_query_and_cache_per_audience(world: World) -> None:

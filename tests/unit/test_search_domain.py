@@ -129,13 +129,15 @@ def test_results_get_a_next_token_only_when_the_page_is_full() -> None:
     raw = {"hits": {"total": {"value": 3}, "hits": [
         {"_id": "1:o2:d1", "_score": 2.0, "sort": [2.0, 7, "d1"], "_source": {"id": "d1",
          "title": "t", "version": 1, "updated_at": "x"}, "highlight": {"title": ["<em>a</em>"]}}]}}  # fmt: skip
-    out = shape_results(raw, req, SECRET, "o")
-    assert out["total"] == 3 and out["hits"][0]["highlight"] == {"title": ["<em>a</em>"]}
+    out = shape_results(raw, req, SECRET, "o", total=2, exact=True)
+    assert out["total"] == 2 and out["total_relation"] == "eq"  # the index's 3 is not used
+    assert out["hits"][0]["highlight"] == {"title": ["<em>a</em>"]}
     assert decode_page_token(
         parse_search_request({"q": "a", "page_token": out["next_page_token"]}), SECRET, "o"
     ) == [2.0, 7, "d1"]
     raw["hits"]["hits"] = []
-    assert shape_results(raw, req, SECRET, "o")["next_page_token"] is None
+    out = shape_results(raw, req, SECRET, "o", total=1000, exact=False)
+    assert out["next_page_token"] is None and out["total_relation"] == "gte"
 
 
 def test_flatten_text_takes_strings_in_order_up_to_a_limit() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chalicelib.domain.errors import BadRequest, Forbidden, SearchUnavailable
@@ -108,3 +110,39 @@ def test_a_long_poll_returns_as_soon_as_a_change_arrives(world: World) -> None:
     cursor = world.search.changes(READER, since="now", limit=10)["next"]
     page = world.search.changes(READER, since=cursor, limit=10, longpoll_s=30, sleep=world.sleep)
     assert [c["version"] for c in page["changes"]] == [1] and len(world.slept) == 2
+
+
+def test_figures_count_only_what_the_caller_may_read_now(world: World) -> None:
+    """A document made private in the database but still open in the index: no
+    figure counts it, and the search makes the same calls as when it matched
+    nothing at all (the time of an empty answer tells nothing)."""
+    from chalicelib.domain.search import TOTAL_CHECKED
+
+    hidden = world.documents.create(WRITER, {"title": "secret"})
+    world.sync.drain()
+    world.uow.docs[("acme", hidden.id)] = replace(hidden, visibility="private")  # not synced
+
+    def calls(body: dict[str, object]) -> tuple[dict[str, object], list[int], int]:
+        queries, transactions = len(world.index.queries), world.uow.transactions
+        result = world.search.search(READER, body)
+        sizes = [q["size"] for q in world.index.queries[queries:]]
+        return result, sizes, world.uow.transactions - transactions
+
+    answer, sizes, reads = calls({"size": 1})
+    assert answer == {"hits": [], "total": 0, "total_relation": "eq", "next_page_token": None}
+    nothing, same_sizes, same_reads = calls({"size": 1, "filter": {"tags": ["none"]}})
+    assert nothing == answer
+    assert sizes == same_sizes == [TOTAL_CHECKED + 1, 1] and reads == same_reads == 1
+    # readable documents around it: counted, paged, and the token never follows it
+    kept = [world.documents.create(WRITER, {"title": f"open {i}"}).id for i in range(2)]
+    world.sync.drain()
+    world.uow.docs[("acme", hidden.id)] = replace(hidden, visibility="private")
+    seen, token = [], None
+    while True:
+        page = world.search.search(READER, {"size": 1, **({"page_token": token} if token else {})})
+        assert page["total"] == 2 and page["total_relation"] == "eq"
+        seen += [h["id"] for h in page["hits"]]
+        token = page["next_page_token"]
+        if token is None:
+            break
+    assert sorted(seen) == sorted(kept)
