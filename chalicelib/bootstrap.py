@@ -31,7 +31,6 @@ from chalicelib.domain.ports import (
     PersonalDataStore,
     SearchIndex,
     SearchNudge,
-    SubscriptionDropper,
 )
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
@@ -71,9 +70,6 @@ class Container:
         self.cache = cache  # Redis: documents, and the client rate limits and idempotency share
         self.nudge = nudge
         self.coherence = CacheCoherence(_document_cache(settings, cache), uow, repair_queue)
-        # run for each purged document once its rows are gone; the real-time
-        # registry appends its "drop every subscription to this document" here (rt)
-        self.subscription_droppers: list[SubscriptionDropper] = []
         self.documents = self._documents(uow)
         self._bulk_uow: PostgresUnitOfWork | None = None
 
@@ -267,7 +263,7 @@ class Container:
             PostgresPurgeStore(self.uow),
             objects=self.object_purger,
             cache=self.cache,
-            droppers=[*self.subscription_droppers, self._drop_realtime_subscriptions],
+            droppers=[self._drop_realtime_subscriptions],
             nudge=self.nudge,
             retention=timedelta(days=s.delete_retention_days),
             batch_size=s.purge_batch_size,

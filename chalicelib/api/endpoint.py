@@ -135,7 +135,7 @@ def endpoint(bp: Blueprint) -> Callable[[View], View]:
                     request.headers, request.context or {}, services.settings, server_id(request)
                 )
                 # after authentication: a caller without a valid token learns 401, not
-                # what is wrong with the rest of the request (found by schemathesis)
+                # what is wrong with the rest of the request
                 if_match = request.headers.get("if-match")
                 if if_match is not None:
                     check_precondition_header("If-Match", if_match)

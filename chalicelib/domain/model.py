@@ -204,7 +204,7 @@ _LIST_ITEM = re.compile(r'[ \t]*((?:W/)?"[^"]*"|[^,]*?)[ \t]*(?:,|$)')
 def _etag_list(header: str) -> list[str]:
     """The members of a comma-separated list of entity tags.  A comma *inside* a
     quoted tag is part of it (RFC 9110 allows it; splitting on every comma made a
-    valid tag a 400 — found by schemathesis); anything unquoted is one member."""
+    valid tag a 400); anything unquoted is one member."""
     items: list[str] = []
     pos = 0
     while pos < len(header):

@@ -95,7 +95,7 @@ def _resolve(doc: Any, parts: list[str]) -> Any:
     except (jsonpointer.JsonPointerException, KeyError, IndexError, TypeError):
         return _MISSING
     # "-" names the position after an array's last element: nothing is there (a copy
-    # or move *from* it measured jsonpointer's marker object: a 500, found by hypothesis)
+    # or move *from* it would otherwise copy jsonpointer's marker object)
     return _MISSING if isinstance(found, jsonpointer.EndOfList) else found
 
 

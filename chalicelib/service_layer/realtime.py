@@ -100,7 +100,7 @@ class RealtimeService:
         self.registry.remove(connection_id)
 
     def drop_document(self, org: str, doc_id: str) -> int:
-        """Forget every subscription to a document (purge and erasure call this)."""
+        """Forget every subscription to a document (the purge calls this)."""
         return self.registry.drop_document(org, doc_id)
 
     def handle(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:

@@ -518,8 +518,8 @@ def test_uploads_that_never_arrive_expire_and_late_objects_are_processed(env: En
 
 
 def test_the_local_stacks_expiry_job_calls_the_handler_as_lambda_does(env: Env) -> None:
-    """``serve``'s poller process runs this every minute (it used to call
-    ``expire_handler({}, None)``, which the logging decorator rejects)."""
+    """``serve``'s poller process runs this every minute, with a Lambda context (the
+    logging decorator rejects ``None``)."""
     from devtools import s3_stack
 
     never = env.new_doc()

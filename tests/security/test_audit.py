@@ -622,7 +622,7 @@ def test_a_chain_rewritten_consistently_by_the_owner_differs_from_the_exports(
 
 
 # ------------------------------------------------------------------ coverage
-# Every action issue 14 names, and what its row must say: who acted, and for a
+# Every audited action, and what its row must say: who acted, and for a
 # document action the version before and after.  ``source`` says which request id
 # the row carries: "http" (the server's id of the API call, echoed as
 # X-Request-Id), "job" (the id of the request that started the export), "run"

@@ -106,7 +106,7 @@ def test_org_with_a_colon_shares_nothing_over_http(base: str) -> None:
     assert json.loads(plain.request("GET", "/documents/y").body)["title"] == "x's"
 
 
-# -- found by schemathesis (issue 15) ---------------------------------------------------
+# -- what the request may say before the token is checked ------------------------------
 def test_no_token_is_a_401_before_anything_about_the_request(base: str) -> None:
     """A malformed If-Match was answered (400, saying what is wrong with it) before the
     missing token: an anonymous caller must learn nothing but 401."""

@@ -1,4 +1,4 @@
-"""Real-time subscriptions read through the document permissions (issue 14, part 1):
+"""Real-time subscriptions read through the document permissions:
 a subscriber who may not read a private document never receives its change
 frames, by org or by tag, and subscribing to it by id answers like a missing
 document; a grantee receives them; a deletion still reaches the document's readers.

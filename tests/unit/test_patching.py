@@ -82,8 +82,8 @@ def test_bad_merge_patches_are_rejected(patch: object) -> None:
 
 
 def test_copy_or_move_from_the_end_of_an_array_is_a_422_not_a_crash() -> None:
-    """'/tags/-' names the position after the last element: nothing to copy (it was
-    measured as JSON, a TypeError and a 500; found by tests/unit/test_properties_patching.py)."""
+    """'/tags/-' names the position after the last element: nothing to copy, so a
+    422, never jsonpointer's marker object measured as JSON (a TypeError, a 500)."""
     current = {"title": "t", "tags": ["a"], "body": None, "metadata": {}}
     for op in ("copy", "move"):
         with pytest.raises(ValidationFailed, match="does not exist"):
