@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
-    from chalicelib.domain.realtime import ConnectionRegistry, Poster, ReadFilter
+    from chalicelib.domain.realtime import ConnectionRegistry, Credentials, Poster, ReadFilter
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
@@ -236,7 +236,12 @@ class Container:
             url_expiry_s=s.export_url_expiry_s,
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
+            end_streams=self._end_realtime_streams,
         )  # fmt: skip
+
+    def _end_realtime_streams(self, org: str, user: str) -> None:
+        """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""
+        self.realtime.revoke_user(org, user)
 
     # -- personal data and purge ----------------------------------------------
     @cached_property
@@ -309,9 +314,17 @@ class Container:
         s = self.settings
         return RealtimeService(
             self.realtime_registry, self.uow, self.realtime_read_filter,
-            page_secret=s.page_token_secret, max_subscriptions=s.realtime_max_subscriptions,
+            page_secret=s.page_token_secret, verify=self.stream_credentials,
+            revocation_ttl_s=s.jwt_max_lifetime_s + s.jwt_leeway_s,
+            max_subscriptions=s.realtime_max_subscriptions,
             catch_up_limit=s.realtime_catch_up_limit,
         )  # fmt: skip
+
+    def stream_credentials(self, token: str, request_id: str | None) -> Credentials:
+        """The HTTP API's token verification, as a stream holds its result (expiry)."""
+        from chalicelib.api.auth import credentials
+
+        return credentials(token, self.settings, request_id)
 
     @cached_property
     def realtime_poster(self) -> Poster:

@@ -22,35 +22,50 @@ Why it delivers what it should, and only that
   connection (it reconnects and resumes from its last ``seq``) and the batch
   goes on.  Posts to different connections run in parallel.
 * Bounded work: ``batch_size`` rows per batch, and ``drain`` stops at a deadline.
+
+A stream lives no longer than its token
+---------------------------------------
+A connection is registered with its token's expiry (``exp`` plus the
+verifier's leeway: when the HTTP API starts answering 401).  Every client
+frame is checked against it, and against a revocation of the user (erasure)
+that postdates the token; the fan-out closes what expired or was revoked at
+the start of every batch, and checks again before it posts.  An in-band
+``auth`` frame with a fresh token of the same user, org and roles moves the
+expiry and keeps the subscriptions.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.domain.errors import DomainError, Forbidden, Gone
+from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.ports import UnitOfWork
-from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
+    CLOSE_EXPIRED,
+    CLOSE_FORBIDDEN,
     MAX_SUBSCRIPTIONS,
     ClientFrame,
     Connection,
     ConnectionRegistry,
+    Credentials,
     FrameError,
     Poster,
     ReadFilter,
     RealtimeStream,
     StreamRow,
+    TokenVerifier,
     Topic,
     change_frame,
+    close_frame,
     encode,
     may_read_org,
     parse_client_frame,
@@ -60,13 +75,22 @@ from chalicelib.domain.realtime import (
 from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.observability import count, logger, milliseconds
 
+EXPIRED = "token expired: reconnect with a fresh token and resume from your last seq"
+REVOKED = "token revoked: sign in again, reconnect and resume from your last seq"
+OTHER_USER = "the re-auth token is of another user or org: reconnect with it"
+OTHER_ROLES = "the re-auth token has other roles: reconnect with it, resume from your last seq"
+REVOCATION_OVERLAP_S = 60.0  # revocations re-read by the fan-out (clocks of writers disagree)
+
 
 class RealtimeService:
-    """What a connection does: connect, subscribe, unsubscribe, disconnect.
+    """What a connection does: connect, subscribe, unsubscribe, re-auth, disconnect.
 
     ``handle`` answers every client frame with frames for that connection only
     (an acknowledgement, catch-up changes, or an error); it never raises for a
-    client's mistake, so one bad client cannot disturb another."""
+    client's mistake, so one bad client cannot disturb another.  When the
+    answers end with a ``close`` frame the transport closes the connection
+    (``closing``): its token expired, was revoked, or was replaced by one of
+    another user, org or roles."""
 
     def __init__(
         self,
@@ -75,6 +99,8 @@ class RealtimeService:
         read_filter: ReadFilter,
         *,
         page_secret: str,
+        verify: TokenVerifier | None = None,
+        revocation_ttl_s: int = 86_400 + 60,
         max_subscriptions: int = MAX_SUBSCRIPTIONS,
         catch_up_limit: int = 100,
         clock: Callable[[], float] = time.time,
@@ -83,15 +109,25 @@ class RealtimeService:
         self.uow = uow
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
+        self.verify = verify
+        self.revocation_ttl_s = revocation_ttl_s  # a token's longest life and the leeway
         self.max_subscriptions = max_subscriptions
         self.catch_up_limit = catch_up_limit
         self.clock = clock
 
-    def connect(self, connection_id: str, who: Principal) -> Connection:
-        """Register a connection of the token's org; ``Forbidden`` without a read role."""
+    def connect(self, connection_id: str, creds: Credentials) -> Connection:
+        """Register a connection of the token's org until the token expires;
+        ``Forbidden`` without a read role, ``Unauthorized`` for a revoked token."""
+        who = creds.who
         if not may_read_org(who.roles):
             raise Forbidden("Real-time updates need the 'reader' role.")
-        conn = Connection(connection_id, who.org, who.sub, who.roles, self.clock())
+        now = self.clock()
+        if now >= creds.expires_at:
+            raise Unauthorized("The token has expired.")
+        if self.revoked(who.org, who.sub, creds.issued_at):
+            raise Unauthorized("The token was revoked; sign in again.")
+        conn = Connection(connection_id, who.org, who.sub, who.roles, now,
+                          creds.expires_at, creds.issued_at)  # fmt: skip
         self.registry.add(conn)
         count("RealtimeConnected")
         return conn
@@ -103,29 +139,88 @@ class RealtimeService:
         """Forget every subscription to a document (purge and erasure call this)."""
         return self.registry.drop_document(org, doc_id)
 
+    def revoke_user(self, org: str, user: str) -> None:
+        """End the streams of ``user`` (erasure): tokens issued until now no longer
+        open or keep one; the fan-out closes the open ones in its next batch."""
+        self.registry.revoke(org, user, self.clock(), self.revocation_ttl_s)
+
+    def revoked(self, org: str, user: str, issued_at: float) -> bool:
+        """Whether a token of ``user`` issued at ``issued_at`` was revoked since."""
+        at = self.registry.revoked_at(org, user)
+        return at is not None and issued_at < at
+
     def handle(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
         """The frames to send back for one client frame."""
         try:
-            frame = parse_client_frame(raw)
-            if frame.action == "ping":
-                return [{"type": "pong"}]
-            conn = self.registry.get(connection_id)
-            if conn is None:
-                raise FrameError(
-                    401, "Not connected",
-                    "This connection is not registered (it expired or the registry lost it): "
-                    "reconnect, subscribe again and resume from your last seq.",
-                )  # fmt: skip
-            if frame.action == "subscribe":
-                return self._subscribe(conn, frame)
-            assert frame.topic is not None
-            removed = self.registry.unsubscribe(conn, frame.topic)
-            return [{"type": "unsubscribed", **frame.topic.as_dict(), "removed": removed}]
+            return self._answer(connection_id, raw)
         except FrameError as exc:
             count("RealtimeBadFrames")
             return [exc.frame()]
         except DomainError as exc:  # the registry or the database is out: say so, keep going
             return [exc_frame(exc)]
+
+    def _answer(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
+        conn = self.registry.get(connection_id)
+        ended = self._out_of_time(conn) if conn is not None else None
+        if ended is not None:  # every frame, whatever it says, meets the token's limits
+            return ended
+        frame = parse_client_frame(raw)
+        if frame.action == "ping":
+            return [{"type": "pong"}]
+        if conn is None:
+            raise FrameError(
+                401, "Not connected",
+                "This connection is not registered (it expired or the registry lost it): "
+                "reconnect, subscribe again and resume from your last seq.",
+            )  # fmt: skip
+        if frame.action == "auth":
+            assert frame.token is not None
+            return self._reauth(conn, frame.token)
+        if frame.action == "subscribe":
+            return self._subscribe(conn, frame)
+        assert frame.topic is not None
+        removed = self.registry.unsubscribe(conn, frame.topic)
+        return [{"type": "unsubscribed", **frame.topic.as_dict(), "removed": removed}]
+
+    def _out_of_time(self, conn: Connection) -> list[dict[str, Any]] | None:
+        """The close frame of a connection whose token expired or was revoked."""
+        if conn.expired(self.clock()):
+            return self._end(conn, CLOSE_EXPIRED, EXPIRED)
+        if self.revoked(conn.org, conn.sub, conn.issued_at):
+            return self._end(conn, CLOSE_EXPIRED, REVOKED)
+        return None
+
+    def _end(self, conn: Connection, code: int, reason: str) -> list[dict[str, Any]]:
+        """Forget the connection; the transport sends the close frame and closes."""
+        logger.info("realtime connection ended", connection=conn.id, code=code)
+        self.registry.remove(conn.id)
+        return [close_frame(code, reason)]
+
+    def _reauth(self, conn: Connection, token: str) -> list[dict[str, Any]]:
+        """A fresh token moves the connection's expiry; its subscriptions stay.
+
+        An invalid token is refused with a 401 error frame and changes nothing
+        (the connection lives on until its current token expires).  A valid one
+        of another user or org, or with other roles, ends the connection: what a
+        connection is never changes while it lives, and a reconnect with the new
+        token (resuming from the last ``seq``) loses nothing."""
+        if self.verify is None:
+            raise FrameError(501, "Not available", "This server cannot verify tokens in-band.")
+        try:
+            creds = self.verify(token, conn.id)
+        except Unauthorized as exc:
+            raise FrameError(401, "Not authenticated", exc.detail) from None
+        who = creds.who
+        if (who.org, who.sub) != (conn.org, conn.sub):
+            return self._end(conn, CLOSE_FORBIDDEN, OTHER_USER)
+        if self.revoked(who.org, who.sub, creds.issued_at):
+            return self._end(conn, CLOSE_EXPIRED, REVOKED)
+        if who.roles != conn.roles:
+            return self._end(conn, CLOSE_FORBIDDEN, OTHER_ROLES)
+        if self.clock() >= creds.expires_at:
+            raise FrameError(401, "Not authenticated", "The token has expired.")
+        self.registry.add(replace(conn, expires_at=creds.expires_at, issued_at=creds.issued_at))
+        return [{"type": "authenticated", "expires_at": creds.expires_at}]
 
     def _subscribe(self, conn: Connection, frame: ClientFrame) -> list[dict[str, Any]]:
         topic = frame.topic
@@ -200,6 +295,8 @@ class FanOutReport:
     dropped: int = 0  # connections closed after failed retries
     refused: int = 0  # frames refused because a connection's org did not match
     batches: int = 0
+    expired: int = 0  # connections closed because their token expired
+    revoked: int = 0  # connections closed because their user's tokens were revoked
     age_ms: float = 0.0  # the oldest new row's age when its batch was read (the worst pickup)
     advanced: int = 0  # batches that moved the cursor
 
@@ -231,7 +328,9 @@ class FanOut:
         retry_cap_s: float = 1.0,
         parallel: int = 8,
         conn_cache_s: float = 30.0,
+        sweep_limit: int = 1000,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.stream = stream
         self.registry = registry
@@ -248,6 +347,9 @@ class FanOut:
         self._pool: ThreadPoolExecutor | None = None
         self._conns: dict[str, tuple[float, Connection]] = {}  # id -> (until, connection)
         self.conn_cache_s = conn_cache_s
+        self.sweep_limit = sweep_limit
+        self.clock = clock
+        self._revocations_seen = -math.inf  # a new process applies every recorded one
 
     # -- the consumer -----------------------------------------------------------------
     def run_once(self) -> FanOutReport:
@@ -257,6 +359,7 @@ class FanOut:
         horizon: such rows are read again until it does, and skipped then (this
         process remembers the newest version it sent per document)."""
         report = FanOutReport(batches=1)
+        self._sweep(report)
         with self.stream.batch(self.batch_size) as batch:
             if not batch.rows:
                 return report
@@ -306,7 +409,7 @@ class FanOut:
         for key in by_doc:
             org, doc_id = key
             subscribers[key] = self.registry.subscribers(org, topics_of(doc_id, tags.get(key, [])))
-        conns = self._connections(set().union(*subscribers.values()))
+        conns = self._live(self._connections(set().union(*subscribers.values())), report)
         readable = self._readable(subscribers, conns)
         out: list[tuple[str, str]] = []
         newest: dict[tuple[str, str], int] = {}
@@ -374,6 +477,55 @@ class FanOut:
             while len(self._conns) > 100_000:
                 self._conns.pop(next(iter(self._conns)))
         return out
+
+    # -- ending streams ---------------------------------------------------------------
+    def _sweep(self, report: FanOutReport) -> None:
+        """Close the connections whose token expired, and those of users whose tokens
+        were revoked since they connected (any org: both lists are global)."""
+        ended: dict[str, tuple[int, str]] = {}
+        for conn_id in self.registry.expired(self.clock(), self.sweep_limit):
+            ended[conn_id] = (CLOSE_EXPIRED, EXPIRED)
+        revocations = self.registry.revocations(self._revocations_seen - REVOCATION_OVERLAP_S)
+        for org, user, at in revocations:
+            held = self.registry.connections(self.registry.of_user(org, user))
+            for conn_id, conn in held.items():
+                if conn.issued_at < at:
+                    ended[conn_id] = (CLOSE_EXPIRED, REVOKED)
+            self._revocations_seen = max(self._revocations_seen, at)
+        for conn_id, (code, reason) in ended.items():
+            if self.poster.owns(conn_id):
+                self._end(conn_id, code, reason)
+                if reason == REVOKED:
+                    report.revoked += 1
+                else:
+                    report.expired += 1
+
+    def _live(self, conns: dict[str, Connection], report: FanOutReport) -> dict[str, Connection]:
+        """``conns`` without those whose token expired (the cache may hold an expiry
+        a re-auth has moved since: those are read again before they are closed)."""
+        now = self.clock()
+        stale = {conn_id for conn_id, conn in conns.items() if conn.expired(now)}
+        if not stale:
+            return conns
+        fresh = self.registry.connections(stale)
+        live = {conn_id: conn for conn_id, conn in conns.items() if conn_id not in stale}
+        for conn_id in stale:
+            conn = fresh.get(conn_id)
+            if conn is not None and not conn.expired(now):
+                live[conn_id] = conn
+                self._conns[conn_id] = (time.monotonic() + self.conn_cache_s, conn)
+            elif self.poster.owns(conn_id):
+                self._end(conn_id, CLOSE_EXPIRED, EXPIRED)
+                report.expired += 1
+        return live
+
+    def _end(self, conn_id: str, code: int, reason: str) -> None:
+        """Tell the client why (API Gateway chooses the close code of a
+        ``delete_connection``), close it, and forget it."""
+        logger.info("realtime connection ended", connection=conn_id, code=code)
+        self.poster.post(conn_id, encode(close_frame(code, reason)))
+        self.poster.close(conn_id, code, reason)
+        self._forget(conn_id)
 
     def _remember(self, key: tuple[str, str], version: int) -> None:
         self._sent[key] = version
