@@ -101,9 +101,8 @@ def _fan_out(c: Any, frames: int) -> FanOutReport:
 
 
 def _connect(c: Any, conn_id: str, tenant: str, **frame: Any) -> None:
-    from chalicelib.domain.principal import Principal
-
-    c.realtime.connect(conn_id, Principal("bob", tenant, frozenset({"reader"})))
+    token = make_token(org=tenant, sub="bob", roles=("reader",))
+    c.realtime.connect(conn_id, c.stream_credentials(token, None))
     for answer in c.realtime.handle(conn_id, json.dumps({"action": "subscribe", **frame})):
         assert answer["type"] == "subscribed", answer
 

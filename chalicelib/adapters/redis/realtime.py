@@ -101,6 +101,7 @@ class RedisConnectionRegistry:
             pipe.expire(user, self.ttl_s)
             if math.isfinite(conn.expires_at):
                 pipe.zadd(self._expiry_key, {conn.id: conn.expires_at})
+                pipe.expire(self._expiry_key, self.ttl_s)
             pipe.execute()
 
         self._call("add", run)
@@ -159,7 +160,7 @@ class RedisConnectionRegistry:
             pipe.sadd(subs, topic.key)
             pipe.sadd(self._topic_key(conn.org, topic), conn.id)
             keys = (subs, self._topic_key(conn.org, topic), self._conn_key(conn.id),
-                    self._user_key(conn.org, conn.sub))  # fmt: skip
+                    self._user_key(conn.org, conn.sub), self._expiry_key)  # fmt: skip
             for key in keys:
                 pipe.expire(key, self.ttl_s)
             pipe.scard(subs)
