@@ -245,3 +245,18 @@ def test_a_revoked_token_opens_no_stream_and_keeps_none(world: World) -> None:
 def test_connect_refuses_an_expired_token(world: World) -> None:
     with pytest.raises(Unauthorized):
         world.service.connect("c1", live(READER, 3, now=world.clock.now - 3))
+
+
+def test_the_asyncapi_document_describes_auth_and_close() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from chalicelib.domain.realtime import close_frame
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text())
+    messages = doc["components"]["messages"]
+    assert set(messages["close"]["payload"]["required"]) == set(close_frame(4001, "r"))
+    assert set(messages["auth"]["payload"]["required"]) == {"action", "token"}
+    assert messages["authenticated"]["payload"]["required"] == ["type", "expires_at"]
+    assert {"auth", "authenticated", "close"} <= set(doc["channels"]["realtime"]["messages"])
