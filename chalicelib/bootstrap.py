@@ -47,9 +47,10 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
+    from chalicelib.service_layer.fanout import FanOut
     from chalicelib.service_layer.personal_data import PersonalDataService
     from chalicelib.service_layer.purge import Purge
-    from chalicelib.service_layer.realtime import FanOut, RealtimeService
+    from chalicelib.service_layer.realtime import RealtimeService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
 
@@ -337,7 +338,7 @@ class Container:
     def realtime_fanout(self, poster: Poster | None = None) -> FanOut:
         """The fan-out over the outbox with its own cursor; one per process and poster."""
         from chalicelib.adapters.postgres.realtime import PostgresRealtimeStream
-        from chalicelib.service_layer.realtime import FanOut
+        from chalicelib.service_layer.fanout import FanOut
 
         if poster is None and self._fanout is not None:
             return self._fanout

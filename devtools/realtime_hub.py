@@ -55,6 +55,8 @@ from chalicelib.domain.realtime import (
     CLOSE_GIVE_UP,
     CLOSE_SLOW,
     CLOSE_SLOW_REASON,
+    EXPIRED_REASON,
+    REVOKED_REASON,
     Credentials,
     PostResult,
     close_frame,
@@ -63,7 +65,6 @@ from chalicelib.domain.realtime import (
     error_frame,
     token_from_subprotocols,
 )
-from chalicelib.service_layer.realtime import EXPIRED, REVOKED
 
 ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
 LISTENER_APP = "docs-realtime"
@@ -178,7 +179,7 @@ class WsConnection:
 
     def _expire(self) -> None:
         if time.time() >= self.expires_at:
-            self.end(close_frame(CLOSE_EXPIRED, EXPIRED))
+            self.end(close_frame(CLOSE_EXPIRED, EXPIRED_REASON))
         else:  # a timer may fire a little early
             self.expire_at(self.expires_at)
 
@@ -449,14 +450,14 @@ class Hub:
     async def _stream_ended(self, creds: Credentials) -> dict[str, Any] | None:
         """The ``close`` frame of an event stream whose token expired or was revoked."""
         if time.time() >= creds.expires_at:
-            return close_frame(CLOSE_EXPIRED, EXPIRED)
+            return close_frame(CLOSE_EXPIRED, EXPIRED_REASON)
         who = creds.who
         try:
             revoked = await self.call(self.container.realtime.revoked, who.org, who.sub,
                                       creds.issued_at)  # fmt: skip
         except DomainError:  # the registry is out: the stream cannot tell, so it ends
             return close_frame(CLOSE_EXPIRED, "cannot check the token now: reconnect shortly")
-        return close_frame(CLOSE_EXPIRED, REVOKED) if revoked else None
+        return close_frame(CLOSE_EXPIRED, REVOKED_REASON) if revoked else None
 
     # -- the fan-out thread -------------------------------------------------------------------
     def fan_out(self, stop: threading.Event, poll_s: float = 0.5) -> None:

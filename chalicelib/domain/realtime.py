@@ -43,6 +43,8 @@ CLOSE_SLOW_REASON = "too slow: queue full; reconnect and resume from your last s
 CLOSE_EXPIRED = 4001  # the token expired or was revoked: reconnect with a fresh one
 CLOSE_FORBIDDEN = 4003  # a re-auth token of another user, org or roles: reconnect with it
 CLOSE_GIVE_UP = 1011  # the server gave up on the connection (posts kept failing)
+EXPIRED_REASON = "token expired: reconnect with a fresh token and resume from your last seq"
+REVOKED_REASON = "token revoked: sign in again, reconnect and resume from your last seq"
 
 
 class FrameError(Exception):

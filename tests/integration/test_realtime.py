@@ -21,7 +21,7 @@ from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.realtime import Connection, Topic
 from chalicelib.domain.search import FeedCursor, feed_sealer
-from chalicelib.service_layer.realtime import FanOutReport
+from chalicelib.service_layer.fanout import FanOutReport
 from tests.conftest import REDIS_URL, Invoker, admin_connection, make_token
 from tests.polling import poll
 

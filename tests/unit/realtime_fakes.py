@@ -77,7 +77,6 @@ class FakeRegistry:
                 n += 1
         return n
 
-
     def expired(self, now: float, limit: int) -> list[str]:
         return sorted(i for i, c in self.conns.items() if c.expired(now))[:limit]
 

@@ -18,7 +18,8 @@ from chalicelib.domain.realtime import (
     Topic,
 )
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.realtime import FanOut, RealtimeService
+from chalicelib.service_layer.fanout import FanOut
+from chalicelib.service_layer.realtime import RealtimeService
 from tests.unit.fakes import FakeUnitOfWork, coherence
 from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream, live
 

@@ -11,7 +11,8 @@ from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import OrgRoleReadFilter, Topic, parse_client_frame
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.realtime import FanOut, RealtimeService
+from chalicelib.service_layer.fanout import FanOut
+from chalicelib.service_layer.realtime import RealtimeService
 from tests.unit.fakes import FakeUnitOfWork, coherence
 from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream, live
 
