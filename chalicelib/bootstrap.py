@@ -42,13 +42,14 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
-    from chalicelib.domain.realtime import ConnectionRegistry, Poster, ReadFilter
+    from chalicelib.domain.realtime import ConnectionRegistry, Credentials, Poster, ReadFilter
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
+    from chalicelib.service_layer.fanout import FanOut
     from chalicelib.service_layer.personal_data import PersonalDataService
     from chalicelib.service_layer.purge import Purge
-    from chalicelib.service_layer.realtime import FanOut, RealtimeService
+    from chalicelib.service_layer.realtime import RealtimeService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
 
@@ -232,7 +233,12 @@ class Container:
             url_expiry_s=s.export_url_expiry_s,
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
+            end_streams=self._end_realtime_streams,
         )  # fmt: skip
+
+    def _end_realtime_streams(self, org: str, user: str) -> None:
+        """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""
+        self.realtime.revoke_user(org, user)
 
     # -- personal data and purge ----------------------------------------------
     @cached_property
@@ -305,9 +311,17 @@ class Container:
         s = self.settings
         return RealtimeService(
             self.realtime_registry, self.uow, self.realtime_read_filter,
-            page_secret=s.page_token_secret, max_subscriptions=s.realtime_max_subscriptions,
+            page_secret=s.page_token_secret, verify=self.stream_credentials,
+            revocation_ttl_s=s.jwt_max_lifetime_s + s.jwt_leeway_s,
+            max_subscriptions=s.realtime_max_subscriptions,
             catch_up_limit=s.realtime_catch_up_limit,
         )  # fmt: skip
+
+    def stream_credentials(self, token: str, request_id: str | None) -> Credentials:
+        """The HTTP API's token verification, as a stream holds its result (expiry)."""
+        from chalicelib.api.auth import credentials
+
+        return credentials(token, self.settings, request_id)
 
     @cached_property
     def realtime_poster(self) -> Poster:
@@ -320,7 +334,7 @@ class Container:
     def realtime_fanout(self, poster: Poster | None = None) -> FanOut:
         """The fan-out over the outbox with its own cursor; one per process and poster."""
         from chalicelib.adapters.postgres.realtime import PostgresRealtimeStream
-        from chalicelib.service_layer.realtime import FanOut
+        from chalicelib.service_layer.fanout import FanOut
 
         if poster is None and self._fanout is not None:
             return self._fanout

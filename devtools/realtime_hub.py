@@ -46,15 +46,21 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.api.auth import principal_from_claims, verify_token
 from chalicelib.api.http import SECURITY_HEADERS, problem_from_error
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
+    CLOSE_EXPIRED,
+    CLOSE_GIVE_UP,
     CLOSE_SLOW,
     CLOSE_SLOW_REASON,
+    EXPIRED_REASON,
+    REVOKED_REASON,
+    Credentials,
     PostResult,
+    close_frame,
+    closing,
     encode,
     error_frame,
     token_from_subprotocols,
@@ -115,10 +121,15 @@ class LocalPoster:
         self.hub.loop.call_soon_threadsafe(conn.push, data)
         return "ok"
 
-    def close(self, connection_id: str) -> None:
+    def owns(self, connection_id: str) -> bool:
+        return connection_id.startswith(self.hub.tag)
+
+    def close(
+        self, connection_id: str, code: int = CLOSE_GIVE_UP, reason: str = "closed by the server"
+    ) -> None:
         conn = self.hub.conns.get(connection_id)
         if conn is not None:
-            self.hub.loop.call_soon_threadsafe(conn.fail, 1011, "closed by the server")
+            self.hub.loop.call_soon_threadsafe(conn.fail, code, reason)
 
 
 # ----------------------------------------------------------------- one WebSocket
@@ -131,6 +142,8 @@ class WsConnection:
         self.queue: deque[str] = deque()
         self.wake = asyncio.Event()
         self.closing = False
+        self.expires_at = float("inf")
+        self._expiry: asyncio.TimerHandle | None = None
 
     def flush(self) -> None:
         for chunk in self.proto.data_to_send():
@@ -154,12 +167,37 @@ class WsConnection:
         self.queue.append(data)
         self.wake.set()
 
+    def expire_at(self, expires_at: float) -> None:
+        """End the connection when its token expires (a re-auth moves it), even
+        when the registry or the fan-out is unreachable."""
+        self.expires_at = expires_at
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if expires_at != float("inf"):
+            delay = max(0.0, expires_at - time.time())
+            self._expiry = self.hub.loop.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        if time.time() >= self.expires_at:
+            self.end(close_frame(CLOSE_EXPIRED, EXPIRED_REASON))
+        else:  # a timer may fire a little early
+            self.expire_at(self.expires_at)
+
+    def end(self, frame: dict[str, Any]) -> None:
+        """Send the ``close`` frame (why), then close with its code and reason."""
+        if self.closing:
+            return
+        self.proto.send_text(encode(frame).encode())
+        self.fail(int(frame["code"]), str(frame["reason"]))
+
     def fail(self, code: int, reason: str) -> None:
         """Close with ``code``: what is already written goes first; a client that
         never reads again is cut off after a grace period."""
         if self.closing:
             return
         self.closing = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self.queue.clear()
         self.wake.set()
         _say("realtime connection closed", connection=self.id, code=code)
@@ -240,13 +278,14 @@ class Hub:
                 writer.close()
 
     # -- authentication ------------------------------------------------------------------
-    def _principal(self, token: str | None, request_id: str) -> Principal:
+    def _credentials(self, token: str | None, request_id: str) -> Credentials:
         if not token:
             raise Unauthorized(
                 "Send the token as a subprotocol ('bearer.<token>'), as ?token=<token> "
                 "or as 'Authorization: Bearer <token>'."
             )
-        return principal_from_claims(verify_token(token, self.settings), request_id)
+        creds: Credentials = self.container.stream_credentials(token, request_id)
+        return creds
 
     # -- WebSocket -------------------------------------------------------------------------
     async def websocket(
@@ -285,8 +324,8 @@ class Hub:
         token = token or (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
         conn_id = f"{self.tag}{next(self.ids)}"
         try:
-            who = self._principal(token, conn_id)
-            await self.call(self.container.realtime.connect, conn_id, who)
+            creds = self._credentials(token, conn_id)
+            await self.call(self.container.realtime.connect, conn_id, creds)
         except DomainError as exc:
             proto.send_response(proto.reject(exc.status, exc.detail + "\n"))
             for chunk in proto.data_to_send():
@@ -302,6 +341,7 @@ class Hub:
         if sock is not None:  # a small kernel buffer: a slow reader shows up in our queue
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
         self.conns[conn_id] = conn
+        conn.expire_at(creds.expires_at)
         return conn
 
     async def _read_frames(self, conn: WsConnection, reader: asyncio.StreamReader) -> None:
@@ -330,8 +370,14 @@ class Hub:
             answers = [error_frame(400, "Bad frame", "Send JSON text frames.")]
         else:
             answers = await self.call(self.container.realtime.handle, conn.id, raw)
+        ended = closing(answers)
         for answer in answers:
+            if answer is ended:
+                conn.end(answer)
+                return
             conn.push(encode(answer))
+            if answer.get("type") == "authenticated":
+                conn.expire_at(float(answer["expires_at"]))
 
     # -- server-sent events ------------------------------------------------------------------
     async def event_stream(
@@ -347,7 +393,8 @@ class Hub:
         since = headers.get("Last-Event-ID") or next(iter(query.get("since", [])), None)
         search = self.container.search
         try:
-            who = self._principal(token, rid)
+            creds = await self._stream_credentials(token, rid)
+            who = creds.who
             page = await self.call(_read_feed, search, who, since)
         except DomainError as exc:
             writer.write(_problem(exc, rid))
@@ -359,6 +406,11 @@ class Hub:
         last_write = time.monotonic()
         heartbeat = self.settings.realtime_heartbeat_s
         while not gone.done():
+            ended = await self._stream_ended(creds)
+            if ended is not None:  # the token expired or was revoked: the stream ends here
+                writer.write(f"event: close\ndata: {json.dumps(ended)}\n\n".encode())
+                await writer.drain()
+                break
             for change in page["changes"]:
                 event = {"type": "change", **change,
                          "etag": make_etag(who.org, change["id"], change["version"])}  # fmt: skip
@@ -371,7 +423,8 @@ class Hub:
             since = page["next"]
             if not page["changes"]:
                 wake = self._wake
-                timeout = min(1.0, max(0.05, heartbeat - (time.monotonic() - last_write)))
+                timeout = min(1.0, max(0.05, heartbeat - (time.monotonic() - last_write)),
+                              max(0.05, creds.expires_at - time.time()))  # fmt: skip
                 await asyncio.wait({gone, asyncio.ensure_future(wake.wait())}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 if time.monotonic() - last_write >= heartbeat:
@@ -385,6 +438,26 @@ class Hub:
                 writer.write(f"event: error\ndata: {frame}\n\n".encode())
                 break
         gone.cancel()
+
+    async def _stream_credentials(self, token: str | None, rid: str) -> Credentials:
+        """An event stream's credentials: a valid token, not revoked."""
+        creds = self._credentials(token, rid)
+        who = creds.who
+        if await self.call(self.container.realtime.revoked, who.org, who.sub, creds.issued_at):
+            raise Unauthorized("The token was revoked; sign in again.")
+        return creds
+
+    async def _stream_ended(self, creds: Credentials) -> dict[str, Any] | None:
+        """The ``close`` frame of an event stream whose token expired or was revoked."""
+        if time.time() >= creds.expires_at:
+            return close_frame(CLOSE_EXPIRED, EXPIRED_REASON)
+        who = creds.who
+        try:
+            revoked = await self.call(self.container.realtime.revoked, who.org, who.sub,
+                                      creds.issued_at)  # fmt: skip
+        except DomainError:  # the registry is out: the stream cannot tell, so it ends
+            return close_frame(CLOSE_EXPIRED, "cannot check the token now: reconnect shortly")
+        return close_frame(CLOSE_EXPIRED, REVOKED_REASON) if revoked else None
 
     # -- the fan-out thread -------------------------------------------------------------------
     def fan_out(self, stop: threading.Event, poll_s: float = 0.5) -> None:

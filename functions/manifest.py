@@ -150,6 +150,12 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call(
             "execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*", _WS_API
         ),
+        Call(  # a frame after the token ended: delete_connection
+            "execute-api",
+            ("execute-api:ManageConnections",),
+            _WS + "/DELETE/@connections/*",
+            _WS_API,
+        ),
     ),
     "functions.realtime.fanout_handler": (
         *_WORKER,

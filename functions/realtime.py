@@ -5,9 +5,11 @@
   the org only from the verified token), taken from ``Sec-WebSocket-Protocol``
   (``bearer.<JWT>``, browsers cannot set headers) or ``?token=``; it answers
   401/403/503 without registering anything.  ``subscribe``, ``unsubscribe`` and
-  ``$default`` (the route selection is ``$request.body.action``) hand the frame
-  to ``RealtimeService.handle`` and post its answers back to that connection;
-  a bad frame gets an error frame and the connection stays open.
+  ``$default`` (the route selection is ``$request.body.action``; ``auth`` and
+  ``ping`` arrive there) hand the frame to ``RealtimeService.handle`` and post
+  its answers back to that connection; a bad frame gets an error frame and the
+  connection stays open; a frame after the token expired (or was revoked) gets
+  a ``close`` frame and the connection is deleted.
   ``$disconnect`` forgets the connection.
 - ``fanout_handler``: the fan-out, on the nudge/sweep pattern of the search
   sync: an SQS queue that writes nudge (any message: "there is something
@@ -27,11 +29,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
-from chalicelib.api.auth import principal_from_claims, verify_token
 from chalicelib.domain.errors import DomainError, Unauthorized
-from chalicelib.domain.principal import Principal
-from chalicelib.domain.realtime import encode, token_from_subprotocols
-from chalicelib.observability import lambda_handler, logger
+from chalicelib.domain.realtime import Credentials, closing, encode, token_from_subprotocols
+from chalicelib.observability import count, lambda_handler, logger
 
 FANOUT_RESERVE_S = 5.0  # stop draining this long before the function's timeout
 
@@ -43,8 +43,9 @@ def _header(event: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def authenticate(event: dict[str, Any]) -> tuple[Principal, str | None]:
-    """The caller of a ``$connect``, and the subprotocol to select (if any)."""
+def authenticate(event: dict[str, Any]) -> tuple[Credentials, str | None]:
+    """The caller of a ``$connect`` (with its token's expiry), and the subprotocol
+    to select (if any)."""
     offered = (_header(event, "sec-websocket-protocol") or "").split(",")
     token, selected = token_from_subprotocols(offered)
     if token is None:
@@ -57,17 +58,22 @@ def authenticate(event: dict[str, Any]) -> tuple[Principal, str | None]:
         raise Unauthorized(
             "Send the token as a subprotocol ('bearer.<token>') or as ?token=<token>."
         )
-    settings = bootstrap.container().settings
     request_id = (event.get("requestContext") or {}).get("requestId")
-    return principal_from_claims(verify_token(token, settings), request_id), selected
+    return bootstrap.container().stream_credentials(token, request_id), selected
 
 
 def _connect(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
+    """200, or the refusal: 401/403 are the client's (a normal answer); a 5xx (the
+    registry is out) is ours and is counted (``RealtimeConnectFailed``, alarmed)."""
     try:
-        who, selected = authenticate(event)
-        bootstrap.container().realtime.connect(connection_id, who)
+        creds, selected = authenticate(event)
+        bootstrap.container().realtime.connect(connection_id, creds)
     except DomainError as exc:
-        logger.info("websocket refused", status=exc.status)
+        if exc.status >= 500:
+            logger.warning("websocket refused", status=exc.status)
+            count("RealtimeConnectFailed")
+        else:
+            logger.info("websocket refused", status=exc.status)
         return {"statusCode": exc.status, "body": exc.detail}
     headers = {"Sec-WebSocket-Protocol": selected} if selected else {}
     return {"statusCode": 200, "headers": headers}
@@ -92,8 +98,12 @@ def ws_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         import base64
 
         body = base64.b64decode(body)
-    for frame in c.realtime.handle(connection_id, body):
+    answers = c.realtime.handle(connection_id, body)
+    for frame in answers:
         c.realtime_poster.post(connection_id, encode(frame))
+    ended = closing(answers)
+    if ended is not None:  # expired, revoked or replaced token: the close frame went first
+        c.realtime_poster.close(connection_id, ended["code"], ended["reason"])
     return {"statusCode": 200}
 
 

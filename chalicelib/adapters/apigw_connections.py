@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from chalicelib.domain.realtime import PostResult
-from chalicelib.observability import logger, subsegment
+from chalicelib.domain.realtime import CLOSE_GIVE_UP, PostResult
+from chalicelib.observability import count, logger, subsegment
 
 _THROTTLED = {"LimitExceededException", "ThrottlingException", "TooManyRequestsException"}
 
@@ -75,11 +75,29 @@ class ApiGatewayPoster:
             return "error"
         return "ok"
 
-    def close(self, connection_id: str) -> None:
+    def owns(self, connection_id: str) -> bool:
+        return True  # API Gateway holds every connection of the API
+
+    def close(
+        self, connection_id: str, code: int = CLOSE_GIVE_UP, reason: str = "closed by the server"
+    ) -> None:
+        """``delete_connection`` (API Gateway chooses the close code; the fan-out
+        posted a ``close`` frame with ``code`` and ``reason`` first).  A failure
+        other than a gone connection leaves a client that receives nothing and
+        is not told: it is counted (``RealtimeCloseFailed``, alarmed)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             with subsegment("apigw.delete_connection"):
                 self.client.delete_connection(ConnectionId=connection_id)
-        except (ClientError, BotoCoreError):
-            pass  # gone already, or it will time out by itself
+        except ClientError as exc:
+            error = str(exc.response.get("Error", {}).get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if error == "GoneException" or status in (404, 410):
+                return  # gone already
+            logger.warning("delete_connection failed", connection=connection_id, code=error)
+            count("RealtimeCloseFailed")
+        except BotoCoreError as exc:
+            logger.warning("delete_connection failed", connection=connection_id,
+                           error=type(exc).__name__)  # fmt: skip
+            count("RealtimeCloseFailed")

@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
@@ -43,6 +43,9 @@ from chalicelib.config import Settings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import ROLE_RANK, Principal
 from chalicelib.domain.user_id import user_id_problem
+
+if TYPE_CHECKING:
+    from chalicelib.domain.realtime import Credentials
 
 _REQUIRED = ["exp", "iss", "aud", "sub"]
 _TIME_CLAIMS = ("exp", "nbf", "iat")
@@ -124,6 +127,21 @@ def principal_from_claims(
         roles=_roles(claims.get("roles"), stringified=stringified),
         request_id=request_id,
     )
+
+
+def credentials(token: str, settings: Settings, request_id: str | None) -> Credentials:
+    """A verified token as a real-time stream holds it: the caller, and the
+    window the token is good for.  The stream ends where the HTTP API starts
+    answering 401 for the same token: at ``exp`` plus ``DOCS_JWT_LEEWAY_S``."""
+    from chalicelib.domain.realtime import Credentials
+
+    claims = verify_token(token, settings)
+    who = principal_from_claims(claims, request_id)
+    exp = float(claims["exp"])
+    iat = claims.get("iat")
+    # without iat, the earliest a token of the allowed lifetime could have been issued
+    issued_at = float(iat) if iat is not None else exp - settings.jwt_max_lifetime_s
+    return Credentials(who, issued_at=issued_at, expires_at=exp + settings.jwt_leeway_s)
 
 
 def _is_number(value: Any) -> bool:

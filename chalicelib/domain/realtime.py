@@ -20,15 +20,16 @@ what each subscriber may read (document grants, when present).
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from chalicelib.domain.keys import join_key
-from chalicelib.domain.principal import ROLE_RANK
+from chalicelib.domain.principal import ROLE_RANK, Principal
 
 TopicKind = Literal["document", "tag", "org"]
 MAX_FRAME_BYTES = 4096  # a client frame is a small JSON object; API Gateway allows 32 KiB
@@ -39,6 +40,11 @@ _JWT = re.compile(r"(?:bearer\.)?([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*
 SUBPROTOCOL = "docs.v1"  # what the server selects when the client offers it
 CLOSE_SLOW = 4008  # the server closes a connection whose queue overflowed
 CLOSE_SLOW_REASON = "too slow: queue full; reconnect and resume from your last seq"
+CLOSE_EXPIRED = 4001  # the token expired or was revoked: reconnect with a fresh one
+CLOSE_FORBIDDEN = 4003  # a re-auth token of another user, org or roles: reconnect with it
+CLOSE_GIVE_UP = 1011  # the server gave up on the connection (posts kept failing)
+EXPIRED_REASON = "token expired: reconnect with a fresh token and resume from your last seq"
+REVOKED_REASON = "token revoked: sign in again, reconnect and resume from your last seq"
 
 
 class FrameError(Exception):
@@ -86,21 +92,44 @@ def topics_of(doc_id: str, tags: Iterable[str]) -> list[Topic]:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    """A verified token as a stream sees it: who, and the window it is good for.
+
+    ``expires_at`` is the instant the HTTP API starts answering 401 for the same
+    token (``exp`` plus the verifier's clock leeway): a stream ends there.
+    ``issued_at`` (``iat``, or the earliest a token of the allowed lifetime could
+    have been issued) is what a revocation is compared with."""
+
+    who: Principal
+    issued_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class Connection:
-    """A client connection, as registered at connect (org only from the token)."""
+    """A client connection, as registered at connect (org only from the token).
+
+    Org, subject and roles never change while it lives; an in-band re-auth
+    moves ``expires_at`` and ``issued_at`` only."""
 
     id: str
     org: str
     sub: str
     roles: frozenset[str] = frozenset()
     connected_at: float = 0.0
+    expires_at: float = math.inf
+    issued_at: float = 0.0
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
 
 
 @dataclass(frozen=True)
 class ClientFrame:
-    action: Literal["subscribe", "unsubscribe", "ping"]
+    action: Literal["subscribe", "unsubscribe", "ping", "auth"]
     topic: Topic | None = None
     since: str | None = None  # subscribe: catch up from this feed cursor first
+    token: str | None = None  # auth: the fresh token
 
 
 def _bad(detail: str) -> FrameError:
@@ -120,8 +149,13 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
     action = data.get("action")
     if action == "ping":
         return ClientFrame("ping")
+    if action == "auth":
+        token = data.get("token")
+        if not isinstance(token, str) or not token or set(data) != {"action", "token"}:
+            raise _bad("'auth' takes exactly one 'token': the fresh JWT (a string).")
+        return ClientFrame("auth", token=token)
     if action not in ("subscribe", "unsubscribe"):
-        raise _bad("Unknown action: use 'subscribe', 'unsubscribe' or 'ping'.")
+        raise _bad("Unknown action: use 'subscribe', 'unsubscribe', 'auth' or 'ping'.")
     named = [k for k in ("document", "tag", "org") if k in data]
     if len(named) != 1:
         raise _bad("Name exactly one of 'document' (an id), 'tag' (a tag) or 'org' (true).")
@@ -156,6 +190,18 @@ def error_frame(status: int, title: str, detail: str) -> dict[str, Any]:
     return {"type": "error", "status": status, "title": title, "detail": detail}
 
 
+def close_frame(code: int, reason: str) -> dict[str, Any]:
+    """The last frame of a connection the server ends: the transport sends it and
+    then closes (locally with ``code`` and ``reason``; in AWS ``delete_connection``,
+    whose close code API Gateway chooses, so the frame is what tells the client why)."""
+    return {"type": "close", "code": code, "reason": reason}
+
+
+def closing(frames: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The close frame among answers, if the server ends the connection."""
+    return next((f for f in frames if f.get("type") == "close"), None)
+
+
 def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
@@ -187,6 +233,11 @@ def may_read_org(roles: Iterable[str]) -> bool:
 
 
 # ----------------------------------------------------------------------- ports
+TokenVerifier = Callable[[str, str | None], Credentials]
+"""A bearer token (and the request id to log) to its credentials; ``Unauthorized``
+when it is not valid.  The HTTP API's own verification (chalicelib/api/auth.py)."""
+
+
 class ConnectionRegistry(Protocol):
     """Connections and their subscriptions (Redis with TTLs: docs/realtime.md).
 
@@ -217,6 +268,21 @@ class ConnectionRegistry(Protocol):
     def drop_document(self, org: str, doc_id: str) -> int:
         """Drop every subscription to a document of ``org`` (purge, erasure)."""
 
+    def expired(self, now: float, limit: int) -> list[str]:
+        """Ids of registered connections whose token expired by ``now`` (any org)."""
+
+    def of_user(self, org: str, user: str) -> set[str]:
+        """Ids of the connections ``user`` of ``org`` holds."""
+
+    def revoke(self, org: str, user: str, at: float, ttl_s: int) -> None:
+        """Record that tokens of ``user`` issued before ``at`` no longer open or keep
+        a stream (kept ``ttl_s``: by then every such token has expired)."""
+
+    def revoked_at(self, org: str, user: str) -> float | None: ...
+
+    def revocations(self, since: float) -> list[tuple[str, str, float]]:
+        """(org, user, at) of the revocations recorded after ``since``."""
+
 
 PostResult = Literal["ok", "gone", "throttled", "error"]
 
@@ -227,8 +293,15 @@ class Poster(Protocol):
 
     def post(self, connection_id: str, data: str) -> PostResult: ...
 
-    def close(self, connection_id: str) -> None:
-        """Close a connection the server gives up on (it resumes from its cursor)."""
+    def owns(self, connection_id: str) -> bool:
+        """Whether this poster's transport holds the connection (a local server
+        shares its registry with others; API Gateway holds every connection)."""
+
+    def close(
+        self, connection_id: str, code: int = CLOSE_GIVE_UP, reason: str = "closed by the server"
+    ) -> None:
+        """Close a connection the server ends (it resumes from its cursor); ``code``
+        and ``reason`` where the transport can choose them."""
 
 
 class ReadFilter(Protocol):

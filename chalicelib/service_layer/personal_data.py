@@ -90,6 +90,7 @@ class PersonalDataService:
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,
         revoke: Callable[[Principal, str, str], object] | None = None,
+        end_streams: Callable[[str, str], object] | None = None,
     ) -> None:
         self.jobs = jobs
         self.personal = personal
@@ -104,6 +105,8 @@ class PersonalDataService:
         # removes one grant as a versioned, audited write (AccessService.delete_grant):
         # the cached and indexed ACL of the document follow, as after any grant change
         self.revoke = revoke
+        # ends the user's real-time streams (org, user): RealtimeService.revoke_user
+        self.end_streams = end_streams
 
     # ------------------------------------------------------------------ export
     @retry_transient()
@@ -182,6 +185,8 @@ class PersonalDataService:
         plan = ErasurePlan(user, target, self.pii.names)
         action = "erasure-reassign" if target else "erasure-delete"
         change = Change(action, who.sub, who.request_id, who.client_request_id)
+        if self.end_streams is not None:  # first: an outage fails the erasure before it runs
+            self.end_streams(who.org, user)
         if self.revoke is not None:  # first: nobody keeps reading through a stale ACL
             for doc_id in self.personal.granted_documents(who.org, user):
                 try:

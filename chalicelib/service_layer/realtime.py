@@ -1,72 +1,64 @@
-"""Real-time use cases: connections and subscriptions, and the fan-out that
-turns outbox rows into ``change`` frames (docs/realtime.md).
+"""Real-time use cases of a connection: connect, subscribe (with catch-up),
+unsubscribe, re-auth, disconnect (docs/realtime.md); the fan-out that turns
+outbox rows into ``change`` frames is ``service_layer/fanout.py``.
 
-The fan-out is another consumer of the outbox, with its own cursor
-(``RealtimeStream``), so neither it nor the search sync can delay the other.
-
-Why it delivers what it should, and only that
----------------------------------------------
-* At least once: the cursor moves only after the batch was handed to every
-  subscriber (posted, or the connection given up on); a crash mid-batch sends
-  it again.  Frames carry the version, so a client drops duplicates.
-* Per-document order: rows come in (txid, seq) order of finished
-  transactions; within a batch a document's rows go out by version, and a row
-  older than one this process already sent for that document is dropped.
-  Each connection's frames are posted one after the other, in that order.
-* Never to another org: subscribers are looked up by the change's org, and
-  every connection's registered org is compared with it again before a frame
-  is built.  Then the ``ReadFilter`` keeps what each subscriber may read.
-* A slow or dead client never blocks the others: ``gone`` connections are
-  dropped from the registry; throttled or failing posts are retried with
-  exponential backoff and full jitter a few times, then the server closes that
-  connection (it reconnects and resumes from its last ``seq``) and the batch
-  goes on.  Posts to different connections run in parallel.
-* Bounded work: ``batch_size`` rows per batch, and ``drain`` stops at a deadline.
+A stream lives no longer than its token
+---------------------------------------
+A connection is registered with its token's expiry (``exp`` plus the
+verifier's leeway: when the HTTP API starts answering 401).  Every client
+frame is checked against it, and against a revocation of the user (erasure)
+that postdates the token; the fan-out closes what expired or was revoked at
+the start of every batch, and checks again before it posts.  An in-band
+``auth`` frame with a fresh token of the same user, org and roles moves the
+expiry and keeps the subscriptions.
 """
 
 from __future__ import annotations
 
-import random
 import time
-from collections import OrderedDict, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any
 
-from chalicelib.domain.errors import DomainError, Forbidden, Gone
+from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.ports import UnitOfWork
-from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
+    CLOSE_EXPIRED,
+    CLOSE_FORBIDDEN,
+    EXPIRED_REASON,
     MAX_SUBSCRIPTIONS,
+    REVOKED_REASON,
     ClientFrame,
     Connection,
     ConnectionRegistry,
+    Credentials,
     FrameError,
-    Poster,
     ReadFilter,
-    RealtimeStream,
-    StreamRow,
+    TokenVerifier,
     Topic,
     change_frame,
-    encode,
+    close_frame,
     may_read_org,
     parse_client_frame,
-    per_connection,
     topics_of,
 )
 from chalicelib.domain.search import FeedCursor, feed_sealer
-from chalicelib.observability import count, logger, milliseconds
+from chalicelib.observability import count, logger
+
+OTHER_USER = "the re-auth token is of another user or org: reconnect with it"
+OTHER_ROLES = "the re-auth token has other roles: reconnect with it, resume from your last seq"
 
 
 class RealtimeService:
-    """What a connection does: connect, subscribe, unsubscribe, disconnect.
+    """What a connection does: connect, subscribe, unsubscribe, re-auth, disconnect.
 
     ``handle`` answers every client frame with frames for that connection only
     (an acknowledgement, catch-up changes, or an error); it never raises for a
-    client's mistake, so one bad client cannot disturb another."""
+    client's mistake, so one bad client cannot disturb another.  When the
+    answers end with a ``close`` frame the transport closes the connection
+    (``closing``): its token expired, was revoked, or was replaced by one of
+    another user, org or roles."""
 
     def __init__(
         self,
@@ -75,6 +67,8 @@ class RealtimeService:
         read_filter: ReadFilter,
         *,
         page_secret: str,
+        verify: TokenVerifier | None = None,
+        revocation_ttl_s: int = 86_400 + 60,
         max_subscriptions: int = MAX_SUBSCRIPTIONS,
         catch_up_limit: int = 100,
         clock: Callable[[], float] = time.time,
@@ -83,15 +77,25 @@ class RealtimeService:
         self.uow = uow
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
+        self.verify = verify
+        self.revocation_ttl_s = revocation_ttl_s  # a token's longest life and the leeway
         self.max_subscriptions = max_subscriptions
         self.catch_up_limit = catch_up_limit
         self.clock = clock
 
-    def connect(self, connection_id: str, who: Principal) -> Connection:
-        """Register a connection of the token's org; ``Forbidden`` without a read role."""
+    def connect(self, connection_id: str, creds: Credentials) -> Connection:
+        """Register a connection of the token's org until the token expires;
+        ``Forbidden`` without a read role, ``Unauthorized`` for a revoked token."""
+        who = creds.who
         if not may_read_org(who.roles):
             raise Forbidden("Real-time updates need the 'reader' role.")
-        conn = Connection(connection_id, who.org, who.sub, who.roles, self.clock())
+        now = self.clock()
+        if now >= creds.expires_at:
+            raise Unauthorized("The token has expired.")
+        if self.revoked(who.org, who.sub, creds.issued_at):
+            raise Unauthorized("The token was revoked; sign in again.")
+        conn = Connection(connection_id, who.org, who.sub, who.roles, now,
+                          creds.expires_at, creds.issued_at)  # fmt: skip
         self.registry.add(conn)
         count("RealtimeConnected")
         return conn
@@ -103,29 +107,88 @@ class RealtimeService:
         """Forget every subscription to a document (the purge calls this)."""
         return self.registry.drop_document(org, doc_id)
 
+    def revoke_user(self, org: str, user: str) -> None:
+        """End the streams of ``user`` (erasure): tokens issued until now no longer
+        open or keep one; the fan-out closes the open ones in its next batch."""
+        self.registry.revoke(org, user, self.clock(), self.revocation_ttl_s)
+
+    def revoked(self, org: str, user: str, issued_at: float) -> bool:
+        """Whether a token of ``user`` issued at ``issued_at`` was revoked since."""
+        at = self.registry.revoked_at(org, user)
+        return at is not None and issued_at < at
+
     def handle(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
         """The frames to send back for one client frame."""
         try:
-            frame = parse_client_frame(raw)
-            if frame.action == "ping":
-                return [{"type": "pong"}]
-            conn = self.registry.get(connection_id)
-            if conn is None:
-                raise FrameError(
-                    401, "Not connected",
-                    "This connection is not registered (it expired or the registry lost it): "
-                    "reconnect, subscribe again and resume from your last seq.",
-                )  # fmt: skip
-            if frame.action == "subscribe":
-                return self._subscribe(conn, frame)
-            assert frame.topic is not None
-            removed = self.registry.unsubscribe(conn, frame.topic)
-            return [{"type": "unsubscribed", **frame.topic.as_dict(), "removed": removed}]
+            return self._answer(connection_id, raw)
         except FrameError as exc:
             count("RealtimeBadFrames")
             return [exc.frame()]
         except DomainError as exc:  # the registry or the database is out: say so, keep going
             return [exc_frame(exc)]
+
+    def _answer(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
+        conn = self.registry.get(connection_id)
+        ended = self._out_of_time(conn) if conn is not None else None
+        if ended is not None:  # every frame, whatever it says, meets the token's limits
+            return ended
+        frame = parse_client_frame(raw)
+        if frame.action == "ping":
+            return [{"type": "pong"}]
+        if conn is None:
+            raise FrameError(
+                401, "Not connected",
+                "This connection is not registered (it expired or the registry lost it): "
+                "reconnect, subscribe again and resume from your last seq.",
+            )  # fmt: skip
+        if frame.action == "auth":
+            assert frame.token is not None
+            return self._reauth(conn, frame.token)
+        if frame.action == "subscribe":
+            return self._subscribe(conn, frame)
+        assert frame.topic is not None
+        removed = self.registry.unsubscribe(conn, frame.topic)
+        return [{"type": "unsubscribed", **frame.topic.as_dict(), "removed": removed}]
+
+    def _out_of_time(self, conn: Connection) -> list[dict[str, Any]] | None:
+        """The close frame of a connection whose token expired or was revoked."""
+        if conn.expired(self.clock()):
+            return self._end(conn, CLOSE_EXPIRED, EXPIRED_REASON)
+        if self.revoked(conn.org, conn.sub, conn.issued_at):
+            return self._end(conn, CLOSE_EXPIRED, REVOKED_REASON)
+        return None
+
+    def _end(self, conn: Connection, code: int, reason: str) -> list[dict[str, Any]]:
+        """Forget the connection; the transport sends the close frame and closes."""
+        logger.info("realtime connection ended", connection=conn.id, code=code)
+        self.registry.remove(conn.id)
+        return [close_frame(code, reason)]
+
+    def _reauth(self, conn: Connection, token: str) -> list[dict[str, Any]]:
+        """A fresh token moves the connection's expiry; its subscriptions stay.
+
+        An invalid token is refused with a 401 error frame and changes nothing
+        (the connection lives on until its current token expires).  A valid one
+        of another user or org, or with other roles, ends the connection: what a
+        connection is never changes while it lives, and a reconnect with the new
+        token (resuming from the last ``seq``) loses nothing."""
+        if self.verify is None:
+            raise FrameError(501, "Not available", "This server cannot verify tokens in-band.")
+        try:
+            creds = self.verify(token, conn.id)
+        except Unauthorized as exc:
+            raise FrameError(401, "Not authenticated", exc.detail) from None
+        who = creds.who
+        if (who.org, who.sub) != (conn.org, conn.sub):
+            return self._end(conn, CLOSE_FORBIDDEN, OTHER_USER)
+        if self.revoked(who.org, who.sub, creds.issued_at):
+            return self._end(conn, CLOSE_EXPIRED, REVOKED_REASON)
+        if who.roles != conn.roles:
+            return self._end(conn, CLOSE_FORBIDDEN, OTHER_ROLES)
+        if self.clock() >= creds.expires_at:
+            raise FrameError(401, "Not authenticated", "The token has expired.")
+        self.registry.add(replace(conn, expires_at=creds.expires_at, issued_at=creds.issued_at))
+        return [{"type": "authenticated", "expires_at": creds.expires_at}]
 
     def _subscribe(self, conn: Connection, frame: ClientFrame) -> list[dict[str, Any]]:
         topic = frame.topic
@@ -189,252 +252,3 @@ class RealtimeService:
 def exc_frame(exc: DomainError) -> dict[str, Any]:
     """A domain error (bad cursor, registry or database out) as an error frame."""
     return {"type": "error", "status": exc.status, "title": exc.title, "detail": exc.detail}
-
-
-@dataclass
-class FanOutReport:
-    rows: int = 0
-    frames: int = 0  # frames posted successfully
-    connections: int = 0  # connections that were sent something
-    gone: int = 0
-    dropped: int = 0  # connections closed after failed retries
-    refused: int = 0  # frames refused because a connection's org did not match
-    batches: int = 0
-    age_ms: float = 0.0  # the oldest new row's age when its batch was read (the worst pickup)
-    advanced: int = 0  # batches that moved the cursor
-
-    def add(self, other: FanOutReport) -> None:
-        for name in self.__dict__:
-            if name == "age_ms":
-                self.age_ms = max(self.age_ms, other.age_ms)
-            else:
-                setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
-
-
-class FanOut:
-    """The outbox consumer that posts ``change`` frames to subscribed connections."""
-
-    def __init__(
-        self,
-        stream: RealtimeStream,
-        registry: ConnectionRegistry,
-        poster: Poster,
-        read_filter: ReadFilter,
-        *,
-        page_secret: str,
-        batch_size: int = 500,
-        max_attempts: int = 4,
-        retry_base_s: float = 0.05,
-        retry_cap_s: float = 1.0,
-        parallel: int = 8,
-        conn_cache_s: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.stream = stream
-        self.registry = registry
-        self.poster = poster
-        self.read_filter = read_filter
-        self.sealer = feed_sealer(page_secret)
-        self.batch_size = batch_size
-        self.max_attempts = max_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_cap_s = retry_cap_s
-        self.parallel = parallel
-        self.sleep = sleep
-        self._sent: OrderedDict[tuple[str, str], int] = OrderedDict()  # newest version sent
-        self._pool: ThreadPoolExecutor | None = None
-        self._conns: dict[str, tuple[float, Connection]] = {}  # id -> (until, connection)
-        self.conn_cache_s = conn_cache_s
-
-    # -- the consumer -----------------------------------------------------------------
-    def run_once(self) -> FanOutReport:
-        """One batch.  Rows of transactions younger than the stream's horizon (an
-        older transaction still runs, e.g. another consumer's claim) are sent as
-        soon as they are visible, but the cursor moves only over the rows below the
-        horizon: such rows are read again until it does, and skipped then (this
-        process remembers the newest version it sent per document)."""
-        report = FanOutReport(batches=1)
-        with self.stream.batch(self.batch_size) as batch:
-            if not batch.rows:
-                return report
-            report.rows = len(batch.rows)
-            fresh = [r for r in batch.rows if r.version > self._sent.get((r.org, r.doc_id), 0)]
-            if fresh:
-                report.age_ms = round(_age_ms(min(r.created_at for r in fresh)), 1)
-                frames, newest = self._frames(fresh, batch.tags, report)
-                self._deliver(frames, report)
-                for key, version in newest.items():  # only once handed over
-                    self._remember(key, version)
-            safe = [r for r in batch.rows if r.safe]  # a prefix: rows come in txid order
-            if safe:
-                batch.advance(safe[-1].txid, safe[-1].seq)
-                report.advanced = 1
-        if fresh:
-            milliseconds("RealtimeDeliveryLag", report.age_ms)
-            count("RealtimeFramesSent", report.frames)
-        return report
-
-    def drain(self, *, deadline: float | None = None, max_batches: int = 1000) -> FanOutReport:
-        """Batches until the stream is caught up (or the ``time.monotonic`` deadline)."""
-        total = FanOutReport()
-        for _ in range(max_batches):
-            report = self.run_once()
-            total.add(report)
-            if report.rows < self.batch_size or not report.advanced:
-                break  # caught up, or only rows above the horizon: wait for it
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-        return total
-
-    def stats(self) -> dict[str, float | int]:
-        stats = self.stream.stats()
-        milliseconds("RealtimeLag", stats.lag_s * 1000)
-        return {"lag_s": stats.lag_s, "backlog": stats.backlog}
-
-    # -- building frames ----------------------------------------------------------------
-    def _frames(
-        self, rows: list[StreamRow], tags: dict[tuple[str, str], list[str]], report: FanOutReport
-    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], int]]:
-        """Frames per connection, and the newest version of each document in them."""
-        by_doc: dict[tuple[str, str], list[StreamRow]] = defaultdict(list)
-        for row in rows:
-            by_doc[(row.org, row.doc_id)].append(row)
-        subscribers: dict[tuple[str, str], set[str]] = {}
-        for key in by_doc:
-            org, doc_id = key
-            subscribers[key] = self.registry.subscribers(org, topics_of(doc_id, tags.get(key, [])))
-        conns = self._connections(set().union(*subscribers.values()))
-        readable = self._readable(subscribers, conns)
-        out: list[tuple[str, str]] = []
-        newest: dict[tuple[str, str], int] = {}
-        for key, doc_rows in by_doc.items():
-            org, doc_id = key
-            for row in sorted(doc_rows, key=lambda r: r.version):
-                if row.version <= newest.get(key, 0):
-                    continue  # a duplicate row of a version already in this batch
-                newest[key] = row.version
-                data = encode(change_frame(
-                    doc_id, row.version, make_etag(org, doc_id, row.version),
-                    row.op != "upsert", FeedCursor(*row.resume).encode(org, self.sealer),
-                ))  # fmt: skip
-                for conn_id in sorted(subscribers[key]):
-                    conn = conns.get(conn_id)
-                    if conn is None:
-                        continue  # gone or expired: its topic entries expire with it
-                    if conn.org != org:  # cannot happen with a sound registry: refuse anyway
-                        report.refused += 1
-                        logger.error("realtime org mismatch refused", connection=conn_id)
-                        continue
-                    if doc_id in readable.get(conn_id, ()):
-                        out.append((conn_id, data))
-        return per_connection(iter(out)), newest
-
-    def _readable(
-        self, subscribers: dict[tuple[str, str], set[str]], conns: dict[str, Connection]
-    ) -> dict[str, set[str]]:
-        """Per connection, the documents of this batch it may read: one ReadFilter call
-        per (org, user, roles), not per connection."""
-        docs_of: dict[tuple[str, str, frozenset[str]], set[str]] = defaultdict(set)
-        members: dict[tuple[str, str, frozenset[str]], list[str]] = defaultdict(list)
-        for (org, doc_id), ids in subscribers.items():
-            for conn_id in ids:
-                conn = conns.get(conn_id)
-                if conn is not None and conn.org == org:
-                    docs_of[(org, conn.sub, conn.roles)].add(doc_id)
-        for conn_id, conn in conns.items():
-            members[(conn.org, conn.sub, conn.roles)].append(conn_id)
-        out: dict[str, set[str]] = {}
-        for who, doc_ids in docs_of.items():
-            allowed = self.read_filter.readable(who[0], who[1], who[2], doc_ids)
-            for conn_id in members[who]:
-                out[conn_id] = allowed
-        return out
-
-    def _connections(self, ids: set[str]) -> dict[str, Connection]:
-        """The registered connections among ``ids``.  What a connection is (org, user,
-        roles) never changes after connect, so it is kept for ``conn_cache_s``:
-        only ids not seen lately are read from the registry.  Who is subscribed
-        is never cached (the topic sets are read every batch)."""
-        now = time.monotonic()
-        out: dict[str, Connection] = {}
-        missing = set()
-        for conn_id in ids:
-            hit = self._conns.get(conn_id)
-            if hit is not None and hit[0] > now:
-                out[conn_id] = hit[1]
-            else:
-                missing.add(conn_id)
-        if missing:
-            for conn_id, conn in self.registry.connections(missing).items():
-                out[conn_id] = conn
-                self._conns[conn_id] = (now + self.conn_cache_s, conn)
-            while len(self._conns) > 100_000:
-                self._conns.pop(next(iter(self._conns)))
-        return out
-
-    def _remember(self, key: tuple[str, str], version: int) -> None:
-        self._sent[key] = version
-        self._sent.move_to_end(key)
-        if len(self._sent) > 50_000:
-            self._sent.popitem(last=False)
-
-    # -- posting ----------------------------------------------------------------------
-    def _deliver(self, frames: dict[str, list[str]], report: FanOutReport) -> None:
-        if not frames:
-            return
-        items = list(frames.items())
-        if self.parallel > 1 and len(items) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="fanout")
-            results = list(self._pool.map(lambda kv: self._post_all(*kv), items))
-        else:
-            results = [self._post_all(conn_id, data) for conn_id, data in items]
-        for sent, outcome in results:
-            report.frames += sent
-            report.connections += 1
-            if outcome == "gone":
-                report.gone += 1
-            elif outcome == "dropped":
-                report.dropped += 1
-        if report.gone:
-            count("RealtimeGone", report.gone)
-        if report.dropped:
-            count("RealtimeDropped", report.dropped)
-
-    def _post_all(self, conn_id: str, frames: list[str]) -> tuple[int, str]:
-        """Post one connection's frames in order: (frames sent, 'ok'|'gone'|'dropped')."""
-        sent = 0
-        for data in frames:
-            attempt = 0
-            while True:
-                result = self.poster.post(conn_id, data)
-                if result == "ok":
-                    sent += 1
-                    break
-                if result == "gone":
-                    self._forget(conn_id)
-                    return sent, "gone"
-                attempt += 1
-                if attempt >= self.max_attempts:
-                    logger.warning("realtime connection dropped", connection=conn_id, last=result)
-                    self.poster.close(conn_id)
-                    self._forget(conn_id)
-                    return sent, "dropped"
-                count("RealtimeThrottled" if result == "throttled" else "RealtimePostErrors")
-                ceiling = min(self.retry_cap_s, self.retry_base_s * 2**attempt)
-                self.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter
-        return sent, "ok"
-
-    def _forget(self, conn_id: str) -> None:
-        self._conns.pop(conn_id, None)
-        try:
-            self.registry.remove(conn_id)
-        except DomainError:  # the registry's TTL forgets it anyway
-            logger.warning("realtime registry remove failed", connection=conn_id)
-
-
-def _age_ms(created_at: datetime) -> float:
-    return max(0.0, (datetime.now(UTC) - created_at).total_seconds() * 1000)

@@ -21,7 +21,7 @@ from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.realtime import Connection, Topic
 from chalicelib.domain.search import FeedCursor, feed_sealer
-from chalicelib.service_layer.realtime import FanOutReport
+from chalicelib.service_layer.fanout import FanOutReport
 from tests.conftest import REDIS_URL, Invoker, admin_connection, make_token
 from tests.polling import poll
 
@@ -101,9 +101,8 @@ def _fan_out(c: Any, frames: int) -> FanOutReport:
 
 
 def _connect(c: Any, conn_id: str, tenant: str, **frame: Any) -> None:
-    from chalicelib.domain.principal import Principal
-
-    c.realtime.connect(conn_id, Principal("bob", tenant, frozenset({"reader"})))
+    token = make_token(org=tenant, sub="bob", roles=("reader",))
+    c.realtime.connect(conn_id, c.stream_credentials(token, None))
     for answer in c.realtime.handle(conn_id, json.dumps({"action": "subscribe", **frame})):
         assert answer["type"] == "subscribed", answer
 

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain.principal import Principal
 from tests.conftest import Invoker, make_token
 from tests.polling import poll
 
@@ -39,7 +38,10 @@ class RecordingPoster:
             self.frames[connection_id.split("/", 1)[-1]].append(json.loads(data))
         return "ok"
 
-    def close(self, connection_id: str) -> None:
+    def owns(self, connection_id: str) -> bool:
+        return True
+
+    def close(self, connection_id: str, code: int = 1011, reason: str = "") -> None:
         pass
 
     def ids(self, connection_id: str) -> list[tuple[str, int, bool]]:
@@ -68,7 +70,8 @@ def _subscribe(rt: Any, conn_id: str, tenant: str, user: str, **topic: Any) -> d
     are global: each test's are named after its org."""
     conn_id = f"{tenant}/{conn_id}"
     if rt.realtime_registry.get(conn_id) is None:
-        rt.realtime.connect(conn_id, Principal(user, tenant, frozenset({"reader"})))
+        token = make_token(org=tenant, sub=user, roles=("reader",))
+        rt.realtime.connect(conn_id, rt.stream_credentials(token, None))
     answers = rt.realtime.handle(conn_id, json.dumps({"action": "subscribe", **topic}))
     return dict(answers[-1])
 

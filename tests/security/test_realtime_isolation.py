@@ -12,6 +12,7 @@ import pytest
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import Connection, Topic
 from chalicelib.domain.search import FeedCursor, feed_sealer
+from tests.conftest import make_token
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,8 @@ def test_another_orgs_cursor_or_document_gets_nothing(container: Any) -> None:
     sealer = feed_sealer(container.settings.page_token_secret)
     stolen = FeedCursor(0, 0).encode(victim, sealer)  # a cursor of the victim's feed
     service = container.realtime
-    service.connect("mallory", Principal("mallory", attacker, frozenset({"admin"})))
+    token = make_token(org=attacker, sub="mallory", roles=("admin",))
+    service.connect("mallory", container.stream_credentials(token, None))
     [cursor] = service.handle("mallory", json.dumps({"action": "subscribe", "org": True,
                                                      "since": stolen}))  # fmt: skip
     assert cursor["type"] == "error" and cursor["status"] == 400

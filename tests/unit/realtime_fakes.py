@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
     Connection,
+    Credentials,
     PostResult,
     StreamBatch,
     StreamRow,
@@ -16,10 +19,17 @@ from chalicelib.domain.realtime import (
 from tests.unit.fakes import FakeUnitOfWork
 
 
+def live(who: Principal, ttl_s: float = 3600.0, *, now: float | None = None) -> Credentials:
+    """Credentials of a token issued ``now`` that expires ``ttl_s`` later."""
+    start = time.time() if now is None else now
+    return Credentials(who, issued_at=start, expires_at=start + ttl_s)
+
+
 class FakeRegistry:
     def __init__(self) -> None:
         self.conns: dict[str, Connection] = {}
         self.subs: dict[str, set[Topic]] = {}
+        self.revoked: dict[tuple[str, str], float] = {}
 
     def add(self, conn: Connection) -> None:
         self.conns[conn.id] = conn
@@ -67,6 +77,21 @@ class FakeRegistry:
                 n += 1
         return n
 
+    def expired(self, now: float, limit: int) -> list[str]:
+        return sorted(i for i, c in self.conns.items() if c.expired(now))[:limit]
+
+    def of_user(self, org: str, user: str) -> set[str]:
+        return {i for i, c in self.conns.items() if (c.org, c.sub) == (org, user)}
+
+    def revoke(self, org: str, user: str, at: float, ttl_s: int) -> None:
+        self.revoked[(org, user)] = at
+
+    def revoked_at(self, org: str, user: str) -> float | None:
+        return self.revoked.get((org, user))
+
+    def revocations(self, since: float) -> list[tuple[str, str, float]]:
+        return [(o, u, at) for (o, u), at in self.revoked.items() if at > since]
+
 
 class FakePoster:
     """Records frames; ``script`` answers the next posts of a connection."""
@@ -75,6 +100,7 @@ class FakePoster:
         self.sent: dict[str, list[str]] = {}
         self.script: dict[str, list[PostResult]] = {}
         self.closed: list[str] = []
+        self.codes: dict[str, tuple[int, str]] = {}
 
     def post(self, connection_id: str, data: str) -> PostResult:
         answers = self.script.get(connection_id)
@@ -83,8 +109,12 @@ class FakePoster:
             self.sent.setdefault(connection_id, []).append(data)
         return result
 
-    def close(self, connection_id: str) -> None:
+    def owns(self, connection_id: str) -> bool:
+        return True
+
+    def close(self, connection_id: str, code: int = 1011, reason: str = "") -> None:
         self.closed.append(connection_id)
+        self.codes[connection_id] = (code, reason)
 
 
 class FakeStream:

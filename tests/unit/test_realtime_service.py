@@ -11,9 +11,10 @@ from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import OrgRoleReadFilter, Topic, parse_client_frame
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.realtime import FanOut, RealtimeService
+from chalicelib.service_layer.fanout import FanOut
+from chalicelib.service_layer.realtime import RealtimeService
 from tests.unit.fakes import FakeUnitOfWork, coherence
-from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream
+from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream, live
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 READER = Principal("bob", "acme", frozenset({"reader"}))
@@ -58,7 +59,7 @@ def world() -> World:
 
 def test_a_subscriber_receives_each_change_in_order(world: World) -> None:
     doc = world.documents.create(WRITER, {"title": "a"})
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     assert world.send("c1", {"action": "subscribe", "document": doc.id})[-1]["type"] == (
         "subscribed"
     )
@@ -75,8 +76,8 @@ def test_a_subscriber_receives_each_change_in_order(world: World) -> None:
 
 
 def test_another_org_never_receives_a_change(world: World) -> None:
-    world.service.connect("mine", READER)
-    world.service.connect("theirs", OTHER)
+    world.service.connect("mine", live(READER))
+    world.service.connect("theirs", live(OTHER))
     world.send("mine", {"action": "subscribe", "org": True})
     world.send("theirs", {"action": "subscribe", "org": True})
     world.documents.create(WRITER, {"title": "secret", "tags": ["x"]})
@@ -86,7 +87,7 @@ def test_another_org_never_receives_a_change(world: World) -> None:
 
 
 def test_a_registry_that_mixes_orgs_up_is_refused_at_fan_out(world: World) -> None:
-    world.service.connect("theirs", OTHER)
+    world.service.connect("theirs", live(OTHER))
     world.send("theirs", {"action": "subscribe", "org": True})
     world.registry.subscribers = lambda org, topics: {"theirs"}  # type: ignore[method-assign]
     world.documents.create(WRITER, {"title": "secret"})
@@ -96,8 +97,8 @@ def test_a_registry_that_mixes_orgs_up_is_refused_at_fan_out(world: World) -> No
 
 def test_tag_subscriptions_and_the_read_filter(world: World) -> None:
     w = World(read_filter=OnlyListed("bob", set()))
-    w.service.connect("bob", READER)
-    w.service.connect("carol", Principal("carol", "acme", frozenset({"reader"})))
+    w.service.connect("bob", live(READER))
+    w.service.connect("carol", live(Principal("carol", "acme", frozenset({"reader"}))))
     for conn in ("bob", "carol"):
         w.send(conn, {"action": "subscribe", "tag": "plan"})
     w.documents.create(WRITER, {"title": "t", "tags": ["plan"]})
@@ -109,7 +110,7 @@ def test_tag_subscriptions_and_the_read_filter(world: World) -> None:
 
 def test_subscribing_to_another_orgs_document_is_a_missing_document(world: World) -> None:
     theirs = world.documents.create(OTHER, {"title": "theirs"})
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     [frame] = world.send("c1", {"action": "subscribe", "document": theirs.id})
     [missing] = world.send("c1", {"action": "subscribe", "document": "nope"})
     assert frame["type"] == "error" and frame["status"] == 404
@@ -125,14 +126,14 @@ def test_subscribing_to_another_orgs_document_is_a_missing_document(world: World
      '{"action": "subscribe", "document": "../x"}', "x" * 5000],
 )  # fmt: skip
 def test_bad_frames_get_error_frames(world: World, raw: str) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     [frame] = world.service.handle("c1", raw)
     assert frame["type"] == "error" and frame["status"] in (400, 413)
     assert frame["title"] and frame["detail"]
 
 
 def test_the_subscription_cap(world: World) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     for tag in ("a", "b", "c"):
         assert world.send("c1", {"action": "subscribe", "tag": tag})[-1]["type"] == "subscribed"
     [frame] = world.send("c1", {"action": "subscribe", "tag": "d"})
@@ -143,14 +144,14 @@ def test_the_subscription_cap(world: World) -> None:
 
 def test_connect_needs_a_read_role_and_frames_need_a_registration(world: World) -> None:
     with pytest.raises(Forbidden):
-        world.service.connect("c1", Principal("x", "acme", frozenset()))
+        world.service.connect("c1", live(Principal("x", "acme", frozenset())))
     [frame] = world.send("unknown", {"action": "subscribe", "org": True})
     assert frame["status"] == 401
 
 
 def test_gone_connections_are_dropped_and_others_still_receive(world: World) -> None:
     for conn in ("gone", "slow", "fine"):
-        world.service.connect(conn, READER)
+        world.service.connect(conn, live(READER))
         world.send(conn, {"action": "subscribe", "org": True})
     world.poster.script = {"gone": ["gone"], "slow": ["throttled"] * 10}
     world.documents.create(WRITER, {"title": "a"})
@@ -162,7 +163,7 @@ def test_gone_connections_are_dropped_and_others_still_receive(world: World) -> 
 
 
 def test_throttling_is_retried(world: World) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     world.send("c1", {"action": "subscribe", "org": True})
     world.poster.script = {"c1": ["throttled", "throttled"]}
     world.documents.create(WRITER, {"title": "a"})
@@ -170,7 +171,7 @@ def test_throttling_is_retried(world: World) -> None:
 
 
 def test_a_failed_batch_is_sent_again(world: World) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     world.send("c1", {"action": "subscribe", "org": True})
     world.documents.create(WRITER, {"title": "a"})
     broken = world.registry.connections
@@ -183,7 +184,7 @@ def test_a_failed_batch_is_sent_again(world: World) -> None:
 
 
 def test_catch_up_from_a_cursor_then_live(world: World) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     world.send("c1", {"action": "subscribe", "org": True})
     first = world.documents.create(WRITER, {"title": "a"})
     world.fanout.drain()
@@ -191,7 +192,7 @@ def test_catch_up_from_a_cursor_then_live(world: World) -> None:
     world.service.disconnect("c1")
     missed = world.documents.create(WRITER, {"title": "b"})
     world.fanout.drain()  # nobody listening
-    world.service.connect("c2", READER)
+    world.service.connect("c2", live(READER))
     frames = world.send("c2", {"action": "subscribe", "org": True, "since": seen["seq"]})
     assert [f["id"] for f in frames if f["type"] == "change"] == [missed.id]
     assert frames[-1]["type"] == "subscribed" and frames[-1]["more"] is False
@@ -202,7 +203,7 @@ def test_catch_up_from_a_cursor_then_live(world: World) -> None:
 
 def test_drop_document_forgets_its_subscriptions(world: World) -> None:
     doc = world.documents.create(WRITER, {"title": "a"})
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     world.send("c1", {"action": "subscribe", "document": doc.id})
     assert world.service.drop_document("acme", doc.id) == 1
     assert world.registry.subscriptions("c1") == set()
@@ -215,7 +216,7 @@ def test_topic_keys_round_trip() -> None:
 
 
 def test_rows_above_the_horizon_go_out_at_once_but_hold_the_cursor(world: World) -> None:
-    world.service.connect("c1", READER)
+    world.service.connect("c1", live(READER))
     world.send("c1", {"action": "subscribe", "org": True})
     world.stream.horizon = world.stream.cursor + 1  # an older transaction still runs
     doc = world.documents.create(WRITER, {"title": "a"})

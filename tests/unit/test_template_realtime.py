@@ -79,7 +79,7 @@ def test_writers_nudge_the_fan_out_which_also_runs_every_minute() -> None:
 def test_the_lag_alarm_watches_the_metric_the_fan_out_emits() -> None:
     template = _template()
     alarm = _alarms(template)["RealtimeLagAlarm"]
-    source = (ROOT / "chalicelib" / "service_layer" / "realtime.py").read_text()
+    source = (ROOT / "chalicelib" / "service_layer" / "fanout.py").read_text()
     assert f'milliseconds("{alarm["MetricName"]}"' in source
     env = _env(template, "RealtimeFanOutFunction")
     assert alarm["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"]

@@ -3,9 +3,14 @@
 Keys (``prefix`` + ``rt:``, parts joined with ``join_key``; org-scoped where
 they index by topic):
 
-* ``rt:c:{id}``        hash: the connection's org, subject, roles, connect time
+* ``rt:c:{id}``        hash: the connection's org, subject, roles, connect time,
+                       its token's issue and expiry times
 * ``rt:s:{id}``        set: its subscriptions (topic keys)
 * ``rt:t:{org,topic}`` set: the connections of ``org`` subscribed to ``topic``
+* ``rt:u:{org,user}``  set: the connections of one user of ``org``
+* ``rt:x``             sorted set: connection ids by their token's expiry
+* ``rt:r:{org,user}``  when the user's tokens were last revoked (erasure)
+* ``rt:rl``            sorted set: revoked (org, user) by time, for the fan-outs
 
 Every key carries a TTL (``DOCS_REALTIME_CONNECTION_TTL_S``, API Gateway's
 2 h connection limit by default), refreshed on subscribe, so a connection
@@ -27,13 +32,14 @@ pass it by a few.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import redis
 
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.keys import join_key
+from chalicelib.domain.keys import join_key, split_key
 from chalicelib.domain.realtime import Connection, Topic
 from chalicelib.observability import subsegment
 
@@ -56,6 +62,20 @@ class RedisConnectionRegistry:
     def _topic_key(self, org: str, topic: Topic) -> str:
         return f"{self.prefix}rt:t:{join_key(org, topic.kind, topic.value)}"
 
+    def _user_key(self, org: str, user: str) -> str:
+        return f"{self.prefix}rt:u:{join_key(org, user)}"
+
+    def _revoked_key(self, org: str, user: str) -> str:
+        return f"{self.prefix}rt:r:{join_key(org, user)}"
+
+    @property
+    def _expiry_key(self) -> str:
+        return f"{self.prefix}rt:x"
+
+    @property
+    def _revocations_key(self) -> str:
+        return f"{self.prefix}rt:rl"
+
     def _call(self, op: str, fn: Callable[[], T]) -> T:
         try:
             with subsegment(f"redis.realtime.{op}"):
@@ -72,8 +92,16 @@ class RedisConnectionRegistry:
             key = self._conn_key(conn.id)
             pipe.hset(key, mapping={"org": conn.org, "sub": conn.sub,
                                     "roles": " ".join(sorted(conn.roles)),
-                                    "at": repr(conn.connected_at)})  # fmt: skip
+                                    "at": repr(conn.connected_at),
+                                    "exp": repr(conn.expires_at),
+                                    "iat": repr(conn.issued_at)})  # fmt: skip
             pipe.expire(key, self.ttl_s)
+            user = self._user_key(conn.org, conn.sub)
+            pipe.sadd(user, conn.id)
+            pipe.expire(user, self.ttl_s)
+            if math.isfinite(conn.expires_at):
+                pipe.zadd(self._expiry_key, {conn.id: conn.expires_at})
+                pipe.expire(self._expiry_key, self.ttl_s)
             pipe.execute()
 
         self._call("add", run)
@@ -110,7 +138,9 @@ class RedisConnectionRegistry:
             if conn is not None:
                 for topic in topics:
                     pipe.srem(self._topic_key(conn.org, topic), connection_id)
+                pipe.srem(self._user_key(conn.org, conn.sub), connection_id)
             pipe.delete(self._conn_key(connection_id), self._subs_key(connection_id))
+            pipe.zrem(self._expiry_key, connection_id)
             pipe.execute()
 
         self._call("remove", run)
@@ -129,7 +159,9 @@ class RedisConnectionRegistry:
             pipe = self.client.pipeline(transaction=False)
             pipe.sadd(subs, topic.key)
             pipe.sadd(self._topic_key(conn.org, topic), conn.id)
-            for key in (subs, self._topic_key(conn.org, topic), self._conn_key(conn.id)):
+            keys = (subs, self._topic_key(conn.org, topic), self._conn_key(conn.id),
+                    self._user_key(conn.org, conn.sub), self._expiry_key)  # fmt: skip
+            for key in keys:
                 pipe.expire(key, self.ttl_s)
             pipe.scard(subs)
             return int(pipe.execute()[-1])
@@ -181,6 +213,46 @@ class RedisConnectionRegistry:
         self._call("drop_document", run)
         return len(members)
 
+    # -- expiry and revocation ------------------------------------------------------------
+    def expired(self, now: float, limit: int) -> list[str]:
+        key = self._expiry_key
+        raw = self._call("expired", lambda: self.client.zrangebyscore(key, "-inf", now, 0, limit))
+        return [_text(m) for m in raw]
+
+    def of_user(self, org: str, user: str) -> set[str]:
+        key = self._user_key(org, user)
+        return {_text(m) for m in self._call("of_user", lambda: self.client.smembers(key))}
+
+    def revoke(self, org: str, user: str, at: float, ttl_s: int) -> None:
+        def run() -> None:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(self._revoked_key(org, user), repr(at), ex=ttl_s)
+            pipe.zadd(self._revocations_key, {join_key(org, user): at})
+            pipe.zremrangebyscore(self._revocations_key, "-inf", at - ttl_s)
+            pipe.expire(self._revocations_key, ttl_s)
+            pipe.execute()
+
+        self._call("revoke", run)
+
+    def revoked_at(self, org: str, user: str) -> float | None:
+        raw = self._call("revoked_at", lambda: self.client.get(self._revoked_key(org, user)))
+        return float(_text(raw)) if raw else None
+
+    def revocations(self, since: float) -> list[tuple[str, str, float]]:
+        key = self._revocations_key
+        raw = self._call(
+            "revocations",
+            lambda: self.client.zrangebyscore(key, f"({since!r}", "+inf", withscores=True),
+        )
+        out = []
+        for member, score in raw:
+            try:
+                org, user = split_key(_text(member))
+            except ValueError:
+                continue
+            out.append((org, user, float(score)))
+        return out
+
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -194,5 +266,6 @@ def _connection(connection_id: str, raw: dict[Any, Any]) -> Connection | None:
         return None
     return Connection(
         connection_id, data["org"], data["sub"], frozenset(data.get("roles", "").split()),
-        float(data.get("at") or 0.0),
+        float(data.get("at") or 0.0), float(data.get("exp") or math.inf),
+        float(data.get("iat") or 0.0),
     )  # fmt: skip
