@@ -81,7 +81,9 @@ EXPORT_FAILURE_REASONS = ("dependency-unavailable", "internal-error")
 def export_failure(exc: BaseException) -> str:
     """The ``error`` a failed export job records: its reason, then the type of what
     failed, e.g. ``dependency-unavailable: DependencyUnavailable``."""
-    reason = "dependency-unavailable" if isinstance(exc, DependencyUnavailable) else "internal-error"
+    reason = (
+        "dependency-unavailable" if isinstance(exc, DependencyUnavailable) else "internal-error"
+    )
     return f"{reason}: {type(exc).__name__}"
 
 

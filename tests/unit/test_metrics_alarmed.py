@@ -59,9 +59,9 @@ def _module_dict(tree: ast.Module, name: str) -> set[str]:
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-                if isinstance(node.value, ast.Dict):
-                    return {v for value in node.value.values for v in _literals(value)}
+            named = any(isinstance(t, ast.Name) and t.id == name for t in targets)
+            if named and isinstance(node.value, ast.Dict):
+                return {v for value in node.value.values for v in _literals(value)}
     return set()
 
 
