@@ -51,6 +51,14 @@ from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import DocumentUseCases
 
 _FINAL_JUNK = ("rejected", "superseded", "orphaned")  # their objects are deleted
+# the metric each outcome of process_object counts (chalicelib/metric_names.py)
+_OUTCOME_METRIC = {
+    "ready": "ContentReady",
+    "rejected": "ContentRejected",
+    "superseded": "ContentSuperseded",
+    "orphaned": "ContentOrphaned",
+    "duplicate": "ContentDuplicate",
+}
 
 
 @dataclass(frozen=True)
@@ -248,7 +256,7 @@ class ContentService(DocumentUseCases):
             reason=result.reason,
             declared_size=size,
         )
-        count(f"Content{outcome.capitalize()}")
+        count(_OUTCOME_METRIC[outcome])
         return outcome
 
     @retry_transient()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.domain.errors import NotFound, ValidationFailed
+from chalicelib.domain.errors import DependencyUnavailable, NotFound, ValidationFailed
 from chalicelib.domain.model import new_id
 from chalicelib.domain.ports import (
     ArchiveStore,
@@ -71,6 +71,27 @@ def parse_erasure(body: Any, user: str) -> str | None:
         '\'documents\' must be "delete" or "reassign:<user>".',
         errors=[{"loc": ["body", "documents"], "msg": "unknown mode", "type": "value_error"}],
     )
+
+
+# What the requester of a failed export is told (``reason``): whether to try again
+# later or now; the exception's type stays in the job row and the audit trail.
+EXPORT_FAILURE_REASONS = ("dependency-unavailable", "internal-error")
+
+
+def export_failure(exc: BaseException) -> str:
+    """The ``error`` a failed export job records: its reason, then the type of what
+    failed, e.g. ``dependency-unavailable: DependencyUnavailable``."""
+    reason = (
+        "dependency-unavailable" if isinstance(exc, DependencyUnavailable) else "internal-error"
+    )
+    return f"{reason}: {type(exc).__name__}"
+
+
+def export_failure_reason(error: str | None) -> str:
+    """The reason part of a recorded ``error`` (rows written before it had one are
+    ``internal-error``)."""
+    reason = (error or "").split(":", 1)[0]
+    return reason if reason in EXPORT_FAILURE_REASONS else "internal-error"
 
 
 def export_object_key(org: str, job_id: str) -> str:
@@ -134,6 +155,7 @@ class PersonalDataService:
             out["url_expires_in"] = self.url_expiry_s
         if job.state == "failed":
             out["error"] = "The export failed; request a new one."
+            out["reason"] = export_failure_reason(job.error)
         return out
 
     def run_due(self, limit: int = 10) -> int:
@@ -158,7 +180,7 @@ class PersonalDataService:
             key = export_object_key(org, job.id)
             self._archive().put(key, body.encode(), content_type="application/json")
         except Exception as exc:
-            self.jobs.finish(org, job_id, state="failed", key=None, error=type(exc).__name__)
+            self.jobs.finish(org, job_id, state="failed", key=None, error=export_failure(exc))
             raise
         self.jobs.finish(org, job_id, state="ready", key=key, error=None)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.unit.test_template import _template
+from tests.unit.test_template import RESERVED_ONE, _template
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,12 +40,12 @@ def test_the_exports_expire_and_the_functions_run_on_schedules() -> None:
     ):
         props = resources[name]["Properties"]
         assert props["Handler"] == handler
-        assert props["ReservedConcurrentExecutions"] == 1
+        assert props["ReservedConcurrentExecutions"] == RESERVED_ONE
         (event,) = props["Events"].values()
         assert event["Type"] == "Schedule"
     env = _template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert "docs-audit-" in env["DOCS_AUDIT_BUCKET"]["Sub"]
-    assert "docs-exports-" in env["DOCS_EXPORT_BUCKET"]["Sub"]
+    assert env["DOCS_AUDIT_BUCKET"] == resources["AuditBucket"]["Properties"]["BucketName"]
+    assert env["DOCS_EXPORT_BUCKET"] == resources["ExportsBucket"]["Properties"]["BucketName"]
 
 
 def test_the_stale_export_alarm_watches_the_metric_the_function_emits() -> None:

@@ -6,14 +6,22 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_template import _actions, _env, _function, _settings_of, _statements, _template
+from tests.unit.test_template import (
+    RESERVED_ONE,
+    _actions,
+    _env,
+    _function,
+    _settings_of,
+    _statements,
+    _template,
+)
 
 
 def test_the_purge_runs_hourly_one_at_a_time_with_what_it_deletes() -> None:
     template = _template()
     fn = _function(template, "PurgeFunction")
     assert fn["Handler"] == "functions.purge.handler"
-    assert fn["ReservedConcurrentExecutions"] == 1
+    assert fn["ReservedConcurrentExecutions"] == RESERVED_ONE
     schedules = [e["Properties"]["Schedule"] for e in fn["Events"].values()]
     assert schedules == ["rate(1 hour)"]
     statements = _statements(template, "PurgeFunction")
