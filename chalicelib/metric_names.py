@@ -70,6 +70,8 @@ METRICS: Final[dict[str, MetricKind]] = {
     "RealtimeDropped": ALARMED,  # frames a slow connection lost
     "RealtimeThrottled": ALARMED,
     "RealtimePostErrors": ALARMED,
+    "RealtimeConnectFailed": ALARMED,  # a $connect refused with a 5xx (e.g. Redis down)
+    "RealtimeCloseFailed": ALARMED,  # an expired or revoked connection could not be closed
     "RealtimeNudgeFailed": ALARMED,
     # ---- audit trail and personal data
     "AuditPeriodsExported": USAGE,
