@@ -71,7 +71,7 @@ def stubs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
     monkeypatch.setenv("MIGRATE_FUNCTION_ARN", MIGRATE)
     monkeypatch.setenv("TARGET_VERSION_ARN", TARGET)
     s = Stubs()
-    monkeypatch.setattr(deploy_hook, "_lambda", lambda: s.lambda_)
+    monkeypatch.setattr(deploy_hook, "_lambda", lambda **_: s.lambda_)
     monkeypatch.setattr(deploy_hook, "_codedeploy", lambda: s.codedeploy)
     with s.invokes, s.reports:
         yield s
@@ -179,3 +179,30 @@ def test_the_built_in_smoke_event_matches_the_health_sample() -> None:
         sample["requestContext"]["resourcePath"],
         sample["requestContext"]["httpMethod"],
     )
+
+
+def test_the_hook_waits_as_long_as_the_migration_may_run() -> None:
+    """The hook's read timeout is MigrateFunction's Timeout; its own Timeout leaves room
+    for that, the smoke tests and the report; docs/operations.md states the result."""
+    import re
+    from pathlib import Path
+
+    from tests.unit.test_template import _env, _setting, _template
+
+    template = _template()
+    migrate = _setting(template, "MigrateFunction", "Timeout")
+    hook = _setting(template, "DeployHookFunction", "Timeout")
+    assert float(_env(template, "DeployHookFunction")["MIGRATE_FUNCTION_TIMEOUT"]) == migrate
+    assert migrate == deploy_hook.MIGRATE_TIMEOUT_DEFAULT_S
+    budget = (
+        migrate
+        + deploy_hook.READ_MARGIN_S
+        + deploy_hook.SMOKE_BUDGET_S
+        + deploy_hook.REPORT_RESERVE_S
+    )
+    assert budget <= hook
+    doc = (Path(__file__).resolve().parents[2] / "docs/operations.md").read_text()
+    stated = re.search(r"longest migration a deploy tolerates is (\d+) s", doc)
+    assert stated is not None
+    assert int(stated.group(1)) == migrate
+    assert f"`Timeout`\n({hook} s)" in doc or f"({hook} s)" in doc
