@@ -12,7 +12,6 @@ invocation is still running) and the deploy fails while the migration succeeds.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -32,7 +31,8 @@ pytestmark = pytest.mark.integration
 
 SCALE = 50.0  # Lambda's seconds per test second
 MIGRATE = "arn:aws:lambda:us-east-1:123456789012:function:docs-MigrateFunction:3"
-TARGET = "arn:aws:lambda:us-east-1:123456789012:function:docs-ApiFunction:7"
+WORKER = "docs-SyncSearchFunction-abc"
+TARGET = f"{WORKER}:7"
 EVENT = {"DeploymentId": "d-SLOW", "LifecycleEventHookExecutionId": "hook-exec-slow"}
 
 
@@ -56,7 +56,6 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaStub]:
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_stub.url)
         monkeypatch.setenv("MIGRATE_FUNCTION_ARN", MIGRATE)
-        monkeypatch.setenv("TARGET_VERSION_ARN", TARGET)
         timeout = _setting(template, "MigrateFunction", "Timeout")
         monkeypatch.setenv("MIGRATE_FUNCTION_TIMEOUT", str(timeout / SCALE))
         # boto3's defaults (60 s read timeout, its retries' back-off) on the scaled clock
@@ -71,8 +70,9 @@ def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaStub]:
 
 
 def _health(payload: dict[str, Any]) -> dict[str, Any]:
-    body = {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
-    return {"statusCode": 200, "headers": {}, "body": json.dumps(body)}
+    """The worker's new version answering the load probe."""
+    assert payload == {"docs_smoke": "load"}
+    return {"smoke": "ok"}
 
 
 def _migration(seconds: float) -> Any:
@@ -90,10 +90,19 @@ def _migration(seconds: float) -> Any:
 
 
 class _CodeDeploy:
-    """What the hook reports (botocore's Stubber is for exact expectations)."""
+    """A deployment of WORKER before traffic, and what the hook reports."""
 
     def __init__(self) -> None:
         self.reported: list[dict[str, Any]] = []
+
+    def list_deployment_targets(self, **params: Any) -> dict[str, Any]:
+        return {"targetIds": [f"{WORKER}:live"]}
+
+    def get_deployment_target(self, **params: Any) -> dict[str, Any]:
+        info = {"functionName": WORKER, "functionAlias": "live", "targetVersion": "7"}
+        events = [{"lifecycleEventName": "BeforeAllowTraffic", "status": "InProgress"}]
+        target = {"lambdaFunctionInfo": info, "lifecycleEvents": events}
+        return {"deploymentTarget": {"lambdaTarget": target}}
 
     def put_lifecycle_event_hook_execution_status(self, **params: Any) -> dict[str, Any]:
         self.reported.append(params)
