@@ -92,6 +92,16 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Docs
 METRICS_ON = not is_metrics_disabled()
 
 
+def per_version() -> None:
+    """Publish this invocation's metrics per function version too: a second dimension
+    set, service + version (the executed version, which Lambda puts in the
+    environment).  The API's deploy rolls back on its new version's own ServerErrors
+    and RequestLatency (template.yaml ``ApiNewVersion*Alarm``).  Cleared at each flush."""
+    version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "")
+    if METRICS_ON and version.isdigit():
+        metrics.add_dimensions(service=SERVICE, version=version)
+
+
 def count(name: str, value: float = 1) -> None:
     """Add to an EMF count metric (flushed once per invocation by ``log_metrics``)."""
     if METRICS_ON:
