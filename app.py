@@ -32,6 +32,7 @@ from chalicelib.observability import (
     logger,
     metrics,
     milliseconds,
+    per_version,
     tracer,
     tracing_disabled,
 )
@@ -88,6 +89,7 @@ def _not_found_problem(event: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    per_version()  # the deploy's rollback alarms read the new version's own metrics
     resource = (event.get("requestContext") or {}).get("resourcePath")
     if resource is not None and resource not in app.routes:
         return _not_found_problem(event, event.get("path") or resource)

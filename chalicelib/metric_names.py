@@ -80,6 +80,9 @@ METRICS: Final[dict[str, MetricKind]] = {
     "PersonalDataExportFailures": ALARMED,
     "DocumentsPurged": USAGE,
     "PurgeFailures": ALARMED,
+    # ---- the synthetic canary (functions/canary.py): a passing run; CanaryAlarm
+    # fires on a minute without one (missing data breaching)
+    "CanarySucceeded": ALARMED,
 }
 
 

@@ -121,16 +121,24 @@ CALLS: dict[str, tuple[Call, ...]] = {
     ),
     "functions.deploy_hook.handler": (
         DLQ,
-        Call(
-            "lambda", ("lambda:InvokeFunction",), "MigrateFunction*Alias*", "functions.deploy_hook"
-        ),
-        Call("lambda", ("lambda:InvokeFunction",), "ApiFunction*Version*", "functions.deploy_hook"),
+        # the versions and the alias of every function it deploys (and MigrateFunction's
+        # new version, which it runs first)
+        Call("lambda", ("lambda:InvokeFunction",), "${*Function.Arn}:*", "functions.deploy_hook"),
         Call(
             "codedeploy",
-            ("codedeploy:PutLifecycleEventHookExecutionStatus",),
+            (
+                "codedeploy:ListDeploymentTargets",
+                "codedeploy:GetDeploymentTarget",
+                "codedeploy:PutLifecycleEventHookExecutionStatus",
+            ),
             "*:deploymentgroup:${ServerlessDeploymentApplication}/*",
             "functions.deploy_hook",
         ),
+    ),
+    # the synthetic canary: the smoke suite against the API's alias
+    "functions.canary.handler": (
+        DLQ,
+        Call("lambda", ("lambda:InvokeFunction",), "${ApiFunction.Arn}:live", "functions.canary"),
     ),
     "functions.process_upload.handler": (
         *_UPLOADS,

@@ -109,3 +109,40 @@ def test_the_dependency_closure_leaves_out_grpc_and_chalices_cli() -> None:
     left_out = {"grpcio", "protobuf", "opensearch-protobufs", "click", "pip", "setuptools"}
     assert not keep & left_out
     assert not keep & {"pytest", "moto", "mypy", "ruff", "osmem-server"}  # dev only
+
+
+def test_the_code_ships_bytecode_the_runtime_imports_without_the_source(tmp_path: Path) -> None:
+    """Every module of the bundle has a .pyc of the runtime's Python (3.13), hash-based
+    and unchecked: Lambda imports it as it is, never compiling at cold start."""
+    import pytest
+
+    bundle = _bundle()
+    python = bundle.runtime_python()
+    if python is None:
+        pytest.skip("no python3.13 on this machine: the build warns and ships source only")
+    assert bundle.main(["code", str(tmp_path)]) == 0
+    magic = subprocess.run(
+        [python, "-c", "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    sources = sorted(tmp_path.rglob("*.py"))
+    assert len(sources) > 50
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        assert cached.is_file(), source
+        header = cached.read_bytes()[:8]
+        assert header[:4].hex() == magic, source
+        assert int.from_bytes(header[4:8], "little") == 0b01, source  # hash-based, unchecked
+    # the recorded file names are the deployed ones (tracebacks in CloudWatch)
+    code = subprocess.run(
+        [python, "-c", "import marshal, sys; c = marshal.loads(open(sys.argv[1], 'rb').read()[16:]); print(c.co_filename)",
+         str(tmp_path / "functions/__pycache__/migrate.cpython-313.pyc")],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert code == "/var/task/functions/migrate.py"
+
+
+def test_without_the_runtimes_python_the_build_says_so(tmp_path: Path, capsys: Any) -> None:
+    bundle = _bundle()
+    assert bundle.compile_bytecode(tmp_path, "/var/task", None) is False
+    assert "ships source only" in capsys.readouterr().err

@@ -20,7 +20,11 @@ from tests.unit.test_template import _template as _read_template
 from tests.unit.test_template_data_tier import _failed_rules, _rule_value
 
 DEPLOY = ROOT / "docs" / "deploy.md"
-NOT_ON_THE_DATABASE = {"DeployHookFunction", "TokenClaimsFunction"}  # Lambda APIs / no I/O
+NOT_ON_THE_DATABASE = {
+    "DeployHookFunction",
+    "CanaryFunction",
+    "TokenClaimsFunction",
+}  # Lambda APIs / no I/O
 DATA_TIER = {
     "NetworkOn", "DatabaseOn", "CacheOn", "SearchOn", "UserPoolOn", "DataKeyOn",
     "FunctionSgOn", "VpcEndpointsOn", "EndpointSgOn", "SearchAdminRoleOn", "HasDbProxyName",
@@ -264,7 +268,7 @@ def test_the_concurrency_figures() -> None:
     )
     assert int(_figure(r"which needs an account quota of (\d+)")) == total + 100
     ones = [n for n in functions if _reserved(n) == 1]
-    assert _figure(r"1 each for the (\w+) one-at-a-time") == {8: "eight"}.get(len(ones))
+    assert _figure(r"1 each for the (\w+) one-at-a-time") == {9: "nine"}.get(len(ones))
     # the connection formula: P = 4 per environment, the API adds B = 2, the migration 1
     params = _template()["Parameters"]
     assert int(_figure(r"reserved concurrency of the API function \(default (\d+)")) == int(

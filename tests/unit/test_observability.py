@@ -104,3 +104,21 @@ def test_every_request_records_latency_but_long_polls_and_the_breaker_gauge(kind
     }
     assert "CacheBreakerOpen" in names, out
     assert ("RequestLatency" in names) is (kind == "plain"), out
+
+
+def test_the_apis_metrics_are_also_published_per_function_version() -> None:
+    """The rollback alarms watch the deployed version: every metric of an API
+    invocation also has the dimension set service + version (the executed one)."""
+    env = {**os.environ, "POWERTOOLS_METRICS_DISABLED": "false", "AWS_LAMBDA_FUNCTION_VERSION": "7",
+           "POWERTOOLS_SERVICE_NAME": "docs",
+           "POWERTOOLS_TRACE_DISABLED": "true", "REDIS_URL": "redis://127.0.0.1:1/0"}  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", EDGE_PROBE + EDGE_PROBE.split("import app")[1], "plain"],
+                         env=env, cwd=root, capture_output=True, text=True, check=True)  # fmt: skip
+    emf = [json.loads(line) for line in out.stdout.splitlines() if '"RequestLatency"' in line]
+    assert len(emf) == 2, out  # two invocations, two flushes (the cold-start metric aside)
+    for doc in emf:
+        (directive,) = doc["_aws"]["CloudWatchMetrics"]
+        assert directive["Dimensions"] == [["service"], ["service", "version"]]  # not piling up
+        assert doc["version"] == "7"
+        assert "RequestLatency" in {m["Name"] for m in directive["Metrics"]}

@@ -540,12 +540,14 @@ def test_the_api_rolls_out_as_a_canary_that_alarms_roll_back(transformed: dict[s
     assert routing["Type"] == "TimeBasedCanary"
     assert routing["TimeBasedCanary"] == {"CanaryPercentage": 5, "CanaryInterval": 10}
     rollback = {a["Ref"] for a in preference["Alarms"]}
-    assert rollback == {"Api5xxRateAlarm", "ApiLatencyP99Alarm", "ApiFunctionErrorsAlarm"}
+    # the deployed version's own metrics (tests/unit/test_template_deploys.py)
+    assert rollback == {"ApiNewVersionErrorsAlarm", "ApiNewVersionLatencyAlarm"}
     rate = resources["Api5xxRateAlarm"]["Properties"]
     stats = {m["Id"]: m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m}
     assert {m["MetricName"] for m in stats.values()} == {"5XXError", "Count"}
     (expression,) = [m for m in rate["Metrics"] if m.get("ReturnData")]
     assert "errors / requests" in expression["Expression"]
+    assert "requests >=" not in expression["Expression"]  # no request-count minimum
     assert (rate["Threshold"], rate["ComparisonOperator"]) == (1, "GreaterThanThreshold")
     p99 = resources["ApiLatencyP99Alarm"]["Properties"]
     # the app's own latency metric, which leaves long polls out (they wait on purpose)
@@ -572,19 +574,26 @@ def test_the_pre_traffic_hook_migrates_and_smoke_tests_the_new_version() -> None
     template = _template()
     preference = _function(template, "ApiFunction")["DeploymentPreference"]
     hook_name = preference["Hooks"]["PreTraffic"]["Ref"]
+    assert preference["Hooks"]["PostTraffic"] == {"Ref": hook_name}
     hook = _function(template, hook_name)
     # SAM's CodeDeploy role may invoke only functions named CodeDeployHook_*
     assert hook["FunctionName"]["Sub"].startswith("CodeDeployHook_")
     assert hook["Handler"] == "functions.deploy_hook.handler"
     env = _env(template, hook_name)
-    assert env["MIGRATE_FUNCTION_ARN"] == {"Ref": "MigrateFunction.Alias"}
-    assert env["TARGET_VERSION_ARN"] == {"Ref": "ApiFunction.Version"}
+    # the version being deployed: its migrations, whichever deployment comes first
+    assert env["MIGRATE_FUNCTION_ARN"] == {"Ref": "MigrateFunction.Version"}
+    assert env["API_FUNCTION_NAME"] == {"Ref": "ApiFunction"}
     statements = _statements(template, hook_name)
     invoke = [s for s in statements if "lambda:InvokeFunction" in _actions(s)]
-    assert invoke[0]["Resource"] == [env["MIGRATE_FUNCTION_ARN"], env["TARGET_VERSION_ARN"]]
+    invoked = {r["Sub"] for r in invoke[0]["Resource"]}
+    deployed = {n for n in _functions(template) if "DeploymentPreference" in _function(template, n)}
+    assert invoked == {f"${{{n}.Arn}}:*" for n in deployed}  # their versions and aliases
     report = [
         s for s in statements if "codedeploy:PutLifecycleEventHookExecutionStatus" in _actions(s)
     ]
+    assert {"codedeploy:ListDeploymentTargets", "codedeploy:GetDeploymentTarget"} <= _actions(
+        report[0]
+    )
     assert "${ServerlessDeploymentApplication}" in report[0]["Resource"]["Sub"]
     assert not any("rds-db:connect" in _actions(s) for s in statements)  # MigrateFunction's job
     assert _setting(template, hook_name, "Timeout") > _setting(
@@ -598,7 +607,8 @@ def test_every_function_is_alarmed_on_errors_and_throttles() -> None:
     template = _template()
     watched: dict[str, set[str]] = {}
     for alarm in _alarms(template).values():
-        if alarm.get("Namespace") == "AWS/Lambda":
+        if alarm.get("Namespace") == "AWS/Lambda" and len(alarm["Dimensions"]) == 1:
+            # (the deployed version's alarms: tests/unit/test_template_deploys.py)
             (dim,) = alarm["Dimensions"]
             assert dim["Name"] == "FunctionName"
             watched.setdefault(dim["Value"]["Ref"], set()).add(alarm["MetricName"])
