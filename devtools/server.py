@@ -319,10 +319,12 @@ class _Handler(BaseHTTPRequestHandler):
         return (urlsplit(self.path).path or None) if self.path else None
 
     def _serve(self) -> None:
+        message = self._message
         if self.realtime_socket and realtime_hub.wants(self.command, self.path):
+            if message.chunked or message.length:  # its bytes would reach the stream
+                raise _Early(400, "A stream request carries no body.")
             self._hand_over(self.realtime_socket)
             return
-        message = self._message
         expect = self.headers.get("Expect", "").lower() == "100-continue"
         waiting = message.chunked or message.length > len(self._buf)
         if expect and waiting and self.request_version >= "HTTP/1.1":

@@ -128,6 +128,16 @@ def test_transfer_encoding_in_http_1_0_is_refused(framing_server: LocalServer) -
     _assert_refused(framing_server, head, 400)
 
 
+@pytest.mark.parametrize("target", [b"/realtime", b"/changes?feed=eventsource"])
+@pytest.mark.parametrize("framing", [CL5, b"Transfer-Encoding: chunked\r\n"], ids=["cl", "te"])
+def test_a_stream_request_with_a_body_is_refused(
+    framing_server: LocalServer, target: bytes, framing: bytes
+) -> None:
+    """A stream is handed over with the bytes read after its head: it has no body."""
+    head = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" + framing
+    _assert_refused(framing_server, head + b"\r\n", 400)
+
+
 def test_the_server_still_answers_after_the_attacks(framing_server: LocalServer) -> None:
     r = Client(framing_server.base).request("GET", "/health", headers={"X-Request-Id": "ok"})
     assert r.status == 200 and r.headers["x-request-id"] == "ok"
