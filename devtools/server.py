@@ -5,7 +5,8 @@ in ``app.current_request`` (shared, not thread-safe), and Lambda runs one
 invocation per execution environment at a time.  So the parent opens one
 listening socket and forks N worker processes; each worker accepts and serves
 one request at a time with its own app instance, pools and clients — like N
-warm execution environments.  Each request is logged as one JSON line.
+warm execution environments.  Each request is logged as one JSON line, with
+any credential in it redacted (``chalicelib.redaction``).
 
 Connections are HTTP/1.1 persistent (keep-alive, pipelining) unless the
 client says ``Connection: close`` (or speaks HTTP/1.0 without keep-alive).
@@ -46,6 +47,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, pick_request_id, problem
+from chalicelib.redaction import redact
 from devtools import realtime_hub
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
@@ -412,19 +414,22 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _log(self, status: int | None, **extra: Any) -> None:
+        """One JSON line per request; a credential in its URL (``?token=``) is redacted."""
         _write_line(
             json.dumps(
-                {
-                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "level": "INFO" if status is not None else "WARNING",
-                    "msg": "request" if status is not None else "connection dropped",
-                    "method": self.command,
-                    "path": self.path,
-                    "status": status,
-                    "ms": round((time.perf_counter() - self._started) * 1000, 2),
-                    "worker": os.getpid(),
-                    **extra,
-                }
+                redact(
+                    {
+                        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "level": "INFO" if status is not None else "WARNING",
+                        "msg": "request" if status is not None else "connection dropped",
+                        "method": self.command,
+                        "path": self.path,
+                        "status": status,
+                        "ms": round((time.perf_counter() - self._started) * 1000, 2),
+                        "worker": os.getpid(),
+                        **extra,
+                    }
+                )
             )
             + "\n"
         )

@@ -31,9 +31,15 @@ pytestmark = pytest.mark.e2e
 def framing_server(
     database_url: str, redis_prefix: str, local_search_env: dict[str, str]
 ) -> Iterator[LocalServer]:
-    env = server_env(database_url, REDIS_URL, redis_prefix, **local_search_env,
-                     DOCS_WORKERS="2", DOCS_LOCAL_IDLE_TIMEOUT_S="1",
-                     DOCS_LOCAL_BODY_TIMEOUT_S="2")  # fmt: skip
+    env = server_env(
+        database_url,
+        REDIS_URL,
+        redis_prefix,
+        **local_search_env,
+        DOCS_WORKERS="2",
+        DOCS_LOCAL_IDLE_TIMEOUT_S="1",
+        DOCS_LOCAL_BODY_TIMEOUT_S="2",
+    )
     running = LocalServer(env)
     yield running
     running.stop()
