@@ -42,6 +42,7 @@ _HEADER_LINE = re.compile(
     r"(\s*:\s*)[^\r\n\"']+",
     re.IGNORECASE,
 )
+_HEADER_NAMES = ("authoriz", "authoris", "cookie", "x-api-key", "sec-websocket-protocol")
 _PAIR = re.compile(r"([A-Za-z0-9_.\-\[\]]+)=([^&#\s\"'<>,;]+)")
 
 
@@ -67,7 +68,14 @@ def redact(value: Any) -> Any:
 
 
 def _redact_text(text: str) -> str:
-    text = _JWT.sub(REDACTED, text)
-    text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-    return _PAIR.sub(lambda m: f"{m[1]}={REDACTED}" if is_credential_name(m[1]) else m[0], text)
+    # each rule runs only where its marker occurs: most log values (ids, times) have none
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    lower = text.lower()
+    if any(name in lower for name in _HEADER_NAMES):
+        text = _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    if "bearer" in lower:
+        text = _BEARER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    if "=" in text:
+        text = _PAIR.sub(lambda m: f"{m[1]}={REDACTED}" if is_credential_name(m[1]) else m[0], text)
+    return text

@@ -39,8 +39,8 @@ import re
 
 import h11
 
-# any CTL byte except HTAB; CR and LF are checked as line ends first
-_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# a CTL other than HTAB; CR and LF are checked as line ends
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HOST_FIELD = re.compile(rb"\r\nhost:", re.IGNORECASE)
 _PLACEHOLDER_HOST = b"Host: localhost\r\n"
 _QUOTED = re.compile(r":?\s*bytearray\(|:?\s*b['\"]")
@@ -120,15 +120,17 @@ def parse_head(head: bytes, max_line_bytes: int) -> Message:
 def _check_bytes(head: bytes) -> None:
     """What h11 would accept but must be refused: bare line ends, folded lines,
     control characters."""
-    if b"\r" in head.replace(b"\r\n", b"") or b"\n" in head.replace(b"\r\n", b""):
+    unpaired = head.replace(b"\r\n", b"")
+    if b"\r" in unpaired or b"\n" in unpaired:
         raise Refused(400, "Every line of the request head must end in CRLF.")
+    if b"\r\n " in head or b"\r\n\t" in head:
+        raise Refused(400, "Header fields cannot be folded or start with whitespace.")
+    if _CTL.search(head) is not None:
+        raise Refused(400, "The request head holds a control character.")
     if not head.endswith(b"\r\n\r\n"):
         raise Refused(400, "The request head must end in an empty line.")
-    lines = head[:-4].split(b"\r\n")
-    if any(line[:1] in (b" ", b"\t") for line in lines[1:]):
-        raise Refused(400, "Header fields cannot be folded or start with whitespace.")
-    if b"\t" in lines[0] or any(_CTL.search(line) for line in lines):
-        raise Refused(400, "The request head holds a control character.")
+    if b"\t" in head[: head.find(b"\r\n")]:
+        raise Refused(400, "The request line holds a control character.")
 
 
 def _sentence(text: str) -> str:
