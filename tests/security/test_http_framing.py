@@ -15,34 +15,34 @@ Written against the socket only, so it holds for any server behind the port.
 from __future__ import annotations
 
 import json
+import socket
 import uuid
-from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import REDIS_URL, make_token
-from tests.e2e.conftest import Client, LocalServer, server_env
-from tests.security.test_local_server_edge import assert_edge, connect, parse, read_all
+from tests.conftest import make_token
+from tests.e2e.conftest import Client
+from tests.security.test_local_server_edge import assert_edge, parse, read_all
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def framing_server(
-    database_url: str, redis_prefix: str, local_search_env: dict[str, str]
-) -> Iterator[LocalServer]:
-    env = server_env(
-        database_url,
-        REDIS_URL,
-        redis_prefix,
-        **local_search_env,
-        DOCS_WORKERS="2",
-        DOCS_LOCAL_IDLE_TIMEOUT_S="1",
-        DOCS_LOCAL_BODY_TIMEOUT_S="2",
-    )
-    running = LocalServer(env)
-    yield running
-    running.stop()
+@dataclass(frozen=True)
+class Target:
+    base: str
+    port: int
+
+
+@pytest.fixture
+def framing_server(server: str) -> Target:
+    """The run's local server (``server`` in tests/conftest.py), by its socket."""
+    return Target(server, int(urlsplit(server).port or 80))
+
+
+def connect(target: Target) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", target.port), timeout=15)
 
 
 def _smuggled(token: str, doc_id: str) -> bytes:
@@ -97,7 +97,7 @@ BAD_LINES: dict[str, bytes] = {
 }
 
 
-def _attack(server: LocalServer, head: bytes) -> tuple[bytes, str, str]:
+def _attack(server: Target, head: bytes) -> tuple[bytes, str, str]:
     """Send ``head`` + a 5-byte body + a smuggled PUT in one go; what came back,
     the smuggled document's id and its token."""
     org = f"fr-{uuid.uuid4().hex[:8]}"
@@ -109,7 +109,7 @@ def _attack(server: LocalServer, head: bytes) -> tuple[bytes, str, str]:
     return data, doc_id, token
 
 
-def _assert_refused(server: LocalServer, head: bytes, status: int) -> None:
+def _assert_refused(server: Target, head: bytes, status: int) -> None:
     data, doc_id, token = _attack(server, head)
     assert data.count(b"HTTP/1.1 ") == 1, data[:600]  # one answer, then closed
     assert_edge(parse(data), status)
@@ -119,17 +119,17 @@ def _assert_refused(server: LocalServer, head: bytes, status: int) -> None:
 
 @pytest.mark.parametrize(("fields", "status"), list(CASES.values()), ids=list(CASES))
 def test_ambiguous_framing_is_refused_and_nothing_is_smuggled(
-    framing_server: LocalServer, fields: bytes, status: int
+    framing_server: Target, fields: bytes, status: int
 ) -> None:
     _assert_refused(framing_server, REQUEST_LINE + fields + b"\r\n", status)
 
 
 @pytest.mark.parametrize("line", list(BAD_LINES.values()), ids=list(BAD_LINES))
-def test_a_malformed_request_line_is_refused(framing_server: LocalServer, line: bytes) -> None:
+def test_a_malformed_request_line_is_refused(framing_server: Target, line: bytes) -> None:
     _assert_refused(framing_server, line + b"Host: x\r\n" + CL5 + b"\r\n", 400)
 
 
-def test_transfer_encoding_in_http_1_0_is_refused(framing_server: LocalServer) -> None:
+def test_transfer_encoding_in_http_1_0_is_refused(framing_server: Target) -> None:
     head = b"POST /health HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
     _assert_refused(framing_server, head, 400)
 
@@ -137,14 +137,14 @@ def test_transfer_encoding_in_http_1_0_is_refused(framing_server: LocalServer) -
 @pytest.mark.parametrize("target", [b"/realtime", b"/changes?feed=eventsource"])
 @pytest.mark.parametrize("framing", [CL5, b"Transfer-Encoding: chunked\r\n"], ids=["cl", "te"])
 def test_a_stream_request_with_a_body_is_refused(
-    framing_server: LocalServer, target: bytes, framing: bytes
+    framing_server: Target, target: bytes, framing: bytes
 ) -> None:
     """A stream is handed over with the bytes read after its head: it has no body."""
     head = b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n" + framing
     _assert_refused(framing_server, head + b"\r\n", 400)
 
 
-def test_the_server_still_answers_after_the_attacks(framing_server: LocalServer) -> None:
+def test_the_server_still_answers_after_the_attacks(framing_server: Target) -> None:
     r = Client(framing_server.base).request("GET", "/health", headers={"X-Request-Id": "ok"})
     assert r.status == 200 and r.headers["x-request-id"] == "ok"
 
@@ -155,7 +155,7 @@ def _chunked(body: bytes, size: int = 7) -> bytes:
     return b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks) + b"0\r\n\r\n"
 
 
-def test_a_chunked_body_is_read_as_the_body(framing_server: LocalServer) -> None:
+def test_a_chunked_body_is_read_as_the_body(framing_server: Target) -> None:
     """A chunked request is decoded, not misframed: the document is created from it,
     and bytes after the last chunk never run as a request."""
     org = f"fr-{uuid.uuid4().hex[:8]}"
@@ -189,7 +189,7 @@ def test_a_chunked_body_is_read_as_the_body(framing_server: LocalServer) -> None
     ],
     ids=["bad-trailer", "no-crlf-after-data", "not-hex", "bare-lf-size", "negative"],
 )
-def test_a_malformed_chunked_body_is_a_400(framing_server: LocalServer, chunks: bytes) -> None:
+def test_a_malformed_chunked_body_is_a_400(framing_server: Target, chunks: bytes) -> None:
     head = b"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     with connect(framing_server) as sock:
         sock.sendall(head + chunks)
@@ -198,7 +198,7 @@ def test_a_malformed_chunked_body_is_a_400(framing_server: LocalServer, chunks: 
     assert_edge(parse(data), 400)
 
 
-def test_a_chunked_body_over_the_limit_is_a_413(framing_server: LocalServer) -> None:
+def test_a_chunked_body_over_the_limit_is_a_413(framing_server: Target) -> None:
     head = b"POST /documents HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     chunk = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
     with connect(framing_server) as sock:
