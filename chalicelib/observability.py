@@ -1,5 +1,9 @@
 """Powertools Logger, Tracer and Metrics, one instance each per process.
 
+Every log line passes through ``chalicelib.redaction.redact`` (the formatter
+below): no token, signature or ``Authorization`` value reaches a log, even
+when an event is logged whole (``POWERTOOLS_LOGGER_LOG_EVENT``).
+
 Locally the server turns tracing and EMF metrics off by default
 (POWERTOOLS_TRACE_DISABLED / POWERTOOLS_METRICS_DISABLED); in AWS they are on.
 
@@ -19,8 +23,11 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+from chalicelib.redaction import redact
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "docs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -83,7 +90,18 @@ def _tracer() -> TracerLike:
     return cast(TracerLike, traced)
 
 
-logger = Logger(service=SERVICE)
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON lines, with every credential redacted (message, extra
+    keys, exception text, a logged event's headers and query)."""
+
+    def __init__(self) -> None:
+        super().__init__(json_default=lambda value: redact(str(value)))
+
+    def serialize(self, log: Any) -> str:
+        return super().serialize(redact(log))
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 tracer = _tracer()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DocsService"))
 

@@ -65,6 +65,7 @@ from chalicelib.domain.realtime import (
     error_frame,
     token_from_subprotocols,
 )
+from chalicelib.redaction import redact
 
 ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
 LISTENER_APP = "docs-realtime"
@@ -77,7 +78,7 @@ REAP_CHECK_S, REAP_IDLE_S = 1.0, 30.0  # a closed-on client that reads nothing f
 def _say(msg: str, **fields: Any) -> None:
     line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
     try:
-        sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
+        sys.stdout.write(json.dumps(redact({**line, "msg": msg, **fields})) + "\n")
         sys.stdout.flush()
     except (OSError, ValueError):
         pass

@@ -5,7 +5,8 @@ in ``app.current_request`` (shared, not thread-safe), and Lambda runs one
 invocation per execution environment at a time.  So the parent opens one
 listening socket and forks N worker processes; each worker accepts and serves
 one request at a time with its own app instance, pools and clients — like N
-warm execution environments.  Each request is logged as one JSON line.
+warm execution environments.  Each request is logged as one JSON line, with
+any credential in it redacted (``chalicelib.redaction``).
 
 Connections are HTTP/1.1 persistent (keep-alive, pipelining) unless the
 client says ``Connection: close`` (or speaks HTTP/1.0 without keep-alive).
@@ -13,8 +14,11 @@ Each request is read against a total deadline for the request line and
 headers and another for the body; between requests a connection may stay idle
 for ``idle_timeout_s`` and carry at most ``max_requests`` requests (``Limits``,
 from ``DOCS_LOCAL_*``), so neither a slow nor an idle client holds a worker
-longer than that.  After an early error (400, 408, 413, 414, 431, 505) the
-connection is closed: what follows on it cannot be trusted to be a request.
+longer than that.  Where a request ends is decided once, by h11
+(``devtools/http_framing.py``): a malformed or ambiguous head is a 400 (an
+unknown transfer coding a 501), and a chunked body is decoded.  After an early
+error (400, 408, 413, 414, 431, 501, 505) the connection is closed: what
+follows on it cannot be trusted to be a request.
 A client that goes away mid-response costs one log line, never a traceback.
 Requests over API Gateway's sizes (10240 bytes of request line and headers,
 10 MiB of body) and malformed ones get the same problem+json, security
@@ -43,8 +47,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, pick_request_id, problem
+from chalicelib.redaction import redact
 from devtools import realtime_hub
 from devtools.events import api_gateway_event, invoke
+from devtools.http_framing import Message, Refused, parse_head
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
@@ -214,14 +220,36 @@ class _Handler(BaseHTTPRequestHandler):
         # (int() refuses over 4300 digits; anything past 18 is over every limit anyway)
         return int(value) if len(value) <= 18 else sys.maxsize
 
-    def _read_body(self, length: int) -> bytes:
+    def _frame(self, head: bytes) -> Message:
+        """The request's framing, decided once by h11 (``devtools/http_framing.py``);
+        a declared length over the limit is a 413 before any of the body is read."""
+        if self._content_length() > self.limits.max_body_bytes:
+            raise _Early(413, f"Requests are limited to {self.limits.max_body_bytes // 2**20} MiB.")
+        try:
+            return parse_head(head, self.limits.max_header_bytes)
+        except Refused as exc:
+            raise _Early(exc.status, exc.detail) from None
+
+    def _read_body(self, message: Message) -> bytes:
+        """The body as its framing says (Content-Length or chunked), within the body
+        timeout and size limit; what follows it stays buffered for the next request."""
         deadline = time.monotonic() + self.limits.body_timeout_s
-        while len(self._buf) < length:
+        body = bytearray()
+        while True:
+            try:
+                data, done = message.read(bytes(self._buf))
+            except Refused as exc:
+                raise _Early(exc.status, exc.detail) from None
+            self._buf.clear()
+            body += data
+            if len(body) > self.limits.max_body_bytes:
+                limit = self.limits.max_body_bytes // 2**20
+                raise _Early(413, f"Requests are limited to {limit} MiB.")
+            if done:
+                self._buf += message.rest()
+                return bytes(body)
             if not self._recv(deadline, 408):
-                raise _Early(400, f"The connection ended before the {length}-byte body.")
-        body = bytes(self._buf[:length])
-        del self._buf[:length]
-        return body
+                raise _Early(400, "The connection ended inside the request body.")
 
     # ------------------------------------------------------------------ serving
     def handle(self) -> None:
@@ -272,6 +300,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.request_version = "HTTP/1.1"
                 raise _Early(400, "HTTP/0.9 requests are not supported.")
             self._rid = pick_request_id(self.headers.get("X-Request-Id"))
+            self._message = self._frame(head)
             getattr(self, "do_" + self.command)()
         except _Early as early:
             self.close_connection = True
@@ -292,18 +321,23 @@ class _Handler(BaseHTTPRequestHandler):
         return (urlsplit(self.path).path or None) if self.path else None
 
     def _serve(self) -> None:
+        message = self._message
         if self.realtime_socket and realtime_hub.wants(self.command, self.path):
+            if message.chunked or message.length:  # its bytes would reach the stream
+                raise _Early(400, "A stream request carries no body.")
             self._hand_over(self.realtime_socket)
             return
-        length = self._content_length()
-        if length > self.limits.max_body_bytes:
-            raise _Early(413, f"Requests are limited to {self.limits.max_body_bytes // 2**20} MiB.")
         expect = self.headers.get("Expect", "").lower() == "100-continue"
-        if expect and length > len(self._buf) and self.request_version >= "HTTP/1.1":
+        waiting = message.chunked or message.length > len(self._buf)
+        if expect and waiting and self.request_version >= "HTTP/1.1":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        raw = self._read_body(length) if length else None
+        raw = self._read_body(message) if message.chunked or message.length else None
+        headers = dict(self.headers.items())
+        if message.chunked:  # the app sees the decoded body, as behind API Gateway
+            headers = {k: v for k, v in headers.items() if k.lower() != "transfer-encoding"}
+            headers["Content-Length"] = str(len(raw or b""))
         event = api_gateway_event(
-            self.resources, self.command, self.path, headers=dict(self.headers.items()), body=raw
+            self.resources, self.command, self.path, headers=headers, body=raw or None
         )
         if event is None:
             result = _local_problem(
@@ -380,19 +414,22 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _log(self, status: int | None, **extra: Any) -> None:
+        """One JSON line per request; a credential in its URL (``?token=``) is redacted."""
         _write_line(
             json.dumps(
-                {
-                    "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "level": "INFO" if status is not None else "WARNING",
-                    "msg": "request" if status is not None else "connection dropped",
-                    "method": self.command,
-                    "path": self.path,
-                    "status": status,
-                    "ms": round((time.perf_counter() - self._started) * 1000, 2),
-                    "worker": os.getpid(),
-                    **extra,
-                }
+                redact(
+                    {
+                        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "level": "INFO" if status is not None else "WARNING",
+                        "msg": "request" if status is not None else "connection dropped",
+                        "method": self.command,
+                        "path": self.path,
+                        "status": status,
+                        "ms": round((time.perf_counter() - self._started) * 1000, 2),
+                        "worker": os.getpid(),
+                        **extra,
+                    }
+                )
             )
             + "\n"
         )
