@@ -1,4 +1,4 @@
-"""Routes of the audit trail and personal data (docs/compliance.md): the org's
+"""Views of the audit trail and personal data (docs/compliance.md): the org's
 trail for admins, the caller's data export, an admin's erasure of a user."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Routes of large content: uploads go straight to S3, downloads come straight from it."""
+"""Views of large content: uploads go straight to S3, downloads come straight from it."""
 
 from __future__ import annotations
 

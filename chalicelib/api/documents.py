@@ -1,4 +1,4 @@
-"""Routes of documents and their versions: parse, call DocumentService, shape the response."""
+"""Views of documents and their versions: parse, call DocumentService, shape the response."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes of document permissions: grants and visibility (service_layer/access.py).
+"""Views of document permissions: grants and visibility (service_layer/access.py).
 
 ``GET /documents/{id}/grants`` lists them, ``PUT``/``DELETE
 /documents/{id}/grants/{user}`` add, change or remove one, ``PUT

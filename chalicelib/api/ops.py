@@ -1,4 +1,4 @@
-"""Routes for operators and tools, without a token: health and the OpenAPI document."""
+"""Views for operators and tools, public (no token): health and the OpenAPI document."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routes of search and the changes feed: reads scoped to the caller's org, never cached."""
+"""Views of search and the changes feed: reads scoped to the caller's org, never cached."""
 
 from __future__ import annotations
 
