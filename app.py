@@ -1,6 +1,6 @@
-"""The API Lambda: the Chalice app, its routes (one blueprint per resource,
-chalicelib/api/), the edge middleware every response passes through, and
-``handler``.
+"""The API Lambda: the Chalice app, its routes (the route table,
+chalicelib/api/routes.py, binds each to its view), the edge middleware every
+response passes through, and ``handler``.
 
 ``handler`` is what Lambda (and the local server) invokes: Powertools wraps
 the Chalice app with request-scoped logging, tracing and metrics.
@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import bootstrap
-from chalicelib.api import audit, content, documents, grants, ops, search
+from chalicelib.api import routes
 from chalicelib.api.endpoint import request_path
 from chalicelib.api.http import (
     SECURITY_HEADERS,
@@ -39,10 +39,7 @@ from chalicelib.observability import (
 
 app = Chalice(app_name="docs-service")
 app.log.disabled = True  # Powertools logs; Chalice's own logger would double every error
-for blueprint in (documents.bp, content.bp, search.bp, ops.bp):
-    app.register_blueprint(blueprint)
-app.register_blueprint(grants.bp)  # document permissions
-app.register_blueprint(audit.bp)  # audit trail and personal data
+routes.register(app)
 
 
 @app.middleware("http")

@@ -1,2 +1,3 @@
-"""The HTTP edge (entry point layer): one Chalice blueprint per resource, and
-what they share (endpoint, http, auth, openapi).  ``app.py`` registers them."""
+"""The HTTP edge (entry point layer): the route table (``routes.py``), which binds
+each path and method to a view of a resource module (``documents.py``, ``content.py``
+…), and what the views share (endpoint, http, auth, openapi).  ``app.py`` registers it."""

@@ -1,22 +1,18 @@
-"""Routes of the audit trail and personal data (docs/compliance.md): the org's
+"""Views of the audit trail and personal data (docs/compliance.md): the org's
 trail for admins, the caller's data export, an admin's erasure of a user."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.endpoint import ANY, NO_STORE, Call, endpoint
+from chalicelib.api.endpoint import NO_STORE, Call
 from chalicelib.api.http import json_response
 from chalicelib.domain.model import parse_limit
 from chalicelib.domain.timestamps import iso_z
 
-bp = Blueprint(__name__)
 
-
-@bp.route("/audit", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def audit_trail(call: Call) -> Response:
     """The org's audit rows, newest first; admins only (403 otherwise)."""
     params = call.query
@@ -31,8 +27,6 @@ def audit_trail(call: Call) -> Response:
     return json_response(page, headers=dict(NO_STORE))
 
 
-@bp.route("/me/export", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def start_export(call: Call) -> Response:
     """Start an export of everything about the caller: 202 and where to follow it."""
     job = call.services.personal_data.start_export(call.who)
@@ -42,8 +36,6 @@ def start_export(call: Call) -> Response:
     return json_response(body, status=202, headers={"Location": location, **NO_STORE})
 
 
-@bp.route("/me/export/{job_id}", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def export_status(call: Call, job_id: str) -> Response:
     """The export's state and, once ready, a short-lived download URL (requester only)."""
     status = call.services.personal_data.export_status(call.who, job_id)
@@ -53,8 +45,6 @@ def export_status(call: Call, job_id: str) -> Response:
     return json_response(status, headers=headers)
 
 
-@bp.route("/users/{user}/erasure", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def erase_user(call: Call, user: str) -> Response:
     """Erase a user's personal data in the caller's org (admins only)."""
     call.who.require("admin")

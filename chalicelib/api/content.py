@@ -1,20 +1,16 @@
-"""Routes of large content: uploads go straight to S3, downloads come straight from it."""
+"""Views of large content: uploads go straight to S3, downloads come straight from it."""
 
 from __future__ import annotations
 
 import base64
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.endpoint import ANY, NO_STORE, Call, endpoint
+from chalicelib.api.endpoint import NO_STORE, Call
 from chalicelib.api.http import json_response, positive_int
 from chalicelib.observability import count
 
-bp = Blueprint(__name__)
 
-
-@bp.route("/documents/{doc_id}/content", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def start_content_upload(call: Call, doc_id: str) -> Response:
     body = call.json(doc_id=doc_id)
     if_match = call.header("if-match")
@@ -51,13 +47,9 @@ def _content_response(call: Call, doc_id: str, version: int | None) -> Response:
     return Response(body="", status_code=302, headers={**headers, "Location": download.url})
 
 
-@bp.route("/documents/{doc_id}/content", methods=["GET", "HEAD"], content_types=ANY)
-@endpoint(bp)
 def get_content(call: Call, doc_id: str) -> Response:
     return _content_response(call, doc_id, None)
 
 
-@bp.route("/documents/{doc_id}/versions/{n}/content", methods=["GET", "HEAD"], content_types=ANY)
-@endpoint(bp)
 def get_version_content(call: Call, doc_id: str, n: str) -> Response:
     return _content_response(call, doc_id, positive_int(n, "version"))

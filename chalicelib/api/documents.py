@@ -1,18 +1,17 @@
-"""Routes of documents and their versions: parse, call DocumentService, shape the response."""
+"""Views of documents and their versions: parse, call DocumentService, shape the response."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.endpoint import ANY, NO_STORE, REVALIDATE, Call, endpoint
+from chalicelib.api.endpoint import NO_STORE, REVALIDATE, Call
 from chalicelib.api.http import json_response, media_type, positive_int
 from chalicelib.domain.model import idempotent_id, parse_limit
 from chalicelib.domain.patching import PATCH_MEDIA_TYPES
 from chalicelib.observability import count
 
-bp = Blueprint(__name__)
 ACCEPT_PATCH = ", ".join(PATCH_MEDIA_TYPES)
 
 
@@ -27,8 +26,6 @@ def doc_headers(
     return headers
 
 
-@bp.route("/documents", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def create_document(call: Call) -> Response:
     who, body = call.who, call.json()
     key = call.header("idempotency-key")
@@ -52,8 +49,6 @@ def create_document(call: Call) -> Response:
     return call.idempotent("POST /documents", body, create, recheck=recheck)
 
 
-@bp.route("/documents:batch", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def create_documents_batch(call: Call) -> Response:
     """Up to 100 documents; each succeeds or fails on its own (bulkhead pool)."""
     body = call.json()
@@ -68,8 +63,6 @@ def create_documents_batch(call: Call) -> Response:
     return call.idempotent("POST /documents:batch", body, create_all)
 
 
-@bp.route("/documents", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def list_documents(call: Call) -> Response:
     params = call.query
     page, cache = call.services.documents.list_documents(
@@ -81,8 +74,6 @@ def list_documents(call: Call) -> Response:
     return json_response(page, headers={"X-Cache": cache, **REVALIDATE})
 
 
-@bp.route("/documents/{doc_id}", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def get_document(call: Call, doc_id: str) -> Response:
     rendered = call.services.documents.get(
         call.who, doc_id, if_none_match=call.header("if-none-match")
@@ -94,8 +85,6 @@ def get_document(call: Call, doc_id: str) -> Response:
     return json_response(rendered.body, headers=headers)
 
 
-@bp.route("/documents/{doc_id}", methods=["PUT"], content_types=ANY)
-@endpoint(bp)
 def put_document(call: Call, doc_id: str) -> Response:
     doc, created = call.services.documents.put(
         call.who,
@@ -124,8 +113,6 @@ def _patch_input(call: Call, doc_id: str) -> tuple[str, Any]:
     return media_type(call.request), call.json(PATCH_MEDIA_TYPES, doc_id=doc_id)
 
 
-@bp.route("/documents/{doc_id}/changes", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def post_changes(call: Call, doc_id: str) -> Response:
     mtype, patch = _patch_input(call, doc_id)
     body = {"doc": doc_id, "type": mtype, "if_match": call.header("if-match"), "patch": patch}
@@ -137,8 +124,6 @@ def post_changes(call: Call, doc_id: str) -> Response:
     )
 
 
-@bp.route("/documents/{doc_id}", methods=["PATCH"], content_types=ANY)
-@endpoint(bp)
 def patch_document(call: Call, doc_id: str) -> Response:
     mtype, patch = _patch_input(call, doc_id)
     response = _change(call, doc_id, mtype, patch)
@@ -146,23 +131,17 @@ def patch_document(call: Call, doc_id: str) -> Response:
     return response
 
 
-@bp.route("/documents/{doc_id}", methods=["DELETE"], content_types=ANY)
-@endpoint(bp)
 def delete_document(call: Call, doc_id: str) -> Response:
     call.services.documents.delete(call.who, doc_id, if_match=call.header("if-match"))
     count("DocumentChanges")
     return Response(body="", status_code=204, headers=dict(NO_STORE))
 
 
-@bp.route("/documents/{doc_id}/restore", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def restore_document(call: Call, doc_id: str) -> Response:
     doc = call.services.documents.restore(call.who, doc_id)
     return json_response(doc.to_json(), headers=doc_headers(doc.etag))
 
 
-@bp.route("/documents/{doc_id}/versions", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def list_versions(call: Call, doc_id: str) -> Response:
     params = call.query
     page = call.services.documents.list_versions(
@@ -174,8 +153,6 @@ def list_versions(call: Call, doc_id: str) -> Response:
     )
 
 
-@bp.route("/documents/{doc_id}/versions/{n}", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def get_version(call: Call, doc_id: str, n: str) -> Response:
     version = call.services.documents.get_version(call.who, doc_id, positive_int(n, "version"))
     # an old version never changes: it may be cached by the client for long
@@ -185,8 +162,6 @@ def get_version(call: Call, doc_id: str, n: str) -> Response:
     )
 
 
-@bp.route("/documents/{doc_id}/versions/{n}/restore", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def restore_version(call: Call, doc_id: str, n: str) -> Response:
     doc = call.services.documents.restore_version(
         call.who, doc_id, positive_int(n, "version"), if_match=call.header("if-match")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chalice.app import Blueprint, Request, Response
+from chalice.app import Chalice, Request, Response
 
 from chalicelib import bootstrap
 from chalicelib.api.auth import authenticate
@@ -120,13 +120,20 @@ class Call:
 View = Callable[..., Response]
 
 
-def endpoint(bp: Blueprint) -> Callable[[View], View]:
-    """An authenticated route of ``bp``: the view gets a ``Call`` and the path parameters."""
+def _current(app: Chalice) -> Request:
+    """The request ``app`` is answering (Chalice sets it before it calls a view)."""
+    request = app.current_request
+    assert request is not None, "a view runs only inside a request"
+    return request
+
+
+def endpoint(app: Chalice) -> Callable[[View], View]:
+    """An authenticated route of ``app``: the view gets a ``Call`` and the path parameters."""
 
     def wrap(view: View) -> View:
         @functools.wraps(view)
         def run(**path: str) -> Response:
-            request = bp.current_request
+            request = _current(app)
             limit_headers: dict[str, str] = {}
 
             def answer() -> Response:
@@ -153,7 +160,7 @@ def endpoint(bp: Blueprint) -> Callable[[View], View]:
                             f"retry in {decision.retry_after_s} s.",
                             headers=dict(limit_headers),
                         )
-                return view(Call(request, who, services, bp.lambda_context), **path)
+                return view(Call(request, who, services, app.lambda_context), **path)
 
             response = _answer(request, answer)
             response.headers.update({k: v for k, v in limit_headers.items() if k != "Retry-After"})
@@ -164,13 +171,13 @@ def endpoint(bp: Blueprint) -> Callable[[View], View]:
     return wrap
 
 
-def public(bp: Blueprint) -> Callable[[Callable[[], Response]], View]:
-    """A route of ``bp`` anyone may call (no token, no rate limit)."""
+def public(app: Chalice) -> Callable[[Callable[[], Response]], View]:
+    """A route of ``app`` anyone may call (no token, no rate limit)."""
 
     def wrap(view: Callable[[], Response]) -> View:
         @functools.wraps(view)
         def run() -> Response:
-            return _answer(bp.current_request, view)
+            return _answer(_current(app), view)
 
         return run
 

@@ -1,4 +1,4 @@
-"""Routes of document permissions: grants and visibility (service_layer/access.py).
+"""Views of document permissions: grants and visibility (service_layer/access.py).
 
 ``GET /documents/{id}/grants`` lists them, ``PUT``/``DELETE
 /documents/{id}/grants/{user}`` add, change or remove one, ``PUT
@@ -10,25 +10,19 @@ carries its ``ETag``.
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
 from chalicelib.api.documents import doc_headers
-from chalicelib.api.endpoint import ANY, NO_STORE, REVALIDATE, Call, endpoint
+from chalicelib.api.endpoint import NO_STORE, REVALIDATE, Call
 from chalicelib.api.http import json_response
 from chalicelib.observability import count
 
-bp = Blueprint(__name__)
 
-
-@bp.route("/documents/{doc_id}/grants", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def list_grants(call: Call, doc_id: str) -> Response:
     listing = call.services.access.list_grants(call.who, doc_id)
     return json_response(listing, headers={"ETag": listing["etag"], **REVALIDATE})
 
 
-@bp.route("/documents/{doc_id}/grants/{user}", methods=["PUT"], content_types=ANY)
-@endpoint(bp)
 def put_grant(call: Call, doc_id: str, user: str) -> Response:
     grantee = user  # path parameters arrive decoded
     doc = call.services.access.put_grant(call.who, doc_id, grantee, call.json())
@@ -37,16 +31,12 @@ def put_grant(call: Call, doc_id: str, user: str) -> Response:
     return json_response(body, headers=doc_headers(doc.etag))
 
 
-@bp.route("/documents/{doc_id}/grants/{user}", methods=["DELETE"], content_types=ANY)
-@endpoint(bp)
 def delete_grant(call: Call, doc_id: str, user: str) -> Response:
     doc = call.services.access.delete_grant(call.who, doc_id, user)
     count("DocumentChanges")
     return Response(body="", status_code=204, headers={"ETag": doc.etag, **NO_STORE})
 
 
-@bp.route("/documents/{doc_id}/visibility", methods=["PUT"], content_types=ANY)
-@endpoint(bp)
 def put_visibility(call: Call, doc_id: str) -> Response:
     doc = call.services.access.set_visibility(
         call.who, doc_id, call.json(), if_match=call.header("if-match")

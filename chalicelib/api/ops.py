@@ -1,4 +1,4 @@
-"""Routes for operators and tools, without a token: health and the OpenAPI document."""
+"""Views for operators and tools, public (no token): health and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
 from chalicelib import bootstrap
-from chalicelib.api.endpoint import ANY, NO_STORE, public
+from chalicelib.api.endpoint import NO_STORE
 from chalicelib.api.http import json_response
 from chalicelib.bootstrap import Container
 from chalicelib.domain.errors import DomainError
 
-bp = Blueprint(__name__)
 T = TypeVar("T")
 _CHECKS: dict[str, tuple[float, Any]] = {}  # name -> (when, result), per process
 
@@ -62,8 +61,6 @@ def _s3_check(c: Container) -> str:
     return _checked_recently("s3", probe)
 
 
-@bp.route("/health", methods=["GET"], content_types=ANY)
-@public(bp)
 def health() -> Response:
     c = bootstrap.container()
     checks: dict[str, str] = {}
@@ -87,8 +84,6 @@ def health() -> Response:
     return json_response(body, headers=dict(NO_STORE))
 
 
-@bp.route("/openapi.json", methods=["GET"], content_types=ANY)
-@public(bp)
 def openapi() -> Response:
     # imported here: its pydantic models cost every cold start ~10-25 ms of import
     # time for a route that tools call now and then (docs/benchmarks.md, cold import)

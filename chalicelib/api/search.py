@@ -1,29 +1,23 @@
-"""Routes of search and the changes feed: reads scoped to the caller's org, never cached."""
+"""Views of search and the changes feed: reads scoped to the caller's org, never cached."""
 
 from __future__ import annotations
 
 import json
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.endpoint import ANY, NO_STORE, Call, endpoint
+from chalicelib.api.endpoint import NO_STORE, Call
 from chalicelib.api.http import json_response
 from chalicelib.domain.errors import BadRequest
 from chalicelib.domain.model import make_etag, parse_limit
 
-bp = Blueprint(__name__)
 
-
-@bp.route("/search", methods=["POST"], content_types=ANY)
-@endpoint(bp)
 def search(call: Call) -> Response:
     """Full-text search in the caller's org; never cached (the index moves on)."""
     result = call.services.search.search(call.who, call.json())
     return json_response(result, headers=dict(NO_STORE))
 
 
-@bp.route("/changes", methods=["GET"], content_types=ANY)
-@endpoint(bp)
 def changes(call: Call) -> Response:
     """The org's changes feed: ``since`` a cursor (or 0, or now), optional long-poll."""
     params = call.query
