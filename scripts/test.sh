@@ -4,7 +4,8 @@
 # The static checks run beside pytest, not before it; their output follows pytest's.
 # Extra arguments go to pytest (e.g. tests/unit -k patch; -n 0 runs it in one process).
 source "$(dirname "$0")/_venv.sh"
-workers="${DOCS_TEST_WORKERS:-4}"  # pytest-xdist workers: the suite waits on I/O more than CPU
+workers="${DOCS_TEST_WORKERS:-3}"  # pytest-xdist workers: the suite waits on I/O more than CPU, and
+# more would exhaust a default PostgreSQL's 100 connections (each local server holds ~10)
 
 checks() {
   set -e

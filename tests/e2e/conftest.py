@@ -106,7 +106,7 @@ def server_env(
         "REDIS_URL": redis_url,
         "DOCS_REDIS_KEY_PREFIX": redis_prefix,
         "DOCS_JWT_SECRET": JWT_SECRET,
-        "DOCS_WORKERS": "4",
+        "DOCS_WORKERS": "2",  # PostgreSQL connections are shared by every xdist worker
         # load tests would trip the per-principal limits (their own tests cover them)
         "DOCS_RATE_LIMIT_READER": "[100000, 100000]",
         "DOCS_RATE_LIMIT_WRITER": "[100000, 100000]",

@@ -139,7 +139,7 @@ def test_a_reconnect_with_its_cursor_gets_what_it_missed(rt_server: LocalServer)
         wanted = {d["id"] for d in [*missed, live]}
         got: list[str] = []
         while not wanted <= set(got):
-            frame = json.loads(ws.recv(timeout=20))
+            frame = json.loads(ws.recv(timeout=60))
             if frame["type"] == "change":
                 got.append(frame["id"])
         firsts = [i for n, i in enumerate(got) if i in wanted and i not in got[:n]]
