@@ -18,13 +18,16 @@ import time
 import pytest
 
 from tests.faults import deliveries, processes, realtime  # noqa: F401 - they register faults
+
+# isort: split
+from tests.faults import failover  # noqa: F401 - last: the campaign goes on on the standby
 from tests.faults.registry import FAULTS, RESULTS, Fault, Survived
 from tests.faults.stack import Campaign
 from tests.polling import poll
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 ALWAYS = {200, 201, 204, 404, 412}
-DURING = {"postgres: crash stop, restart": {503}}
+DURING = {"postgres: crash stop, restart": {503}, "failover: sync standby promoted": {503}}
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name.split(":")[0] for f in FAULTS])
