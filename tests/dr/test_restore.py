@@ -42,17 +42,18 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.conftest import make_token
-from tests.dr.conftest import FIGURES
 from tests.e2e.conftest import ROOT, Client, LocalServer, server_env
 from tests.faults.load import Ack, MixedLoad
 from tests.faults.servers import PrivatePostgres, PrivateRedis
 from tests.polling import poll
+from tests.summaries import summary_line
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
 BULK_BATCHES = 20  # x 100 documents: most of the data the RTO is measured on
 RESTORE_POINT = "drill"
 MERGE_PATCH = "application/merge-patch+json"
+SECTION = "restore drill: point-in-time restore into a fresh instance"
 
 
 def _admin(pg: PrivatePostgres) -> psycopg.Connection[dict[str, Any]]:
@@ -122,7 +123,9 @@ def cache() -> Iterator[PrivateRedis]:
     redis.kill()
 
 
-def test_point_in_time_restore(archive: Path, cache: PrivateRedis, opensearch_url: str) -> None:
+def test_point_in_time_restore(
+    archive: Path, cache: PrivateRedis, opensearch_url: str, request: pytest.FixtureRequest
+) -> None:
     history = History()
     stoppers: list[Any] = []
     try:
@@ -131,7 +134,8 @@ def test_point_in_time_restore(archive: Path, cache: PrivateRedis, opensearch_ur
     finally:
         for stop in reversed(stoppers):
             stop()
-    FIGURES.update(figures)
+    for key, value in figures.items():
+        summary_line(request, SECTION, f"{key:<36} {value}")
 
 
 def _write_history(
