@@ -131,6 +131,25 @@ def milliseconds(name: str, value: float) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
 
 
+# The latency SLIs (docs/slo.md): reads and writes apart; requests that wait on
+# purpose (long polls, event streams) count toward neither.
+READ_LATENCY = "ReadLatency"
+WRITE_LATENCY = "WriteLatency"
+_WAITING_FEEDS = frozenset({"longpoll", "eventsource"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_READS_BY_POST = frozenset({"/search"})  # a query with a body: a read
+
+
+def latency_sli(method: str, path: str, query: dict[str, str]) -> str | None:
+    """The latency SLI metric a request counts toward, or None (long polls, streams,
+    CORS preflights)."""
+    if query.get("feed") in _WAITING_FEEDS or method == "OPTIONS":
+        return None
+    if method in _READ_METHODS or (method == "POST" and path in _READS_BY_POST):
+        return READ_LATENCY
+    return WRITE_LATENCY
+
+
 def gauge(name: str, value: float) -> None:
     """A state sampled once per invocation (read it with Maximum/Average)."""
     if METRICS_ON:
