@@ -64,7 +64,7 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
             milliseconds("RequestLatency", ms)
         sli = latency_sli(event.method, request_path(event), query)
         if sli is not None:
-            milliseconds(sli, ms)
+            milliseconds("ReadLatency" if sli == "read" else "WriteLatency", ms)
         # a gauge (1 open or half-open, 0 closed) the breaker alarm reads with Maximum
         gauge("CacheBreakerOpen", float(bootstrap.container().cache.status() == "degraded"))
     logger.debug(
