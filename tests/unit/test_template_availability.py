@@ -251,7 +251,7 @@ def test_every_window_alarm_belongs_to_a_composite() -> None:
 
 
 def test_alarms_that_must_fire_on_silence_treat_missing_data_as_breaching() -> None:
-    for name in ("SearchSyncLagAlarm", "RealtimeLagAlarm", "AuditExportStaleAlarm"):
+    for name in ("SearchSyncLagAlarm", "RealtimeLagAlarm", "AuditExportStaleAlarm", "CanaryAlarm"):
         assert _props(name)["TreatMissingData"] == "breaching", name
 
 
