@@ -29,6 +29,7 @@ from chalicelib.observability import (
     METRICS_ON,
     count,
     gauge,
+    latency_sli,
     logger,
     metrics,
     milliseconds,
@@ -61,6 +62,9 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
         query: dict[str, str] = dict(event.query_params or {})
         if query.get("feed") != "longpoll":
             milliseconds("RequestLatency", ms)
+        sli = latency_sli(event.method, request_path(event), query)
+        if sli is not None:
+            milliseconds("ReadLatency" if sli == "read" else "WriteLatency", ms)
         # a gauge (1 open or half-open, 0 closed) the breaker alarm reads with Maximum
         gauge("CacheBreakerOpen", float(bootstrap.container().cache.status() == "degraded"))
     logger.debug(

@@ -34,6 +34,8 @@ METRICS: Final[dict[str, MetricKind]] = {
     "ServerErrors": ALARMED,  # the app answered 5xx
     "DependencyErrors": ALARMED,  # a dependency was unavailable (503)
     "RequestLatency": ALARMED,  # the latency a deploy is judged by (ApiLatencyP99Alarm)
+    "ReadLatency": ALARMED,  # the read latency SLI (docs/slo.md; burn-rate alarms)
+    "WriteLatency": ALARMED,  # the write latency SLI
     "RateLimited": USAGE,  # a caller went over its limit (a 429, the limit working)
     "RateLimitFailOpen": ALARMED,  # Redis down: requests pass unlimited
     "DocumentChanges": USAGE,

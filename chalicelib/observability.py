@@ -20,7 +20,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
@@ -129,6 +129,24 @@ def count(name: str, value: float = 1) -> None:
 def milliseconds(name: str, value: float) -> None:
     if METRICS_ON:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
+
+# The latency SLIs (docs/slo.md, metrics ReadLatency and WriteLatency): reads and
+# writes apart; requests that wait on purpose (long polls, event streams) count
+# toward neither.
+_WAITING_FEEDS = frozenset({"longpoll", "eventsource"})
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_READS_BY_POST = frozenset({"/search"})  # a query with a body: a read
+
+
+def latency_sli(method: str, path: str, query: dict[str, str]) -> Literal["read", "write"] | None:
+    """The latency SLI a request counts toward, or None (long polls, streams, CORS
+    preflights)."""
+    if query.get("feed") in _WAITING_FEEDS or method == "OPTIONS":
+        return None
+    if method in _READ_METHODS or (method == "POST" and path in _READS_BY_POST):
+        return "read"
+    return "write"
 
 
 def gauge(name: str, value: float) -> None:

@@ -375,3 +375,17 @@ def server(database_url: str, redis_prefix: str, local_search_env: dict[str, str
     running = LocalServer(server_env(database_url, REDIS_URL, redis_prefix, **local_search_env))
     yield running.base
     running.stop()
+
+
+# ------------------------------------------------------------------ terminal summary
+def pytest_runtest_logreport(report: Any) -> None:
+    from tests import summaries
+
+    summaries.collect(report)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault campaign's table and the drills' figures (tests/summaries.py)."""
+    from tests import summaries
+
+    summaries.write(terminalreporter)

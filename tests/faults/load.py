@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ class MixedLoad:
     # a read older than a write acknowledged before the read was sent
     bad_failures: list[str] = field(default_factory=list)
     stale_reads: list[str] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # monotonic time of each acked write
+    failed_at: list[float] = field(default_factory=list)  # ... of each 5xx or dropped request
     stop: threading.Event = field(default_factory=threading.Event)
     _known: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -65,9 +68,17 @@ class MixedLoad:
                 kind = r.headers.get("content-type", "")
                 if r.status != 503 or "retry-after" not in r.headers or "problem+json" not in kind:
                     self.bad_failures.append(f"{method} {path}: {r.status} {kind} {r.body[:120]!r}")
+            if r.status >= 500:
+                self.failed_at.append(time.monotonic())
+
+    def first_ack_after(self, t: float) -> float | None:
+        """The monotonic time of the first write acknowledged after ``t``."""
+        with self._lock:
+            return next((at for at in self.acked_at if at > t), None)
 
     def _ack(self, doc: str, version: int, *, deleted: bool = False) -> None:
         with self._lock:
+            self.acked_at.append(time.monotonic())
             old = self.acks.get(doc)
             if old is None or version >= old.version:
                 self.acks[doc] = Ack(version, deleted)

@@ -20,7 +20,7 @@ Adding a fault is one decorated function in any module imported by
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Notes = dict[str, Any]
@@ -34,19 +34,7 @@ class Fault:
     inject: Inject
 
 
-@dataclass
-class Survived:
-    fault: Fault
-    ops: int
-    acked: int
-    statuses: str
-    notes: Notes
-    seconds: float = 0.0
-    checked: dict[str, int] = field(default_factory=dict)
-
-
 FAULTS: list[Fault] = []
-RESULTS: list[Survived] = []  # filled by the campaign, printed by conftest's summary hook
 
 
 def fault(name: str, injected: str) -> Callable[[Inject], Inject]:

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 import redis
@@ -90,27 +90,69 @@ def _unprivileged_user() -> str | None:
 
 
 class PrivatePostgres:
-    """initdb into a temp dir; start/stop (immediate) on a fixed free port."""
+    """initdb into a temp dir; start/stop (immediate) on a fixed free port.
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    ``port``: a port reserved earlier (a standby's, named in a multi-host URL
+    before it exists); ``initdb=False`` leaves the data directory empty for a
+    base backup (``standby_of``, ``restore_from``).
+    """
+
+    def __init__(self, port: int | None = None, *, initdb: bool = True) -> None:
+        self.port = port or free_port()
         self.user = _unprivileged_user()
         self.root = Path(tempfile.mkdtemp(prefix="docs-pg-", dir="/tmp"))
         self.root.chmod(0o755)
         self.data = self.root / "data"
         self.bin = _pg_bin()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-        self.data.mkdir()
+        self.data.mkdir(mode=0o700)
         if self.user:
             shutil.chown(self.data, self.user, self.user)
             shutil.chown(self.root, self.user, self.user)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        if initdb:
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+            )
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bin / tool), *args]
         if self.user:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def configure(self, **settings: str) -> None:
+        """Append ``settings`` to ``postgresql.auto.conf`` (read at the next start)."""
+        lines = "".join(f"{k} = '{v}'\n" for k, v in settings.items())
+        with (self.data / "postgresql.auto.conf").open("a") as conf:
+            conf.write(lines)
+
+    def base_backup(self, source: PrivatePostgres) -> None:
+        """``pg_basebackup`` of ``source`` (running) into this empty data directory."""
+        self._run(
+            "pg_basebackup", "-D", str(self.data), "-h", "127.0.0.1", "-p", str(source.port),
+            "-U", "postgres", "-X", "stream", "--checkpoint=fast",
+        )  # fmt: skip
+
+    @classmethod
+    def standby_of(cls, primary: PrivatePostgres, name: str, port: int | None = None) -> Self:
+        """A streaming-replication standby of ``primary`` (not started), whose
+        ``application_name`` is ``name`` (what ``synchronous_standby_names`` lists)."""
+        standby = cls(port, initdb=False)
+        standby.base_backup(primary)
+        standby.configure(
+            primary_conninfo=(
+                f"host=127.0.0.1 port={primary.port} user=postgres application_name={name}"
+            ),
+            synchronous_standby_names="",  # promoted, it waits for no one
+        )
+        (standby.data / "standby.signal").touch()
+        if standby.user:
+            shutil.chown(standby.data / "standby.signal", standby.user, standby.user)
+        return standby
+
+    def promote(self) -> None:
+        """End recovery: the standby becomes a read-write primary (waits until it is)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
 
     def start(self) -> None:
         options = f"-p {self.port} -h 127.0.0.1 -k {self.root}"

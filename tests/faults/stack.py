@@ -32,11 +32,21 @@ from chalicelib import bootstrap
 from chalicelib.adapters.postgres.outbox import Consumer
 from chalicelib.config import Settings
 from chalicelib.domain.search import index_id
+from devtools.services import free_port
 from tests.conftest import JWT_SECRET, make_token
 from tests.e2e.conftest import ROOT, Client, LocalServer, server_env
 from tests.faults.load import Ack, MixedLoad
 from tests.faults.servers import PrivatePostgres, PrivateRedis, PrivateSearch
 from tests.polling import poll
+
+
+def multi_host_url(*ports: int) -> str:
+    """The service's DATABASE_URL over every host that may be the primary: libpq
+    tries them in order and keeps the first that accepts writes, so after a
+    failover new connections find the promoted standby."""
+    hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+    return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+
 
 CONVERGE_S = 90.0  # a deadline for convergence, never a timing assertion
 READ_BACK_THREADS = 3  # the campaign server's workers
@@ -45,8 +55,6 @@ READ_BACK_THREADS = 3  # the campaign server's workers
 def _moto_process() -> tuple[str, Any, Any]:
     """moto in a process of its own: not behind the GIL of the load's threads, and
     its state not shared with (nor reset by) the other test modules' moto servers."""
-    from devtools.services import free_port
-
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -81,6 +89,7 @@ class Campaign:
     moto: str
     settings: Settings
     checker: Any  # an in-process container: cache and index reads for the checks
+    standby_port: int = 0  # named in the service's DATABASE_URL before a standby exists
     acks: dict[tuple[str, str], Ack] = field(default_factory=dict)  # every fault's so far
     orgs: list[str] = field(default_factory=list)
     sync_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -101,6 +110,8 @@ class Campaign:
         try:
             pg, cache, search = PrivatePostgres(), PrivateRedis(), PrivateSearch()
             stoppers.append(pg.destroy)
+            standby_port = free_port()
+            database_url = multi_host_url(pg.port, standby_port)
             pg.start()
             cache.start()
             stoppers.append(cache.kill)
@@ -109,14 +120,14 @@ class Campaign:
             alias = f"faults{uuid.uuid4().hex[:6]}-docs"
             server = LocalServer(
                 server_env(
-                    pg.url, cache.url, "faults:", OPENSEARCH_URL=search.url,
+                    database_url, cache.url, "faults:", OPENSEARCH_URL=search.url,
                     DOCS_SEARCH_ALIAS=alias, DOCS_WORKERS="3", DOCS_BREAKER_RESET_S="1",
                     DOCS_DB_CONNECT_TIMEOUT_S="1", DOCS_SEARCH_RETRY_BASE_S="0.05",
                 )
             )  # fmt: skip
             stoppers.append(server.stop)
             settings = Settings(
-                database_url=pg.url, redis_url=cache.url, redis_key_prefix="faults:",
+                database_url=database_url, redis_url=cache.url, redis_key_prefix="faults:",
                 jwt_secret=JWT_SECRET, opensearch_url=search.url, search_alias=alias,
                 aws_endpoint_url=moto, breaker_reset_s=1.0, db_connect_timeout_s=1.0,
                 search_retry_base_s=0.05, search_max_attempts=3,
@@ -129,7 +140,10 @@ class Campaign:
                 with contextlib.suppress(Exception):
                     stop()
             raise
-        campaign = cls(pg, cache, search, server, moto, settings, checker, _stoppers=stoppers)
+        campaign = cls(
+            pg, cache, search, server, moto, settings, checker,
+            standby_port=standby_port, _stoppers=stoppers,
+        )  # fmt: skip
         campaign.sync_procs.append(campaign._standby())  # warm before the first kill
         return campaign
 
@@ -145,6 +159,10 @@ class Campaign:
         for stop in reversed(self._stoppers):
             with contextlib.suppress(Exception):
                 stop()
+
+    def on_stop(self, stop: Any) -> None:
+        """Call ``stop`` when the campaign stops (a server a fault started)."""
+        self._stoppers.append(stop)
 
     # -- load -------------------------------------------------------------------------
     def client(self, org: str, roles: tuple[str, ...] = ("writer",)) -> Client:

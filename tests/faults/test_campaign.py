@@ -8,7 +8,8 @@ a client may see: 2xx, 404 (a read of a document its writer deleted), 412 (a
 write after an unknown outcome), and 503 only while PostgreSQL is down, always
 as problem+json with Retry-After; no read returns a version older than a write
 acknowledged before the read was sent.
-``-s`` is not needed: the table of faults survived is in the terminal summary.
+``-s`` is not needed: the table of faults survived is in the terminal summary
+(``tests/summaries.py``, xdist runs included).
 """
 
 from __future__ import annotations
@@ -18,17 +19,28 @@ import time
 import pytest
 
 from tests.faults import deliveries, processes, realtime  # noqa: F401 - they register faults
-from tests.faults.registry import FAULTS, RESULTS, Fault, Survived
+
+# isort: split
+from tests.faults import failover  # noqa: F401 - last: the campaign goes on on the standby
+from tests.faults.registry import FAULTS, Fault
 from tests.faults.stack import Campaign
 from tests.polling import poll
+from tests.summaries import summary_line
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 ALWAYS = {200, 201, 204, 404, 412}
-DURING = {"postgres: crash stop, restart": {503}}
+SECTION = "fault campaign: faults survived"
+HEADERS = (
+    "after each: every acknowledged write present, PostgreSQL = cache = index (version of every "
+    "document), outbox drained, no search dead letters, real-time cursor at the outbox head, "
+    "subscribers saw every final version ('checked': documents checked after it)",
+    f"{'fault':<38} {'s':>5} {'ops':>5} {'acked':>5}  {'statuses':<30} {'checked':>5}  notes",
+)
+DURING = {"postgres: crash stop, restart": {503}, "failover: sync standby promoted": {503}}
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name.split(":")[0] for f in FAULTS])
-def test_fault_survived(campaign: Campaign, fault: Fault) -> None:
+def test_fault_survived(campaign: Campaign, fault: Fault, request: pytest.FixtureRequest) -> None:
     org = "f-" + fault.name.split(":")[0].replace(" ", "-")
     started = time.monotonic()
     load = campaign.load(org, seed=len(campaign.orgs))
@@ -49,4 +61,12 @@ def test_fault_survived(campaign: Campaign, fault: Fault) -> None:
     checked = campaign.verify()
     statuses = " ".join(f"{s}x{n}" for s, n in sorted(load.statuses.items()))
     seconds = round(time.monotonic() - started, 1)
-    RESULTS.append(Survived(fault, load.ops, len(load.acks), statuses, notes, seconds, checked))
+    notes = ", ".join(f"{k} {v}" for k, v in notes.items())
+    for header in HEADERS:
+        summary_line(request, SECTION, header, header=True)
+    summary_line(
+        request,
+        SECTION,
+        f"{fault.name:<38} {seconds:>5} {load.ops:>5} {len(load.acks):>5}  {statuses:<30} "
+        f"{checked.get('docs', 0):>5}  {notes}",
+    )

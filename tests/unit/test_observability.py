@@ -104,6 +104,8 @@ def test_every_request_records_latency_but_long_polls_and_the_breaker_gauge(kind
     }
     assert "CacheBreakerOpen" in names, out
     assert ("RequestLatency" in names) is (kind == "plain"), out
+    assert ("ReadLatency" in names) is (kind == "plain"), out  # GET /openapi.json: a read
+    assert "WriteLatency" not in names, out
 
 
 def test_the_apis_metrics_are_also_published_per_function_version() -> None:
@@ -122,3 +124,28 @@ def test_the_apis_metrics_are_also_published_per_function_version() -> None:
         assert directive["Dimensions"] == [["service"], ["service", "version"]]  # not piling up
         assert doc["version"] == "7"
         assert "RequestLatency" in {m["Name"] for m in directive["Metrics"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "sli"),
+    [
+        ("GET", "/documents/d1", {}, "read"),
+        ("HEAD", "/documents/d1", {}, "read"),
+        ("POST", "/search", {}, "read"),
+        ("GET", "/changes", {"feed": "normal"}, "read"),
+        ("POST", "/documents", {}, "write"),
+        ("PATCH", "/documents/d1", {}, "write"),
+        ("DELETE", "/documents/d1", {}, "write"),
+        ("POST", "/documents:batch", {}, "write"),
+        ("GET", "/changes", {"feed": "longpoll"}, None),
+        ("GET", "/changes", {"feed": "eventsource"}, None),
+        ("OPTIONS", "/documents", {}, None),
+    ],
+)
+def test_latency_slis_split_reads_from_writes_and_leave_waits_out(
+    method: str, path: str, query: dict[str, str], sli: str | None
+) -> None:
+    """docs/slo.md: p99 < 200 ms for reads and for writes, long polls and streams excluded."""
+    from chalicelib.observability import latency_sli
+
+    assert latency_sli(method, path, query) == sli

@@ -45,6 +45,7 @@ DATA_TIER_CONDITIONS = {
     "VpcEndpointsOn",
     "NatOn",
     "NatPerAzOn",
+    "DbReaderOn",  # DatabaseOn and a reader wanted (docs/dr.md)
 }
 # the functions that run in the VPC (the deploy hook and the Cognito trigger do not)
 VPC_FUNCTIONS = (
@@ -95,6 +96,8 @@ def _rule_value(node: Any, params: dict[str, Any]) -> Any:
         return any(args)
     if fn == "EachMemberEquals":
         return all(member == args[1] for member in args[0])
+    if fn == "Contains":
+        return str(args[1]) in [str(v) for v in args[0]]
     raise AssertionError(f"not a Rules function: {fn}")
 
 
@@ -216,10 +219,12 @@ def test_every_created_resource_has_a_data_tier_condition() -> None:
 
 
 def test_the_created_network_is_private_in_two_azs() -> None:
+    """Two AZs for the functions, the database and the cache; a third private subnet
+    (local route only) for the search domain's third AZ."""
     resources = _resources()
     assert _props("Vpc")["EnableDnsHostnames"] is True  # private DNS of the endpoints
-    subnets = [_props(n) for n in ("PrivateSubnetA", "PrivateSubnetB")]
-    assert [s["AvailabilityZone"]["Select"][0] for s in subnets] == [0, 1]
+    subnets = [_props(n) for n in ("PrivateSubnetA", "PrivateSubnetB", "PrivateSubnetC")]
+    assert [s["AvailabilityZone"]["Select"][0] for s in subnets] == [0, 1, 2]
     assert all(s["MapPublicIpOnLaunch"] is False for s in subnets)
     # the only way out is a NAT gateway (NatGateways), which only the public subnets'
     # route reaches the internet gateway from; nothing of it exists without NatOn
@@ -240,6 +245,7 @@ def test_the_created_network_is_private_in_two_azs() -> None:
     assert associations == {
         ("PrivateSubnetA", "PrivateRouteTableA"),
         ("PrivateSubnetB", "PrivateRouteTableB"),
+        ("PrivateSubnetC", "PrivateRouteTableC"),
         ("PublicSubnetA", "PublicRouteTable"),
         ("PublicSubnetB", "PublicRouteTable"),
     }
