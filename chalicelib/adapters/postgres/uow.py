@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,7 @@ class PostgresUnitOfWork:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._lock = threading.Lock()
         self._returned_at: dict[int, float] = {}
+        self._database_id: str | None = None  # migration 0013; read with the first connection
         # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
         self._notify = settings.search_nudge == "notify"
 
@@ -119,10 +121,45 @@ class PostgresUnitOfWork:
         to a worker thread, and the next checkout waits for it.)
         """
         with self.pool.connection() as conn:
+            if self._database_id is None:
+                self._identify(conn)
             try:
                 yield conn
             finally:
                 self._returned_at[id(conn)] = time.monotonic()
+
+    def _identify(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        """Read the database's id (migration 0013) on a connection about to be used.
+
+        Once per process: on the first connection, before any transaction holds
+        one, so ``database_id`` never needs a second connection from the pool
+        (a pool of one would wait for itself).  A database without the table
+        (not migrated yet) leaves it unknown: ``database_id`` says so."""
+        query = sql.Composed(
+            [self._begin("", None), sql.SQL("; SELECT id FROM database_identity; COMMIT")]
+        )
+        try:
+            cur = conn.execute(query)
+        except psycopg.errors.UndefinedTable:
+            conn.execute("ROLLBACK")
+            return
+        cur.nextset()
+        cur.nextset()
+        row = cur.fetchone()
+        if row is not None:
+            self._database_id = uuid.UUID(str(row["id"])).hex
+
+    def database_id(self) -> str:
+        """The id the database generated for itself: 32 hex digits, read once."""
+        if self._database_id is None:
+            with self.connection():
+                pass  # the first connection reads it (``_identify``)
+        if self._database_id is None:
+            raise DependencyUnavailable(
+                "The database is not migrated (no database_identity); retry shortly.",
+                retry_after_s=2,
+            )
+        return self._database_id
 
     def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
         """Pool ``check`` hook: ping only connections idle for a while.
