@@ -1,7 +1,7 @@
 """The real-time connection registry in Redis (``ConnectionRegistry``).
 
-Keys (the process's ``KeyNamespace`` + ``rt:``, parts joined with ``join_key``; org-scoped where
-they index by topic):
+Keys (the process's ``KeyNamespace`` + ``rt:``, parts joined with ``join_key``;
+org-scoped where they index by topic or user):
 
 * ``rt:c:{id}``        hash: the connection's org, subject, roles, connect time,
                        its token's issue and expiry times
@@ -66,18 +66,18 @@ class RedisConnectionRegistry:
         return f"{self.namespace.prefix}rt:t:{join_key(org, topic.kind, topic.value)}"
 
     def _user_key(self, org: str, user: str) -> str:
-        return f"{self.prefix}rt:u:{join_key(org, user)}"
+        return f"{self.namespace.prefix}rt:u:{join_key(org, user)}"
 
     def _revoked_key(self, org: str, user: str) -> str:
-        return f"{self.prefix}rt:r:{join_key(org, user)}"
+        return f"{self.namespace.prefix}rt:r:{join_key(org, user)}"
 
     @property
     def _expiry_key(self) -> str:
-        return f"{self.prefix}rt:x"
+        return f"{self.namespace.prefix}rt:x"
 
     @property
     def _revocations_key(self) -> str:
-        return f"{self.prefix}rt:rl"
+        return f"{self.namespace.prefix}rt:rl"
 
     def _call(self, op: str, fn: Callable[[], T]) -> T:
         try:
