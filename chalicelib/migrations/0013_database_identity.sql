@@ -5,12 +5,13 @@
 -- on one Redis whose key prefixes happen to be equal (two checkouts on one
 -- machine, a second stage pointed at the same cache) would otherwise serve each
 -- other's entries.  Every Redis key therefore carries this id after the
--- configured prefix (adapters/redis/namespace.py): no configuration can make two
--- databases share an entry.  The runtime reads it once per process, with its
--- first connection (adapters/postgres/uow.py), and may only read it.
---
--- A restored copy of a database (snapshot, dump) carries its original's id: give
--- it a new one before it serves beside that original (docs/operations.md).
+-- configured prefix, hashed with the database's OID and the cluster's identifier
+-- (adapters/postgres/identity.py, adapters/redis/namespace.py): no configuration
+-- can make two databases share an entry, and a clone made with CREATE DATABASE …
+-- TEMPLATE or a restored dump gets its own.  The runtime reads it once per
+-- process, with its first connection (adapters/postgres/uow.py), and may only
+-- read it.  A physical copy (a storage snapshot) keeps all three: give it a new id
+-- before it serves beside its original (docs/operations.md).
 --
 -- One row, no org column: global, like outbox_pruned.  Expand-only: one new table.
 

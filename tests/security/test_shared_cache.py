@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 
@@ -98,16 +97,14 @@ def test_an_idempotent_response_of_database_b_is_not_replayed_on_a(stacks: Any) 
     assert _call(stacks, "a", "GET", f"/documents/{in_a.json()['id']}").status == 200
 
 
-def test_each_stack_keys_under_its_own_database_id(stacks: Any) -> None:
+def test_each_stack_keys_under_its_own_database(stacks: Any) -> None:
+    """The test databases are clones of one migrated template, so they hold the same
+    stored id: the database's own OID tells them apart (as it does any copy made
+    with CREATE DATABASE … TEMPLATE or a restored dump)."""
     a, b = stacks["a"], stacks["b"]
     assert a.settings.redis_key_prefix == b.settings.redis_key_prefix
     prefix = a.settings.redis_key_prefix
-    ids = {}
-    for name, container in stacks.items():
-        with psycopg.connect(container.settings.database_url) as conn:
-            row = conn.execute("SELECT id FROM database_identity").fetchone()
-        assert row is not None
-        ids[name] = row[0].hex
-        assert container.cache.prefix == f"{prefix}@{ids[name]}:"
+    for container in (a, b):
+        assert container.cache.prefix.startswith(f"{prefix}@")
         assert container.realtime_registry.namespace.prefix == container.cache.prefix
-    assert ids["a"] != ids["b"]
+    assert a.cache.prefix != b.cache.prefix

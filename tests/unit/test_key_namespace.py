@@ -11,12 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from chalicelib.adapters.postgres.identity import namespace_id
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.adapters.redis.rate_limit import RateLimiter
 from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 from chalicelib.config import Settings
-from chalicelib.domain.keys import namespace_prefix
+from chalicelib.domain.keys import DATABASE_ID, namespace_prefix
 from chalicelib.domain.realtime import Topic
 from tests.unit.properties import BOUNDED
 
@@ -99,3 +100,24 @@ def test_every_adapter_builds_its_keys_under_the_namespace() -> None:
     ]
     assert all(key.startswith(start) for key in keys), keys
     assert RateLimiter(cache, {}, ns).namespace.prefix == start
+
+
+@BOUNDED
+@given(
+    a=st.tuples(
+        ids, st.integers(1, 2**32), st.none() | st.from_regex(r"[0-9]{1,19}", fullmatch=True)
+    ),
+    b=st.tuples(
+        ids, st.integers(1, 2**32), st.none() | st.from_regex(r"[0-9]{1,19}", fullmatch=True)
+    ),
+)
+def test_a_copy_of_a_database_gets_its_own_namespace(
+    a: tuple[str, int, str | None], b: tuple[str, int, str | None]
+) -> None:
+    """The stored id, the database's OID and the cluster's identifier all count: a
+    template clone (same id, new OID) or a dump restored elsewhere (same id, new
+    cluster) is a namespace of its own; the same database is always the same one."""
+    assert namespace_id(*a) == namespace_id(*a)
+    assert DATABASE_ID.fullmatch(namespace_id(*a))
+    if a != b:
+        assert namespace_id(*a) != namespace_id(*b)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,6 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chalicelib.adapters.postgres.access import readable_query
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
+from chalicelib.adapters.postgres.identity import read_identity
 from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_begin
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
@@ -57,7 +57,7 @@ class PostgresUnitOfWork:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._lock = threading.Lock()
         self._returned_at: dict[int, float] = {}
-        self._database_id: str | None = None  # migration 0013; read with the first connection
+        self._database_id: str | None = None  # identity.py; read with the first connection
         # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
         self._notify = settings.search_nudge == "notify"
 
@@ -129,28 +129,17 @@ class PostgresUnitOfWork:
                 self._returned_at[id(conn)] = time.monotonic()
 
     def _identify(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
-        """Read the database's id (migration 0013) on a connection about to be used.
+        """Read the database's identity (adapters/postgres/identity.py) on a
+        connection about to be used.
 
         Once per process: on the first connection, before any transaction holds
         one, so ``database_id`` never needs a second connection from the pool
         (a pool of one would wait for itself).  A database without the table
         (not migrated yet) leaves it unknown: ``database_id`` says so."""
-        query = sql.Composed(
-            [self._begin("", None), sql.SQL("; SELECT id FROM database_identity; COMMIT")]
-        )
-        try:
-            cur = conn.execute(query)
-        except psycopg.errors.UndefinedTable:
-            conn.execute("ROLLBACK")
-            return
-        cur.nextset()
-        cur.nextset()
-        row = cur.fetchone()
-        if row is not None:
-            self._database_id = uuid.UUID(str(row["id"])).hex
+        self._database_id = read_identity(conn, self._begin("", None))
 
     def database_id(self) -> str:
-        """The id the database generated for itself: 32 hex digits, read once."""
+        """The database's identity as 32 hex digits, read once per process."""
         if self._database_id is None:
             with self.connection():
                 pass  # the first connection reads it (``_identify``)
