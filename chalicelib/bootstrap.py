@@ -111,7 +111,7 @@ class Container:
             "writer": s.rate_limit_writer,
             "admin": s.rate_limit_admin,
         }
-        return RateLimiter(self.cache, limits, s.redis_key_prefix)
+        return RateLimiter(self.cache, limits, self.cache.namespace)
 
     @cached_property
     def idempotency(self) -> Idempotency:
@@ -120,7 +120,7 @@ class Container:
         from chalicelib.adapters.postgres.idempotency import PostgresIdempotencyRecords
 
         records = PostgresIdempotencyRecords(self.uow)
-        return Idempotency(records, self.cache, self.settings.redis_key_prefix)
+        return Idempotency(records, self.cache, self.cache.namespace.prefix)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -295,12 +295,13 @@ class Container:
 
     @cached_property
     def realtime_registry(self) -> ConnectionRegistry:
-        """Connections and subscriptions in Redis (the cache's client, not its breaker)."""
+        """Connections and subscriptions in Redis (the cache's client and key
+        namespace, not its breaker)."""
         from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 
         s = self.settings
         return RedisConnectionRegistry(
-            self.cache.client, s.redis_key_prefix, ttl_s=s.realtime_connection_ttl_s
+            self.cache.client, self.cache.namespace, ttl_s=s.realtime_connection_ttl_s
         )
 
     @cached_property
@@ -370,6 +371,7 @@ def build(settings: Settings | None = None) -> Container:
     from chalicelib.adapters.postgres.cache_repair import PostgresCacheRepairQueue
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
+    from chalicelib.adapters.redis.namespace import KeyNamespace
 
     settings = settings or get_settings()
     uow = PostgresUnitOfWork(settings)
@@ -382,7 +384,8 @@ def build(settings: Settings | None = None) -> Container:
     return Container(
         settings,
         uow=uow,
-        cache=RedisCache(settings),
+        # every Redis key is bound to this database (its id is read on first use)
+        cache=RedisCache(settings, KeyNamespace(settings.redis_key_prefix, uow.database_id)),
         repair_queue=PostgresCacheRepairQueue(uow),
         nudge=nudge,
     )

@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     # In AWS: the ARN of the Secrets Manager secret holding the cache user's password
     # (a JSON {"password": ...} or the bare string); REDIS_URL then carries no password
     redis_auth_secret_arn: str | None = None
-    redis_key_prefix: str = ""
+    # the start of every Redis key; the database's own id follows it (adapters/redis/
+    # namespace.py), which is why it may not hold "@"
+    redis_key_prefix: str = Field(default="", pattern=r"^[^@]*$")
     redis_socket_timeout_s: float = 0.25
     redis_connect_timeout_s: float = 0.25
     cache_enabled: bool = True

@@ -112,6 +112,14 @@ def admin_connection(target: Any) -> Iterator[psycopg.Connection[dict[str, Any]]
         yield conn
 
 
+def namespace(prefix: str) -> Any:
+    """A Redis key namespace under ``prefix`` for adapter tests without a container
+    (a fixed database id; ``bootstrap.build`` reads the real one)."""
+    from chalicelib.adapters.redis.namespace import KeyNamespace
+
+    return KeyNamespace(prefix, lambda: "0" * 32)
+
+
 def delete_prefix(client: redis.Redis, prefix: str) -> None:  # type: ignore[type-arg]
     for key in client.scan_iter(match=f"{prefix}*", count=500):
         client.delete(key)

@@ -17,8 +17,6 @@ global counter.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import struct
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from pydantic import (
 from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import ID_PATTERN
-from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.pagination import NOT_VALID, decode_token, encode_token, page_scope
 from chalicelib.domain.pii import blind_tokens
 from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
@@ -124,11 +122,10 @@ class SearchRequest(BaseModel):
             self.sort = "relevance" if self.q.strip() else "updated"
         return self
 
-    def fingerprint(self, org: str) -> str:
+    def token_scope(self, org: str) -> str:
         """What a page token is bound to: the same org, query, filters and sort."""
-        shape = {"o": org, "q": self.q, "f": self.filter.model_dump(mode="json"), "s": self.sort}
-        raw = json.dumps(shape, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
+        filters = self.filter.model_dump(mode="json")
+        return page_scope(org, "POST /search", q=self.q, filter=filters, sort=self.sort)
 
 
 def parse_search_request(data: Any) -> SearchRequest:
@@ -279,20 +276,18 @@ _NOT_THIS_SEARCH = (
 
 
 def decode_page_token(req: SearchRequest, secret: str, org: str) -> list[Any] | None:
-    cursor = decode_token(req.page_token, secret)
+    cursor = decode_token(req.page_token, secret, req.token_scope(org), mismatch=_NOT_THIS_SEARCH)
     if cursor is None:
         return None
-    if cursor.get("h") != req.fingerprint(org):
-        raise BadRequest(_NOT_THIS_SEARCH)
     after = cursor.get("a")
     if not valid_search_after(req.sort, after):  # (a token of an older release, say)
-        raise BadRequest("page_token is not valid; use the next_page_token of a response.")
+        raise BadRequest(NOT_VALID)
     assert isinstance(after, list)
     return after
 
 
 def encode_page_token(req: SearchRequest, last_sort: list[Any], secret: str, org: str) -> str:
-    return encode_token({"a": last_sort, "h": req.fingerprint(org)}, secret)
+    return encode_token({"a": last_sort}, secret, req.token_scope(org))
 
 
 # how many matches (in the page's order) a search checks against PostgreSQL to

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from chalicelib.domain.audit import ChainReport, ChainRow, ChainVerifier
 from chalicelib.domain.errors import ValidationFailed
-from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.pagination import decode_token, encode_token, page_scope
 from chalicelib.domain.ports import (
     ArchiveStore,
     AuditExportRecord,
@@ -94,19 +94,21 @@ class AuditService:
         who.require("admin")
         if user:  # (empty: no filter)
             validate_user_id(user, ["query", "user"])
-        cursor = decode_token(page_token, self.page_secret)
+        doc_id, user, after = document or None, user or None, parse_since(since)
+        scope = page_scope(who.org, "GET /audit", document=doc_id, user=user, since=after)
+        cursor = decode_token(page_token, self.page_secret, scope)
         before = cursor.get("s") if cursor else None
         where = AuditFilter(
-            doc_id=document or None,
-            user=user or None,
-            since=parse_since(since),
+            doc_id=doc_id,
+            user=user,
+            since=after,
             before_seq=before if isinstance(before, int) else None,
         )
         rows = self.trail.page(who.org, where, limit + 1)
         token = None
         if len(rows) > limit:
             rows = rows[:limit]
-            token = encode_token({"s": rows[-1].seq}, self.page_secret)
+            token = encode_token({"s": rows[-1].seq}, self.page_secret, scope)
         return {"items": [r.to_json() for r in rows], "next_page_token": token}
 
     # ------------------------------------------------------------- verification

@@ -43,7 +43,7 @@ from chalicelib.domain.model import (
     require_if_match,
     validate_editable,
 )
-from chalicelib.domain.pagination import decode_token, encode_token
+from chalicelib.domain.pagination import decode_token, encode_token, page_scope
 from chalicelib.domain.ports import (
     CachedDocument,
     DocumentRepository,
@@ -143,7 +143,8 @@ class DocumentService(DocumentUseCases):
     ) -> tuple[str, CacheOutcome]:
         """A page of live documents as rendered JSON, and whether it was cached."""
         who.require("reader")
-        cursor = decode_token(page_token, self.page_secret)
+        scope = page_scope(who.org, "GET /documents", tag=tag)
+        cursor = decode_token(page_token, self.page_secret, scope)
         # a page holds what its reader may read (domain/access.py): admins share
         # pages, anyone else gets pages of their own (a private document never
         # reaches a page cached for someone who may not read it)
@@ -167,7 +168,7 @@ class DocumentService(DocumentUseCases):
             docs = docs[:limit]
             last = docs[-1]
             next_token = encode_token(
-                {"c": last.created_at.isoformat(), "i": last.id}, self.page_secret
+                {"c": last.created_at.isoformat(), "i": last.id}, self.page_secret, scope
             )
         page = json.dumps(
             {"items": [d.to_json() for d in docs], "next_page_token": next_token},
@@ -182,7 +183,8 @@ class DocumentService(DocumentUseCases):
         self, who: Principal, doc_id: str, *, limit: int, page_token: str | None
     ) -> Page:
         self._allow(who, "reader", doc_id)
-        cursor = decode_token(page_token, self.page_secret)
+        scope = page_scope(who.org, "GET /documents/{id}/versions", document=doc_id)
+        cursor = decode_token(page_token, self.page_secret, scope)
         before = int(cursor["v"]) if cursor and isinstance(cursor.get("v"), int) else None
         with self._open_readable(who, doc_id) as (tx, doc):
             versions = tx.documents.list_versions(doc_id, limit=limit + 1, before=before)
@@ -192,7 +194,7 @@ class DocumentService(DocumentUseCases):
         next_token = None
         if len(versions) > limit:
             versions = versions[:limit]
-            next_token = encode_token({"v": versions[-1].version}, self.page_secret)
+            next_token = encode_token({"v": versions[-1].version}, self.page_secret, scope)
         items = [self._version_json(doc, v, summary=True) for v in versions]
         return Page(items, next_token)
 

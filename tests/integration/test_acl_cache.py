@@ -11,12 +11,17 @@ from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.access import Acl
 from chalicelib.domain.ports import CachedDocument
+from tests.conftest import namespace
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_private_entry_carries_its_acl_and_no_validator(settings: Settings) -> None:
-    cache, org, doc = RedisCache(settings), f"o-{uuid.uuid4().hex[:8]}", "d"
+    cache, org, doc = (
+        RedisCache(settings, namespace(settings.redis_key_prefix)),
+        f"o-{uuid.uuid4().hex[:8]}",
+        "d",
+    )
     acl = Acl("private", "olga\nx", {"gary": "reader"}).encode()
     body = '{"id":"d","title":"line\\nbreak"}'
     cache.put_if_newer(org, doc, CachedDocument(1, '"e1"', body, acl))

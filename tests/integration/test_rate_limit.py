@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib import bootstrap
 from devtools.services import free_port
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, make_token, namespace
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +72,10 @@ def test_leased_tokens_never_exceed_the_shared_bucket(settings) -> None:
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
 
-    cache = RedisCache(settings)
+    cache = RedisCache(settings, namespace(settings.redis_key_prefix))
     limits = {"reader": (0.001, 100), "writer": (0.001, 100), "admin": (0.001, 100)}
-    a = RateLimiter(cache, limits, settings.redis_key_prefix + "lease:")
-    b = RateLimiter(cache, limits, settings.redis_key_prefix + "lease:")
+    a = RateLimiter(cache, limits, namespace(settings.redis_key_prefix + "lease:"))
+    b = RateLimiter(cache, limits, namespace(settings.redis_key_prefix + "lease:"))
     allowed = 0
     for i in range(300):
         decision = (a if i % 3 else b).check("o", "leaser", "reader")

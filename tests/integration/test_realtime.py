@@ -22,7 +22,7 @@ from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.realtime import Connection, Topic
 from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.service_layer.fanout import FanOutReport
-from tests.conftest import REDIS_URL, Invoker, admin_connection, make_token
+from tests.conftest import REDIS_URL, Invoker, admin_connection, make_token, namespace
 from tests.polling import poll
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,9 @@ def test_the_registry_scopes_subscribers_by_org(rt: Any) -> None:
     assert reg.get("ca") is None and reg.subscribers(a, [Topic("tag", "plan")]) == set()
     assert reg.subscribers(b, [Topic("tag", "plan")]) == {"cb"}
     keys = list(
-        redis.Redis.from_url(REDIS_URL).scan_iter(match=f"{rt.settings.redis_key_prefix}rt:*")
+        redis.Redis.from_url(REDIS_URL).scan_iter(
+            match=f"{rt.realtime_registry.namespace.prefix}rt:*"
+        )
     )
     assert keys and all(redis.Redis.from_url(REDIS_URL).ttl(k) > 0 for k in keys)
 
@@ -131,7 +133,7 @@ def test_the_registry_scopes_subscribers_by_org(rt: Any) -> None:
 def test_an_unreachable_registry_is_a_dependency_error() -> None:
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     with pytest.raises(DependencyUnavailable):
-        RedisConnectionRegistry(dead, "x:").get("c")
+        RedisConnectionRegistry(dead, namespace("x:")).get("c")
 
 
 # ----------------------------------------------------------------------- fan-out

@@ -17,7 +17,7 @@ import redis
 
 from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 from chalicelib.domain.realtime import CLOSE_EXPIRED, CLOSE_FORBIDDEN
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, make_token, namespace
 from tests.integration.test_realtime import _event, _fan_out, _org, _posted, rt
 
 pytestmark = pytest.mark.integration
@@ -170,7 +170,7 @@ def test_a_refused_connect_is_counted_when_it_is_ours_not_when_it_is_the_clients
     assert _ws("$connect", "c-norole", token=no_role)["statusCode"] == 403
     assert counted == []
     dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
-    monkeypatch.setattr(rt.realtime, "registry", RedisConnectionRegistry(dead, "x:"))
+    monkeypatch.setattr(rt.realtime, "registry", RedisConnectionRegistry(dead, namespace("x:")))
     answer = _ws("$connect", "c-down", token=make_token(org=_org(), roles=("reader",)))
     assert answer["statusCode"] == 503
     assert counted == ["RealtimeConnectFailed"]

@@ -10,13 +10,14 @@ from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.ports import CachedDocument
 from devtools.services import free_port
+from tests.conftest import namespace
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def cache(settings: Settings) -> RedisCache:
-    return RedisCache(settings)
+    return RedisCache(settings, namespace(settings.redis_key_prefix))
 
 
 def test_set_if_newer_is_atomic_under_races(cache: RedisCache) -> None:
@@ -72,7 +73,8 @@ def test_list_generation_makes_old_pages_unreachable(cache: RedisCache) -> None:
 
 def test_dead_redis_degrades_to_misses_and_opens_the_breaker() -> None:
     dead = RedisCache(
-        Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", breaker_failure_threshold=3)
+        Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", breaker_failure_threshold=3),
+        namespace(""),
     )
     for _ in range(5):
         assert dead.get("o", "x") is None

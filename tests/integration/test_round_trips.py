@@ -63,3 +63,35 @@ def test_hot_paths_keep_their_round_trips(container: Any, monkeypatch) -> None:
     with counted(monkeypatch) as sent:
         assert api("POST", "/documents", {"title": "new"}).status == 201
     assert len(sent) == 2, sent
+
+
+def test_the_database_id_is_read_once_per_process(settings: Any, monkeypatch) -> None:
+    """Every Redis key holds the database's id (adapters/redis/namespace.py): a new
+    process reads it with its first connection, and no request after that does."""
+    from chalicelib import bootstrap
+
+    built = bootstrap.build(settings)
+    bootstrap.set_container(built)
+    try:
+        api = Invoker(make_token(org="rt-id"))
+        reads: list[str] = []
+        real: Callable[..., Any] = psycopg.Cursor.execute
+
+        def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if "database_identity" in str(query):
+                reads.append(str(query))
+            return real(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", execute)
+        doc = api("POST", "/documents", {"title": "x"}).json()
+        for _ in range(3):
+            assert api("GET", f"/documents/{doc['id']}").status == 200
+        assert api("GET", "/documents").status == 200
+        monkeypatch.undo()
+        assert len(reads) == 1, reads
+        with counted(monkeypatch) as sent:
+            assert api("GET", f"/documents/{doc['id']}").headers["x-cache"] == "hit"
+        assert sent == []
+    finally:
+        bootstrap.set_container(None)
+        built.close()

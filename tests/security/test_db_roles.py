@@ -35,6 +35,7 @@ GLOBAL_TABLES = {
     "search_indexes": set(),  # the reindex registry: maintenance functions only
     "outbox_pruned": {"SELECT"},  # the changes feed's pruned-range watermark
     "realtime_cursors": set(),  # the real-time fan-out's cursor: maintenance functions only
+    "database_identity": {"SELECT"},  # the database's id: its Redis key namespace
 }
 NOT_RLS = {"schema_migrations"}
 NOLOGIN_ROLES = ("docs_owner", "docs_app", "docs_maintenance")

@@ -14,7 +14,7 @@ from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.adapters.redis.rate_limit import RateLimiter
 from chalicelib.domain.content.keys import ContentKey, parse_content_key
 from chalicelib.domain.keys import join_key, split_key
-from tests.conftest import Invoker, make_token
+from tests.conftest import Invoker, make_token, namespace
 
 names = st.text(min_size=0, max_size=12)
 tuples = st.lists(names, min_size=1, max_size=4).map(tuple)
@@ -37,7 +37,7 @@ def test_cache_and_rate_limit_keys_of_different_tuples_differ(
     org1: str, id1: str, org2: str, id2: str
 ) -> None:
     cache = RedisCache.__new__(RedisCache)
-    cache.prefix = "p:"
+    cache.namespace = namespace("p:")
     if (org1, id1) != (org2, id2):
         keys1 = {cache._doc_key(org1, id1), cache._etag_key(org1, id1)}
         keys2 = {cache._doc_key(org2, id2), cache._etag_key(org2, id2)}
@@ -75,7 +75,7 @@ def test_rate_limit_buckets_of_colliding_principals_are_apart(container: Any) ->
     limiter = RateLimiter(
         container.cache,
         {"reader": (0.001, 1), "writer": (0.001, 1), "admin": (0.001, 1)},
-        f"{container.settings.redis_key_prefix}{uuid.uuid4().hex[:6]}:",
+        namespace(f"{container.settings.redis_key_prefix}{uuid.uuid4().hex[:6]}:"),
         lease_s=0.0,
     )
     first = limiter.check("a:b", "c", "reader")

@@ -20,7 +20,6 @@ import pytest
 import redis
 
 from chalicelib import bootstrap
-from chalicelib.domain.keys import join_key
 from tests.conftest import (
     REDIS_URL,
     Invoker,
@@ -133,7 +132,7 @@ def test_pii_is_ciphertext_in_the_table_the_cache_and_the_index(
     # a reader gets the clear value, from the cache (the write published it), then
     # from PostgreSQL once the entry is gone
     reader = _api(org, ("reader",))
-    doc_key = f"{c.settings.redis_key_prefix}doc:{join_key(org, doc['id'])}"
+    doc_key = c.cache._doc_key(org, doc["id"])
     first = reader("GET", f"/documents/{doc['id']}")
     redis.Redis.from_url(REDIS_URL).delete(doc_key)
     second = reader("GET", f"/documents/{doc['id']}")
@@ -235,7 +234,7 @@ def test_rotation_old_values_open_new_writes_use_the_new_key_reencrypt_moves_all
     c3 = _container(pii_env, pii_local_keys=K2)  # k1 retired
     try:
         redis.Redis.from_url(REDIS_URL).delete(
-            f"{c3.settings.redis_key_prefix}doc:{join_key(org, old['id'])}"
+            c3.cache._doc_key(org, old["id"])
         )  # (a cached entry sealed under k1 would have expired with the cache TTL)
         r = _api(org)("GET", f"/documents/{old['id']}")
         assert r.status == 200 and r.json()["metadata"]["email"] == EMAIL

@@ -20,7 +20,6 @@ import pytest
 import redis
 
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.keys import join_key
 from tests.conftest import (
     REDIS_URL,
     Invoker,
@@ -171,9 +170,8 @@ def test_a_purge_leaves_nothing_behind_and_spares_the_window(c: Any) -> None:
 
     # Redis: no entry of the document, and no cached value naming it
     values = _redis_values(c)
-    prefix = c.settings.redis_key_prefix
-    for kind in ("doc", "etag"):
-        assert f"{prefix}{kind}:{join_key(org, old['id'])}".encode() not in values
+    for key in (c.cache._doc_key(org, old["id"]), c.cache._etag_key(org, old["id"])):
+        assert key.encode() not in values
     assert not any(old["id"].encode() in v for v in values.values())
 
     # the index: the sync applies the purge row (a delete); nothing of it is left

@@ -95,14 +95,14 @@ def test_limit_bounds() -> None:
 
 
 def test_page_tokens_are_tamper_evident() -> None:
-    token = encode_token({"c": "2026-01-01", "i": "x"}, "s1")
-    assert decode_token(token, "s1") == {"c": "2026-01-01", "i": "x"}
-    assert decode_token(None, "s1") is None
-    for bad in [token + "x", token.replace(".", "", 1), "garbage", token[:-2]]:
+    token = encode_token({"c": "2026-01-01", "i": "x"}, "s1", "scope")
+    assert decode_token(token, "s1", "scope") == {"c": "2026-01-01", "i": "x"}
+    assert decode_token(None, "s1", "scope") is None
+    for bad in [token + "x", token[1:], "garbage", token[:-2], token + "." + token]:
         with pytest.raises(BadRequest):
-            decode_token(bad, "s1")
+            decode_token(bad, "s1", "scope")
     with pytest.raises(BadRequest):
-        decode_token(token, "other-secret")
+        decode_token(token, "other-secret", "scope")
 
 
 def test_precondition_errors_are_distinct() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.keys import join_key
+from chalicelib.domain.pagination import encode_token, page_scope
 from chalicelib.domain.search import (
     SCHEMA_VERSION,
     FeedCursor,
@@ -82,6 +83,13 @@ def test_page_tokens_are_bound_to_their_search_and_org() -> None:
         decode_page_token(parse_search_request({"q": "a", "page_token": token}), "o" * 8, "acme")
     with pytest.raises(BadRequest, match="different search"):
         decode_page_token(same, SECRET, "acme:other")
+
+
+def test_a_page_token_of_another_endpoint_does_not_continue_a_search() -> None:
+    for scope in (page_scope("acme", "GET /documents", tag=None), "", "acme"):
+        token = encode_token({"a": [1.0, 5, "x"]}, SECRET, scope)
+        with pytest.raises(BadRequest, match="different search"):
+            decode_page_token(parse_search_request({"q": "a", "page_token": token}), SECRET, "acme")
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chalicelib.adapters.postgres.access import readable_query
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
+from chalicelib.adapters.postgres.identity import read_identity
 from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_begin
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable, TransientDatabaseError
@@ -56,6 +57,7 @@ class PostgresUnitOfWork:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] | None = None
         self._lock = threading.Lock()
         self._returned_at: dict[int, float] = {}
+        self._database_id: str | None = None  # identity.py; read with the first connection
         # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
         self._notify = settings.search_nudge == "notify"
 
@@ -119,10 +121,34 @@ class PostgresUnitOfWork:
         to a worker thread, and the next checkout waits for it.)
         """
         with self.pool.connection() as conn:
+            if self._database_id is None:
+                self._identify(conn)
             try:
                 yield conn
             finally:
                 self._returned_at[id(conn)] = time.monotonic()
+
+    def _identify(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        """Read the database's identity (adapters/postgres/identity.py) on a
+        connection about to be used.
+
+        Once per process: on the first connection, before any transaction holds
+        one, so ``database_id`` never needs a second connection from the pool
+        (a pool of one would wait for itself).  A database without the table
+        (not migrated yet) leaves it unknown: ``database_id`` says so."""
+        self._database_id = read_identity(conn, self._begin("", None))
+
+    def database_id(self) -> str:
+        """The database's identity as 32 hex digits, read once per process."""
+        if self._database_id is None:
+            with self.connection():
+                pass  # the first connection reads it (``_identify``)
+        if self._database_id is None:
+            raise DependencyUnavailable(
+                "The database is not migrated (no database_identity); retry shortly.",
+                retry_after_s=2,
+            )
+        return self._database_id
 
     def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
         """Pool ``check`` hook: ping only connections idle for a while.

@@ -1,6 +1,7 @@
 """Redis read-through cache with version fencing and a circuit breaker.
 
-Keys (all org-scoped, under an optional prefix for test isolation; the parts
+Keys (all org-scoped, under the process's ``KeyNamespace``: the configured
+prefix and the database's id, so two databases never share an entry; the parts
 after the kind are joined by ``domain.keys.join_key``, which writes each as
 ``<length>:<part>``, so an org holding ``:`` cannot share another org's keys):
 
@@ -58,6 +59,7 @@ from typing import Any, TypeVar
 import redis
 
 from chalicelib.adapters.redis.breaker import CircuitBreaker
+from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.ports import CachedDocument, DirtyKey
@@ -103,9 +105,14 @@ def _entry(entry: CachedDocument) -> tuple[str, str]:
 class RedisCache:
     """Implements ``DocumentCache``; every method degrades to a miss/no-op on failure."""
 
-    def __init__(self, settings: Settings, client: redis.Redis[bytes] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        namespace: KeyNamespace,
+        client: redis.Redis[bytes] | None = None,
+    ) -> None:
         self.settings = settings
-        self.prefix = settings.redis_key_prefix
+        self.namespace = namespace
         self.doc_ttl_ms = settings.cache_doc_ttl_s * 1000
         self.list_ttl_s = settings.cache_list_ttl_s
         self.enabled = settings.cache_enabled
@@ -115,6 +122,11 @@ class RedisCache:
         self.errors = 0
         self.repair_interval_s = settings.cache_repair_interval_s
         self._next_repair = 0.0
+
+    @property
+    def prefix(self) -> str:
+        """Where this process's keys start (the database's id is read on first use)."""
+        return self.namespace.prefix
 
     @property
     def client(self) -> redis.Redis[bytes]:

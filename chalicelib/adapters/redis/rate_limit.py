@@ -27,6 +27,7 @@ from typing import Any
 import redis
 
 from chalicelib.adapters.redis.cache import RedisCache
+from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.domain.keys import join_key
 from chalicelib.observability import count
 
@@ -84,14 +85,14 @@ class RateLimiter:
         self,
         cache: RedisCache,
         limits: dict[str, tuple[float, int]],
-        prefix: str,
+        namespace: KeyNamespace,
         *,
         lease_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache = cache  # the RedisCache: shares its client and breaker
         self.limits = limits  # role -> (rate per second, burst)
-        self.prefix = prefix
+        self.namespace = namespace
         self.lease_s = lease_s
         self._clock = clock
         self._leases: dict[str, _Lease] = {}
@@ -101,7 +102,7 @@ class RateLimiter:
     def check(self, org: str, sub: str, role: str) -> Decision | None:
         """A decision, or None when the limiter is off or failing open."""
         rate, burst = self.limits.get(role, self.limits["reader"])
-        key = f"{self.prefix}rl:{join_key(org, sub)}"
+        key = f"{self.namespace.prefix}rl:{join_key(org, sub)}"
         now = self._clock()
         with self._lock:
             lease = self._leases.get(key)

@@ -1,7 +1,7 @@
 """The real-time connection registry in Redis (``ConnectionRegistry``).
 
-Keys (``prefix`` + ``rt:``, parts joined with ``join_key``; org-scoped where
-they index by topic):
+Keys (the process's ``KeyNamespace`` + ``rt:``, parts joined with ``join_key``;
+org-scoped where they index by topic or user):
 
 * ``rt:c:{id}``        hash: the connection's org, subject, roles, connect time,
                        its token's issue and expiry times
@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.keys import join_key, split_key
 from chalicelib.domain.realtime import Connection, Topic
@@ -47,34 +48,36 @@ T = TypeVar("T")
 
 
 class RedisConnectionRegistry:
-    def __init__(self, client: redis.Redis[bytes], prefix: str, *, ttl_s: int = 7200) -> None:
+    def __init__(
+        self, client: redis.Redis[bytes], namespace: KeyNamespace, *, ttl_s: int = 7200
+    ) -> None:
         self.client = client
-        self.prefix = prefix
+        self.namespace = namespace
         self.ttl_s = ttl_s
 
     # -- keys -------------------------------------------------------------------------
     def _conn_key(self, connection_id: str) -> str:
-        return f"{self.prefix}rt:c:{join_key(connection_id)}"
+        return f"{self.namespace.prefix}rt:c:{join_key(connection_id)}"
 
     def _subs_key(self, connection_id: str) -> str:
-        return f"{self.prefix}rt:s:{join_key(connection_id)}"
+        return f"{self.namespace.prefix}rt:s:{join_key(connection_id)}"
 
     def _topic_key(self, org: str, topic: Topic) -> str:
-        return f"{self.prefix}rt:t:{join_key(org, topic.kind, topic.value)}"
+        return f"{self.namespace.prefix}rt:t:{join_key(org, topic.kind, topic.value)}"
 
     def _user_key(self, org: str, user: str) -> str:
-        return f"{self.prefix}rt:u:{join_key(org, user)}"
+        return f"{self.namespace.prefix}rt:u:{join_key(org, user)}"
 
     def _revoked_key(self, org: str, user: str) -> str:
-        return f"{self.prefix}rt:r:{join_key(org, user)}"
+        return f"{self.namespace.prefix}rt:r:{join_key(org, user)}"
 
     @property
     def _expiry_key(self) -> str:
-        return f"{self.prefix}rt:x"
+        return f"{self.namespace.prefix}rt:x"
 
     @property
     def _revocations_key(self) -> str:
-        return f"{self.prefix}rt:rl"
+        return f"{self.namespace.prefix}rt:rl"
 
     def _call(self, op: str, fn: Callable[[], T]) -> T:
         try:
