@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
+import shutil
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from benchmarks import kinto_peer, run
-from benchmarks.bench_http import LUA_LIST, LUA_RMW, rotation
+from benchmarks.bench_http import LUA_LIST, LUA_RMW, WRKJSON, rotation, run_wrk, summarise
 from benchmarks.report import Figure, Results, render_markdown, write_chart
 
 
@@ -121,3 +124,68 @@ def test_kinto_keeps_everything_in_its_postgresql_database() -> None:
 def test_kinto_drops_only_its_own_database() -> None:
     with pytest.raises(AssertionError):
         kinto_peer.drop_database("postgresql://postgres@127.0.0.1:5432/test")
+
+
+def test_read_modify_write_throughput_counts_the_writes_sent() -> None:
+    runs = [{"rps": 100.0, "writes": 40, "duration_us": 1_000_000, "p50_us": 1000,
+             "p99_us": 3000, "non2xx": 0, "timeout": 0, "connect": 0}]  # fmt: skip
+    assert summarise(runs, "rmw")["rps"] == 40.0  # cycles/s, not requests/s
+    assert summarise(runs, "read")["rps"] == 100.0
+    with pytest.raises(RuntimeError, match="wrote nothing"):
+        summarise([{**runs[0], "writes": 0}], "rmw")
+
+
+class _Store(http.server.BaseHTTPRequestHandler):
+    """Answers GET with a document and its revision, a write with 200 or 201."""
+
+    protocol_version = "HTTP/1.1"
+    counts: ClassVar[dict[str, int]] = {}
+    write_status = 200
+
+    def _answer(self, status: int) -> None:
+        self.counts[self.command] = self.counts.get(self.command, 0) + 1
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        body = b'{"id":"d1","_id":"d1","_rev":"1-a","title":"t"}'
+        self.send_response(status)
+        self.send_header("ETag", '"1"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer(200)
+
+    def do_PUT(self) -> None:
+        self._answer(self.write_status)
+
+    def do_PATCH(self) -> None:
+        self._answer(self.write_status)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+@pytest.mark.parametrize(
+    ("kind", "write_status"), [("ours", 200), ("kinto", 200), ("pouchdb", 201)]
+)
+def test_each_cycle_is_one_get_then_one_write(tmp_path: Path, kind: str, write_status: int) -> None:
+    """The answer to a write never starts another write, whatever its status."""
+    handler = type("Store", (_Store,), {"counts": {}, "write_status": write_status})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ids, script = tmp_path / "ids", tmp_path / "rmw.lua"
+    ids.write_text("d1\nd2\n")
+    script.write_text(LUA_RMW.replace("__TEXT__", "x").replace("__MARK__", WRKJSON))
+    try:
+        out = run_wrk(script, f"http://127.0.0.1:{server.server_address[1]}",
+                      [str(ids), "/docs/", kind, "", "/docs"], 1, 1)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    counts = handler.counts
+    writes = counts.get("PUT", 0) + counts.get("PATCH", 0)
+    assert writes > 10
+    assert abs(counts["GET"] - writes) <= 1, counts
+    assert abs(out["writes"] - writes) <= 1, (out, counts)
