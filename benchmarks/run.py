@@ -175,13 +175,17 @@ def http_figures(out: dict[str, Any], res: Results) -> None:
                         "http",
                         f"{label}, {conns} conn., vs {peer}",
                         ours["rps"],
-                        "req/s",
+                        "cycles/s" if workload == "rmw" else "req/s",
                         PEER_NAMES.get(peer, peer),
                         them["rps"],
                         stat="mean",
                         target=rps_target,
                         higher_is_better=True,
-                        note=f"errors/non-2xx {ours['errors']} vs {them['errors']}",
+                        note=(
+                            f"errors, timeouts or non-2xx: {ours['errors']} vs {them['errors']}"
+                            if ours["errors"] or them["errors"]
+                            else ""
+                        ),
                     ),
                     Figure(
                         "http",
