@@ -2,10 +2,11 @@
 
 Every figure the command reports is a ``Figure``: a measured value, the bare
 baseline measured in the same run with its absolute value, and the ratio
-between them (``value / baseline``), optionally with a target on that ratio.
-``write_markdown`` renders them grouped by section; ``write_chart`` draws the
-latency percentiles per operation (each next to its baseline), the sync lag
-over time and the HTTP throughput against the peer.  Kept apart from the
+between them (``value / baseline``), optionally with a target on that ratio
+(or on the ratio of the p99s).  ``write_markdown`` renders them grouped by
+section; ``write_chart`` draws the latency percentiles per operation (each next
+to its baseline), the sync lag over time, and the HTTP throughput and p99 by
+connections of this service and each peer.  Kept apart from the
 measuring code so that a smoke test can exercise it on synthetic numbers.
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 TIMES = "\u00d7"  # the multiplication sign of a ratio
+CONN = " conn."  # in the names of the HTTP figures measured per connection count
 NONE = "\u2013"  # an en dash: no value
 
 
@@ -35,33 +37,46 @@ class Figure:
     stat: str = "p50"
     p99: float | None = None
     baseline_p99: float | None = None
-    target: float | None = None  # on the ratio value / baseline
+    target: float | None = None  # on the ratio value / baseline (p99 / baseline p99)
     higher_is_better: bool = False
     note: str = ""
+    target_stat: str = ""  # "p99": the target is on the p99 ratio
 
     @property
     def ratio(self) -> float:
-        if not self.baseline:
-            return math.inf if self.value else 1.0
-        return self.value / self.baseline
+        return _ratio(self.value, self.baseline)
+
+    @property
+    def p99_ratio(self) -> float | None:
+        if self.p99 is None or self.baseline_p99 is None:
+            return None
+        return _ratio(self.p99, self.baseline_p99)
 
     @property
     def met(self) -> bool | None:
         if self.target is None:
             return None
+        ratio = self.p99_ratio if self.target_stat == "p99" else self.ratio
+        if ratio is None:
+            return None
         if self.higher_is_better:
-            return self.ratio >= self.target
-        return self.ratio <= self.target
+            return ratio >= self.target
+        return ratio <= self.target
 
     @property
     def target_text(self) -> str:
         if self.target is None:
             return ""
-        return f"{'≥' if self.higher_is_better else '≤'} {self.target:g}{TIMES}"
+        on = f"{self.target_stat} " if self.target_stat else ""
+        return f"{on}{'≥' if self.higher_is_better else '≤'} {self.target:g}{TIMES}"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["ratio"] = round(self.ratio, 3) if math.isfinite(self.ratio) else None
+        p99_ratio = self.p99_ratio
+        data["p99_ratio"] = (
+            round(p99_ratio, 3) if p99_ratio is not None and math.isfinite(p99_ratio) else None
+        )
         data["met"] = self.met
         return data
 
@@ -69,6 +84,12 @@ class Figure:
     def from_dict(cls, data: dict[str, Any]) -> Figure:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _ratio(value: float, baseline: float) -> float:
+    if not baseline:
+        return math.inf if value else 1.0
+    return value / baseline
 
 
 @dataclasses.dataclass
@@ -138,26 +159,32 @@ def _verdict(figure: Figure) -> str:
     return "**met**" if met else "**missed**"
 
 
+def _times(ratio: float | None) -> str:
+    return f"{ratio:.2f}{TIMES}" if ratio is not None and math.isfinite(ratio) else NONE
+
+
 def figure_rows(figures: Sequence[Figure]) -> list[str]:
-    """A Markdown table of figures: value, baseline, ratio, p99s, target, verdict."""
+    """A Markdown table of figures: value, baseline, ratio, p99s and their ratio,
+    target, verdict."""
     lines = [
-        "| figure | value | baseline | baseline value | ratio | p99 | baseline p99 | target | |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| figure | value | baseline | baseline value | ratio | p99 | baseline p99 | p99 ratio "
+        "| target | |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in figures:
-        ratio = f"{f.ratio:.2f}{TIMES}" if math.isfinite(f.ratio) else NONE
         name = f"{f.name} ({f.stat})" if f.stat else f.name
         lines.append(
             f"| {name} | {_num(f.value, f.unit)} | {f.baseline_name} | "
-            f"{_num(f.baseline, f.unit)} | {ratio} | {_num(f.p99, f.unit)} | "
-            f"{_num(f.baseline_p99, f.unit)} | {f.target_text} | {_verdict(f)} |"
+            f"{_num(f.baseline, f.unit)} | {_times(f.ratio)} | {_num(f.p99, f.unit)} | "
+            f"{_num(f.baseline_p99, f.unit)} | {_times(f.p99_ratio)} | {f.target_text} | "
+            f"{_verdict(f)} |"
         )
     return lines
 
 
 SECTION_TITLES = {
     "handlers": "Handler paths (in process, `app.handler`)",
-    "http": "HTTP through the local server, next to the peer",
+    "http": "HTTP through the local server, next to the peers",
     "mix": "Zipf 95/5 read/write mix",
     "import": "Cold import of each function",
     "sync": "Search sync lag at a steady write rate",
@@ -218,15 +245,20 @@ def write_markdown(results: Results, path: Path, chart_name: str | None = None) 
 
 # ------------------------------------------------------------------ chart
 def write_chart(results: Results, path: Path) -> None:
-    """Up to three panels, each drawn only when the run measured it: latency p50/p99
-    per operation beside its baseline (log scale), sync lag over time, HTTP
-    throughput by connections against the peer."""
+    """Up to four panels, each drawn only when the run measured it: latency p50/p99
+    per operation beside its baseline (log scale), sync lag over time, and HTTP
+    throughput and p99 by connections, this service and each peer."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    latency = [f for f in results.figures if f.unit == "ms" and f.section in ("handlers", "http")]
+    # the per-connection HTTP figures have panels of their own
+    latency = [
+        f
+        for f in results.figures
+        if f.unit == "ms" and f.section in ("handlers", "http") and CONN not in f.name
+    ]
     lag = results.series.get("sync_lag_ms", [])
     sync_lines = [
         f
@@ -234,12 +266,14 @@ def write_chart(results: Results, path: Path) -> None:
         if f.section == "sync" and f.unit == "ms" and f.stat in ("p50", "p99")
     ]
     throughput = [f for f in results.figures if f.unit == "req/s"]
+    series = results.series
     panels = [
         (draw, width)
         for draw, width, measured in (
             (_latency_panel, 3, latency),
             (_lag_panel, 2, lag or sync_lines),
-            (_throughput_panel, 2, throughput),
+            (_throughput_panel, 2, throughput or _http_lines(series, "rps")),
+            (_p99_panel, 2, _http_lines(series, "p99_ms")),
         )
         if measured
     ]
@@ -253,7 +287,14 @@ def write_chart(results: Results, path: Path) -> None:
         squeeze=False,
     )
     for ax, (draw, _) in zip(axes[0], panels, strict=True):
-        draw(ax, latency=latency, lag=lag, sync_lines=sync_lines, throughput=throughput)
+        draw(
+            ax,
+            latency=latency,
+            lag=lag,
+            sync_lines=sync_lines,
+            throughput=throughput,
+            series=series,
+        )
     fig.suptitle(f"{results.meta.get('date', '')} {results.meta.get('mode', '')}")
     fig.tight_layout()
     fig.savefig(path, dpi=90, bbox_inches="tight")  # long tick labels are not clipped
@@ -310,8 +351,48 @@ def _lag_panel(ax: Any, *, lag: list[list[float]], sync_lines: list[Figure], **_
     ax.set_title("Search sync lag over time")
 
 
-def _throughput_panel(ax: Any, *, throughput: list[Figure], **_: Any) -> None:
-    labels = [f.name for f in throughput]
+def _http_lines(series: dict[str, list[list[float]]], metric: str) -> dict[tuple[str, str], Any]:
+    """(workload, server) -> [[connections, value], ...] of one HTTP metric."""
+    lines: dict[tuple[str, str], Any] = {}
+    for key, points in series.items():
+        name, _, rest = key.partition("|")
+        workload, _, side = rest.partition("|")
+        if name == f"http_{metric}" and side:
+            lines[(workload, side)] = sorted(points)
+    return lines
+
+
+def _draw_http_lines(ax: Any, lines: dict[tuple[str, str], Any]) -> None:
+    colors = {"read": "tab:blue", "rmw": "tab:red", "list": "tab:green"}
+    styles = {"ours": ("-", "o"), "pouchdb": (":", "s"), "kinto": ("--", "^")}
+    for (workload, side), points in lines.items():
+        linestyle, marker = styles.get(side, ("-.", "x"))
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            linestyle=linestyle,
+            marker=marker,
+            color=colors.get(workload, "tab:gray"),
+            label=f"{workload}: {'this service' if side == 'ours' else side}",
+        )
+    connections = sorted({p[0] for points in lines.values() for p in points})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(connections, [f"{c:g}" for c in connections])
+    ax.set_yscale("log")
+    ax.set_xlabel("connections (wrk, one per thread)")
+    ax.legend(fontsize=7, ncol=2)
+
+
+def _throughput_panel(
+    ax: Any, *, throughput: list[Figure], series: dict[str, list[list[float]]], **_: Any
+) -> None:
+    lines = _http_lines(series, "rps")
+    if lines:
+        _draw_http_lines(ax, lines)
+        ax.set_ylabel("requests/s (read-modify-write: cycles/s; log)")
+        ax.set_title("HTTP throughput, this service and the peers")
+        return
+    labels = [f.name for f in throughput]  # results written before the series existed
     xs = list(range(len(throughput)))
     ax.bar([x - 0.2 for x in xs], [f.value for f in throughput], 0.4, label="this service")
     ax.bar([x + 0.2 for x in xs], [f.baseline for f in throughput], 0.4, label="peer")
@@ -319,3 +400,9 @@ def _throughput_panel(ax: Any, *, throughput: list[Figure], **_: Any) -> None:
     ax.legend(fontsize=8)
     ax.set_ylabel("requests/s")
     ax.set_title("HTTP throughput vs the peer")
+
+
+def _p99_panel(ax: Any, *, series: dict[str, list[list[float]]], **_: Any) -> None:
+    _draw_http_lines(ax, _http_lines(series, "p99_ms"))
+    ax.set_ylabel("wrk p99 latency, ms (log)")
+    ax.set_title("HTTP p99 latency, this service and the peers")
