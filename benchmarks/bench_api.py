@@ -239,8 +239,9 @@ def main() -> None:
         # B is written through the API, C by baseline c.
         created = [json.loads(invoke(event("POST", "/documents", DOCUMENT))["body"]) for _ in "ABC"]
         read_id, write_id, base_write_id = (d["id"] for d in created)
-        doc_key = f"{prefix}doc:{join_key(ORG, read_id)}"
-        etag_key = f"{prefix}etag:{join_key(ORG, read_id)}"
+        keys = container.cache.prefix  # the key prefix and the database's id
+        doc_key = f"{keys}doc:{join_key(ORG, read_id)}"
+        etag_key = f"{keys}etag:{join_key(ORG, read_id)}"
         get_path = f"/documents/{read_id}"
         assert invoke(event("GET", get_path))["headers"]["X-Cache"] in ("hit", "miss")
         payload = raw_redis.get(doc_key)
@@ -263,7 +264,7 @@ def main() -> None:
         hit_api, hit_base = measure(args.hits, 200, args.rounds, api_hit, base_hit)
 
         # --- GET miss vs (b) PG point select + redis SET ----------------------------
-        base_key = f"{prefix}doc:{join_key(ORG, read_id[:-1] + '~')}"  # same length as the real key
+        base_key = f"{keys}doc:{join_key(ORG, read_id[:-1] + '~')}"  # same length as the real key
         select = f"SELECT {DOC_COLUMNS} FROM documents WHERE org = %s AND id = %s"
 
         def api_miss(_: int) -> Callable[[], Any]:

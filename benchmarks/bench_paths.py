@@ -51,7 +51,6 @@ from benchmarks.bench_api import (
 )
 from chalicelib import bootstrap
 from chalicelib.api.auth import mint_token
-from chalicelib.domain.keys import join_key
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import build_query, parse_search_request
 from chalicelib.domain.viewer import Viewer
@@ -134,7 +133,7 @@ def main() -> None:
         s_api, s_base = measure(args.n, 30, args.rounds, api_search, base_search)
 
         # --- list: miss (generation moved) vs PG page select + redis SET; hit vs GET --
-        listgen = f"{prefix}listgen:{join_key(ORG)}"
+        listgen = container.cache._listgen_key(ORG)  # under the key namespace
         select = (
             "SELECT org, id, title, body, tags, metadata, version, owner, created_at, "
             "updated_at FROM documents WHERE org = %s AND deleted_at IS NULL "
@@ -144,7 +143,7 @@ def main() -> None:
         first = invoke(event("GET", page_path))
         assert first["statusCode"] == 200, first
         page_body = first["body"].encode()
-        base_key = f"{prefix}list:{join_key(ORG, 'x', 'y' * 64)}"
+        base_key = container.cache._list_key(ORG, "y" * 64)  # as long as a real page's
 
         def api_list_miss(_: int) -> Callable[[], Any]:
             raw_redis.incr(listgen)  # untimed: the next list is a miss

@@ -42,7 +42,7 @@ def test_cache_and_rate_limit_keys_of_different_tuples_differ(
         keys1 = {cache._doc_key(org1, id1), cache._etag_key(org1, id1)}
         keys2 = {cache._doc_key(org2, id2), cache._etag_key(org2, id2)}
         assert not keys1 & keys2
-        assert cache._list_key(org1, "1", id1) != cache._list_key(org2, "1", id2)
+        assert cache._list_key(org1, id1) != cache._list_key(org2, id2)
     if org1 != org2:
         assert cache._listgen_key(org1) != cache._listgen_key(org2)
 

@@ -90,7 +90,7 @@ def test_every_adapter_builds_its_keys_under_the_namespace() -> None:
         cache._doc_key("o", "d"),
         cache._etag_key("o", "d"),
         cache._listgen_key("o"),
-        cache._list_key("o", "1", "h"),
+        cache._list_key("o", "h"),
     ]
     registry = RedisConnectionRegistry(None, ns)  # type: ignore[arg-type]
     keys += [

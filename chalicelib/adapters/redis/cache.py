@@ -17,7 +17,9 @@ after the kind are joined by ``domain.keys.join_key``, which writes each as
                            fetching the body (a document with an ACL has none: its
                            304 would answer a caller who may not read it);
 - ``listgen:{org}``        a generation counter bumped after every write;
-- ``list:{org,gen,h}``     a list page (30 s), unreachable once the generation moves.
+- ``list:{org,h}``         ``"{gen}\\n{page}"``: a list page (30 s) and the generation it
+                           was built at; served only while that is still the org's
+                           generation (both read in one pipelined round trip).
 
 Why a read never goes back in time once a write was acknowledged:
 
@@ -318,22 +320,28 @@ class RedisCache:
         return self._guard(run, False, op="fence", always=True)
 
     # -- list pages ---------------------------------------------------------------
-    def _list_key(self, org: str, gen: str, key: str) -> str:
-        return f"{self.prefix}list:{join_key(org, gen, key)}"
+    def _list_key(self, org: str, key: str) -> str:
+        return f"{self.prefix}list:{join_key(org, key)}"
 
     def get_list(self, org: str, key: str) -> tuple[str | None, str]:
         """The cached page (or None) and the generation to store a fresh one under.
 
         The generation is read *before* the caller reads PostgreSQL, so a page
-        built from data older than a concurrent write is stored under the old
-        generation and is never served.
+        built from data older than a concurrent write carries the old
+        generation and is never served.  The generation and the page travel
+        in one pipeline: one round trip.
         """
 
         def run() -> tuple[str | None, str]:
-            gen_raw = self.client.get(self._listgen_key(org))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(self._listgen_key(org))
+            pipe.get(self._list_key(org, key))
+            gen_raw, raw = pipe.execute()
             gen = bytes(gen_raw).decode() if gen_raw is not None else "0"
-            raw = self.client.get(self._list_key(org, gen, key))
-            return (bytes(raw).decode() if raw is not None else None), gen
+            if raw is None:
+                return None, gen
+            built_at, page = bytes(raw).decode().split("\n", 1)
+            return (page if built_at == gen else None), gen
 
         unavailable: tuple[str | None, str] = (None, "")
         return self._guard(run, unavailable, op="get_list")
@@ -343,7 +351,7 @@ class RedisCache:
             return  # the cache was unavailable when the page was read
         self._guard(
             lambda: self.client.set(
-                self._list_key(org, generation, key), value, ex=self.list_ttl_s
+                self._list_key(org, key), f"{generation}\n{value}", ex=self.list_ttl_s
             ),
             None,
             op="put_list",
