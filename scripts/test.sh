@@ -4,8 +4,18 @@
 # The static checks run beside pytest, not before it; their output follows pytest's.
 # Extra arguments go to pytest (e.g. tests/unit -k patch; -n 0 runs it in one process).
 source "$(dirname "$0")/_venv.sh"
-workers="${DOCS_TEST_WORKERS:-3}"  # pytest-xdist workers: the suite waits on I/O more than CPU, and
-# more would exhaust a default PostgreSQL's 100 connections (each local server holds ~10)
+# pytest-xdist workers: the suite waits on I/O more than CPU, so up to 4; but each worker
+# may hold ~40 PostgreSQL connections at once (its local servers, ~12 each, and pools),
+# so no more than the free connection slots allow (2 on a default server's 100).
+workers="${DOCS_TEST_WORKERS:-$(.venv/bin/python - <<'PY' 2>/dev/null || echo 2
+import os, psycopg
+url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+with psycopg.connect(url, connect_timeout=3) as conn:
+    slots = int(conn.execute("SHOW max_connections").fetchone()[0])
+    used = conn.execute("SELECT count(*) FROM pg_stat_activity").fetchone()[0]
+print(max(1, min(4, (slots - used - 10) // 40)))
+PY
+)}"
 
 checks() {
   set -e

@@ -40,6 +40,7 @@ class Clone:
         self.path = path
         self.env = {k: v for k, v in os.environ.items() if k not in STACK_VARS}
         self.env["DOCS_JWT_SECRET"] = JWT_SECRET  # so one token works on every server
+        self.env["DOCS_WORKERS"] = "2"  # PostgreSQL connections are shared by every xdist worker
         self.ports: list[int] = []  # the servers started, whose stacks the test removes
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
