@@ -6,16 +6,15 @@ group."""
 
 from __future__ import annotations
 
+import copy
 import functools
-import logging
 import math
-import os
 import re
 from typing import Any
 
 import pytest
 
-from tests.unit.test_template import ROOT, _function, _functions, _sqs_sources
+from tests.unit.test_template import ROOT, _function, _functions, _sqs_sources, _transform
 from tests.unit.test_template import _template as _read_template
 from tests.unit.test_template_data_tier import _failed_rules, _rule_value
 
@@ -41,25 +40,9 @@ def _template() -> dict[str, Any]:
 
 @functools.cache
 def _transformed() -> dict[str, Any]:
-    """The template after the SAM transform, offline (as tests/unit/test_template.py)."""
-    from samtranslator.translator.transform import transform
-    from samtranslator.yaml_helper import yaml_parse
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = yaml_parse((ROOT / "template.yaml").read_text())
-    for resource in template["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = "s3://bucket/code.zip"
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            resource["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
-    region = os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    logging.getLogger("samtranslator").setLevel(logging.ERROR)
-    params = {"AWS::Region": region, "AWS::AccountId": "123456789012", "AWS::StackName": "docs"}
-    out: dict[str, Any] = transform(template, params, NoManagedPolicies())
-    return out
+    """The template after the SAM transform, offline (tests/unit/test_template.py's;
+    a copy of this module's own)."""
+    return copy.deepcopy(_transform((ROOT / "template.yaml").read_text()))
 
 
 def _defaults(**given: str) -> dict[str, Any]:
