@@ -28,7 +28,7 @@ from chalicelib.domain.ports import (
     DocumentCache,
     ObjectPurger,
     Outbox,
-    PersonalDataStore,
+    PiiReencryptionStore,
     SearchIndex,
     SearchNudge,
 )
@@ -253,15 +253,15 @@ class Container:
         return PersonalData(fields, build_cipher(self.settings))
 
     @cached_property
-    def personal_data_store(self) -> PersonalDataStore:
-        from chalicelib.adapters.postgres.lifecycle import PostgresPersonalData
+    def pii_reencryption_store(self) -> PiiReencryptionStore:
+        from chalicelib.adapters.postgres.pii_reencryption import PostgresPiiReencryptionStore
 
-        return PostgresPersonalData(self.uow)
+        return PostgresPiiReencryptionStore(self.uow)
 
     @cached_property
     def purge(self) -> Purge:
         """The scheduled purge (functions/purge.py, ``cli purge``, the local sync loop)."""
-        from chalicelib.adapters.postgres.lifecycle import PostgresPurgeStore
+        from chalicelib.adapters.postgres.purge import PostgresPurgeStore
         from chalicelib.service_layer.purge import Purge
 
         s = self.settings

@@ -702,7 +702,7 @@ class FieldCipher(Protocol):
         """The keyed hash a filter looks for (None: no blind key configured)."""
 
 
-class PersonalDataStore(Protocol):
+class PiiReencryptionStore(Protocol):
     """Stored metadata of every document and version, for the re-encryption run
     after a key rotation (cross-org ids through a maintenance function, each
     document rewritten under its own org)."""
@@ -731,7 +731,7 @@ class PurgeTask:
 
 
 class PurgeStore(Protocol):
-    """The purge's database side (adapters/postgres/lifecycle.py)."""
+    """The purge's database side (adapters/postgres/purge.py)."""
 
     def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
         """(org, id) of documents deleted before ``cutoff`` (ids only, every org)."""
