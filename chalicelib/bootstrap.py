@@ -34,7 +34,7 @@ from chalicelib.domain.ports import (
 )
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 
 if TYPE_CHECKING:
     from chalicelib.adapters.idempotency import Idempotency
@@ -242,15 +242,15 @@ class Container:
 
     # -- personal data and purge ----------------------------------------------
     @cached_property
-    def pii(self) -> PersonalData:
+    def pii(self) -> PiiFields:
         """The declared personal-data fields and their cipher (KMS or local keys;
         without a key every use of such a field is a 503, never clear storage)."""
         fields = self.settings.pii_fields
         if not fields:
-            return PersonalData()
+            return PiiFields()
         from chalicelib.adapters.pii import build_cipher
 
-        return PersonalData(fields, build_cipher(self.settings))
+        return PiiFields(fields, build_cipher(self.settings))
 
     @cached_property
     def pii_reencryption_store(self) -> PiiReencryptionStore:

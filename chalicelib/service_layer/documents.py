@@ -56,7 +56,7 @@ from chalicelib.domain.ports import (
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import (
     DocumentUseCases,
@@ -99,14 +99,14 @@ class DocumentService(DocumentUseCases):
         limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
-        personal_data: PersonalData | None = None,
+        personal_data: PiiFields | None = None,
     ) -> None:
         super().__init__(uow, coherence, nudge, clock)
         self.page_secret = page_secret
         self.limits = limits
         self.retention = retention
         # personal-data fields: stored (and cached) sealed, opened on the way out
-        self.pii = personal_data or PersonalData()
+        self.pii = personal_data or PiiFields()
 
     # ------------------------------------------------------------------ reads
     @retry_transient()

@@ -36,7 +36,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.cache_coherence import CacheCoherence
-from chalicelib.service_layer.pii_fields import PersonalData as PiiFields
+from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
 
 ARCHIVE_FORMAT = "docs-personal-data-export/1"

@@ -36,7 +36,7 @@ from chalicelib.domain.pii import (
 from chalicelib.domain.ports import FieldCipher, PiiReencryptionStore
 
 
-class PersonalData:
+class PiiFields:
     """The declared personal-data fields and the cipher that protects them."""
 
     def __init__(self, fields: Iterable[str] = (), cipher: FieldCipher | None = None) -> None:

@@ -30,7 +30,7 @@ from chalicelib.domain.search import (
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
 from chalicelib.observability import milliseconds
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 
 
 class SearchService:
@@ -42,10 +42,10 @@ class SearchService:
         uow: UnitOfWork,
         *,
         page_secret: str,
-        personal_data: PersonalData | None = None,
+        personal_data: PiiFields | None = None,
     ) -> None:
         self.index = index
-        self.pii = personal_data or PersonalData()  # filter.metadata: blind-index tokens
+        self.pii = personal_data or PiiFields()  # filter.metadata: blind-index tokens
         self.uow = uow
         self.page_secret = page_secret
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
