@@ -26,7 +26,7 @@ from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib.api import audit, content, documents, grants, ops, search
+from chalicelib.api import audit, content, documents, grants, ops, personal_data, search
 from chalicelib.api import parameters as p
 from chalicelib.api.endpoint import ANY, endpoint, public
 
@@ -291,7 +291,7 @@ ROUTES: tuple[Route, ...] = (
         body="VisibilityIn",
         errors=(400, 401, 403, 404, 409, 412, 415, 422),
     ),
-    # -- audit trail and personal data, docs/compliance.md (audit.py)
+    # -- audit trail and personal data, docs/compliance.md (audit.py, personal_data.py)
     Route(
         "GET",
         "/audit",
@@ -304,7 +304,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/me/export",
-        audit.start_export,
+        personal_data.start_export,
         "Start an export of the caller's data (202 + Location)",
         ok=202,
         response="ExportJob",
@@ -313,7 +313,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/me/export/{job_id}",
-        audit.export_status,
+        personal_data.export_status,
         "An export's state; a presigned URL when ready",
         response="ExportJob",
         parameters=(p.JOB_ID,),
@@ -322,7 +322,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/users/{user}/erasure",
-        audit.erase_user,
+        personal_data.erase_user,
         "Erase a user's personal data (admin)",
         response="ErasureOut",
         parameters=(p.USER,),
