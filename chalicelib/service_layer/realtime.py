@@ -226,7 +226,7 @@ class RealtimeService:
         whether more remain (then the client reads GET /changes from ``next``)."""
         try:
             with self.uow.transaction(conn.org) as tx:
-                rows, nxt = tx.outbox.changes(since, self.catch_up_limit)
+                rows, nxt = tx.change_feed.changes(since, self.catch_up_limit)
                 tags: dict[str, list[str]] = {}
                 if topic.kind == "tag":
                     for doc_id in {r.doc_id for r in rows}:

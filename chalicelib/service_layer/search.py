@@ -132,4 +132,4 @@ class SearchService:
         self, org: str, since: FeedCursor | None, limit: int, viewer: Viewer
     ) -> tuple[list[FeedRow], FeedCursor]:
         with self.uow.transaction(org) as tx:
-            return tx.outbox.changes(since, limit, viewer=viewer)
+            return tx.change_feed.changes(since, limit, viewer=viewer)

@@ -43,7 +43,7 @@ class FakeTransaction:
     def __init__(self, store: FakeUnitOfWork, org: str) -> None:
         self.documents = FakeDocuments(store, org)
         self.uploads = FakeContentRecords(store, org)
-        self.outbox = FakeChangeFeed(store, org)
+        self.change_feed = FakeChangeFeed(store, org)
         self.cache_dirty = FakeCacheDirty(store, org)
         self.grants = FakeGrants(store, org)
 

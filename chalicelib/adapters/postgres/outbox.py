@@ -21,7 +21,7 @@ SECURITY DEFINER functions that return ids, versions and status only (migration
 0006); each document's content is then read with ``app.org`` set to its org,
 so row-level security applies to every content read.  The changes feed
 (``PostgresChangeFeed``) is tenant-scoped: it reads in the org's own
-transaction (``tx.outbox``).
+transaction (``tx.change_feed``).
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ class PostgresOutbox:
 
 
 class PostgresChangeFeed:
-    """Implements ``ChangeFeed`` on an open tenant-scoped transaction (``tx.outbox``)."""
+    """Implements ``ChangeFeed`` on an open tenant-scoped transaction (``tx.change_feed``)."""
 
     def __init__(self, tx: PostgresTransaction) -> None:
         self.conn = tx.conn

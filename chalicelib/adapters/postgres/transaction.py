@@ -53,7 +53,7 @@ class PostgresTransaction:
         return PostgresUploads(self)
 
     @cached_property
-    def outbox(self) -> PostgresChangeFeed:
+    def change_feed(self) -> PostgresChangeFeed:
         return PostgresChangeFeed(self)
 
     @cached_property
