@@ -28,9 +28,9 @@ from chalicelib.domain.ports import (
     DocumentCache,
     ObjectPurger,
     Outbox,
+    OutboxNudge,
     PiiReencryptionStore,
     SearchIndex,
-    SearchNudge,
 )
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
@@ -64,7 +64,7 @@ class Container:
         uow: PostgresUnitOfWork,
         cache: RedisCache,
         repair_queue: CacheRepairQueue,
-        nudge: SearchNudge | None,
+        nudge: OutboxNudge | None,
     ) -> None:
         self.settings = settings
         self.uow = uow
@@ -375,7 +375,7 @@ def build(settings: Settings | None = None) -> Container:
 
     settings = settings or get_settings()
     uow = PostgresUnitOfWork(settings)
-    nudge: SearchNudge | None = None
+    nudge: OutboxNudge | None = None
     if settings.search_nudge == "sqs":
         from chalicelib.adapters.sqs_nudge import SqsNudge
 
@@ -394,7 +394,7 @@ def build(settings: Settings | None = None) -> Container:
 class _Nudges:
     """Several wake-up calls after one commit (search sync, real-time fan-out)."""
 
-    def __init__(self, *nudges: SearchNudge) -> None:
+    def __init__(self, *nudges: OutboxNudge) -> None:
         self.nudges = nudges
 
     def __call__(self, doc: Document) -> None:
@@ -402,7 +402,7 @@ class _Nudges:
             nudge(doc)
 
 
-def _with_realtime_nudge(settings: Settings, nudge: SearchNudge | None) -> SearchNudge | None:
+def _with_realtime_nudge(settings: Settings, nudge: OutboxNudge | None) -> OutboxNudge | None:
     """Real-time: in AWS writes also wake the fan-out's own queue."""
     if not settings.realtime_nudge_queue_url:
         return nudge

@@ -162,10 +162,12 @@ class UnitOfWork(Protocol):
         (at least ``reader``) first."""
 
 
-class SearchNudge(Protocol):
+class OutboxNudge(Protocol):
+    """Wakes the outbox's consumers (the search sync, the real-time fan-out)."""
+
     def __call__(self, doc: Document) -> None:
-        """After a commit: wake the search sync for ``doc`` (best effort: a lost
-        nudge only delays the sync until the scheduled sweep)."""
+        """After a commit: wake the consumers for ``doc`` (best effort: a lost
+        nudge only delays them until their scheduled sweep)."""
 
 
 # ---------------------------------------------------------------------- cache

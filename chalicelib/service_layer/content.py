@@ -37,7 +37,7 @@ from chalicelib.domain.model import Document, if_match_satisfied, new_id
 from chalicelib.domain.ports import (
     BlobStore,
     Change,
-    SearchNudge,
+    OutboxNudge,
     StaleUploads,
     Transaction,
     UnitOfWork,
@@ -104,7 +104,7 @@ class ContentService(DocumentUseCases):
         *,
         bucket: str,
         policy: ContentPolicy,
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         upload_expiry_s: int = 900,
         download_expiry_s: int = 60,
         chunk_bytes: int = 1024 * 1024,

@@ -29,8 +29,8 @@ from chalicelib.domain.ports import (
     ErasurePlan,
     ExportJob,
     ExportJobs,
+    OutboxNudge,
     PersonalData,
-    SearchNudge,
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
@@ -106,7 +106,7 @@ class PersonalDataService:
         coherence: CacheCoherence,
         *,
         archive: Callable[[], ArchiveStore],
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,

@@ -42,9 +42,9 @@ from chalicelib.domain.model import Document
 from chalicelib.domain.ports import (
     CacheEviction,
     ObjectPurger,
+    OutboxNudge,
     PurgeStore,
     PurgeTask,
-    SearchNudge,
     SubscriptionDropper,
 )
 from chalicelib.observability import count, logger
@@ -73,7 +73,7 @@ class Purge:
         objects: ObjectPurger,
         cache: CacheEviction,
         droppers: Sequence[SubscriptionDropper] = (),
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         retention: timedelta = timedelta(days=30),
         batch_size: int = 100,
         clock: Callable[[], datetime] | None = None,

@@ -17,7 +17,7 @@ from typing import NoReturn
 from chalicelib.domain.access import acl_of, can_read, can_write
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, validate_id
-from chalicelib.domain.ports import SearchNudge, Transaction, UnitOfWork
+from chalicelib.domain.ports import OutboxNudge, Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 
@@ -71,13 +71,13 @@ class DocumentUseCases:
         self,
         uow: UnitOfWork,
         coherence: CacheCoherence,
-        nudge: SearchNudge | None,
+        nudge: OutboxNudge | None,
         clock: Callable[[], datetime] | None,
     ) -> None:
         self.uow = uow
         self.coherence = coherence
         self.cache = coherence.cache
-        self.nudge = nudge  # wakes the search sync after a commit
+        self.nudge = nudge  # wakes the outbox consumers after a commit
         self._clock = clock or (lambda: datetime.now(UTC))  # stamps versions
 
     @staticmethod
