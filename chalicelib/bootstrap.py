@@ -197,7 +197,7 @@ class Container:
     # -- document permissions ----------------------------------------
     @cached_property
     def access(self) -> AccessService:
-        """Grants, visibility, and ``readable`` (the real-time fan-out's ACL query)."""
+        """Grants, visibility, and ``readable_ids`` (the real-time fan-out's ACL query)."""
         from chalicelib.service_layer.access import AccessService
 
         return AccessService(self.uow, self.coherence, self.nudge, None)

@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.domain.ports import (
     CachedDocument,
-    DirtyKey,
+    CacheRepair,
     DocumentCache,
     ItemResult,
     SearchIndex,
@@ -65,7 +65,7 @@ class SlowCacheFills:
     def repair_due(self) -> bool:
         return self.cache.repair_due()
 
-    def repair_keys(self, items: list[DirtyKey]) -> bool:
+    def repair_keys(self, items: list[CacheRepair]) -> bool:
         return self.cache.repair_keys(items)
 
     def repaired(self) -> None:

@@ -20,7 +20,7 @@ a 403 for a write.
 
 These functions are pure; the same rules are written once more in SQL for
 the reads that filter many documents in the database (lists, the feed, the
-real-time ``readable`` query: adapters/postgres/access.py) and once as an
+real-time ``readable_ids`` query: adapters/postgres/access.py) and once as an
 OpenSearch filter (domain/search.py), and the tests hold all three to the
 same table of cases.
 """

@@ -111,9 +111,11 @@ class GrantRepository(Protocol):
         """Every grant of the document (its id starts a new life)."""
 
 
-class CacheDirtyMarks(Protocol):
-    def mark(self, doc_id: str, version: int) -> None:
-        """Record, in this transaction, that the cache could not be fenced for ``doc_id``."""
+class CacheRepairs(Protocol):
+    """The cache repair queue as a transaction adds to it."""
+
+    def add(self, doc_id: str, version: int) -> None:
+        """Queue, in this transaction, a repair of ``doc_id``: its cache could not be fenced."""
 
 
 class Transaction(Protocol):
@@ -130,7 +132,7 @@ class Transaction(Protocol):
     def change_feed(self) -> ChangeFeed: ...
 
     @property
-    def cache_dirty(self) -> CacheDirtyMarks: ...
+    def cache_repairs(self) -> CacheRepairs: ...
 
     @property
     def grants(self) -> GrantRepository: ...
@@ -153,7 +155,7 @@ class UnitOfWork(Protocol):
     def close(self) -> None:
         """Release its connections (tests, the local server's shutdown)."""
 
-    def readable(
+    def readable_ids(
         self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
     ) -> set[str]:
         """Which of ``doc_ids`` (live documents of ``org``; with ``deleted``, soft-deleted
@@ -212,7 +214,7 @@ class DocumentCache(Protocol):
         """Whether the documents writers could not fence must be fenced before the
         cache is trusted for the next read (after an outage, and periodically)."""
 
-    def repair_keys(self, items: list[DirtyKey]) -> bool:
+    def repair_keys(self, items: list[CacheRepair]) -> bool:
         """Fence these documents and move their orgs' list pages on; False if unreachable."""
 
     def repaired(self) -> None:
@@ -223,8 +225,8 @@ class DocumentCache(Protocol):
         the cache for this read."""
 
 
-class DirtyKey(NamedTuple):
-    """A document whose cache entry a writer could not fence."""
+class CacheRepair(NamedTuple):
+    """A queued cache repair: a document whose cache entry a writer could not fence."""
 
     org: str
     doc_id: str
@@ -234,9 +236,9 @@ class DirtyKey(NamedTuple):
 class CacheRepairQueue(Protocol):
     """The documents writers could not fence, across orgs (ids and versions only)."""
 
-    def pending(self, limit: int) -> list[DirtyKey]: ...
+    def pending(self, limit: int) -> list[CacheRepair]: ...
 
-    def clear(self, items: list[DirtyKey]) -> None: ...
+    def clear(self, items: list[CacheRepair]) -> None: ...
 
 
 # --------------------------------------------------------------------- search

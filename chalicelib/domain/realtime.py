@@ -308,7 +308,7 @@ class ReadFilter(Protocol):
     """Which of ``doc_ids`` (all of ``org``) a caller may read: the one seam where
     document-level rights (grants, private documents) narrow the org role."""
 
-    def readable(
+    def readable_ids(
         self, org: str, user: str, roles: frozenset[str], doc_ids: Iterable[str]
     ) -> set[str]: ...
 
@@ -317,7 +317,7 @@ class OrgRoleReadFilter:
     """The default ``ReadFilter``: every document of the caller's org is readable
     with the role reader, writer or admin (what the HTTP read routes allow)."""
 
-    def readable(
+    def readable_ids(
         self, org: str, user: str, roles: frozenset[str], doc_ids: Iterable[str]
     ) -> set[str]:
         return set(doc_ids) if may_read_org(roles) else set()

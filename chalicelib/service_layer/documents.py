@@ -60,8 +60,8 @@ from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import (
     DocumentUseCases,
-    readable,
     refuse_hidden,
+    require_readable,
     writable,
 )
 
@@ -131,7 +131,7 @@ class DocumentService(DocumentUseCases):
             raise NotFound(f"Document {doc_id!r} not found.")
         entry = cache_entry(doc)
         self.cache.put_if_newer(who.org, doc_id, entry)  # for every reader, this one or not
-        readable(who, doc, doc_id)
+        require_readable(who, doc, doc_id)
         body = entry.body or render(doc)
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")

@@ -228,7 +228,7 @@ class FanOut:
             members[(conn.org, conn.sub, conn.roles)].append(conn_id)
         out: dict[str, set[str]] = {}
         for who, doc_ids in docs_of.items():
-            allowed = self.read_filter.readable(who[0], who[1], who[2], doc_ids)
+            allowed = self.read_filter.readable_ids(who[0], who[1], who[2], doc_ids)
             for conn_id in members[who]:
                 out[conn_id] = allowed
         return out

@@ -215,7 +215,9 @@ class RealtimeService:
     def _check_readable(self, conn: Connection, doc_id: str) -> None:
         doc = self.uow.read_document(conn.org, doc_id)
         visible = doc is not None and not doc.deleted
-        if not visible or not self.read_filter.readable(conn.org, conn.sub, conn.roles, [doc_id]):
+        if not visible or not self.read_filter.readable_ids(
+            conn.org, conn.sub, conn.roles, [doc_id]
+        ):
             # another org's document, a missing one and an unreadable one look the same
             raise FrameError(404, "Not found", f"No document {doc_id!r}.")
 
@@ -235,7 +237,7 @@ class RealtimeService:
         except Gone as exc:
             raise FrameError(410, "Cursor too old", exc.detail) from None
         wanted = [r for r in rows if topic in topics_of(r.doc_id, tags.get(r.doc_id, []))]
-        readable = self.read_filter.readable(
+        readable = self.read_filter.readable_ids(
             conn.org, conn.sub, conn.roles, {r.doc_id for r in wanted}
         )
         frames = [

@@ -84,14 +84,14 @@ class SearchService:
         checked = candidates[:TOTAL_CHECKED]
         # the same query when nothing matched: an empty answer takes no less time
         # when what matched was hidden ("" is no document's id)
-        readable = self.uow.readable(who.org, viewer, checked or [""])
+        readable = self.uow.readable_ids(who.org, viewer, checked or [""])
         raw = self.index.search(without(page, [i for i in checked if i not in readable]))
         result = shape_results(
             raw, req, self.page_secret, who.org, total=len(readable), exact=exact
         )
         unchecked = [h["id"] for h in result["hits"] if h["id"] not in readable]
         if unchecked:  # past the checked matches (or indexed a moment ago): one more query
-            allowed = self.uow.readable(who.org, viewer, unchecked)
+            allowed = self.uow.readable_ids(who.org, viewer, unchecked)
             result["hits"] = [h for h in result["hits"] if h["id"] in readable | allowed]
         return result
 

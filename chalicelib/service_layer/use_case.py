@@ -29,7 +29,7 @@ def live(doc: Document | None, doc_id: str) -> Document:
     return doc
 
 
-def readable(who: Principal, doc: Document, doc_id: str) -> Document:
+def require_readable(who: Principal, doc: Document, doc_id: str) -> Document:
     """The document, if ``who`` may read it; 404 otherwise (its existence is not revealed)."""
     if not can_read(who, acl_of(doc)):
         raise NotFound(f"Document {doc_id!r} not found.")
@@ -103,7 +103,7 @@ class DocumentUseCases:
         """``_open_live``, for a document ``who`` may read (else 404, as if absent:
         domain/access.py)."""
         with self._open_live(who.org, doc_id) as (tx, doc):
-            yield tx, readable(who, doc, doc_id)
+            yield tx, require_readable(who, doc, doc_id)
 
     @contextmanager
     def _open_writable(self, who: Principal, doc_id: str) -> Iterator[tuple[Transaction, Document]]:

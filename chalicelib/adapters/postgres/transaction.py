@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.rows import RowFactory
 
 from chalicelib.adapters.postgres.access import PostgresGrants
-from chalicelib.adapters.postgres.cache_repair import PostgresCacheDirty
+from chalicelib.adapters.postgres.cache_repair import PostgresCacheRepairs
 from chalicelib.adapters.postgres.content import PostgresUploads
 from chalicelib.adapters.postgres.documents import PostgresDocuments
 from chalicelib.adapters.postgres.outbox import PostgresChangeFeed
@@ -57,8 +57,8 @@ class PostgresTransaction:
         return PostgresChangeFeed(self)
 
     @cached_property
-    def cache_dirty(self) -> PostgresCacheDirty:
-        return PostgresCacheDirty(self)
+    def cache_repairs(self) -> PostgresCacheRepairs:
+        return PostgresCacheRepairs(self)
 
     @cached_property
     def grants(self) -> PostgresGrants:
