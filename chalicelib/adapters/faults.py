@@ -19,7 +19,7 @@ from chalicelib.domain.ports import (
     ItemResult,
     SearchIndex,
 )
-from chalicelib.domain.search import SearchDocument
+from chalicelib.domain.search_index import SearchDocument
 
 
 class SlowCacheFills:

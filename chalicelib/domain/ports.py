@@ -15,8 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib.domain.audit import ChainHead, ChainRow
+from chalicelib.domain.changes import FeedCursor
 from chalicelib.domain.model import Document
-from chalicelib.domain.search import FeedCursor, SearchDocument
+from chalicelib.domain.search_index import SearchDocument
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
 

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.realtime import (
@@ -57,7 +58,6 @@ from chalicelib.domain.realtime import (
     per_connection,
     topics_of,
 )
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.observability import count, logger, milliseconds
 
 REVOCATION_OVERLAP_S = 60.0  # revocations read again (the clocks of writers disagree)

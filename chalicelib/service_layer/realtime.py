@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.ports import UnitOfWork
@@ -43,7 +44,6 @@ from chalicelib.domain.realtime import (
     parse_client_frame,
     topics_of,
 )
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.observability import count, logger
 
 OTHER_USER = "the re-auth token is of another user or org: reconnect with it"

@@ -2,7 +2,7 @@
 
 The index is kept in sync by service_layer/search_sync.py; every query this
 builds filters on the caller's org (domain/search.py), and feed cursors are
-sealed and bound to the org.
+sealed and bound to the org (domain/changes.py).
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.access import viewer_of
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.ports import FeedRow, SearchIndex, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
     TOTAL_CHECKED,
-    FeedCursor,
     SearchRequest,
     build_query,
     candidate_ids,
     candidates_query,
     decode_page_token,
-    feed_sealer,
     parse_search_request,
     shape_results,
     without,

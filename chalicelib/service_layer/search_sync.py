@@ -44,12 +44,7 @@ from chalicelib.domain.ports import (
     OutboxRow,
     SearchIndex,
 )
-from chalicelib.domain.search import (
-    SCHEMA_VERSION,
-    SearchDocument,
-    index_id,
-    search_document,
-)
+from chalicelib.domain.search_index import SCHEMA_VERSION, SearchDocument, index_id, search_document
 from chalicelib.observability import count, logger, milliseconds
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.domain.errors import SearchUnavailable
-from chalicelib.domain.search import (
+from chalicelib.domain.search_index import (
     SCHEMA_VERSION,
     SearchDocument,
     index_body,

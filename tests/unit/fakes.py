@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.changes import FeedCursor
 from chalicelib.domain.errors import DependencyUnavailable, SearchUnavailable
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports import (
@@ -35,7 +36,7 @@ from chalicelib.domain.ports import (
     Upload,
     VersionRecord,
 )
-from chalicelib.domain.search import SCHEMA_VERSION, FeedCursor, SearchDocument
+from chalicelib.domain.search_index import SCHEMA_VERSION, SearchDocument
 from chalicelib.domain.viewer import Viewer
 
 

@@ -16,7 +16,8 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.search import build_query, parse_search_request, search_document
+from chalicelib.domain.search import build_query, parse_search_request
+from chalicelib.domain.search_index import search_document
 from chalicelib.domain.viewer import Viewer
 from chalicelib.service_layer.access import AccessService
 from chalicelib.service_layer.documents import DocumentService

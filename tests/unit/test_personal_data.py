@@ -15,7 +15,7 @@ from chalicelib.config import Settings
 from chalicelib.domain.errors import KeyUnavailable, ValidationFailed
 from chalicelib.domain.model import Document, render
 from chalicelib.domain.pii import is_envelope
-from chalicelib.domain.search import search_document
+from chalicelib.domain.search_index import search_document
 from chalicelib.service_layer.pii_fields import PiiFields
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
