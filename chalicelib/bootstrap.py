@@ -22,16 +22,12 @@ from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
 from chalicelib.domain.model import Document, Limits
-from chalicelib.domain.ports import (
-    BlobStore,
-    CacheRepairQueue,
-    DocumentCache,
-    ObjectPurger,
-    Outbox,
-    OutboxNudge,
-    PiiReencryptionStore,
-    SearchIndex,
-)
+from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
+from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
+from chalicelib.domain.ports.pii import PiiReencryptionStore
+from chalicelib.domain.ports.purge import ObjectPurger
+from chalicelib.domain.ports.search import SearchIndex
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.pii_fields import PiiFields

@@ -12,14 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalicelib.domain.ports import (
-    CachedDocument,
-    CacheRepair,
-    DocumentCache,
-    ItemResult,
-    SearchIndex,
-)
-from chalicelib.domain.search_index import SearchDocument
+from chalicelib.domain.cache import CachedDocument, CacheRepair
+from chalicelib.domain.ports.cache import DocumentCache
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.search_index import ItemResult, SearchDocument
 
 
 class SlowCacheFills:

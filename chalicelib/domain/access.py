@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.errors import ValidationFailed
@@ -150,3 +151,11 @@ def split_visibility(data: Any) -> tuple[Any, str | None]:
         return data, None
     rest = {k: v for k, v in data.items() if k != "visibility"}
     return rest, parse_visibility(data["visibility"])
+
+
+@dataclass(frozen=True)
+class Grant:
+    user: str
+    role: str  # reader | writer
+    granted_by: str
+    granted_at: datetime

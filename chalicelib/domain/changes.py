@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 
 from chalicelib.domain.errors import BadRequest
 from chalicelib.domain.sealed import Sealer
@@ -49,3 +50,15 @@ class FeedCursor:
         except (ValueError, struct.error):
             raise BadRequest(_BAD_CURSOR) from None
         return cls(txid, seq)
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """One change in an org's feed."""
+
+    seq: int
+    txid: int
+    doc_id: str
+    version: int
+    op: str
+    created_at: datetime

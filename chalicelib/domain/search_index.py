@@ -135,3 +135,14 @@ def index_body(shards: int, replicas: int) -> dict[str, Any]:
             },
         },
     }
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What the index said about one document of a bulk write."""
+
+    index: str
+    index_id: str
+    ok: bool  # applied, or already superseded (a newer external version is held)
+    retryable: bool = False  # the index was busy for this item (429/5xx)
+    reason: str | None = None

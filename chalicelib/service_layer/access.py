@@ -37,8 +37,8 @@ from chalicelib.domain.access import (
     viewer_of,
 )
 from chalicelib.domain.errors import Conflict, Forbidden, PreconditionFailed, ValidationFailed
-from chalicelib.domain.model import Document, if_match_satisfied
-from chalicelib.domain.ports import Change, Transaction
+from chalicelib.domain.model import Change, Document, if_match_satisfied
+from chalicelib.domain.ports.transaction import Transaction
 from chalicelib.domain.principal import ROLE_RANK, Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer

@@ -22,15 +22,11 @@ from __future__ import annotations
 import contextlib
 
 from chalicelib.domain.access import acl_of
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document, render
-from chalicelib.domain.ports import (
-    CachedDocument,
-    CacheRepairQueue,
-    DocumentCache,
-    Transaction,
-    UnitOfWork,
-)
+from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 
 
 def cache_entry(doc: Document) -> CachedDocument:

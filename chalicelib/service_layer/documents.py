@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from chalicelib.domain import patching
 from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import (
     Conflict,
     DomainError,
@@ -35,6 +36,8 @@ from chalicelib.domain.model import (
     Document,
     DocumentIn,
     Limits,
+    ListCursor,
+    VersionRecord,
     if_match_satisfied,
     if_none_match_matches,
     make_etag,
@@ -44,15 +47,9 @@ from chalicelib.domain.model import (
     validate_editable,
 )
 from chalicelib.domain.pagination import decode_token, encode_token, page_scope
-from chalicelib.domain.ports import (
-    CachedDocument,
-    DocumentRepository,
-    ListCursor,
-    OutboxNudge,
-    Transaction,
-    UnitOfWork,
-    VersionRecord,
-)
+from chalicelib.domain.ports.documents import DocumentRepository
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry

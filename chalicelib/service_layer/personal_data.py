@@ -22,16 +22,11 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib.domain.errors import DependencyUnavailable, NotFound, ValidationFailed
-from chalicelib.domain.model import new_id
-from chalicelib.domain.ports import (
-    ArchiveStore,
-    Change,
-    ErasurePlan,
-    ExportJob,
-    ExportJobs,
-    OutboxNudge,
-    PersonalData,
-)
+from chalicelib.domain.model import Change, new_id
+from chalicelib.domain.personal_data import ErasurePlan, ExportJob
+from chalicelib.domain.ports.archive import ArchiveStore
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.personal_data import ExportJobs, PersonalData
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id

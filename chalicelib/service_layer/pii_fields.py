@@ -33,7 +33,7 @@ from chalicelib.domain.pii import (
     field_context,
     is_envelope,
 )
-from chalicelib.domain.ports import FieldCipher, PiiReencryptionStore
+from chalicelib.domain.ports.pii import FieldCipher, PiiReencryptionStore
 
 
 class PiiFields:

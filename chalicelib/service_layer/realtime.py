@@ -23,7 +23,7 @@ from typing import Any
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
-from chalicelib.domain.ports import UnitOfWork
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     CLOSE_FORBIDDEN,

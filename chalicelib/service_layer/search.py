@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.access import viewer_of
-from chalicelib.domain.changes import FeedCursor, feed_sealer
-from chalicelib.domain.ports import FeedRow, SearchIndex, UnitOfWork
+from chalicelib.domain.changes import FeedCursor, FeedRow, feed_sealer
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
     TOTAL_CHECKED,

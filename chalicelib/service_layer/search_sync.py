@@ -36,15 +36,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chalicelib.domain.errors import SearchUnavailable
-from chalicelib.domain.ports import (
-    Claim,
-    DocumentState,
+from chalicelib.domain.outbox import DocumentState, OutboxRow
+from chalicelib.domain.ports.outbox import Claim, Outbox
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.search_index import (
+    SCHEMA_VERSION,
     ItemResult,
-    Outbox,
-    OutboxRow,
-    SearchIndex,
+    SearchDocument,
+    index_id,
+    search_document,
 )
-from chalicelib.domain.search_index import SCHEMA_VERSION, SearchDocument, index_id, search_document
 from chalicelib.observability import count, logger, milliseconds
 
 

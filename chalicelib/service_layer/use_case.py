@@ -17,7 +17,8 @@ from typing import NoReturn
 from chalicelib.domain.access import acl_of, can_read, can_write
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, validate_id
-from chalicelib.domain.ports import OutboxNudge, Transaction, UnitOfWork
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 

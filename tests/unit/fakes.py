@@ -16,27 +16,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.domain.changes import FeedCursor
+from chalicelib.domain.access import Grant
+from chalicelib.domain.cache import CachedDocument, CacheRepair
+from chalicelib.domain.changes import FeedCursor, FeedRow
+from chalicelib.domain.content.uploads import ObjectInfo, StaleUpload, Upload
 from chalicelib.domain.errors import DependencyUnavailable, SearchUnavailable
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import (
-    CachedDocument,
-    CacheRepair,
-    Change,
-    DocumentState,
-    FeedRow,
-    Grant,
-    IdempotencyRecord,
-    ItemResult,
-    ListCursor,
-    ObjectInfo,
-    OutboxRow,
-    OutboxStats,
-    StaleUpload,
-    Upload,
-    VersionRecord,
-)
-from chalicelib.domain.search_index import SCHEMA_VERSION, SearchDocument
+from chalicelib.domain.idempotency import IdempotencyRecord
+from chalicelib.domain.model import Change, Document, ListCursor, VersionRecord
+from chalicelib.domain.outbox import DocumentState, OutboxRow, OutboxStats
+from chalicelib.domain.search_index import SCHEMA_VERSION, ItemResult, SearchDocument
 from chalicelib.domain.viewer import Viewer
 
 

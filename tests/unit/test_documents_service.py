@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import (
     Conflict,
     Forbidden,
@@ -17,7 +18,6 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH
-from chalicelib.domain.ports import CachedDocument
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import class_row
 
-from chalicelib.domain.ports import Grant
+from chalicelib.domain.access import Grant
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:

@@ -16,8 +16,14 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.audit import ChainHead, ChainRow
-from chalicelib.domain.ports import AuditEntry, AuditExportRecord, AuditFilter, AuditRecord
+from chalicelib.domain.audit import (
+    AuditEntry,
+    AuditExportRecord,
+    AuditFilter,
+    AuditRecord,
+    ChainHead,
+    ChainRow,
+)
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from psycopg.rows import class_row
 
-from chalicelib.domain.ports import CacheRepair
+from chalicelib.domain.cache import CacheRepair
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.ports import StaleUpload, Upload
+from chalicelib.domain.content.uploads import StaleUpload, Upload
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.transaction import PostgresTransaction

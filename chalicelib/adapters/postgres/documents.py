@@ -10,8 +10,7 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from chalicelib.adapters.postgres.access import GRANTS_COLUMN, readable_clause
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import Change, ListCursor, VersionRecord
+from chalicelib.domain.model import Change, Document, ListCursor, VersionRecord
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:

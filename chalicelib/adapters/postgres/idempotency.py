@@ -11,7 +11,7 @@ from __future__ import annotations
 from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
-from chalicelib.domain.ports import IdempotencyRecord
+from chalicelib.domain.idempotency import IdempotencyRecord
 
 
 class PostgresIdempotencyRecords:

@@ -36,10 +36,10 @@ import psycopg
 from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres.access import readable_clause
-from chalicelib.domain.changes import FeedCursor
+from chalicelib.domain.changes import FeedCursor, FeedRow
 from chalicelib.domain.errors import Gone
 from chalicelib.domain.keys import join_key
-from chalicelib.domain.ports import DocumentState, FeedRow, OutboxRow, OutboxStats
+from chalicelib.domain.outbox import DocumentState, OutboxRow, OutboxStats
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:

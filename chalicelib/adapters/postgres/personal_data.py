@@ -16,8 +16,9 @@ from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres.audit import INSERT_AUDIT, audit_params
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import AuditEntry, Change, ErasurePlan, ExportJob
+from chalicelib.domain.audit import AuditEntry
+from chalicelib.domain.model import Change, Document
+from chalicelib.domain.personal_data import ErasurePlan, ExportJob
 
 if TYPE_CHECKING:
     import psycopg

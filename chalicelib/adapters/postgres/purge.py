@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.ports import PurgeTask
+from chalicelib.domain.purge import PurgeTask
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork

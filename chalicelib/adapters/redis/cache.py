@@ -63,8 +63,8 @@ import redis
 from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.config import Settings
+from chalicelib.domain.cache import CachedDocument, CacheRepair
 from chalicelib.domain.keys import join_key
-from chalicelib.domain.ports import CachedDocument, CacheRepair
 from chalicelib.observability import count, subsegment
 
 T = TypeVar("T")
