@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
-    from chalicelib.domain.realtime import ConnectionRegistry, Credentials, Poster, ReadFilter
+    from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
+    from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService

@@ -42,15 +42,12 @@ from datetime import UTC, datetime
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import make_etag
+from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter, RealtimeStream
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     EXPIRED_REASON,
     REVOKED_REASON,
     Connection,
-    ConnectionRegistry,
-    Poster,
-    ReadFilter,
-    RealtimeStream,
     StreamRow,
     change_frame,
     close_frame,

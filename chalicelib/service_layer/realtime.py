@@ -23,6 +23,7 @@ from typing import Any
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
+from chalicelib.domain.ports.realtime import ConnectionRegistry, ReadFilter, TokenVerifier
 from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
@@ -32,11 +33,8 @@ from chalicelib.domain.realtime import (
     REVOKED_REASON,
     ClientFrame,
     Connection,
-    ConnectionRegistry,
     Credentials,
     FrameError,
-    ReadFilter,
-    TokenVerifier,
     Topic,
     change_frame,
     close_frame,
