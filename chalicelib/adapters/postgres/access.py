@@ -19,7 +19,7 @@ from chalicelib.domain.access import Grant
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.protocols import TenantTransaction
 
 # a documents row's grants as {grantee: role}, for a private document only (an open one
 # is read and written by the role rule alone, so point reads of it skip the subplan):
@@ -62,7 +62,7 @@ def readable_ids_query(
 class PostgresGrants:
     """Implements ``GrantRepository`` on an open transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.tx = tx
         self.org = tx.org
 

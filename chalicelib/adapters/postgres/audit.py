@@ -26,7 +26,7 @@ from chalicelib.domain.audit import (
 )
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 INSERT_AUDIT = (
     "INSERT INTO audit_log (org, actor, action, doc_id, version, prev_version, request_id, "
@@ -67,7 +67,7 @@ def audit_params(org: str, entry: AuditEntry) -> dict[str, Any]:
 class PostgresAuditTrail:
     """Implements ``AuditTrail``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def record(self, org: str, entry: AuditEntry) -> None:

@@ -13,14 +13,13 @@ from psycopg.rows import class_row
 from chalicelib.domain.cache import CacheRepair
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database, TenantTransaction
 
 
 class PostgresCacheRepairs:
     """Implements ``CacheRepairs``: the repair queue, added to in the write's transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.tx = tx
 
     def add(self, doc_id: str, version: int) -> None:
@@ -37,7 +36,7 @@ class PostgresCacheRepairQueue:
     could not fence, across orgs (ids and versions only, through the
     ``docs_cache_dirty*`` SECURITY DEFINER functions)."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def pending(self, limit: int) -> list[CacheRepair]:

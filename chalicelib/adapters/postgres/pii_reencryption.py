@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from psycopg.types.json import Jsonb
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 
 class PostgresPiiReencryptionStore:
     """Implements ``PiiReencryptionStore``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def document_ids(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from chalicelib.domain.purge import PurgeTask
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 PURGE_ACTOR = "system"
 _LEASE = timedelta(minutes=5)  # a crashed run's tasks come back after this
@@ -29,7 +29,7 @@ _MAX_BACKOFF_S = 3600
 class PostgresPurgeStore:
     """Implements ``PurgeStore``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:

@@ -12,9 +12,9 @@ from psycopg.rows import RowFactory
 
 from chalicelib.adapters.postgres.access import PostgresGrants
 from chalicelib.adapters.postgres.cache_repair import PostgresCacheRepairs
+from chalicelib.adapters.postgres.changes import PostgresChangeFeed
 from chalicelib.adapters.postgres.content import PostgresUploads
 from chalicelib.adapters.postgres.documents import PostgresDocuments
-from chalicelib.adapters.postgres.outbox import PostgresChangeFeed
 from chalicelib.domain.model import Document
 
 T = TypeVar("T")

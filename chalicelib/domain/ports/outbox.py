@@ -1,4 +1,4 @@
-"""The outbox as the search sync's stream and index registry, and the after-commit nudge."""
+"""The outbox as the search sync's stream, the index registry, and the after-commit nudge."""
 
 from __future__ import annotations
 
@@ -49,19 +49,9 @@ class Claim(Protocol):
     def dead_letter(self, rows: list[OutboxRow], reason: str) -> None: ...
 
 
-class Outbox(Protocol):
-    """The outbox as the search sync's stream, and the registry of indexes.
-
-    Cross-org maintenance: it sees ids, versions and status of every org, and
-    each document's content only under that document's org."""
-
-    def claim(
-        self, limit: int, *, only: tuple[str, str] | None = None
-    ) -> AbstractContextManager[Claim]:
-        """Claim up to ``limit`` due rows (all of one document with ``only``)."""
-
-    def lock_documents(self, keys: set[tuple[str, str]]) -> AbstractContextManager[Claim]:
-        """Lock documents (waiting for a consumer that holds one) and read their state."""
+class IndexRegistry(Protocol):
+    """The search indexes' registry and the reindex's reads (cross-org maintenance:
+    ids, versions and status of every org; content under each document's org)."""
 
     def exclusive_reindex(self) -> AbstractContextManager[bool]:
         """Held for a whole reindex: True if this caller got it (one reindex at a time)."""
@@ -84,6 +74,22 @@ class Outbox(Protocol):
     def abandon(self, name: str) -> None: ...
 
     def expired_indexes(self) -> list[str]: ...
+
+
+class Outbox(IndexRegistry, Protocol):
+    """The outbox as the search sync's stream (and, through ``IndexRegistry``, the
+    reindex's side).
+
+    Cross-org maintenance: it sees ids, versions and status of every org, and
+    each document's content only under that document's org."""
+
+    def claim(
+        self, limit: int, *, only: tuple[str, str] | None = None
+    ) -> AbstractContextManager[Claim]:
+        """Claim up to ``limit`` due rows (all of one document with ``only``)."""
+
+    def lock_documents(self, keys: set[tuple[str, str]]) -> AbstractContextManager[Claim]:
+        """Lock documents (waiting for a consumer that holds one) and read their state."""
 
     def stats(self) -> OutboxStats: ...
 
