@@ -69,7 +69,7 @@ def bare_index_ms(container: Any, alias: str, n: int = 200) -> dict[str, float]:
     document shape), the least a sync of one write has to do."""
     from datetime import UTC, datetime
 
-    from chalicelib.domain.search import search_document
+    from chalicelib.domain.search_index import search_document
 
     now = datetime.now(UTC)
     times: list[float] = []

@@ -22,19 +22,15 @@ from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
 from chalicelib.domain.model import Document, Limits
-from chalicelib.domain.ports import (
-    BlobStore,
-    CacheRepairQueue,
-    DocumentCache,
-    ObjectPurger,
-    Outbox,
-    PersonalDataStore,
-    SearchIndex,
-    SearchNudge,
-)
+from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
+from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
+from chalicelib.domain.ports.pii import PiiReencryptionStore
+from chalicelib.domain.ports.purge import ObjectPurger
+from chalicelib.domain.ports.search import SearchIndex
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 
 if TYPE_CHECKING:
     from chalicelib.adapters.idempotency import Idempotency
@@ -42,7 +38,8 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.adapters.redis.rate_limit import RateLimiter
-    from chalicelib.domain.realtime import ConnectionRegistry, Credentials, Poster, ReadFilter
+    from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
+    from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.content import ContentService
@@ -64,7 +61,7 @@ class Container:
         uow: PostgresUnitOfWork,
         cache: RedisCache,
         repair_queue: CacheRepairQueue,
-        nudge: SearchNudge | None,
+        nudge: OutboxNudge | None,
     ) -> None:
         self.settings = settings
         self.uow = uow
@@ -197,7 +194,7 @@ class Container:
     # -- document permissions ----------------------------------------
     @cached_property
     def access(self) -> AccessService:
-        """Grants, visibility, and ``readable`` (the real-time fan-out's ACL query)."""
+        """Grants, visibility, and ``readable_ids`` (the real-time fan-out's ACL query)."""
         from chalicelib.service_layer.access import AccessService
 
         return AccessService(self.uow, self.coherence, self.nudge, None)
@@ -242,26 +239,26 @@ class Container:
 
     # -- personal data and purge ----------------------------------------------
     @cached_property
-    def pii(self) -> PersonalData:
+    def pii(self) -> PiiFields:
         """The declared personal-data fields and their cipher (KMS or local keys;
         without a key every use of such a field is a 503, never clear storage)."""
         fields = self.settings.pii_fields
         if not fields:
-            return PersonalData()
+            return PiiFields()
         from chalicelib.adapters.pii import build_cipher
 
-        return PersonalData(fields, build_cipher(self.settings))
+        return PiiFields(fields, build_cipher(self.settings))
 
     @cached_property
-    def personal_data_store(self) -> PersonalDataStore:
-        from chalicelib.adapters.postgres.lifecycle import PostgresPersonalData
+    def pii_reencryption_store(self) -> PiiReencryptionStore:
+        from chalicelib.adapters.postgres.pii_reencryption import PostgresPiiReencryptionStore
 
-        return PostgresPersonalData(self.uow)
+        return PostgresPiiReencryptionStore(self.uow)
 
     @cached_property
     def purge(self) -> Purge:
         """The scheduled purge (functions/purge.py, ``cli purge``, the local sync loop)."""
-        from chalicelib.adapters.postgres.lifecycle import PostgresPurgeStore
+        from chalicelib.adapters.postgres.purge import PostgresPurgeStore
         from chalicelib.service_layer.purge import Purge
 
         s = self.settings
@@ -375,7 +372,7 @@ def build(settings: Settings | None = None) -> Container:
 
     settings = settings or get_settings()
     uow = PostgresUnitOfWork(settings)
-    nudge: SearchNudge | None = None
+    nudge: OutboxNudge | None = None
     if settings.search_nudge == "sqs":
         from chalicelib.adapters.sqs_nudge import SqsNudge
 
@@ -394,7 +391,7 @@ def build(settings: Settings | None = None) -> Container:
 class _Nudges:
     """Several wake-up calls after one commit (search sync, real-time fan-out)."""
 
-    def __init__(self, *nudges: SearchNudge) -> None:
+    def __init__(self, *nudges: OutboxNudge) -> None:
         self.nudges = nudges
 
     def __call__(self, doc: Document) -> None:
@@ -402,7 +399,7 @@ class _Nudges:
             nudge(doc)
 
 
-def _with_realtime_nudge(settings: Settings, nudge: SearchNudge | None) -> SearchNudge | None:
+def _with_realtime_nudge(settings: Settings, nudge: OutboxNudge | None) -> OutboxNudge | None:
     """Real-time: in AWS writes also wake the fan-out's own queue."""
     if not settings.realtime_nudge_queue_url:
         return nudge

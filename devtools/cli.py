@@ -513,7 +513,7 @@ def cmd_pii_reencrypt(args: argparse.Namespace) -> int:
 
     use_local_stack()
     c = bootstrap.container()
-    print(json.dumps(c.pii.reencrypt(c.personal_data_store, batch=args.batch)))
+    print(json.dumps(c.pii.reencrypt(c.pii_reencryption_store, batch=args.batch)))
     return 0
 
 

@@ -21,7 +21,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from chalicelib.api.routes import ROUTES, Route
+from chalicelib.api.route import Route
+from chalicelib.api.routes import ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"

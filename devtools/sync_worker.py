@@ -9,7 +9,7 @@ When OpenSearch or PostgreSQL is down it backs off (exponential, capped) and
 tries again; nothing is lost, the outbox rows wait.
 
 The loop registers itself on the outbox while it runs (the listener connection,
-``chalicelib.adapters.postgres.outbox.listen``).  A consumer that would write to
+``chalicelib.adapters.postgres.outbox_listener.listen``).  A consumer that would write to
 another index (another OpenSearch, or another alias) than one already
 registered on the same database stops at once with ``ConsumerConflict``: two
 such consumers would split the documents between two indexes.  Consumers of
@@ -31,7 +31,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.postgres.outbox import Consumer, OutboxListener, listen
+from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, listen
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
 

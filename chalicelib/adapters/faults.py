@@ -12,14 +12,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalicelib.domain.ports import (
-    CachedDocument,
-    DirtyKey,
-    DocumentCache,
-    ItemResult,
-    SearchIndex,
-)
-from chalicelib.domain.search import SearchDocument
+from chalicelib.domain.cache import CachedDocument, CacheRepair
+from chalicelib.domain.ports.cache import DocumentCache
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.search_index import ItemResult, SearchDocument
 
 
 class SlowCacheFills:
@@ -65,7 +61,7 @@ class SlowCacheFills:
     def repair_due(self) -> bool:
         return self.cache.repair_due()
 
-    def repair_keys(self, items: list[DirtyKey]) -> bool:
+    def repair_keys(self, items: list[CacheRepair]) -> bool:
         return self.cache.repair_keys(items)
 
     def repaired(self) -> None:

@@ -44,8 +44,9 @@ from aws_lambda_powertools.utilities.idempotency.persistence.redis import (
 )
 
 from chalicelib.domain.errors import BadRequest, Conflict, DependencyUnavailable, ValidationFailed
+from chalicelib.domain.idempotency import IdempotencyRecord
 from chalicelib.domain.model import IDEMPOTENT_REPLAYED
-from chalicelib.domain.ports import IdempotencyRecord, IdempotencyRecords
+from chalicelib.domain.ports.idempotency import IdempotencyRecords
 
 Result = dict[str, Any]
 A = TypeVar("A")

@@ -27,8 +27,7 @@ from urllib.parse import urlparse
 
 from chalicelib.config import Settings
 from chalicelib.domain.errors import BadRequest, SearchUnavailable
-from chalicelib.domain.ports import ItemResult
-from chalicelib.domain.search import SearchDocument, index_body
+from chalicelib.domain.search_index import ItemResult, SearchDocument, index_body
 from chalicelib.observability import logger, tracer
 
 SEARCH_REFUSED = "The search could not be run; check q, or start again without a page_token."

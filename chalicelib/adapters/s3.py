@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from chalicelib.config import Settings
+from chalicelib.domain.content.uploads import ObjectInfo
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.ports import ObjectInfo
 from chalicelib.observability import tracer
 
 _clients: dict[tuple[str | None, str], Any] = {}

@@ -7,12 +7,11 @@ cold start ~10-25 ms that no other route should pay.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.routes import ROUTES, Route
+from chalicelib.api.route import Route
 from chalicelib.domain.model import ID_REGEX, DocumentIn
 from chalicelib.domain.search import SearchRequest
 
@@ -365,9 +364,9 @@ def operation_id(route: Route) -> str:
     return f"{route.method.lower()}_{name}"
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``ROUTES``, its bodies' schemas from ``_MODELS``."""
+def openapi_document(routes: tuple[Route, ...]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``routes`` (the route table), its bodies' schemas
+    from ``_MODELS``."""
     schemas: dict[str, Any] = {}
     for model in _MODELS:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -377,7 +376,7 @@ def openapi_document() -> dict[str, Any]:
     # a create (or replace) may carry the visibility besides the editable part
     schemas["DocumentIn"]["properties"]["visibility"] = _VISIBILITY_PROPERTY
     paths: dict[str, Any] = {}
-    for route in ROUTES:
+    for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",

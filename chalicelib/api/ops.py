@@ -82,11 +82,3 @@ def health() -> Response:
     if not ok:
         return json_response(body, status=503, headers={"Retry-After": "5", **NO_STORE})
     return json_response(body, headers=dict(NO_STORE))
-
-
-def openapi() -> Response:
-    # imported here: its pydantic models cost every cold start ~10-25 ms of import
-    # time for a route that tools call now and then (docs/benchmarks.md, cold import)
-    from chalicelib.api.openapi import openapi_document
-
-    return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})

@@ -21,37 +21,30 @@ this module costs a cold start nothing of them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib.api import audit, content, documents, grants, ops, search
+from chalicelib.api import audit, content, documents, grants, ops, personal_data, search
 from chalicelib.api import parameters as p
 from chalicelib.api.endpoint import ANY, endpoint, public
+from chalicelib.api.http import json_response
+from chalicelib.api.route import Route
 
-Body = str | dict[str, Any]
+
+@cache
+def _openapi_document() -> dict[str, Any]:
+    # imported here: its pydantic models cost every cold start ~10-25 ms of import
+    # time for a route that tools call now and then (docs/benchmarks.md, cold import)
+    from chalicelib.api.openapi import openapi_document
+
+    return openapi_document(ROUTES)
 
 
-@dataclass(frozen=True)
-class Route:
-    """One route: where it is, what answers it, and its contract."""
-
-    method: str  # upper case, as Chalice and API Gateway spell it
-    path: str
-    view: Callable[..., Response]  # of a ``Call`` and the path parameters; of nothing if public
-    summary: str
-    ok: int = 200  # the success status
-    response: str | None = None  # the success body's component schema
-    parameters: tuple[p.Parameter, ...] = ()
-    # a component schema (sent as application/json) or the whole OpenAPI requestBody
-    body: Body | None = None
-    errors: tuple[int, ...] = ()  # problem statuses (429 and 503 added unless public)
-    public: bool = False  # no token, no rate limit
-    also: tuple[tuple[int, str], ...] = ()  # other successes: (status, description)
-    description: str | None = None
-    # the success response's media types besides application/json
-    media: tuple[tuple[str, dict[str, Any]], ...] = ()
+def openapi() -> Response:
+    """``GET /openapi.json``: the OpenAPI document of ``ROUTES``, built once per process."""
+    return json_response(_openapi_document(), headers={"Cache-Control": "public, max-age=300"})
 
 
 ROUTES: tuple[Route, ...] = (
@@ -241,7 +234,7 @@ ROUTES: tuple[Route, ...] = (
         description=p.EVENT_STREAM_DESCRIPTION,
         media=(("text/event-stream", p.EVENT_STREAM),),
     ),
-    # -- for operators and tools, without a token (ops.py)
+    # -- for operators and tools, without a token (ops.py; the OpenAPI document: above)
     Route(
         "GET",
         "/health",
@@ -251,7 +244,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(503,),
         public=True,
     ),
-    Route("GET", "/openapi.json", ops.openapi, "This document", public=True),
+    Route("GET", "/openapi.json", openapi, "This document", public=True),
     # -- document permissions: the owner or an admin; a change is a new version (grants.py)
     Route(
         "GET",
@@ -291,7 +284,7 @@ ROUTES: tuple[Route, ...] = (
         body="VisibilityIn",
         errors=(400, 401, 403, 404, 409, 412, 415, 422),
     ),
-    # -- audit trail and personal data, docs/compliance.md (audit.py)
+    # -- audit trail and personal data, docs/compliance.md (audit.py, personal_data.py)
     Route(
         "GET",
         "/audit",
@@ -304,7 +297,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/me/export",
-        audit.start_export,
+        personal_data.start_export,
         "Start an export of the caller's data (202 + Location)",
         ok=202,
         response="ExportJob",
@@ -313,7 +306,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/me/export/{job_id}",
-        audit.export_status,
+        personal_data.export_status,
         "An export's state; a presigned URL when ready",
         response="ExportJob",
         parameters=(p.JOB_ID,),
@@ -322,7 +315,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/users/{user}/erasure",
-        audit.erase_user,
+        personal_data.erase_user,
         "Erase a user's personal data (admin)",
         response="ErasureOut",
         parameters=(p.USER,),

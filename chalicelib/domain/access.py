@@ -20,7 +20,7 @@ a 403 for a write.
 
 These functions are pure; the same rules are written once more in SQL for
 the reads that filter many documents in the database (lists, the feed, the
-real-time ``readable`` query: adapters/postgres/access.py) and once as an
+real-time ``readable_ids`` query: adapters/postgres/access.py) and once as an
 OpenSearch filter (domain/search.py), and the tests hold all three to the
 same table of cases.
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from chalicelib.domain.errors import ValidationFailed
@@ -150,3 +151,11 @@ def split_visibility(data: Any) -> tuple[Any, str | None]:
         return data, None
     rest = {k: v for k, v in data.items() if k != "visibility"}
     return rest, parse_visibility(data["visibility"])
+
+
+@dataclass(frozen=True)
+class Grant:
+    user: str
+    role: str  # reader | writer
+    granted_by: str
+    granted_at: datetime

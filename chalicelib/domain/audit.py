@@ -21,6 +21,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.timestamps import iso_z
 
 CANONICAL_FIELDS = (
     "org", "chain_seq", "id", "at", "actor", "action", "doc_id", "version", "prev_version",
@@ -157,3 +160,65 @@ class ChainVerifier:
         if self._report is not None:
             return self._report
         return ChainReport(self.org, self.rows, True, self._seq, self._hash.hex())
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit row to record.  ``actor`` is the user id: the database stores
+    the org's pseudonym of it instead (migration 0009)."""
+
+    action: str
+    actor: str
+    doc_id: str | None = None
+    version: int | None = None
+    prev_version: int | None = None
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit row as read back: ``actor`` is the user id while the user's
+    pseudonym mapping exists, the pseudonym once they were erased."""
+
+    seq: int
+    at: datetime
+    actor: str | None
+    pseudonymous: bool
+    action: str
+    doc_id: str | None
+    version: int | None
+    prev_version: int | None
+    request_id: str | None
+    details: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "at": iso_z(self.at), "actor": self.actor,
+            "pseudonymous": self.pseudonymous, "action": self.action, "document": self.doc_id,
+            "version": self.version, "prev_version": self.prev_version,
+            "request_id": self.request_id, "details": self.details,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    doc_id: str | None = None
+    user: str | None = None
+    since: datetime | None = None
+    before_seq: int | None = None  # keyset: newest first, rows below this position
+
+
+@dataclass(frozen=True)
+class AuditExportRecord:
+    """What the scheduled export wrote for one org and period."""
+
+    org: str
+    period_start: datetime
+    period_end: datetime
+    object_key: str
+    sha256: str
+    rows: int
+    first_seq: int | None
+    last_seq: int | None
+    last_hash: bytes | None

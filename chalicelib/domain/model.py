@@ -345,3 +345,34 @@ def parse_limit(raw: str | None, *, default: int = 20, maximum: int = 100) -> in
     if not 1 <= value <= maximum:
         raise BadRequest(f"limit must be an integer from 1 to {maximum}.")
     return value
+
+
+@dataclass(frozen=True)
+class ListCursor:
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """Who changed a document and why: becomes its version, outbox and audit rows."""
+
+    action: str  # create, replace, change, delete, restore, restore-version:N, ...
+    actor: str
+    request_id: str | None = None  # the server's own id of the request
+    client_request_id: str | None = None  # the X-Request-Id the client sent, if any
+    details: dict[str, Any] | None = None  # more for the audit row (a grant's user and role)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    version: int
+    title: str
+    body: Any
+    tags: list[str]
+    metadata: dict[str, Any]
+    deleted: bool
+    author: str
+    action: str
+    created_at: datetime
+    content: dict[str, Any] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chalicelib.domain.errors import Forbidden
-from chalicelib.domain.ports import Change
+from chalicelib.domain.model import Change
 
 ROLE_RANK = {"reader": 1, "writer": 2, "admin": 3}
 

@@ -1,5 +1,6 @@
-"""Search: the request, the query it becomes, the indexed form of a document,
-and the changes-feed cursor.  Pure functions; no client, no I/O.
+"""Search: the request, the query it becomes, its page tokens and its results.
+Pure functions; no client, no I/O (the indexed form of a document:
+domain/search_index.py).
 
 Tenant isolation lives here, once: every query is a ``bool`` whose ``filter``
 starts with ``term: {org: <the verified org>}``, and a document's index id
@@ -10,16 +11,12 @@ Nothing an org sees depends on another org's documents (docs/search.md,
 "Tenant independence"): the text fields use the ``boolean`` similarity (a
 match scores its boost, no corpus statistics), ties are broken by
 ``updated_at`` and ``id``, query syntax that expands against the shared term
-dictionary with a limit (fuzzy) is off, page tokens are bound to the org,
-and feed cursors are sealed (AES-GCM, bound to the org) so they reveal no
-global counter.
+dictionary with a limit (fuzzy) is off, and page tokens are bound to the org.
 """
 
 from __future__ import annotations
 
 import math
-import struct
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,11 +33,8 @@ from pydantic import (
 )
 
 from chalicelib.domain.errors import BadRequest, ValidationFailed
-from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import ID_PATTERN
 from chalicelib.domain.pagination import NOT_VALID, decode_token, encode_token, page_scope
-from chalicelib.domain.pii import blind_tokens
-from chalicelib.domain.sealed import Sealer
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import user_id_problem
 from chalicelib.domain.viewer import Viewer
@@ -78,10 +72,6 @@ HIGHLIGHT_FIELDS = ("title", "body_text", "content_text")
 # the documented syntax only: no FUZZY (its expansion keeps the top 50 terms of
 # the whole index, so other orgs' words could crowd out this org's), no SLOP/NEAR
 QUERY_FLAGS = "AND|OR|NOT|PHRASE|PREFIX|PRECEDENCE|WHITESPACE|ESCAPE"
-# the mapping's version, in the index's ``_meta``: an index of an older schema is
-# not written to by the sync (a reindex builds one of this schema)
-SCHEMA_VERSION = 4  # 3: each document's ACL (visibility, readers: domain/access.py);
-# 4: blind-index tokens of personal-data fields (``pii``)
 
 
 class SearchFilter(BaseModel):
@@ -139,11 +129,6 @@ def parse_search_request(data: Any) -> SearchRequest:
     except ValidationError as exc:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise ValidationFailed("The search request is not valid.", errors=errors) from None
-
-
-def index_id(org: str, doc_id: str) -> str:
-    """The OpenSearch ``_id`` of a document: injective in (org, id)."""
-    return join_key(org, doc_id)
 
 
 def acl_filter(viewer: Viewer) -> dict[str, Any]:
@@ -356,153 +341,3 @@ def shape_results(
         "total_relation": "eq" if exact else "gte",
         "next_page_token": next_token,
     }
-
-
-# ------------------------------------------------------------ indexed form
-def flatten_text(value: Any, limit: int) -> str:
-    """The strings inside a JSON body, in document order, up to ``limit`` chars."""
-    parts: list[str] = []
-    size = 0
-    stack: list[Any] = [value]
-    while stack and size < limit:
-        item = stack.pop()
-        if isinstance(item, str):
-            parts.append(item)
-            size += len(item) + 1
-        elif isinstance(item, dict):
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-    return "\n".join(parts)[:limit]
-
-
-@dataclass(frozen=True)
-class SearchDocument:
-    """A document as the index holds it (deleted documents are not held)."""
-
-    org: str
-    id: str
-    version: int
-    source: dict[str, Any] | None  # None: the document is deleted or gone
-
-    @property
-    def index_id(self) -> str:
-        return index_id(self.org, self.id)
-
-
-def search_document(row: dict[str, Any], *, max_chars: int) -> SearchDocument:
-    """From a ``documents`` row (plus ``content_text``) to its indexed form."""
-    if row.get("deleted_at") is not None:
-        return SearchDocument(row["org"], row["id"], row["version"], None)
-    content = row.get("content") or {}
-    text = row.get("content_text") if content.get("status") == "ready" else None
-    return SearchDocument(
-        row["org"],
-        row["id"],
-        row["version"],
-        {
-            "org": row["org"],
-            "id": row["id"],
-            "title": row["title"],
-            "body_text": flatten_text(row["body"], max_chars),
-            "content_text": (text or "")[:max_chars] or None,
-            "tags": list(row["tags"]),
-            "owner": row["owner"],
-            "visibility": row.get("visibility") or "org",
-            # who reads it besides the role rule: owner and grantees (domain/access.py)
-            "readers": sorted({row["owner"], *(row.get("grantees") or [])}),
-            "version": row["version"],
-            "created_at": iso_z(row["created_at"]),
-            "updated_at": iso_z(row["updated_at"]),
-            # personal-data fields: keyed hashes only, never a value (domain/pii.py)
-            "pii": blind_tokens(row.get("metadata")),
-        },
-    )
-
-
-def _text(**extra: Any) -> dict[str, Any]:
-    # boolean similarity: a matching term scores its query boost, with no
-    # IDF or length normalisation, so no score depends on other documents
-    # (other orgs' included) in the same index
-    return {"type": "text", "analyzer": "text_folded", "similarity": "boolean", **extra}
-
-
-def index_body(shards: int, replicas: int) -> dict[str, Any]:
-    """Settings and mapping of a ``documents-vN`` index (schema ``SCHEMA_VERSION``)."""
-    return {
-        "settings": {
-            "number_of_shards": shards,
-            "number_of_replicas": replicas,
-            # external-versioned delete tombstones are kept this long, so a
-            # stale index request arriving late still loses to the delete
-            "gc_deletes": "1h",
-            "analysis": {
-                "analyzer": {
-                    "text_folded": {
-                        "type": "custom",
-                        "tokenizer": "standard",
-                        "filter": ["lowercase", "asciifolding"],
-                    }
-                }
-            },
-        },
-        "mappings": {
-            "_meta": {"schema": SCHEMA_VERSION},
-            "dynamic": "strict",
-            "properties": {
-                "org": {"type": "keyword"},
-                "id": {"type": "keyword"},
-                "title": _text(fields={"raw": {"type": "keyword", "ignore_above": 256}}),
-                "body_text": _text(),
-                "content_text": _text(),
-                "tags": {"type": "keyword"},
-                "owner": {"type": "keyword"},
-                "visibility": {"type": "keyword"},
-                "readers": {"type": "keyword"},
-                "version": {"type": "long"},
-                "created_at": {"type": "date"},
-                "updated_at": {"type": "date"},
-                "pii": {"type": "keyword"},
-            },
-        },
-    }
-
-
-# ------------------------------------------------------------ changes feed
-FEED_CURSOR_PURPOSE = "changes-feed-cursor"
-_BAD_CURSOR = (
-    "since must be a cursor from a previous response ('next', or a change's 'seq'), '0' or 'now'."
-)
-
-
-def feed_sealer(secret: str) -> Sealer:
-    return Sealer(secret, FEED_CURSOR_PURPOSE)
-
-
-@dataclass(frozen=True, order=True)
-class FeedCursor:
-    """A position in an org's changes feed: rows are read in (txid, seq) order,
-    and only rows of transactions older than every running one (so no row can
-    ever appear behind a cursor that was handed out).
-
-    ``txid`` and ``seq`` are global counters: a client sees them only sealed
-    (AES-GCM, bound to its org), never in clear, so the gaps between its own
-    changes cannot count other orgs' writes."""
-
-    txid: int
-    seq: int
-
-    def encode(self, org: str, sealer: Sealer) -> str:
-        return sealer.seal(struct.pack(">QQ", self.txid, self.seq), org)
-
-    @classmethod
-    def parse(cls, raw: str | None, org: str, sealer: Sealer) -> FeedCursor:
-        """Absent, empty or "0": from the beginning; ``"now"`` is handled by the
-        caller.  Anything not sealed by this server for this org is a 400."""
-        if raw is None or raw in ("", "0"):
-            return cls(0, 0)
-        try:
-            txid, seq = struct.unpack(">QQ", sealer.unseal(raw, org))
-        except (ValueError, struct.error):
-            raise BadRequest(_BAD_CURSOR) from None
-        return cls(txid, seq)

@@ -1,4 +1,4 @@
-"""Document permissions as use cases: grants, visibility, and ``readable``.
+"""Document permissions as use cases: grants, visibility, and ``readable_ids``.
 
 The rules are domain/access.py; this is where they change.  A grant change or
 a visibility change is a change of the document like any other write, in one
@@ -16,7 +16,7 @@ version travels, with no mechanism of its own:
   refused as stale);
 * the feed and the real-time fan-out see it as a change.
 
-``readable`` is the query the real-time fan-out (and anything else holding a
+``readable_ids`` is the query the real-time fan-out (and anything else holding a
 batch of ids) asks: which of these documents may this caller read, in one
 database round trip.
 """
@@ -37,8 +37,8 @@ from chalicelib.domain.access import (
     viewer_of,
 )
 from chalicelib.domain.errors import Conflict, Forbidden, PreconditionFailed, ValidationFailed
-from chalicelib.domain.model import Document, if_match_satisfied
-from chalicelib.domain.ports import Change, Transaction
+from chalicelib.domain.model import Change, Document, if_match_satisfied
+from chalicelib.domain.ports.transaction import Transaction
 from chalicelib.domain.principal import ROLE_RANK, Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
@@ -57,7 +57,7 @@ class _LostRace(Exception):
 
 
 class AccessService(DocumentUseCases):
-    """``/documents/{id}/grants``, ``/documents/{id}/visibility`` and ``readable``."""
+    """``/documents/{id}/grants``, ``/documents/{id}/visibility`` and ``readable_ids``."""
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -82,7 +82,7 @@ class AccessService(DocumentUseCases):
             ],
         }
 
-    def readable(
+    def readable_ids(
         self, org: str, user: str, roles: Iterable[str], doc_ids: Iterable[str]
     ) -> set[str]:
         """Which of ``doc_ids`` (documents of ``org``, soft-deleted ones included: a
@@ -93,13 +93,13 @@ class AccessService(DocumentUseCases):
         if rank < ROLE_RANK["reader"]:
             return set()
         viewer = Viewer(user, rank >= ROLE_RANK["admin"])
-        return self.uow.readable(org, viewer, doc_ids, deleted=True)
+        return self.uow.readable_ids(org, viewer, doc_ids, deleted=True)
 
-    def readable_by(self, who: Principal, doc_ids: Iterable[str]) -> set[str]:
-        """``readable`` for a verified caller."""
+    def readable_ids_for(self, who: Principal, doc_ids: Iterable[str]) -> set[str]:
+        """``readable_ids`` for a verified caller."""
         if who.rank < ROLE_RANK["reader"]:
             return set()
-        return self.uow.readable(who.org, viewer_of(who), doc_ids)
+        return self.uow.readable_ids(who.org, viewer_of(who), doc_ids)
 
     # ----------------------------------------------------------------- writes
     def put_grant(self, who: Principal, doc_id: str, user: str, data: Any) -> Document:

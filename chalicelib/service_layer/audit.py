@@ -20,15 +20,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.domain.audit import ChainReport, ChainRow, ChainVerifier
-from chalicelib.domain.errors import ValidationFailed
-from chalicelib.domain.pagination import decode_token, encode_token, page_scope
-from chalicelib.domain.ports import (
-    ArchiveStore,
+from chalicelib.domain.audit import (
     AuditExportRecord,
     AuditFilter,
-    AuditTrail,
+    ChainReport,
+    ChainRow,
+    ChainVerifier,
 )
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.pagination import decode_token, encode_token, page_scope
+from chalicelib.domain.ports.archive import ArchiveStore
+from chalicelib.domain.ports.audit import AuditTrail
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id

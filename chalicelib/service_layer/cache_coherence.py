@@ -6,8 +6,8 @@ acknowledged (docs/resilience.md; the Redis side is adapters/redis/cache.py):
 1. **Fence.** Inside the write's transaction, before COMMIT, the cache is told
    the new version: reads then treat the entry as a miss and go to
    PostgreSQL, and fills of older versions are refused.  If the cache cannot
-   be reached, the document is queued for repair (``cache_dirty``) in the
-   same transaction instead.
+   be reached, the document is queued for repair in the same transaction
+   instead (the cache repair queue, ``tx.cache_repairs``).
 2. **Publish.** After COMMIT and before the answer, the new version replaces
    the cached one and the org's list pages move on.  If that fails after a
    successful fence, the document is queued for repair (for the list pages).
@@ -22,15 +22,11 @@ from __future__ import annotations
 import contextlib
 
 from chalicelib.domain.access import acl_of
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document, render
-from chalicelib.domain.ports import (
-    CachedDocument,
-    CacheRepairQueue,
-    DocumentCache,
-    Transaction,
-    UnitOfWork,
-)
+from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 
 
 def cache_entry(doc: Document) -> CachedDocument:
@@ -60,7 +56,7 @@ class CacheCoherence:
         key for repair in the same transaction; returns whether the fence was stored."""
         if self.cache.fence(doc.org, doc.id, doc.version):
             return True
-        tx.cache_dirty.mark(doc.id, doc.version)
+        tx.cache_repairs.add(doc.id, doc.version)
         return False
 
     def publish(self, doc: Document, *, fenced: bool) -> None:
@@ -70,7 +66,7 @@ class CacheCoherence:
         entry = cache_entry(doc)
         if not self.cache.publish(doc.org, doc.id, entry) and fenced:
             with contextlib.suppress(DomainError), self.uow.transaction(doc.org) as tx:
-                tx.cache_dirty.mark(doc.id, doc.version)
+                tx.cache_repairs.add(doc.id, doc.version)
 
     def before_read(self) -> bool:
         """Repair, when due, before the cache is trusted for a read; False when the

@@ -32,17 +32,12 @@ from chalicelib.domain.content.policy import (
     parse_upload_request,
     sha256_b64,
 )
+from chalicelib.domain.content.uploads import Upload
 from chalicelib.domain.errors import Conflict, NotFound, PreconditionFailed
-from chalicelib.domain.model import Document, if_match_satisfied, new_id
-from chalicelib.domain.ports import (
-    BlobStore,
-    Change,
-    SearchNudge,
-    StaleUploads,
-    Transaction,
-    UnitOfWork,
-    Upload,
-)
+from chalicelib.domain.model import Change, Document, if_match_satisfied, new_id
+from chalicelib.domain.ports.content import BlobStore, StaleUploads
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.observability import count, logger
@@ -104,7 +99,7 @@ class ContentService(DocumentUseCases):
         *,
         bucket: str,
         policy: ContentPolicy,
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         upload_expiry_s: int = 900,
         download_expiry_s: int = 60,
         chunk_bytes: int = 1024 * 1024,

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from chalicelib.domain import patching
 from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import (
     Conflict,
     DomainError,
@@ -35,6 +36,8 @@ from chalicelib.domain.model import (
     Document,
     DocumentIn,
     Limits,
+    ListCursor,
+    VersionRecord,
     if_match_satisfied,
     if_none_match_matches,
     make_etag,
@@ -44,24 +47,18 @@ from chalicelib.domain.model import (
     validate_editable,
 )
 from chalicelib.domain.pagination import decode_token, encode_token, page_scope
-from chalicelib.domain.ports import (
-    CachedDocument,
-    DocumentRepository,
-    ListCursor,
-    SearchNudge,
-    Transaction,
-    UnitOfWork,
-    VersionRecord,
-)
+from chalicelib.domain.ports.documents import DocumentRepository
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.service_layer.cache_coherence import CacheCoherence, cache_entry
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import (
     DocumentUseCases,
-    readable,
     refuse_hidden,
+    require_readable,
     writable,
 )
 
@@ -95,18 +92,18 @@ class DocumentService(DocumentUseCases):
         coherence: CacheCoherence,
         *,
         page_secret: str,
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         limits: Limits = DEFAULT_LIMITS,
         retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
-        personal_data: PersonalData | None = None,
+        personal_data: PiiFields | None = None,
     ) -> None:
         super().__init__(uow, coherence, nudge, clock)
         self.page_secret = page_secret
         self.limits = limits
         self.retention = retention
         # personal-data fields: stored (and cached) sealed, opened on the way out
-        self.pii = personal_data or PersonalData()
+        self.pii = personal_data or PiiFields()
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
@@ -131,7 +128,7 @@ class DocumentService(DocumentUseCases):
             raise NotFound(f"Document {doc_id!r} not found.")
         entry = cache_entry(doc)
         self.cache.put_if_newer(who.org, doc_id, entry)  # for every reader, this one or not
-        readable(who, doc, doc_id)
+        require_readable(who, doc, doc_id)
         body = entry.body or render(doc)
         if if_none_match and if_none_match_matches(if_none_match, doc.etag):
             return Rendered(None, doc.etag, doc.version, "miss")

@@ -39,17 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import make_etag
+from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter, RealtimeStream
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     EXPIRED_REASON,
     REVOKED_REASON,
     Connection,
-    ConnectionRegistry,
-    Poster,
-    ReadFilter,
-    RealtimeStream,
     StreamRow,
     change_frame,
     close_frame,
@@ -57,7 +55,6 @@ from chalicelib.domain.realtime import (
     per_connection,
     topics_of,
 )
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.observability import count, logger, milliseconds
 
 REVOCATION_OVERLAP_S = 60.0  # revocations read again (the clocks of writers disagree)
@@ -228,7 +225,7 @@ class FanOut:
             members[(conn.org, conn.sub, conn.roles)].append(conn_id)
         out: dict[str, set[str]] = {}
         for who, doc_ids in docs_of.items():
-            allowed = self.read_filter.readable(who[0], who[1], who[2], doc_ids)
+            allowed = self.read_filter.readable_ids(who[0], who[1], who[2], doc_ids)
             for conn_id in members[who]:
                 out[conn_id] = allowed
         return out

@@ -22,21 +22,16 @@ from typing import Any
 from urllib.parse import quote
 
 from chalicelib.domain.errors import DependencyUnavailable, NotFound, ValidationFailed
-from chalicelib.domain.model import new_id
-from chalicelib.domain.ports import (
-    ArchiveStore,
-    Change,
-    ErasurePlan,
-    ExportJob,
-    ExportJobs,
-    PersonalData,
-    SearchNudge,
-)
+from chalicelib.domain.model import Change, new_id
+from chalicelib.domain.personal_data import ErasurePlan, ExportJob
+from chalicelib.domain.ports.archive import ArchiveStore
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.personal_data import ExportJobs, PersonalData
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.cache_coherence import CacheCoherence
-from chalicelib.service_layer.pii_fields import PersonalData as PiiFields
+from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
 
 ARCHIVE_FORMAT = "docs-personal-data-export/1"
@@ -106,7 +101,7 @@ class PersonalDataService:
         coherence: CacheCoherence,
         *,
         archive: Callable[[], ArchiveStore],
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,

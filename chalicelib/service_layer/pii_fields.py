@@ -33,10 +33,10 @@ from chalicelib.domain.pii import (
     field_context,
     is_envelope,
 )
-from chalicelib.domain.ports import FieldCipher, PersonalDataStore
+from chalicelib.domain.ports.pii import FieldCipher, PiiReencryptionStore
 
 
-class PersonalData:
+class PiiFields:
     """The declared personal-data fields and the cipher that protects them."""
 
     def __init__(self, fields: Iterable[str] = (), cipher: FieldCipher | None = None) -> None:
@@ -150,7 +150,7 @@ class PersonalData:
         return tokens
 
     # -- key rotation -----------------------------------------------------------------
-    def reencrypt(self, store: PersonalDataStore, *, batch: int = 500) -> dict[str, int]:
+    def reencrypt(self, store: PiiReencryptionStore, *, batch: int = 500) -> dict[str, int]:
         """Rewrap every personal-data value not under the active key (and seal any
         stored in clear before its field was declared personal data), in every
         document and version.  Idempotent: a second run changes nothing."""

@@ -39,14 +39,10 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document
-from chalicelib.domain.ports import (
-    CacheEviction,
-    ObjectPurger,
-    PurgeStore,
-    PurgeTask,
-    SearchNudge,
-    SubscriptionDropper,
-)
+from chalicelib.domain.ports.cache import CacheEviction
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.purge import ObjectPurger, PurgeStore, SubscriptionDropper
+from chalicelib.domain.purge import PurgeTask
 from chalicelib.observability import count, logger
 
 
@@ -73,7 +69,7 @@ class Purge:
         objects: ObjectPurger,
         cache: CacheEviction,
         droppers: Sequence[SubscriptionDropper] = (),
-        nudge: SearchNudge | None = None,
+        nudge: OutboxNudge | None = None,
         retention: timedelta = timedelta(days=30),
         batch_size: int = 100,
         clock: Callable[[], datetime] | None = None,

@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
-from chalicelib.domain.ports import UnitOfWork
+from chalicelib.domain.ports.realtime import ConnectionRegistry, ReadFilter, TokenVerifier
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     CLOSE_FORBIDDEN,
@@ -31,11 +33,8 @@ from chalicelib.domain.realtime import (
     REVOKED_REASON,
     ClientFrame,
     Connection,
-    ConnectionRegistry,
     Credentials,
     FrameError,
-    ReadFilter,
-    TokenVerifier,
     Topic,
     change_frame,
     close_frame,
@@ -43,7 +42,6 @@ from chalicelib.domain.realtime import (
     parse_client_frame,
     topics_of,
 )
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.observability import count, logger
 
 OTHER_USER = "the re-auth token is of another user or org: reconnect with it"
@@ -215,7 +213,9 @@ class RealtimeService:
     def _check_readable(self, conn: Connection, doc_id: str) -> None:
         doc = self.uow.read_document(conn.org, doc_id)
         visible = doc is not None and not doc.deleted
-        if not visible or not self.read_filter.readable(conn.org, conn.sub, conn.roles, [doc_id]):
+        if not visible or not self.read_filter.readable_ids(
+            conn.org, conn.sub, conn.roles, [doc_id]
+        ):
             # another org's document, a missing one and an unreadable one look the same
             raise FrameError(404, "Not found", f"No document {doc_id!r}.")
 
@@ -226,7 +226,7 @@ class RealtimeService:
         whether more remain (then the client reads GET /changes from ``next``)."""
         try:
             with self.uow.transaction(conn.org) as tx:
-                rows, nxt = tx.outbox.changes(since, self.catch_up_limit)
+                rows, nxt = tx.change_feed.changes(since, self.catch_up_limit)
                 tags: dict[str, list[str]] = {}
                 if topic.kind == "tag":
                     for doc_id in {r.doc_id for r in rows}:
@@ -235,7 +235,7 @@ class RealtimeService:
         except Gone as exc:
             raise FrameError(410, "Cursor too old", exc.detail) from None
         wanted = [r for r in rows if topic in topics_of(r.doc_id, tags.get(r.doc_id, []))]
-        readable = self.read_filter.readable(
+        readable = self.read_filter.readable_ids(
             conn.org, conn.sub, conn.roles, {r.doc_id for r in wanted}
         )
         frames = [

@@ -2,7 +2,7 @@
 
 The index is kept in sync by service_layer/search_sync.py; every query this
 builds filters on the caller's org (domain/search.py), and feed cursors are
-sealed and bound to the org.
+sealed and bound to the org (domain/changes.py).
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.access import viewer_of
-from chalicelib.domain.ports import FeedRow, SearchIndex, UnitOfWork
+from chalicelib.domain.changes import FeedCursor, FeedRow, feed_sealer
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search import (
     TOTAL_CHECKED,
-    FeedCursor,
     SearchRequest,
     build_query,
     candidate_ids,
     candidates_query,
     decode_page_token,
-    feed_sealer,
     parse_search_request,
     shape_results,
     without,
@@ -30,7 +30,7 @@ from chalicelib.domain.search import (
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
 from chalicelib.observability import milliseconds
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.service_layer.pii_fields import PiiFields
 
 
 class SearchService:
@@ -42,10 +42,10 @@ class SearchService:
         uow: UnitOfWork,
         *,
         page_secret: str,
-        personal_data: PersonalData | None = None,
+        personal_data: PiiFields | None = None,
     ) -> None:
         self.index = index
-        self.pii = personal_data or PersonalData()  # filter.metadata: blind-index tokens
+        self.pii = personal_data or PiiFields()  # filter.metadata: blind-index tokens
         self.uow = uow
         self.page_secret = page_secret
         self.sealer = feed_sealer(page_secret)  # feed cursors: sealed, bound to the org
@@ -84,14 +84,14 @@ class SearchService:
         checked = candidates[:TOTAL_CHECKED]
         # the same query when nothing matched: an empty answer takes no less time
         # when what matched was hidden ("" is no document's id)
-        readable = self.uow.readable(who.org, viewer, checked or [""])
+        readable = self.uow.readable_ids(who.org, viewer, checked or [""])
         raw = self.index.search(without(page, [i for i in checked if i not in readable]))
         result = shape_results(
             raw, req, self.page_secret, who.org, total=len(readable), exact=exact
         )
         unchecked = [h["id"] for h in result["hits"] if h["id"] not in readable]
         if unchecked:  # past the checked matches (or indexed a moment ago): one more query
-            allowed = self.uow.readable(who.org, viewer, unchecked)
+            allowed = self.uow.readable_ids(who.org, viewer, unchecked)
             result["hits"] = [h for h in result["hits"] if h["id"] in readable | allowed]
         return result
 
@@ -132,4 +132,4 @@ class SearchService:
         self, org: str, since: FeedCursor | None, limit: int, viewer: Viewer
     ) -> tuple[list[FeedRow], FeedCursor]:
         with self.uow.transaction(org) as tx:
-            return tx.outbox.changes(since, limit, viewer=viewer)
+            return tx.change_feed.changes(since, limit, viewer=viewer)

@@ -36,16 +36,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from chalicelib.domain.errors import SearchUnavailable
-from chalicelib.domain.ports import (
-    Claim,
-    DocumentState,
-    ItemResult,
-    Outbox,
-    OutboxRow,
-    SearchIndex,
-)
-from chalicelib.domain.search import (
+from chalicelib.domain.outbox import DocumentState, OutboxRow
+from chalicelib.domain.ports.outbox import Claim, Outbox
+from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.search_index import (
     SCHEMA_VERSION,
+    ItemResult,
     SearchDocument,
     index_id,
     search_document,

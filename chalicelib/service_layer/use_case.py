@@ -17,7 +17,8 @@ from typing import NoReturn
 from chalicelib.domain.access import acl_of, can_read, can_write
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.model import Document, validate_id
-from chalicelib.domain.ports import SearchNudge, Transaction, UnitOfWork
+from chalicelib.domain.ports.outbox import OutboxNudge
+from chalicelib.domain.ports.transaction import Transaction, UnitOfWork
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 
@@ -29,7 +30,7 @@ def live(doc: Document | None, doc_id: str) -> Document:
     return doc
 
 
-def readable(who: Principal, doc: Document, doc_id: str) -> Document:
+def require_readable(who: Principal, doc: Document, doc_id: str) -> Document:
     """The document, if ``who`` may read it; 404 otherwise (its existence is not revealed)."""
     if not can_read(who, acl_of(doc)):
         raise NotFound(f"Document {doc_id!r} not found.")
@@ -71,13 +72,13 @@ class DocumentUseCases:
         self,
         uow: UnitOfWork,
         coherence: CacheCoherence,
-        nudge: SearchNudge | None,
+        nudge: OutboxNudge | None,
         clock: Callable[[], datetime] | None,
     ) -> None:
         self.uow = uow
         self.coherence = coherence
         self.cache = coherence.cache
-        self.nudge = nudge  # wakes the search sync after a commit
+        self.nudge = nudge  # wakes the outbox consumers after a commit
         self._clock = clock or (lambda: datetime.now(UTC))  # stamps versions
 
     @staticmethod
@@ -103,7 +104,7 @@ class DocumentUseCases:
         """``_open_live``, for a document ``who`` may read (else 404, as if absent:
         domain/access.py)."""
         with self._open_live(who.org, doc_id) as (tx, doc):
-            yield tx, readable(who, doc, doc_id)
+            yield tx, require_readable(who, doc, doc_id)
 
     @contextmanager
     def _open_writable(self, who: Principal, doc_id: str) -> Iterator[tuple[Transaction, Document]]:

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib import bootstrap
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import Change
-from chalicelib.domain.search import search_document
+from chalicelib.domain.model import Change, Document
+from chalicelib.domain.search_index import search_document
 from tests.conftest import (
     REDIS_URL,
     admin_connection,

@@ -29,9 +29,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from chalicelib import bootstrap
-from chalicelib.adapters.postgres.outbox import Consumer
+from chalicelib.adapters.postgres.outbox_listener import Consumer
 from chalicelib.config import Settings
-from chalicelib.domain.search import index_id
+from chalicelib.domain.search_index import index_id
 from devtools.services import free_port
 from tests.conftest import JWT_SECRET, make_token
 from tests.e2e.conftest import ROOT, Client, LocalServer, server_env

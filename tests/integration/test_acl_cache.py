@@ -10,7 +10,7 @@ import pytest
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.access import Acl
-from chalicelib.domain.ports import CachedDocument
+from chalicelib.domain.cache import CachedDocument
 from tests.conftest import namespace
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ import pytest
 from chalicelib import bootstrap
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.patching import MERGE_PATCH
-from chalicelib.domain.ports import CachedDocument
 from chalicelib.domain.principal import Principal
 from devtools.services import free_port
 

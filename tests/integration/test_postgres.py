@@ -11,8 +11,7 @@ import pytest
 from chalicelib.adapters.postgres import MIGRATIONS_DIR, PostgresUnitOfWork, migrate
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import Change
+from chalicelib.domain.model import Change, Document
 from tests.conftest import ADMIN_DATABASE_URL, database_url_for, drop_database
 
 pytestmark = pytest.mark.integration

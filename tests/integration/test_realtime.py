@@ -18,9 +18,9 @@ from moto import mock_aws
 from chalicelib import bootstrap
 from chalicelib.adapters.apigw_connections import ApiGatewayPoster
 from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.realtime import Connection, Topic
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from chalicelib.service_layer.fanout import FanOutReport
 from tests.conftest import REDIS_URL, Invoker, admin_connection, make_token, namespace
 from tests.polling import poll

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.adapters.redis.cache import RedisCache
 from chalicelib.config import Settings
-from chalicelib.domain.ports import CachedDocument
+from chalicelib.domain.cache import CachedDocument
 from devtools.services import free_port
 from tests.conftest import namespace
 

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.domain.errors import SearchUnavailable
-from chalicelib.domain.search import (
+from chalicelib.domain.search_index import (
     SCHEMA_VERSION,
     SearchDocument,
     index_body,
@@ -383,7 +383,7 @@ def test_an_interrupted_reindex_leaves_nothing_consumers_keep_feeding(search_con
 def test_transient_item_refusals_back_off_without_counting_towards_dead_letters(
     search_container,
 ) -> None:
-    from chalicelib.domain.ports import ItemResult
+    from chalicelib.domain.search_index import ItemResult
 
     c, org = search_container, _org()
     api = _client(org)

@@ -220,9 +220,9 @@ def test_rotation_old_values_open_new_writes_use_the_new_key_reencrypt_moves_all
             ).fetchall()
         kids = {r["id"]: r["kid"] for r in rows}
         assert kids == {old["id"]: "k1", new["id"]: "k2"}
-        report = c2.pii.reencrypt(c2.personal_data_store)
+        report = c2.pii.reencrypt(c2.pii_reencryption_store)
         assert report["documents"] >= 1 and report["rows"] >= 2  # the row and its version
-        assert c2.pii.reencrypt(c2.personal_data_store)["rows"] == 0  # idempotent
+        assert c2.pii.reencrypt(c2.pii_reencryption_store)["rows"] == 0  # idempotent
         with admin_connection(c2) as conn:
             left = conn.execute(
                 "SELECT count(*) AS n FROM document_versions WHERE metadata::text LIKE %s",

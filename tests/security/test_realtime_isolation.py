@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import Connection, Topic
-from chalicelib.domain.search import FeedCursor, feed_sealer
 from tests.conftest import make_token
 
 pytestmark = pytest.mark.integration

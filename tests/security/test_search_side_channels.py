@@ -22,12 +22,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.domain.search import (
-    SearchDocument,
-    decode_page_token,
-    encode_page_token,
-    parse_search_request,
-)
+from chalicelib.domain.search import decode_page_token, encode_page_token, parse_search_request
+from chalicelib.domain.search_index import SearchDocument
 from tests.conftest import Invoker, make_token, post_search, read_feed, sync_search
 
 pytestmark = pytest.mark.integration

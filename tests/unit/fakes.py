@@ -16,26 +16,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib.domain.access import Grant
+from chalicelib.domain.cache import CachedDocument, CacheRepair
+from chalicelib.domain.changes import FeedCursor, FeedRow
+from chalicelib.domain.content.uploads import ObjectInfo, StaleUpload, Upload
 from chalicelib.domain.errors import DependencyUnavailable, SearchUnavailable
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import (
-    CachedDocument,
-    Change,
-    DirtyKey,
-    DocumentState,
-    FeedRow,
-    Grant,
-    IdempotencyRecord,
-    ItemResult,
-    ListCursor,
-    ObjectInfo,
-    OutboxRow,
-    OutboxStats,
-    StaleUpload,
-    Upload,
-    VersionRecord,
-)
-from chalicelib.domain.search import SCHEMA_VERSION, FeedCursor, SearchDocument
+from chalicelib.domain.idempotency import IdempotencyRecord
+from chalicelib.domain.model import Change, Document, ListCursor, VersionRecord
+from chalicelib.domain.outbox import DocumentState, OutboxRow, OutboxStats
+from chalicelib.domain.search_index import SCHEMA_VERSION, ItemResult, SearchDocument
 from chalicelib.domain.viewer import Viewer
 
 
@@ -43,8 +32,8 @@ class FakeTransaction:
     def __init__(self, store: FakeUnitOfWork, org: str) -> None:
         self.documents = FakeDocuments(store, org)
         self.uploads = FakeContentRecords(store, org)
-        self.outbox = FakeChangeFeed(store, org)
-        self.cache_dirty = FakeCacheDirty(store, org)
+        self.change_feed = FakeChangeFeed(store, org)
+        self.cache_repairs = FakeCacheRepairs(store, org)
         self.grants = FakeGrants(store, org)
 
 
@@ -128,7 +117,7 @@ class FakeUnitOfWork:
         self.outbox: list[OutboxRow] = []
         self.uploads: dict[tuple[str, str], Upload] = {}
         self.texts: dict[tuple[str, str, int], tuple[str, bool]] = {}
-        self.dirty: list[DirtyKey] = []
+        self.cache_repairs: list[CacheRepair] = []
         self.grant_rows: dict[tuple[str, str, str], Grant] = {}
         self.transactions = 0
         self._begin()
@@ -137,7 +126,7 @@ class FakeUnitOfWork:
         self.pending: dict[tuple[str, str], Document] = {}
         self.pending_versions: list[tuple[str, str, VersionRecord]] = []
         self.pending_outbox: list[tuple[str, str, int, str, datetime]] = []
-        self.pending_dirty: list[tuple[str, str, int]] = []
+        self.pending_cache_repairs: list[tuple[str, str, int]] = []
         self.pending_uploads: dict[tuple[str, str], Upload] = {}
         self.pending_texts: dict[tuple[str, str, int], tuple[str, bool]] = {}
         self.pending_grants: dict[tuple[str, str, str], Grant | None] = {}
@@ -159,7 +148,7 @@ class FakeUnitOfWork:
         for o, doc_id, version, op, at in self.pending_outbox:
             seq = len(self.outbox) + 1
             self.outbox.append(OutboxRow(seq, o, doc_id, version, op, 0, at))
-        self.dirty += [DirtyKey(*d) for d in self.pending_dirty]
+        self.cache_repairs += [CacheRepair(*d) for d in self.pending_cache_repairs]
         self.uploads.update(self.pending_uploads)
         self.texts.update(self.pending_texts)
         for key, grant in self.pending_grants.items():
@@ -176,7 +165,7 @@ class FakeUnitOfWork:
     def close(self) -> None:
         return None
 
-    def readable(
+    def readable_ids(
         self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
     ) -> set[str]:
         self.transactions += 1
@@ -251,30 +240,30 @@ class FakeGrants:
                 self.store.pending_grants[key] = None
 
 
-class FakeCacheDirty:
+class FakeCacheRepairs:
     def __init__(self, store: FakeUnitOfWork, org: str) -> None:
         self.store = store
         self.org = org
 
-    def mark(self, doc_id: str, version: int) -> None:
-        self.store.pending_dirty.append((self.org, doc_id, version))
+    def add(self, doc_id: str, version: int) -> None:
+        self.store.pending_cache_repairs.append((self.org, doc_id, version))
 
 
-class FakeRepairQueue:
-    """The cache repair queue of a ``FakeUnitOfWork`` (``readable=False``: the
+class FakeCacheRepairQueue:
+    """The cache repair queue of a ``FakeUnitOfWork`` (``reachable=False``: the
     database is out)."""
 
     def __init__(self, store: FakeUnitOfWork) -> None:
         self.store = store
-        self.readable = True
+        self.reachable = True
 
-    def pending(self, limit: int) -> list[DirtyKey]:
-        if not self.readable:
+    def pending(self, limit: int) -> list[CacheRepair]:
+        if not self.reachable:
             raise DependencyUnavailable("The database is unavailable; retry shortly.")
-        return self.store.dirty[:limit]
+        return self.store.cache_repairs[:limit]
 
-    def clear(self, items: list[DirtyKey]) -> None:
-        self.store.dirty = [d for d in self.store.dirty if d not in items]
+    def clear(self, items: list[CacheRepair]) -> None:
+        self.store.cache_repairs = [d for d in self.store.cache_repairs if d not in items]
 
 
 class FakeContentRecords:
@@ -357,7 +346,7 @@ class FakeCache:
     def repair_due(self) -> bool:
         return self.reachable
 
-    def repair_keys(self, items: list[DirtyKey]) -> bool:
+    def repair_keys(self, items: list[CacheRepair]) -> bool:
         if not self.reachable:
             return False
         for org, doc_id, version in items:
@@ -775,4 +764,4 @@ def coherence(uow: FakeUnitOfWork, cache: FakeCache | None = None) -> Any:
     """The cache coherence of a fake unit of work and cache (and its repair queue)."""
     from chalicelib.service_layer.cache_coherence import CacheCoherence
 
-    return CacheCoherence(cache or FakeCache(), uow, FakeRepairQueue(uow))
+    return CacheCoherence(cache or FakeCache(), uow, FakeCacheRepairQueue(uow))

@@ -16,7 +16,8 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.search import build_query, parse_search_request, search_document
+from chalicelib.domain.search import build_query, parse_search_request
+from chalicelib.domain.search_index import search_document
 from chalicelib.domain.viewer import Viewer
 from chalicelib.service_layer.access import AccessService
 from chalicelib.service_layer.documents import DocumentService
@@ -250,11 +251,11 @@ def test_search_and_feed_leave_out_what_the_caller_may_not_read(world: World) ->
 def test_readable_answers_for_a_batch_of_ids_in_one_query(world: World) -> None:
     world.docs.put(OWNER, "o", {"title": "open"}, if_match=None, if_none_match=None)
     before = world.uow.transactions
-    assert world.access.readable("acme", "rita", ["reader"], ["d", "o", "nope"]) == {"o"}
+    assert world.access.readable_ids("acme", "rita", ["reader"], ["d", "o", "nope"]) == {"o"}
     assert world.uow.transactions == before + 1
-    assert world.access.readable("acme", "ada", ["admin"], ["d", "o"]) == {"d", "o"}
-    assert world.access.readable("acme", "olga", [], ["d", "o"]) == set()
-    assert world.access.readable_by(OWNER, ["d"]) == {"d"}
+    assert world.access.readable_ids("acme", "ada", ["admin"], ["d", "o"]) == {"d", "o"}
+    assert world.access.readable_ids("acme", "olga", [], ["d", "o"]) == set()
+    assert world.access.readable_ids_for(OWNER, ["d"]) == {"d"}
 
 
 def test_content_downloads_and_uploads_follow_the_document_acl() -> None:

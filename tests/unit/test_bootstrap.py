@@ -9,7 +9,8 @@ import sys
 from chalicelib import bootstrap
 from chalicelib.adapters.faults import PauseAfterIndexWrites, SlowCacheFills
 from chalicelib.config import Settings
-from chalicelib.domain.ports import CachedDocument, ItemResult
+from chalicelib.domain.cache import CachedDocument
+from chalicelib.domain.search_index import ItemResult
 from tests.unit.fakes import FakeCache, FakeSearchIndex
 
 

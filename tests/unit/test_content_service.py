@@ -10,9 +10,9 @@ import pytest
 
 from chalicelib.domain.content.keys import ContentKey
 from chalicelib.domain.content.policy import ContentPolicy
+from chalicelib.domain.content.uploads import StaleUpload
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, PreconditionFailed
 from chalicelib.domain.patching import MERGE_PATCH
-from chalicelib.domain.ports import StaleUpload
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.content import ContentService
 from chalicelib.service_layer.documents import DocumentService

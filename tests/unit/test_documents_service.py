@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.domain.cache import CachedDocument
 from chalicelib.domain.errors import (
     Conflict,
     Forbidden,
@@ -17,11 +18,10 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH
-from chalicelib.domain.ports import CachedDocument
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
-from tests.unit.fakes import FakeCache, FakeRepairQueue, FakeUnitOfWork, coherence
+from tests.unit.fakes import FakeCache, FakeCacheRepairQueue, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))
 READER = Principal("rita", "acme", frozenset({"reader"}))
@@ -247,7 +247,7 @@ def test_writes_fence_the_cache_before_commit_or_record_dirty(parts) -> None:
     assert cache.fences == [("acme", doc.id, 2)]
     cache.reachable = False
     service.change(WRITER, doc.id, MERGE_PATCH, {"title": "z"}, if_match=changed.etag)
-    assert uow.dirty == [("acme", doc.id, 3)], (
+    assert uow.cache_repairs == [("acme", doc.id, 3)], (
         "a write the cache could not fence is queued for repair"
     )
 
@@ -269,16 +269,16 @@ def test_a_read_first_repairs_what_writers_could_not_fence(parts) -> None:
     cache.docs[("acme", doc.id)] = CachedDocument(1, doc.etag, "stale")  # another process's view
     cache.reachable = True
     assert service.get(READER, doc.id).version == 2, "repaired (fenced) before the read"
-    assert uow.dirty == [] and cache.fences[-1] == ("acme", doc.id, 2)
+    assert uow.cache_repairs == [] and cache.fences[-1] == ("acme", doc.id, 2)
 
 
 def test_a_read_skips_the_cache_when_its_repair_queue_cannot_be_read() -> None:
     uow, cache = FakeUnitOfWork(), FakeCache()
-    queue = FakeRepairQueue(uow)
+    queue = FakeCacheRepairQueue(uow)
     service = DocumentService(uow, CacheCoherence(cache, uow, queue), page_secret="s")
     doc = service.create(WRITER, {"title": "x"})
     cache.docs[("acme", doc.id)] = CachedDocument(1, doc.etag, "not trusted now")
-    queue.readable = False
+    queue.reachable = False
     rendered = service.get(READER, doc.id)
     assert rendered.cache == "miss" and json.loads(rendered.body)["title"] == "x"
     assert cache.repair_failures == 1

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.ports import ExportJob
+from chalicelib.domain.personal_data import ExportJob
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.personal_data import PersonalDataService, export_failure_reason
 from devtools.events import LambdaContext

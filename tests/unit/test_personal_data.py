@@ -15,15 +15,15 @@ from chalicelib.config import Settings
 from chalicelib.domain.errors import KeyUnavailable, ValidationFailed
 from chalicelib.domain.model import Document, render
 from chalicelib.domain.pii import is_envelope
-from chalicelib.domain.search import search_document
-from chalicelib.service_layer.pii_fields import PersonalData
+from chalicelib.domain.search_index import search_document
+from chalicelib.service_layer.pii_fields import PiiFields
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def _pd(blind: bytes | None = b"b" * 32, **kw: Any) -> PersonalData:
+def _pd(blind: bytes | None = b"b" * 32, **kw: Any) -> PiiFields:
     cipher = EnvelopeCipher(LocalKeyring([("k1", b"1" * 32)]), blind_key=blind, **kw)
-    return PersonalData(("email",), cipher)
+    return PiiFields(("email",), cipher)
 
 
 def _doc(metadata: dict[str, Any], org: str = "acme", doc_id: str = "d1") -> Document:
@@ -74,7 +74,7 @@ def test_blind_tokens_are_normalised_org_bound_and_in_the_indexed_form() -> None
 
 
 def test_without_a_key_nothing_is_stored_in_clear() -> None:
-    pd = PersonalData(("email",), MissingCipher())
+    pd = PiiFields(("email",), MissingCipher())
     with pytest.raises(KeyUnavailable):
         pd.seal("acme", "d1", {"email": "x"})
     assert pd.seal("acme", "d1", {"team": "x"}) == {"team": "x"}

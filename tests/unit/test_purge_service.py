@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import DependencyUnavailable
-from chalicelib.domain.ports import PurgeTask
+from chalicelib.domain.purge import PurgeTask
 from chalicelib.service_layer.purge import Purge
 from devtools.events import LambdaContext
 

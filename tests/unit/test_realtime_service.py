@@ -27,7 +27,7 @@ class OnlyListed:
     def __init__(self, user: str, ids: set[str]) -> None:
         self.user, self.ids = user, ids
 
-    def readable(self, org: str, user: str, roles: frozenset[str], doc_ids: Any) -> set[str]:
+    def readable_ids(self, org: str, user: str, roles: frozenset[str], doc_ids: Any) -> set[str]:
         return set(doc_ids) & self.ids if user == self.user else set(doc_ids)
 
 

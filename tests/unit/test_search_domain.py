@@ -9,22 +9,23 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import BadRequest, ValidationFailed
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.pagination import encode_token, page_scope
 from chalicelib.domain.search import (
-    SCHEMA_VERSION,
-    FeedCursor,
     build_query,
     decode_page_token,
     encode_page_token,
-    feed_sealer,
+    parse_search_request,
+    shape_results,
+)
+from chalicelib.domain.search_index import (
+    SCHEMA_VERSION,
     flatten_text,
     index_body,
     index_id,
-    parse_search_request,
     search_document,
-    shape_results,
 )
 
 SECRET = "s" * 32

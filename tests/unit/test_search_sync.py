@@ -8,9 +8,8 @@ import pytest
 
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.patching import MERGE_PATCH
-from chalicelib.domain.ports import ItemResult
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.search import index_id
+from chalicelib.domain.search_index import ItemResult, index_id
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.search_sync import SearchSync
 from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence

@@ -1,7 +1,7 @@
 """Document permissions in PostgreSQL: grants (``tx.grants``) and the read rule as SQL.
 
 The read rule of domain/access.py, for queries that filter many documents at
-once (lists, the changes feed, ``readable``): a non-admin viewer reads a
+once (lists, the changes feed, ``readable_ids``): a non-admin viewer reads a
 document open to the org, one it owns, or one it holds a grant on.  The org
 role was checked before (at least ``reader``); row-level security keeps all of
 it inside the org.  Grants are read with the document itself in the same
@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import class_row
 
-from chalicelib.domain.ports import Grant
+from chalicelib.domain.access import Grant
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.protocols import TenantTransaction
 
 # a documents row's grants as {grantee: role}, for a private document only (an open one
 # is read and written by the role rule alone, so point reads of it skip the subplan):
@@ -46,10 +46,10 @@ def readable_clause(viewer: Viewer | None, table: str = "documents") -> tuple[st
     )
 
 
-def readable_query(
+def readable_ids_query(
     org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
 ) -> tuple[str, list[Any]]:
-    """The one statement of ``UnitOfWork.readable``: ids of live documents of ``org``
+    """The one statement of ``UnitOfWork.readable_ids``: ids of live documents of ``org``
     (with ``deleted``: soft-deleted ones too)."""
     clause, params = readable_clause(viewer)
     live = "" if deleted else "AND deleted_at IS NULL "
@@ -62,7 +62,7 @@ def readable_query(
 class PostgresGrants:
     """Implements ``GrantRepository`` on an open transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.tx = tx
         self.org = tx.org
 

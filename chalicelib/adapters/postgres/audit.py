@@ -16,11 +16,17 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.audit import ChainHead, ChainRow
-from chalicelib.domain.ports import AuditEntry, AuditExportRecord, AuditFilter, AuditRecord
+from chalicelib.domain.audit import (
+    AuditEntry,
+    AuditExportRecord,
+    AuditFilter,
+    AuditRecord,
+    ChainHead,
+    ChainRow,
+)
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 INSERT_AUDIT = (
     "INSERT INTO audit_log (org, actor, action, doc_id, version, prev_version, request_id, "
@@ -61,7 +67,7 @@ def audit_params(org: str, entry: AuditEntry) -> dict[str, Any]:
 class PostgresAuditTrail:
     """Implements ``AuditTrail``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def record(self, org: str, entry: AuditEntry) -> None:

@@ -1,5 +1,6 @@
-"""The cache repair queue (``cache_dirty``): documents whose cache entries a writer
-could not fence.  Marked in the write's own transaction (``tx.cache_dirty``);
+"""The cache repair queue: documents whose cache entries a writer could not fence
+(stored in the table ``cache_dirty``, a name migrations keep).  Added to in the
+write's own transaction (``tx.cache_repairs``);
 read and cleared across orgs by the repair (ids and versions only, through the
 ``docs_cache_dirty*`` SECURITY DEFINER functions)."""
 
@@ -9,20 +10,19 @@ from typing import TYPE_CHECKING
 
 from psycopg.rows import class_row
 
-from chalicelib.domain.ports import DirtyKey
+from chalicelib.domain.cache import CacheRepair
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database, TenantTransaction
 
 
-class PostgresCacheDirty:
-    """Implements ``CacheDirtyMarks``: the repair queue, written in the write's transaction."""
+class PostgresCacheRepairs:
+    """Implements ``CacheRepairs``: the repair queue, added to in the write's transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.tx = tx
 
-    def mark(self, doc_id: str, version: int) -> None:
+    def add(self, doc_id: str, version: int) -> None:
         self.tx.conn.execute(
             "INSERT INTO cache_dirty (org, doc_id, version) VALUES (%s, %s, %s) "
             "ON CONFLICT (org, doc_id) DO UPDATE SET version = GREATEST(cache_dirty.version, "
@@ -36,17 +36,17 @@ class PostgresCacheRepairQueue:
     could not fence, across orgs (ids and versions only, through the
     ``docs_cache_dirty*`` SECURITY DEFINER functions)."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
-    def pending(self, limit: int) -> list[DirtyKey]:
+    def pending(self, limit: int) -> list[CacheRepair]:
         with self.uow.maintenance() as conn:
-            cur = conn.cursor(row_factory=class_row(DirtyKey))
+            cur = conn.cursor(row_factory=class_row(CacheRepair))
             return cur.execute(
                 "SELECT org, doc_id, version FROM docs_cache_dirty(%s)", (limit,)
             ).fetchall()
 
-    def clear(self, items: list[DirtyKey]) -> None:
+    def clear(self, items: list[CacheRepair]) -> None:
         with self.uow.maintenance() as conn:
             conn.execute(
                 "SELECT docs_cache_clear_dirty(%s::text[], %s::text[], %s::bigint[])",

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.ports import StaleUpload, Upload
+from chalicelib.domain.content.uploads import StaleUpload, Upload
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database, TenantTransaction
 
 _COLUMNS = (
     "org, upload_id, doc_id, key, content_type, sha256, size, filename, max_bytes, actor, "
@@ -29,7 +28,7 @@ _COLUMNS = (
 class PostgresUploads:
     """Implements ``ContentRecords`` on an open transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.conn = tx.conn
         self.org = tx.org
 
@@ -103,7 +102,7 @@ class PostgresStaleUploads:
     (cross-org maintenance: ids only, from the ``docs_stale_uploads`` SECURITY
     DEFINER function; each is then finished in its org's transaction)."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def __call__(self, cutoff: datetime, limit: int) -> list[StaleUpload]:

@@ -10,12 +10,11 @@ from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from chalicelib.adapters.postgres.access import GRANTS_COLUMN, readable_clause
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import Change, ListCursor, VersionRecord
+from chalicelib.domain.model import Change, Document, ListCursor, VersionRecord
 from chalicelib.domain.viewer import Viewer
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.transaction import PostgresTransaction
+    from chalicelib.adapters.postgres.protocols import TenantTransaction
 
 LIST_COLUMNS = (
     "org, id, title, body, tags, metadata, version, owner, created_at, updated_at, "
@@ -47,7 +46,7 @@ _RECORD_CHANGE = (
 class PostgresDocuments:
     """Implements ``DocumentRepository`` on an open transaction."""
 
-    def __init__(self, tx: PostgresTransaction) -> None:
+    def __init__(self, tx: TenantTransaction) -> None:
         self.tx = tx
         self.org = tx.org
 

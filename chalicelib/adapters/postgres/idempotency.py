@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from psycopg.rows import class_row
 
-from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
-from chalicelib.domain.ports import IdempotencyRecord
+from chalicelib.adapters.postgres.protocols import Database
+from chalicelib.domain.idempotency import IdempotencyRecord
 
 
 class PostgresIdempotencyRecords:
     """Implements ``IdempotencyRecords``: one tenant-scoped transaction per call."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def get(self, org: str, key: str) -> IdempotencyRecord | None:

@@ -16,13 +16,14 @@ from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres.audit import INSERT_AUDIT, audit_params
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
-from chalicelib.domain.model import Document
-from chalicelib.domain.ports import AuditEntry, Change, ErasurePlan, ExportJob
+from chalicelib.domain.audit import AuditEntry
+from chalicelib.domain.model import Change, Document
+from chalicelib.domain.personal_data import ErasurePlan, ExportJob
 
 if TYPE_CHECKING:
     import psycopg
 
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 _JOB_COLUMNS = "org, id, requested_by, state, object_key, error, created_at, finished_at"
 
@@ -60,7 +61,7 @@ SELECT {DOC_COLUMNS} FROM changed AS documents ORDER BY id
 class PostgresPersonalData:
     """Implements ``PersonalData``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def granted_documents(self, org: str, user: str) -> list[str]:
@@ -183,7 +184,7 @@ def _pseudonymise_rows(conn: psycopg.Connection[Any], org: str, user: str, pseud
 class PostgresExportJobs:
     """Implements ``ExportJobs``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def create(self, org: str, job_id: str, user: str, request_id: str | None) -> ExportJob:

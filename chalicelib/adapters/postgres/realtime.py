@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING
 
 from psycopg.rows import class_row
 
-from chalicelib.adapters.postgres.outbox import tenant
+from chalicelib.adapters.postgres.document_states import tenant
 from chalicelib.domain.realtime import StreamBatch, StreamRow, StreamStats
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 
 class PostgresRealtimeStream:
     """Implements ``RealtimeStream`` for the consumer ``name``."""
 
-    def __init__(self, uow: PostgresUnitOfWork, name: str) -> None:
+    def __init__(self, uow: Database, name: str) -> None:
         self.uow = uow
         self.name = name
 

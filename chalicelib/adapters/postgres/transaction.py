@@ -11,10 +11,10 @@ from psycopg import sql
 from psycopg.rows import RowFactory
 
 from chalicelib.adapters.postgres.access import PostgresGrants
-from chalicelib.adapters.postgres.cache_repair import PostgresCacheDirty
+from chalicelib.adapters.postgres.cache_repair import PostgresCacheRepairs
+from chalicelib.adapters.postgres.changes import PostgresChangeFeed
 from chalicelib.adapters.postgres.content import PostgresUploads
 from chalicelib.adapters.postgres.documents import PostgresDocuments
-from chalicelib.adapters.postgres.outbox import PostgresChangeFeed
 from chalicelib.domain.model import Document
 
 T = TypeVar("T")
@@ -53,12 +53,12 @@ class PostgresTransaction:
         return PostgresUploads(self)
 
     @cached_property
-    def outbox(self) -> PostgresChangeFeed:
+    def change_feed(self) -> PostgresChangeFeed:
         return PostgresChangeFeed(self)
 
     @cached_property
-    def cache_dirty(self) -> PostgresCacheDirty:
-        return PostgresCacheDirty(self)
+    def cache_repairs(self) -> PostgresCacheRepairs:
+        return PostgresCacheRepairs(self)
 
     @cached_property
     def grants(self) -> PostgresGrants:

@@ -32,7 +32,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import class_row, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chalicelib.adapters.postgres.access import readable_query
+from chalicelib.adapters.postgres.access import readable_ids_query
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
 from chalicelib.adapters.postgres.identity import read_identity
 from chalicelib.adapters.postgres.transaction import PostgresTransaction, after_begin
@@ -257,7 +257,7 @@ class PostgresUnitOfWork:
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
 
-    def readable(
+    def readable_ids(
         self, org: str, viewer: Viewer, doc_ids: Iterable[str], *, deleted: bool = False
     ) -> set[str]:
         """Which of ``doc_ids`` (live documents of ``org``) ``viewer`` may read, in one
@@ -266,7 +266,7 @@ class PostgresUnitOfWork:
         ids = sorted(set(doc_ids))
         if not ids:
             return set()
-        query, params = readable_query(org, viewer, ids, deleted=deleted)
+        query, params = readable_ids_query(org, viewer, ids, deleted=deleted)
         try:
             with subsegment("postgres.readable", org=org), self._checkout() as conn:
                 cur = psycopg.ClientCursor(conn)

@@ -63,8 +63,8 @@ import redis
 from chalicelib.adapters.redis.breaker import CircuitBreaker
 from chalicelib.adapters.redis.namespace import KeyNamespace
 from chalicelib.config import Settings
+from chalicelib.domain.cache import CachedDocument, CacheRepair
 from chalicelib.domain.keys import join_key
-from chalicelib.domain.ports import CachedDocument, DirtyKey
 from chalicelib.observability import count, subsegment
 
 T = TypeVar("T")
@@ -194,7 +194,7 @@ class RedisCache:
             return False
         return self.breaker.state == "half-open" or time.monotonic() >= self._next_repair
 
-    def repair_keys(self, items: list[DirtyKey]) -> bool:
+    def repair_keys(self, items: list[CacheRepair]) -> bool:
         """Fence documents written while Redis was unreachable, and their orgs' lists.
 
         False on Redis errors (counted against the breaker; the caller keeps the

@@ -1,27 +1,25 @@
-"""The document lifecycle in PostgreSQL: the purge's database side and the
-re-encryption of personal-data fields (migration 0010_lifecycle.sql).
+"""The purge's database side in PostgreSQL (migration 0010_lifecycle.sql).
 
 Cross-org steps go through ``docs_*`` SECURITY DEFINER functions that return
-ids only (``docs_purge_due``, ``docs_purge_pending``, ``docs_document_ids``);
-everything about one document runs in a tenant transaction of its org
-(``uow.transaction``), where row-level security applies.  The rows themselves
-are removed by ``docs_purge_rows``, which refuses anything but a document of
-the transaction's org deleted before the cutoff: the runtime login holds no
-DELETE on documents or versions.
+ids only (``docs_purge_due``, ``docs_purge_pending``); everything about one
+document runs in a tenant transaction of its org (``uow.transaction``), where
+row-level security applies.  The rows themselves are removed by
+``docs_purge_rows``, which refuses anything but a document of the
+transaction's org deleted before the cutoff: the runtime login holds no DELETE
+on documents or versions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from psycopg.types.json import Jsonb
 
-from chalicelib.domain.ports import PurgeTask
+from chalicelib.domain.purge import PurgeTask
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
+    from chalicelib.adapters.postgres.protocols import Database
 
 PURGE_ACTOR = "system"
 _LEASE = timedelta(minutes=5)  # a crashed run's tasks come back after this
@@ -31,7 +29,7 @@ _MAX_BACKOFF_S = 3600
 class PostgresPurgeStore:
     """Implements ``PurgeStore``."""
 
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
+    def __init__(self, uow: Database) -> None:
         self.uow = uow
 
     def due(self, cutoff: datetime, limit: int) -> list[tuple[str, str]]:
@@ -128,55 +126,3 @@ class PostgresPurgeStore:
                 "next_attempt_at = now() + make_interval(secs => %s) WHERE org = %s AND id = %s",
                 (reason, delay, task.org, task.id),
             )
-
-
-class PostgresPersonalData:
-    """Implements ``PersonalDataStore`` (the re-encryption after a key rotation)."""
-
-    def __init__(self, uow: PostgresUnitOfWork) -> None:
-        self.uow = uow
-
-    def document_ids(self, after: tuple[str, str] | None, limit: int) -> list[tuple[str, str]]:
-        after_org, after_id = after if after is not None else (None, None)
-        with self.uow.maintenance() as conn:
-            rows = conn.execute(
-                "SELECT org, id FROM docs_document_ids(%s, %s, %s)", (limit, after_org, after_id)
-            ).fetchall()
-        return [(r["org"], r["id"]) for r in rows]
-
-    def rewrite_metadata(
-        self, org: str, doc_id: str, rewrite: Callable[[dict[str, Any]], dict[str, Any] | None]
-    ) -> int:
-        """In place, in one tenant transaction, with the row locked: the values stay
-        the same (only their ciphertext changes), so no version, outbox or audit row
-        is written and the ETag does not move."""
-        changed = 0
-        with self.uow.transaction(org) as tx:
-            conn = tx.conn
-            row = conn.execute(
-                "SELECT metadata FROM documents WHERE org = %s AND id = %s FOR UPDATE",
-                (org, doc_id),
-            ).fetchone()
-            if row is None:
-                return 0
-            new = rewrite(row["metadata"])
-            if new is not None:
-                conn.execute(
-                    "UPDATE documents SET metadata = %s WHERE org = %s AND id = %s",
-                    (Jsonb(new), org, doc_id),
-                )
-                changed += 1
-            for version in conn.execute(
-                "SELECT version, metadata FROM document_versions WHERE org = %s AND id = %s "
-                "ORDER BY version",
-                (org, doc_id),
-            ).fetchall():
-                new = rewrite(version["metadata"])
-                if new is not None:
-                    conn.execute(
-                        "UPDATE document_versions SET metadata = %s "
-                        "WHERE org = %s AND id = %s AND version = %s",
-                        (Jsonb(new), org, doc_id, version["version"]),
-                    )
-                    changed += 1
-        return changed

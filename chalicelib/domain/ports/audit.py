@@ -1,0 +1,40 @@
+"""The audit trail's store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from chalicelib.domain.audit import (
+    AuditEntry,
+    AuditExportRecord,
+    AuditFilter,
+    AuditRecord,
+    ChainHead,
+    ChainRow,
+)
+
+
+class AuditTrail(Protocol):
+    """An org's audit rows; each call is its own tenant-scoped transaction."""
+
+    def record(self, org: str, entry: AuditEntry) -> None: ...
+
+    def page(self, org: str, where: AuditFilter, limit: int) -> list[AuditRecord]:
+        """Rows newest first (by chain position)."""
+
+    def chain(self, org: str, *, after_seq: int, limit: int) -> list[ChainRow]:
+        """Rows as chained (pseudonyms, jsonb text), in chain order."""
+
+    def head(self, org: str) -> ChainHead | None: ...
+
+    def orgs(self) -> list[str]:
+        """Every org with an audit chain (cross-org: names only)."""
+
+    def between(self, org: str, start: datetime, end: datetime) -> list[ChainRow]:
+        """Rows with ``start <= at < end``, in chain order."""
+
+    def exported(self, org: str, period_start: datetime) -> AuditExportRecord | None: ...
+
+    def record_export(self, record: AuditExportRecord) -> bool:
+        """Remember an exported period; False if it was recorded already."""
