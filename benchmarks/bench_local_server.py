@@ -79,6 +79,18 @@ def start(tree: Path, env: dict[str, str], workers: int, log: Path) -> tuple[Any
     return proc, port
 
 
+def seed(port: int, token: str, ids_file: Path) -> None:
+    """The same 1000 documents of ~2 KB; their ids, one a line, in ``ids_file``."""
+    client = Client(port, token)
+    ids: list[str] = []
+    for first in range(0, DOCS, 100):
+        docs = [{"title": f"doc {i}", "body": {"text": TEXT}} for i in range(first, first + 100)]
+        status, _, body = client.call("POST", "/documents:batch", {"documents": docs})
+        assert status == 200, (status, body)
+        ids += [r["id"] for r in body["results"]]
+    ids_file.write_text("\n".join(ids) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tree", type=Path, action="append", help="a checkout to serve from")
@@ -97,14 +109,10 @@ def main() -> None:
     scripts = {"get": WORK / "get.lua", "rmw": WORK / "rmw.lua"}
     for name, text in (("get", LUA_GET), ("rmw", LUA_RMW)):
         scripts[name].write_text(text.replace("__TEXT__", lua_text).replace("__MARK__", WRKJSON))
-    database_url = create_database()
-    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
     secret = secrets.token_urlsafe(32)
-    env = {
+    base_env = {
         **os.environ,
-        "DATABASE_URL": database_url,
         "REDIS_URL": REDIS_URL,
-        "DOCS_REDIS_KEY_PREFIX": prefix,
         "DOCS_JWT_SECRET": secret,
         "DOCS_RATE_LIMIT_READER": "[1000000000, 1000000000]",
         "DOCS_RATE_LIMIT_WRITER": "[1000000000, 1000000000]",
@@ -112,22 +120,21 @@ def main() -> None:
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     token = mint_token(Settings(jwt_secret=secret), org="bench", sub="bencher", roles=["writer"])
+    # each tree its own database and key prefix (one search sync per database)
+    stacks = [(create_database(), f"bench:{uuid.uuid4().hex[:10]}:") for _ in trees]
     servers: list[tuple[Any, int]] = []
     results: list[dict[str, Any]] = []
     try:
-        for i, tree in enumerate(trees):
+        for i, (tree, (database_url, prefix)) in enumerate(zip(trees, stacks, strict=True)):
+            env = {**base_env, "DATABASE_URL": database_url, "DOCS_REDIS_KEY_PREFIX": prefix}
             servers.append(start(tree, env, args.workers, WORK / f"serve-{i}.log"))
-        client = Client(servers[0][1], token)
-        ids: list[str] = []
-        for first in range(0, DOCS, 100):
-            docs = [{"title": f"doc {i}", "body": {"text": TEXT}} for i in range(first, first + 100)]
-            status, _, body = client.call("POST", "/documents:batch", {"documents": docs})
-            assert status == 200, (status, body)
-            ids += [r["id"] for r in body["results"]]
-        (WORK / "ids").write_text("\n".join(ids) + "\n")
-        wargs = [str(WORK / "ids"), "/documents/", "ours", token]
-        for _, port in servers:  # warm every worker
-            run_wrk(scripts["get"], f"http://127.0.0.1:{port}", wargs, 4, 2)
+            seed(servers[-1][1], token, WORK / f"ids-{i}")
+
+        def wargs(i: int) -> list[str]:
+            return [str(WORK / f"ids-{i}"), "/documents/", "ours", token]
+
+        for i, (_, port) in enumerate(servers):  # warm every worker
+            run_wrk(scripts["get"], f"http://127.0.0.1:{port}", wargs(i), 4, 2)
         for workload in ("get", "rmw"):
             for conns in args.connections:
                 for rnd in range(args.rounds):
@@ -136,7 +143,7 @@ def main() -> None:
                         order.reverse()
                     for i, (_, port) in order:
                         url = f"http://127.0.0.1:{port}"
-                        data = run_wrk(scripts[workload], url, wargs, conns, args.seconds)
+                        data = run_wrk(scripts[workload], url, wargs(i), conns, args.seconds)
                         row = {
                             "tree": str(trees[i]),
                             "workload": workload,
@@ -152,10 +159,11 @@ def main() -> None:
     finally:
         for proc, _ in servers:
             stop(proc)
-        drop_database(database_url)
         import redis
 
-        delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+        for database_url, prefix in stacks:
+            drop_database(database_url)
+            delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
     print(json.dumps({"bench": "local_server", "runs": results}))
 
 

@@ -33,7 +33,6 @@ was read of it go to the real-time process (``devtools/realtime_hub.py``).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import enum
 import io
 import json
@@ -48,48 +47,18 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, pick_request_id, problem
+from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
 from chalicelib.redaction import redact
 from devtools import realtime_hub
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
+from devtools.local_http import Limits, local_problem, write_line
 
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "keep-alive")
 _DIGITS = re.compile(r"[0-9]+")
-
-
-MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-# API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
-MAX_HEADER_BYTES = 10240
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one connection may cost a worker; from ``DOCS_LOCAL_*`` (docs/local.md)."""
-
-    header_timeout_s: float = 10.0  # request line + headers, in total (not per read)
-    body_timeout_s: float = 30.0  # the whole body, in total; also bounds writing the response
-    max_header_bytes: int = MAX_HEADER_BYTES
-    max_body_bytes: int = MAX_REQUEST_BYTES
-    idle_timeout_s: float = 5.0  # a keep-alive connection's wait for its next request
-    max_requests: int = 100  # requests on one connection, then it is closed
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
-        env = dict(os.environ if env is None else env)
-        limits = cls(
-            header_timeout_s=float(env.get("DOCS_LOCAL_HEADER_TIMEOUT_S", cls.header_timeout_s)),
-            body_timeout_s=float(env.get("DOCS_LOCAL_BODY_TIMEOUT_S", cls.body_timeout_s)),
-            max_header_bytes=int(env.get("DOCS_LOCAL_MAX_HEADER_BYTES", cls.max_header_bytes)),
-            idle_timeout_s=float(env.get("DOCS_LOCAL_IDLE_TIMEOUT_S", cls.idle_timeout_s)),
-            max_requests=int(env.get("DOCS_LOCAL_MAX_REQUESTS", cls.max_requests)),
-        )
-        if min(dataclasses.astuple(limits)) <= 0:
-            raise ValueError(f"local server limits must be positive: {limits}")
-        return limits
 
 
 class Phase(enum.Enum):
@@ -109,16 +78,6 @@ class _Then(enum.Enum):
     LINGER = "linger"
 
 
-def write_line(line: str) -> None:
-    """One log line on stdout; when stdout is a pipe whose reader went away, the
-    line is lost, not the request (and no traceback follows)."""
-    try:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
-
-
 class _Early(Exception):
     """The request cannot be served: answer ``status`` (None: just close) and stop."""
 
@@ -126,23 +85,6 @@ class _Early(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-def _local_problem(
-    status: int, detail: str, instance: str | None, rid: str
-) -> tuple[int, dict[str, str], bytes]:
-    """The local server's own answers, with every header the app's responses carry."""
-    slug, title = STATUS_PROBLEMS.get(status, ("error", "Error"))
-    response = problem(
-        status,
-        slug,
-        title,
-        detail,
-        instance=instance,
-        headers={**SECURITY_HEADERS, "X-Request-Id": rid},
-    )
-    headers = {name: str(value) for name, value in response.headers.items()}
-    return status, headers, str(response.body).encode()
 
 
 class Connection(BaseHTTPRequestHandler):
@@ -402,7 +344,7 @@ class Connection(BaseHTTPRequestHandler):
         )
         if event is None:
             instance = self._instance()
-            result = _local_problem(404, f"No route for {instance}.", instance, self._rid)
+            result = local_problem(404, f"No route for {instance}.", instance, self._rid)
         else:
             result = self._invoke(event)
         self._respond(*result, keep_alive=self._client_keeps_alive())
@@ -495,7 +437,7 @@ class Connection(BaseHTTPRequestHandler):
             self.phase = Phase.DONE
             return
         self._rid = self._rid or str(uuid.uuid4())
-        status, headers, body = _local_problem(
+        status, headers, body = local_problem(
             early.status, early.detail, self._instance(), self._rid
         )
         self.wfile = io.BytesIO()

@@ -50,13 +50,8 @@ from collections.abc import Callable
 from typing import Any
 
 from devtools import realtime_hub
-from devtools.http_connection import (
-    MAX_HEADER_BYTES,
-    MAX_REQUEST_BYTES,
-    Connection,
-    Limits,
-    write_line,
-)
+from devtools.http_connection import Connection
+from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits, write_line
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_REQUEST_BYTES", "Limits", "PortUnavailable", "listen", "serve"]
 _WAIT_S = 1.0  # the longest select: deadlines are checked at least this often
