@@ -55,6 +55,7 @@ from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits, wri
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_REQUEST_BYTES", "Limits", "PortUnavailable", "listen", "serve"]
 _WAIT_S = 1.0  # the longest select: deadlines are checked at least this often
+MAX_CONNECTIONS = 512  # per worker; past it, new connections wait in the backlog for another
 
 
 class _Worker:
@@ -65,24 +66,30 @@ class _Worker:
         self.listener = listener
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
+        self.accepting_after: float | None = None  # not accepting until then
         self.conns: set[Connection] = set()
         self.ready: collections.deque[Connection] = collections.deque()
 
     def run(self) -> None:
         while True:
+            self.step()
+
+    def step(self) -> None:
+        """Wait for the next events (at most until the next deadline) and act on them."""
+        now = time.monotonic()
+        self._resume_accepting(now)
+        wait = 0.0 if self.ready else self._wait(now)
+        for key, mask in self.selector.select(wait):
+            conn = key.data
             now = time.monotonic()
-            wait = 0.0 if self.ready else self._wait(now)
-            for key, mask in self.selector.select(wait):
-                conn = key.data
-                now = time.monotonic()
-                if conn is None:
-                    self._accept(now)
-                elif mask & selectors.EVENT_WRITE:
-                    self._settle(conn, conn.writable(now))
-                else:
-                    self._settle(conn, conn.readable(now))
-            self._serve_ready()
-            self._expire(time.monotonic())
+            if conn is None:
+                self._accept(now)
+            elif mask & selectors.EVENT_WRITE:
+                self._settle(conn, conn.writable(now))
+            else:
+                self._settle(conn, conn.readable(now))
+        self._serve_ready()
+        self._expire(time.monotonic())
 
     def _wait(self, now: float) -> float:
         due = min((conn.due() for conn in self.conns), default=now + _WAIT_S)
@@ -98,10 +105,28 @@ class _Worker:
             write_line(
                 json.dumps({"level": "WARNING", "msg": "accept failed", "error": str(exc)}) + "\n"
             )
+            self._pause_accepting(now + _WAIT_S)
             return
-        conn = Connection(sock, address, now)
+        try:
+            conn = Connection(sock, address, now)
+        except OSError:  # reset before it was set up
+            sock.close()
+            return
         self.conns.add(conn)
         self.selector.register(sock, selectors.EVENT_READ, conn)
+        if len(self.conns) >= MAX_CONNECTIONS:
+            self._pause_accepting(now)
+
+    def _pause_accepting(self, until: float) -> None:
+        if self.accepting_after is None:
+            self.selector.unregister(self.listener)
+        self.accepting_after = until
+
+    def _resume_accepting(self, now: float) -> None:
+        after = self.accepting_after
+        if after is not None and after <= now and len(self.conns) < MAX_CONNECTIONS:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+            self.accepting_after = None
 
     def _serve_ready(self) -> None:
         """Connections with more buffered bytes (pipelining): one request each, in turn."""
