@@ -7,8 +7,8 @@ listening socket and forks N worker processes, each with its own app
 instance, pools and clients, like N warm execution environments; each worker
 runs one request at a time, on its only thread.
 
-A connection is not a worker, though: each worker multiplexes any number of
-connections with a selector (the design of gunicorn's gthread worker with one
+A connection is not a worker, though: each worker multiplexes many connections
+(up to ``MAX_CONNECTIONS``) with a selector (the design of gunicorn's gthread worker with one
 thread).  It accepts new connections, parks idle keep-alive ones, reads heads
 and bodies as their bytes arrive, writes answers as the sockets take them, and
 serves whichever connection has a complete request, one request at a time
