@@ -8,11 +8,11 @@ instance, pools and clients, like N warm execution environments; each worker
 runs one request at a time, on its only thread.
 
 A connection is not a worker, though: each worker multiplexes many connections
-(up to ``MAX_CONNECTIONS``) with a selector (the design of gunicorn's gthread worker with one
-thread).  It accepts new connections, parks idle keep-alive ones, reads heads
-and bodies as their bytes arrive, writes answers as the sockets take them, and
-serves whichever connection has a complete request, one request at a time
-(``devtools/http_connection.py``).  So no connection waits for another one's
+(up to ``MAX_CONNECTIONS``) with a selector, the design of gunicorn's gthread
+worker with one thread.  It accepts new connections, parks idle keep-alive
+ones, reads heads and bodies as their bytes arrive, writes answers as the
+sockets take them, and serves whichever connection has a complete request, one
+request at a time (``devtools/http_connection.py``).  So no connection waits for another one's
 idle keep-alive, slow upload or unread answer, only for the requests being
 served; and while a worker runs a request, the others accept and serve.
 
