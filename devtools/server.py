@@ -12,9 +12,10 @@ A connection is not a worker, though: each worker multiplexes many connections
 worker with one thread.  It accepts new connections, parks idle keep-alive
 ones, reads heads and bodies as their bytes arrive, writes answers as the
 sockets take them, and serves whichever connection has a complete request, one
-request at a time (``devtools/http_connection.py``).  So no connection waits for another one's
-idle keep-alive, slow upload or unread answer, only for the requests being
-served; and while a worker runs a request, the others accept and serve.
+request at a time (``devtools/http_connection.py``).  So no connection waits
+for another one's idle keep-alive, slow upload or unread answer, only for the
+requests being served; and while a worker runs a request, the others accept
+and serve.
 
 Connections are HTTP/1.1 persistent (keep-alive, pipelining) unless the
 client says ``Connection: close`` (or speaks HTTP/1.0 without keep-alive).
