@@ -26,11 +26,9 @@ import argparse
 import json
 import os
 import platform
-import queue
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,236 +36,30 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import peers
+from benchmarks.http_section import http
 from benchmarks.report import Figure, Results, write_chart, write_markdown
+from benchmarks.runner import ROOT, Skipped, latency_figure, run_module
 
-ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_UNZIPPED_LIMIT = 250 * 1000 * 1000  # bytes, function + layers
 LAMBDA_ZIP_UPLOAD_LIMIT = 50 * 1000 * 1000
-HEARTBEAT_S = 15.0
-
-
-class Skipped(Exception):
-    """The section cannot run here (a tool or module is missing): the reason."""
-
-
-# ------------------------------------------------------------------ running
-def run_module(module: str, args: list[str], timeout_s: float = 900) -> dict[str, Any]:
-    """Run ``python -m module args``, echo its lines as progress (and a heartbeat
-    when it is quiet for a while), return the JSON line it printed last."""
-    cmd = [sys.executable, "-m", module, *args]
-    print(f"    $ {' '.join(cmd[1:])}", flush=True)
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    last_json: dict[str, Any] | None = None
-    started = time.monotonic()
-    while True:
-        try:
-            line = lines.get(timeout=HEARTBEAT_S)
-        except queue.Empty:
-            if time.monotonic() - started > timeout_s:
-                proc.kill()
-                raise RuntimeError(f"{module} ran over {timeout_s:.0f} s") from None
-            print(f"    . still measuring ({time.monotonic() - started:.0f} s)", flush=True)
-            continue
-        if line is None:
-            break
-        stripped = line.rstrip("\n")
-        if stripped.startswith("{") and stripped.endswith("}"):
-            try:
-                last_json = json.loads(stripped)
-                continue
-            except json.JSONDecodeError:
-                pass
-        print(f"    | {stripped[:200]}", flush=True)
-    code = proc.wait()
-    if code != 0 and last_json is None:
-        raise RuntimeError(f"{module} exited with status {code}")
-    if last_json is None:
-        raise RuntimeError(f"{module} printed no JSON result")
-    return last_json
-
-
-def _lat(section: str, name: str, row: dict[str, Any], target: float | None = None) -> Figure:
-    """A latency figure from a bench_api/bench_paths row: p50 and p99 of both."""
-    api, base = row["api"], row["baseline"]
-    return Figure(
-        section,
-        name,
-        api["p50_ms"],
-        "ms",
-        base["name"],
-        base["p50_ms"],
-        p99=api["p99_ms"],
-        baseline_p99=base["p99_ms"],
-        target=target,
-    )
 
 
 # ------------------------------------------------------------------ sections
 def handlers(quick: bool, res: Results) -> None:
     n = ["--hits", "400", "--misses", "150", "--writes", "150", "--rounds", "3"] if quick else []
     api = run_module("benchmarks.bench_api", n)
-    hit = _lat("handlers", "GET hit", api["hit"], 3.0)
+    hit = latency_figure("handlers", "GET hit", api["hit"], 3.0)
     hit.note = f"the target also wants p50 < 1 ms: {'met' if hit.value < 1.0 else 'missed'}"
     res.add(
         [
             hit,
-            _lat("handlers", "GET miss", api["miss"], 2.0),
-            _lat("handlers", "write (POST /changes)", api["write"], 2.0),
+            latency_figure("handlers", "GET miss", api["miss"], 2.0),
+            latency_figure("handlers", "write (POST /changes)", api["write"], 2.0),
         ]
     )
     paths = run_module("benchmarks.bench_paths", ["--n", "60", "--docs", "60"] if quick else [])
     for key in ("search", "list_miss", "list_hit", "batch"):
-        res.add([_lat("handlers", paths[key]["name"], paths[key])])
-
-
-PEER_NAMES = {
-    "pouchdb": "pouchdb-server (in memory)",
-    "kinto": f"Kinto {peers.KINTO_VERSION} (PostgreSQL)",
-}
-WORKLOAD_LABELS = {"read": "read by id", "rmw": "read-modify-write cycles", "list": "list 20"}
-
-
-def http_targets(peer: str, workload: str, conns: int) -> tuple[float | None, float | None]:
-    """The targets of one wrk row against one peer: (throughput ratio, p99 ratio).
-
-    Against pouchdb-server: reads at 8 connections ≥ 3x.  Against Kinto, a
-    durable store: reads ≥ 10x and read-modify-write cycles ≥ 2x its throughput
-    at 8 connections, and for both a p99 no worse than Kinto's at every
-    connection count."""
-    if peer == "pouchdb":
-        return (3.0 if workload == "read" and conns == 8 else None), None
-    if workload == "list":
-        return None, None
-    throughput = {"read": 10.0, "rmw": 2.0}[workload] if conns == 8 else None
-    return throughput, 1.0
-
-
-def http_figures(out: dict[str, Any], res: Results) -> None:
-    """Throughput and p50/p99 figures of each wrk row against each peer, and the
-    series the chart draws (by connections)."""
-    for key, row in out["wrk"].items():
-        workload, conns_text = key.split("_c")
-        conns = int(conns_text)
-        label = WORKLOAD_LABELS.get(workload, workload)
-        ours = row["ours"]
-        for side, value in row.items():
-            for metric in ("rps", "p99_ms"):
-                res.series.setdefault(f"http_{metric}|{workload}|{side}", []).append(
-                    [conns, value[metric]]
-                )
-        for peer in (p for p in row if p != "ours"):
-            them = row[peer]
-            rps_target, p99_target = http_targets(peer, workload, conns)
-            res.add(
-                [
-                    Figure(
-                        "http",
-                        f"{label}, {conns} conn., vs {peer}",
-                        ours["rps"],
-                        "cycles/s" if workload == "rmw" else "req/s",
-                        PEER_NAMES.get(peer, peer),
-                        them["rps"],
-                        stat="mean",
-                        target=rps_target,
-                        higher_is_better=True,
-                        note=(
-                            f"errors, timeouts or non-2xx: {ours['errors']} vs {them['errors']}"
-                            if ours["errors"] or them["errors"]
-                            else ""
-                        ),
-                    ),
-                    Figure(
-                        "http",
-                        f"{label}, {conns} conn., latency vs {peer}",
-                        ours["p50_ms"],
-                        "ms",
-                        PEER_NAMES.get(peer, peer),
-                        them["p50_ms"],
-                        p99=ours["p99_ms"],
-                        baseline_p99=them["p99_ms"],
-                        target=p99_target,
-                        target_stat="p99",
-                    ),
-                ]
-            )
-
-
-def http(quick: bool, res: Results) -> None:
-    if not shutil.which("wrk"):
-        raise Skipped("wrk is not installed (benchmarks.peers installs it with apt-get)")
-    present = [
-        name
-        for name, there in (
-            ("pouchdb", peers.pouchdb_bin().exists()),
-            ("kinto", (peers.kinto_venv() / "bin" / "gunicorn").exists()),
-        )
-        if there
-    ]
-    if not present:
-        raise Skipped("no peer is installed (pouchdb-server under var/bench/peer, Kinto under "
-                      "var/bench/kinto)")  # fmt: skip
-    args = ["--peers", *present]
-    if quick:
-        args += ["--connections", "1", "8", "--seconds", "2", "--rounds", "1",
-                 "--fresh", "30", "--revisions", "60"]  # fmt: skip
-    out = run_module("benchmarks.bench_http", args)
-    http_figures(out, res)
-    rmw = out.get("rmw_latency_ms")
-    if rmw:
-        res.add(
-            [
-                Figure(
-                    "http",
-                    "read-modify-write: the write, fresh document",
-                    rmw["fresh_p50"]["ours"],
-                    "ms",
-                    PEER_NAMES["pouchdb"],
-                    rmw["fresh_p50"]["pouchdb"],
-                    p99=rmw["fresh_p99"]["ours"],
-                    baseline_p99=rmw["fresh_p99"]["pouchdb"],
-                    target=1.0,
-                ),
-                Figure(
-                    "http",
-                    f"read-modify-write: the write after {rmw['revisions']} revisions",
-                    rmw["deep_p50"]["ours"],
-                    "ms",
-                    PEER_NAMES["pouchdb"],
-                    rmw["deep_p50"]["pouchdb"],
-                ),
-            ]
-        )
-    extras = [
-        ["local server", f"{out['workers']} workers (the default), keep-alive"],
-        ["documents", f"{out['docs']} of {out['doc_bytes']} B of text each, in every server"],
-        ["runs", f"{out['rounds']} per figure, {out['seconds_per_run']} s each, alternating"],
-        ["peers", ", ".join(PEER_NAMES.get(p, p) for p in out.get("peers", present))],
-    ]
-    kinto = out.get("kinto")
-    if kinto:
-        extras.append(
-            [
-                "Kinto",
-                f"{kinto['version']} on PostgreSQL (own database), gunicorn "
-                f"{kinto['workers']} gthread workers of {kinto['threads']} threads, keep-alive, "
-                "basic auth",
-            ]
-        )
-    missing = [p for p in PEER_NAMES if p not in present]
-    if missing:
-        extras.append(["not installed", ", ".join(missing)])
-    res.extras["http"] = extras
+        res.add([latency_figure("handlers", paths[key]["name"], paths[key])])
 
 
 def mix(quick: bool, res: Results) -> None:

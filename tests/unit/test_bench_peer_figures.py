@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from benchmarks import kinto_peer, run
+from benchmarks import http_section, kinto_peer
 from benchmarks.bench_http import LUA_LIST, LUA_RMW, WRKJSON, rotation, run_wrk, summarise
 from benchmarks.report import Figure, Results, render_markdown, write_chart
 
@@ -42,7 +42,7 @@ def _out() -> dict[str, Any]:
 
 def _figures() -> dict[str, Figure]:
     res = Results()
-    run.http_figures(_out(), res)
+    http_section.http_figures(_out(), res)
     return {f.name: f for f in res.figures}
 
 
@@ -85,7 +85,7 @@ def test_a_p99_target_is_judged_on_the_p99s() -> None:
 def test_the_chart_draws_both_peers_by_connections(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     res = Results()
-    run.http_figures(_out(), res)
+    http_section.http_figures(_out(), res)
     assert res.series["http_rps|read|kinto"] == [[1, 250.0], [8, 250.0]]
     assert res.series["http_p99_ms|rmw|ours"] == [[1, 50.0], [8, 50.0]]
     write_chart(res, tmp_path / "results.png")
