@@ -12,13 +12,11 @@ Never imported by Lambda code paths.
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 import time
-from typing import Any
 
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
+from devtools.logline import log_line
 
 
 def ensure_buckets(settings: Settings) -> None:
@@ -41,13 +39,6 @@ def ensure_buckets(settings: Settings) -> None:
         )
 
 
-def _say(msg: str, **fields: Any) -> None:
-    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
-        sys.stdout.flush()
-
-
 def main(poll_s: float = 1.0) -> None:
     from chalicelib import bootstrap
 
@@ -59,9 +50,9 @@ def main(poll_s: float = 1.0) -> None:
             for org, job_id in service.jobs.due(container.settings.export_batch):
                 try:
                     service.run(org, job_id)
-                    _say("export ready", org=org, job=job_id)
+                    log_line("export ready", org=org, job=job_id)
                 except Exception as exc:  # marked failed; the loop goes on
-                    _say("export failed", org=org, job=job_id, error=type(exc).__name__)
+                    log_line("export failed", org=org, job=job_id, error=type(exc).__name__)
         except DomainError as exc:  # PostgreSQL away for a moment: try again
-            _say("export loop waiting", error=str(exc))
+            log_line("export loop waiting", error=str(exc))
         time.sleep(poll_s)

@@ -37,7 +37,6 @@ import secrets
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 import uuid
@@ -65,7 +64,7 @@ from chalicelib.domain.realtime import (
     error_frame,
     token_from_subprotocols,
 )
-from chalicelib.redaction import redact
+from devtools.logline import log_line
 
 ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
 LISTENER_APP = "docs-realtime"
@@ -73,15 +72,6 @@ _DATA = (0, 1, 2)  # continuation, text and binary frames
 _MAX_HANDOVER = 1 << 17
 WRITE_BUFFER = 32 * 1024  # bytes written but not yet taken by the kernel: then queue
 REAP_CHECK_S, REAP_IDLE_S = 1.0, 30.0  # a closed-on client that reads nothing for 30 s: cut
-
-
-def _say(msg: str, **fields: Any) -> None:
-    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
-    try:
-        sys.stdout.write(json.dumps(redact({**line, "msg": msg, **fields})) + "\n")
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
 
 
 # -------------------------------------------------------------- the workers' side
@@ -201,7 +191,7 @@ class WsConnection:
             self._expiry.cancel()
         self.queue.clear()
         self.wake.set()
-        _say("realtime connection closed", connection=self.id, code=code)
+        log_line("realtime connection closed", connection=self.id, code=code)
         self.hub.conns.pop(self.id, None)
         self.proto.send_close(code, reason)
         self.flush()
@@ -273,7 +263,7 @@ class Hub:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except Exception as exc:  # one connection's bug must not go unnoticed, nor spread
-            _say("realtime connection failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            log_line("realtime connection failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
         finally:
             if not writer.is_closing():
                 writer.close()
@@ -480,14 +470,16 @@ class Hub:
                 if report.rows:
                     eager_until = 0.0
                     ms = round((time.perf_counter() - started) * 1000, 1)
-                    _say("realtime fan-out", **report.as_dict(), ms=ms)
+                    log_line("realtime fan-out", **report.as_dict(), ms=ms)
                 wait_s = 0.02 if time.monotonic() < eager_until else poll_s
                 woke = any(True for _ in listener.notifies(timeout=wait_s, stop_after=1))
                 if woke:
                     self.loop.call_soon_threadsafe(self.pulse)
                     eager_until = time.monotonic() + 1.0  # the horizon may lag the commit
             except Exception as exc:  # the loop outlives any one failure
-                _say("realtime fan-out waiting", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+                log_line(
+                    "realtime fan-out waiting", reason=f"{type(exc).__name__}: {str(exc)[:300]}"
+                )
                 if listener is not None:
                     listener.close()
                     listener = None
@@ -592,7 +584,7 @@ def main(path: str) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    _say("realtime hub started", socket=path, consumer=consumer)
+    log_line("realtime hub started", socket=path, consumer=consumer)
     try:
         loop.run_forever()
     finally:

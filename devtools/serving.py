@@ -5,7 +5,6 @@ port, and stopping one server or all of them."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -24,13 +23,10 @@ from devtools.cli_support import (
     local_pii_defaults,
     say,
 )
+from devtools.logline import log_line
 
 DETACH_LOG = VAR / "serve.log"
 DETACH_WAIT_S = 600.0  # a fresh clone starts embedded services the first time
-
-
-def _log(msg: str, **fields: Any) -> None:
-    print(json.dumps({"level": "INFO", "msg": msg, **fields}), flush=True)
 
 
 def _raise_on_sigterm() -> None:
@@ -53,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         stack = services.resolve(embedded=args.embedded, data_dir=VAR / "embedded", port=args.port)
         for note in stack.notes:
-            _log("local stack", service=note)
+            log_line("local stack", service=note)
         _configure(stack, args.port)
         _migrate(stack)
         if stack.opensearch_url:
@@ -114,7 +110,7 @@ def _migrate(stack: Any) -> None:
 
     runtime = Settings()
     applied = migrate(stack.database_url, runtime_user=runtime.runtime_user)
-    _log("migrated", applied=applied)
+    log_line("migrated", applied=applied)
     reason = services.postgres_reachable(runtime.runtime_database_url)
     if reason:
         raise services.ServiceUnavailable(
@@ -140,7 +136,7 @@ def _publish(url: str, port: int) -> None:
     path = state.state_file(port)
     other = state.read(path)
     if other is not None and other.pid != os.getpid():
-        _log(
+        log_line(
             "local stack",
             note=f"another local server (pid {other.pid}, {other.url}) owns "
             f"{path}: the CLI keeps finding that one",
@@ -149,7 +145,7 @@ def _publish(url: str, port: int) -> None:
     env = {name: os.environ[name] for name in state.SHARED_ENV if os.environ.get(name)}
     log = os.environ.get("DOCS_LOCAL_LOG_FILE")
     path = state.write(state.LocalState(pid=os.getpid(), url=url, log=log, env=env), path)
-    _log("local stack", state_file=str(path))
+    log_line("local stack", state_file=str(path))
 
 
 def _start_process(sock: Any, name: str, target: Any) -> Any:

@@ -16,7 +16,6 @@ could hold a lock across the fork.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -25,12 +24,13 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from devtools.logline import log_line
+
 RAN_LONG_S = 30.0  # a child that ran this long was not crash-looping: backoff starts over
 
 
 def _say(msg: str, **fields: Any) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        print(json.dumps({"level": "WARNING", "msg": msg, **fields}), flush=True)
+    log_line(msg, level="WARNING", **fields)
 
 
 def _run_child(target: Callable[[], None]) -> None:

@@ -21,11 +21,9 @@ Never imported by Lambda code paths.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from typing import Any
@@ -34,6 +32,7 @@ from urllib.parse import urlsplit
 from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, listen
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
+from devtools.logline import log_line
 
 log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
@@ -43,15 +42,6 @@ STOP_CHECK_S = 0.2  # how soon a stop is seen while waiting for the outbox
 
 class ConsumerConflict(SystemExit):
     """Another consumer of this outbox writes to a different index: stop, saying so."""
-
-
-def _say(msg: str, **fields: Any) -> None:
-    line = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": "INFO"}
-    try:
-        sys.stdout.write(json.dumps({**line, "msg": msg, **fields}) + "\n")
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass  # stdout went away; the loop goes on
 
 
 def consumer(settings: Settings) -> Consumer:
@@ -102,33 +92,33 @@ def run(
     listener: OutboxListener | None = None
     last_housekeeping = 0.0
     last_purge = 0.0
-    _say("search sync started", alias=container.settings.search_alias)
+    log_line("search sync started", alias=container.settings.search_alias)
     while not stop.is_set():
         try:
             if listener is None or listener.closed:
                 listener = register(container)
             report = sync.drain()
             if report.rows:
-                _say("search sync", **report.as_dict())
+                log_line("search sync", **report.as_dict())
             if time.monotonic() - last_housekeeping > 60:
                 dropped = sync.drop_expired()
                 if dropped:
-                    _say("dropped retired indexes", indexes=dropped)
+                    log_line("dropped retired indexes", indexes=dropped)
                 pruned = sync.prune()
                 if pruned:
-                    _say("pruned outbox rows", rows=pruned)
+                    log_line("pruned outbox rows", rows=pruned)
                 last_housekeeping = time.monotonic()
             if time.monotonic() - last_purge > PURGE_INTERVAL_S:
                 last_purge = time.monotonic()  # the hourly purge, as in AWS
                 purged = container.purge.run()
                 if purged.purged or purged.failed:
-                    _say("purge", **purged.as_dict())
+                    log_line("purge", **purged.as_dict())
             backoff = 0.0
             _wait(listener, stop, poll_s)  # a commit that wrote the outbox, or the poll interval
         except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
             backoff = min(max_backoff_s, max(0.5, backoff * 2))
             expected = isinstance(exc, (DomainError, psycopg.Error))
-            _say(
+            log_line(
                 "search sync waiting" if expected else "search sync error",
                 reason=f"{type(exc).__name__}: {str(exc)[:300]}",
                 retry_in_s=backoff,
