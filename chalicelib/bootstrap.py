@@ -16,12 +16,11 @@ that chooses the fault-injection wrappers (adapters/faults.py) when a
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain.model import Document, Limits
+from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
 from chalicelib.domain.ports.content import BlobStore
 from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
@@ -79,10 +78,9 @@ class Container:
         return DocumentService(
             uow,
             coherence,
-            nudge=self.nudge,
             page_secret=s.page_token_secret,
-            limits=document_limits(s),
-            retention=timedelta(days=s.delete_retention_days),
+            settings=s.documents,
+            nudge=self.nudge,
             personal_data=self.pii,
         )
 
@@ -98,16 +96,11 @@ class Container:
     @cached_property
     def rate_limiter(self) -> RateLimiter | None:
         """None when rate limiting is off."""
-        if not self.settings.rate_limit_enabled:
-            return None
         from chalicelib.adapters.redis.rate_limit import RateLimiter
 
-        s = self.settings
-        limits = {
-            "reader": s.rate_limit_reader,
-            "writer": s.rate_limit_writer,
-            "admin": s.rate_limit_admin,
-        }
+        limits = self.settings.rate_limits.by_role
+        if limits is None:
+            return None
         return RateLimiter(self.cache, limits, self.cache.namespace)
 
     @cached_property
@@ -130,23 +123,17 @@ class Container:
     def content(self) -> ContentService:
         """Large-content use cases."""
         from chalicelib.adapters.postgres.content import PostgresStaleUploads
-        from chalicelib.domain.content.policy import ContentPolicy
         from chalicelib.service_layer.content import ContentService
 
-        s = self.settings
-        policy = ContentPolicy(
-            max_bytes=s.content_max_bytes,
-            allowed_types=s.content_allowed_types,
-            text_max_chars=s.content_text_max_chars,
-            pdf_spool_max_bytes=s.content_pdf_spool_max_bytes,
-        )
+        stale = PostgresStaleUploads(self.uow)
         return ContentService(
-            self.uow, self.coherence, self.blobs, PostgresStaleUploads(self.uow),
-            bucket=s.content_bucket, policy=policy, nudge=self.nudge,
-            upload_expiry_s=s.content_upload_expiry_s,
-            download_expiry_s=s.content_download_expiry_s,
-            chunk_bytes=s.content_chunk_bytes,
-        )  # fmt: skip
+            self.uow,
+            self.coherence,
+            self.blobs,
+            stale,
+            settings=self.settings.content,
+            nudge=self.nudge,
+        )
 
     @cached_property
     def search_index(self) -> OpenSearchIndex:
@@ -182,14 +169,7 @@ class Container:
             from chalicelib.adapters.faults import PauseAfterIndexWrites
 
             index = PauseAfterIndexWrites(index, s.fault_sync_pause_ms / 1000)
-        return SearchSync(
-            self.outbox, index,
-            batch_size=s.search_batch_size, max_attempts=s.search_max_attempts,
-            retry_base_s=s.search_retry_base_s, retry_cap_s=s.search_retry_cap_s,
-            max_chars=s.search_body_max_chars,
-            grace=timedelta(seconds=s.search_reindex_grace_s),
-            retention=timedelta(days=s.outbox_retention_days),
-        )  # fmt: skip
+        return SearchSync(self.outbox, index, s.search)
 
     # -- document permissions ----------------------------------------
     @cached_property
@@ -197,7 +177,7 @@ class Container:
         """Grants, visibility, and ``readable_ids`` (the real-time fan-out's ACL query)."""
         from chalicelib.service_layer.access import AccessService
 
-        return AccessService(self.uow, self.coherence, self.nudge, None)
+        return AccessService(self.uow, self.coherence, nudge=self.nudge)
 
     # -- audit trail and personal data -----------------------
     @cached_property
@@ -209,9 +189,11 @@ class Container:
 
         s = self.settings
         return AuditService(
-            PostgresAuditTrail(self.uow), page_secret=s.page_token_secret,
-            archive=lambda: S3Archive(s, bucket=s.audit_bucket), prefix=s.audit_export_prefix,
-        )  # fmt: skip
+            PostgresAuditTrail(self.uow),
+            page_secret=s.page_token_secret,
+            settings=s.audit,
+            archive=lambda: S3Archive(s, bucket=s.audit.bucket),
+        )
 
     @cached_property
     def personal_data(self) -> PersonalDataService:
@@ -225,13 +207,16 @@ class Container:
 
         s = self.settings
         return PersonalDataService(
-            PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
-            archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
-            url_expiry_s=s.export_url_expiry_s,
+            PostgresExportJobs(self.uow),
+            PostgresPersonalData(self.uow),
+            self.coherence,
+            settings=s.personal_data,
+            archive=lambda: S3Archive(s, bucket=s.personal_data.export_bucket),
+            nudge=self.nudge,
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
             end_streams=self._end_realtime_streams,
-        )  # fmt: skip
+        )
 
     def _end_realtime_streams(self, org: str, user: str) -> None:
         """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""
@@ -261,15 +246,13 @@ class Container:
         from chalicelib.adapters.postgres.purge import PostgresPurgeStore
         from chalicelib.service_layer.purge import Purge
 
-        s = self.settings
         return Purge(
             PostgresPurgeStore(self.uow),
+            settings=self.settings.purge,
             objects=self.object_purger,
             cache=self.cache,
             droppers=[self._drop_realtime_subscriptions],
             nudge=self.nudge,
-            retention=timedelta(days=s.delete_retention_days),
-            batch_size=s.purge_batch_size,
         )
 
     def _drop_realtime_subscriptions(self, org: str, doc_id: str) -> None:
@@ -296,24 +279,22 @@ class Container:
         namespace, not its breaker)."""
         from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 
-        s = self.settings
-        return RedisConnectionRegistry(
-            self.cache.client, self.cache.namespace, ttl_s=s.realtime_connection_ttl_s
-        )
+        ttl_s = self.settings.realtime.connection_ttl_s
+        return RedisConnectionRegistry(self.cache.client, self.cache.namespace, ttl_s=ttl_s)
 
     @cached_property
     def realtime(self) -> RealtimeService:
         """Connect, subscribe, unsubscribe, disconnect (functions/realtime.py, local hub)."""
         from chalicelib.service_layer.realtime import RealtimeService
 
-        s = self.settings
         return RealtimeService(
-            self.realtime_registry, self.uow, self.realtime_read_filter,
-            page_secret=s.page_token_secret, verify=self.stream_credentials,
-            revocation_ttl_s=s.jwt_max_lifetime_s + s.jwt_leeway_s,
-            max_subscriptions=s.realtime_max_subscriptions,
-            catch_up_limit=s.realtime_catch_up_limit,
-        )  # fmt: skip
+            self.realtime_registry,
+            self.uow,
+            self.realtime_read_filter,
+            page_secret=self.settings.page_token_secret,
+            settings=self.settings.realtime,
+            verify=self.stream_credentials,
+        )
 
     def stream_credentials(self, token: str, request_id: str | None) -> Credentials:
         """The HTTP API's token verification, as a stream holds its result (expiry)."""
@@ -338,11 +319,13 @@ class Container:
             return self._fanout
         s = self.settings
         fanout = FanOut(
-            PostgresRealtimeStream(self.uow, s.realtime_consumer), self.realtime_registry,
-            poster or self.realtime_poster, self.realtime_read_filter,
-            page_secret=s.page_token_secret, batch_size=s.realtime_batch_size,
-            max_attempts=s.realtime_post_attempts, parallel=s.realtime_parallel_posts,
-        )  # fmt: skip
+            PostgresRealtimeStream(self.uow, s.realtime.consumer),
+            self.realtime_registry,
+            poster or self.realtime_poster,
+            self.realtime_read_filter,
+            page_secret=s.page_token_secret,
+            settings=s.realtime,
+        )
         if poster is None:
             self._fanout = fanout
         return fanout
@@ -405,17 +388,9 @@ def _with_realtime_nudge(settings: Settings, nudge: OutboxNudge | None) -> Outbo
         return nudge
     from chalicelib.adapters.sqs_nudge import SqsNudge
 
-    realtime = SqsNudge(settings, queue_url=settings.realtime_nudge_queue_url,
-                        failure_metric="RealtimeNudgeFailed")  # fmt: skip
+    queue_url = settings.realtime_nudge_queue_url
+    realtime = SqsNudge(settings, queue_url=queue_url, failure_metric="RealtimeNudgeFailed")
     return realtime if nudge is None else _Nudges(nudge, realtime)
-
-
-def document_limits(settings: Settings) -> Limits:
-    return Limits(
-        max_bytes=settings.max_body_bytes,
-        max_depth=settings.max_json_depth,
-        max_patch_ops=settings.max_patch_ops,
-    )
 
 
 _container: Container | None = None

@@ -17,9 +17,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
+from chalicelib.config import DocumentSettings
 from chalicelib.domain import patching
 from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
 from chalicelib.domain.cache import CachedDocument
@@ -32,10 +33,8 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.model import (
-    DEFAULT_LIMITS,
     Document,
     DocumentIn,
-    Limits,
     ListCursor,
     VersionRecord,
     if_match_satisfied,
@@ -92,16 +91,15 @@ class DocumentService(DocumentUseCases):
         coherence: CacheCoherence,
         *,
         page_secret: str,
+        settings: DocumentSettings = DocumentSettings(),
         nudge: OutboxNudge | None = None,
-        limits: Limits = DEFAULT_LIMITS,
-        retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
         personal_data: PiiFields | None = None,
     ) -> None:
-        super().__init__(uow, coherence, nudge, clock)
+        super().__init__(uow, coherence, nudge=nudge, clock=clock)
         self.page_secret = page_secret
-        self.limits = limits
-        self.retention = retention
+        self.limits = settings.limits
+        self.retention = settings.retention
         # personal-data fields: stored (and cached) sealed, opened on the way out
         self.pii = personal_data or PiiFields()
 

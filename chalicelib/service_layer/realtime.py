@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
@@ -29,7 +30,6 @@ from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     CLOSE_FORBIDDEN,
     EXPIRED_REASON,
-    MAX_SUBSCRIPTIONS,
     REVOKED_REASON,
     ClientFrame,
     Connection,
@@ -65,10 +65,8 @@ class RealtimeService:
         read_filter: ReadFilter,
         *,
         page_secret: str,
+        settings: RealtimeSettings = RealtimeSettings(),
         verify: TokenVerifier | None = None,
-        revocation_ttl_s: int = 86_400 + 60,
-        max_subscriptions: int = MAX_SUBSCRIPTIONS,
-        catch_up_limit: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -76,9 +74,9 @@ class RealtimeService:
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
         self.verify = verify
-        self.revocation_ttl_s = revocation_ttl_s  # a token's longest life and the leeway
-        self.max_subscriptions = max_subscriptions
-        self.catch_up_limit = catch_up_limit
+        self.revocation_ttl_s = settings.revocation_ttl_s
+        self.max_subscriptions = settings.max_subscriptions
+        self.catch_up_limit = settings.catch_up_limit
         self.clock = clock
 
     def connect(self, connection_id: str, creds: Credentials) -> Connection:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
@@ -52,7 +53,8 @@ class World:
         )  # fmt: skip
         self.fanout = FanOut(
             FakeStream(self.uow), self.registry, self.poster, OrgRoleReadFilter(),
-            page_secret="s", parallel=1, sleep=lambda s: None, clock=self.clock,
+            page_secret="s", settings=RealtimeSettings(parallel_posts=1),
+            sleep=lambda s: None, clock=self.clock,
         )  # fmt: skip
 
     def verify(self, token: str, request_id: str | None) -> Credentials:
