@@ -7,14 +7,17 @@ are built, and their libraries imported, on first use only: cold starts stay
 short.  Tests build their own container (``build``) and install it
 (``set_container``).
 
-Every service gets its collaborators through its constructor; this is the
-one place that knows which adapter implements which port, and the one place
-that chooses the fault-injection wrappers (adapters/faults.py) when a
-``DOCS_FAULT_*`` setting is non-zero.
+Every service gets its collaborators through its constructor and its own
+settings group (chalicelib/config.py); this is the one place that knows which
+adapter implements which port, and the one place that chooses the
+fault-injection wrappers (adapters/faults.py) when a ``DOCS_FAULT_*`` setting
+is non-zero.  Every public member is a port or a service: the API and the
+functions never see an adapter.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -23,20 +26,21 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
 from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.idempotency import IdempotentRuns
 from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
 from chalicelib.domain.ports.pii import PiiReencryptionStore
 from chalicelib.domain.ports.purge import ObjectPurger
+from chalicelib.domain.ports.rate_limit import RateLimit
 from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
+from chalicelib.service_layer.health import HealthService
 from chalicelib.service_layer.pii_fields import PiiFields
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.idempotency import Idempotency
-    from chalicelib.adapters.opensearch import OpenSearchIndex
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
-    from chalicelib.adapters.redis.rate_limit import RateLimiter
     from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
@@ -51,26 +55,30 @@ if TYPE_CHECKING:
 
 
 class Container:
-    """One process's adapters and services."""
+    """One process's services and the ports they are built from."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        uow: PostgresUnitOfWork,
-        cache: RedisCache,
+        postgres: PostgresUnitOfWork,
+        redis: RedisCache,
         repair_queue: CacheRepairQueue,
         nudge: OutboxNudge | None,
     ) -> None:
         self.settings = settings
-        self.uow = uow
-        self.cache = cache  # Redis: documents, and the client rate limits and idempotency share
+        # the adapters behind the ports: one pool for the Postgres stores, and
+        self._postgres = postgres
+        self.uow: UnitOfWork = postgres
+        # one Redis client: the document cache, rate limits, idempotency, real-time registry
+        self._redis = redis
+        self.cache: DocumentCache = redis
         self.nudge = nudge
-        self.coherence = CacheCoherence(_document_cache(settings, cache), uow, repair_queue)
-        self.documents = self._documents(uow)
-        self._bulk_uow: PostgresUnitOfWork | None = None
+        self.coherence = CacheCoherence(_document_cache(settings, redis), postgres, repair_queue)
+        self.documents = self._documents(postgres)
+        self._bulk_uow: UnitOfWork | None = None
 
-    def _documents(self, uow: PostgresUnitOfWork) -> DocumentService:
+    def _documents(self, uow: UnitOfWork) -> DocumentService:
         s = self.settings
         coherence = self.coherence
         if uow is not self.uow:  # a write that cannot publish queues its repair on its own pool
@@ -94,23 +102,23 @@ class Container:
         return self._documents(self._bulk_uow)
 
     @cached_property
-    def rate_limiter(self) -> RateLimiter | None:
+    def rate_limiter(self) -> RateLimit | None:
         """None when rate limiting is off."""
-        from chalicelib.adapters.redis.rate_limit import RateLimiter
-
         limits = self.settings.rate_limits.by_role
         if limits is None:
             return None
-        return RateLimiter(self.cache, limits, self.cache.namespace)
+        from chalicelib.adapters.redis.rate_limit import RateLimiter
+
+        return RateLimiter(self._redis, limits, self._redis.namespace)
 
     @cached_property
-    def idempotency(self) -> Idempotency:
+    def idempotency(self) -> IdempotentRuns:
         """Built on first use: only POSTs with an Idempotency-Key need it."""
         from chalicelib.adapters.idempotency import Idempotency
         from chalicelib.adapters.postgres.idempotency import PostgresIdempotencyRecords
 
-        records = PostgresIdempotencyRecords(self.uow)
-        return Idempotency(records, self.cache, self.cache.namespace.prefix)
+        records = PostgresIdempotencyRecords(self._postgres)
+        return Idempotency(records, self._redis, self._redis.namespace.prefix)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -125,7 +133,7 @@ class Container:
         from chalicelib.adapters.postgres.content import PostgresStaleUploads
         from chalicelib.service_layer.content import ContentService
 
-        stale = PostgresStaleUploads(self.uow)
+        stale = PostgresStaleUploads(self._postgres)
         return ContentService(
             self.uow,
             self.coherence,
@@ -136,7 +144,7 @@ class Container:
         )
 
     @cached_property
-    def search_index(self) -> OpenSearchIndex:
+    def search_index(self) -> SearchIndex:
         """The OpenSearch adapter (opensearch-py is imported on first use)."""
         from chalicelib.adapters.opensearch import OpenSearchIndex
 
@@ -146,7 +154,7 @@ class Container:
     def outbox(self) -> Outbox:
         from chalicelib.adapters.postgres.outbox import PostgresOutbox
 
-        return PostgresOutbox(self.uow, self.settings.search_alias)
+        return PostgresOutbox(self._postgres, self.settings.search_alias)
 
     @cached_property
     def search(self) -> SearchService:
@@ -189,7 +197,7 @@ class Container:
 
         s = self.settings
         return AuditService(
-            PostgresAuditTrail(self.uow),
+            PostgresAuditTrail(self._postgres),
             page_secret=s.page_token_secret,
             settings=s.audit,
             archive=lambda: S3Archive(s, bucket=s.audit.bucket),
@@ -207,8 +215,8 @@ class Container:
 
         s = self.settings
         return PersonalDataService(
-            PostgresExportJobs(self.uow),
-            PostgresPersonalData(self.uow),
+            PostgresExportJobs(self._postgres),
+            PostgresPersonalData(self._postgres),
             self.coherence,
             settings=s.personal_data,
             archive=lambda: S3Archive(s, bucket=s.personal_data.export_bucket),
@@ -238,7 +246,7 @@ class Container:
     def pii_reencryption_store(self) -> PiiReencryptionStore:
         from chalicelib.adapters.postgres.pii_reencryption import PostgresPiiReencryptionStore
 
-        return PostgresPiiReencryptionStore(self.uow)
+        return PostgresPiiReencryptionStore(self._postgres)
 
     @cached_property
     def purge(self) -> Purge:
@@ -247,10 +255,10 @@ class Container:
         from chalicelib.service_layer.purge import Purge
 
         return Purge(
-            PostgresPurgeStore(self.uow),
+            PostgresPurgeStore(self._postgres),
             settings=self.settings.purge,
             objects=self.object_purger,
-            cache=self.cache,
+            cache=self._redis,
             droppers=[self._drop_realtime_subscriptions],
             nudge=self.nudge,
         )
@@ -280,7 +288,7 @@ class Container:
         from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 
         ttl_s = self.settings.realtime.connection_ttl_s
-        return RedisConnectionRegistry(self.cache.client, self.cache.namespace, ttl_s=ttl_s)
+        return RedisConnectionRegistry(self._redis.client, self._redis.namespace, ttl_s=ttl_s)
 
     @cached_property
     def realtime(self) -> RealtimeService:
@@ -319,7 +327,7 @@ class Container:
             return self._fanout
         s = self.settings
         fanout = FanOut(
-            PostgresRealtimeStream(self.uow, s.realtime.consumer),
+            PostgresRealtimeStream(self._postgres, s.realtime.consumer),
             self.realtime_registry,
             poster or self.realtime_poster,
             self.realtime_read_filter,
@@ -331,6 +339,21 @@ class Container:
         return fanout
 
     _fanout: FanOut | None = None
+
+    # -- operations ---------------------------------------------------------------
+    @cached_property
+    def health(self) -> HealthService:
+        """GET /health and the edge's cache-breaker gauge."""
+        search = None
+        if self.settings.opensearch_url:
+            search = lambda: (self.search_index, self.outbox)  # noqa: E731 - built on first probe
+        return HealthService(self.uow, self._redis, blobs=self._configured_blobs, search=search)
+
+    def _configured_blobs(self) -> BlobStore | None:
+        """S3 where one is configured (a local endpoint, or on Lambda)."""
+        if self.settings.aws_endpoint_url or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            return self.blobs
+        return None
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""
@@ -363,9 +386,9 @@ def build(settings: Settings | None = None) -> Container:
     nudge = _with_realtime_nudge(settings, nudge)
     return Container(
         settings,
-        uow=uow,
+        postgres=uow,
         # every Redis key is bound to this database (its id is read on first use)
-        cache=RedisCache(settings, KeyNamespace(settings.redis_key_prefix, uow.database_id)),
+        redis=RedisCache(settings, KeyNamespace(settings.redis_key_prefix, uow.database_id)),
         repair_queue=PostgresCacheRepairQueue(uow),
         nudge=nudge,
     )
