@@ -293,6 +293,7 @@ class Container:
     @cached_property
     def realtime(self) -> RealtimeService:
         """Connect, subscribe, unsubscribe, disconnect (functions/realtime.py, local hub)."""
+        from chalicelib.api.problems import error_frame_of
         from chalicelib.service_layer.realtime import RealtimeService
 
         return RealtimeService(
@@ -301,6 +302,7 @@ class Container:
             self.realtime_read_filter,
             page_secret=self.settings.page_token_secret,
             settings=self.settings.realtime,
+            error_frame=error_frame_of,
             verify=self.stream_credentials,
         )
 

@@ -84,6 +84,15 @@ class Page:
     next_page_token: str | None
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch create: the document it made, or why it failed."""
+
+    index: int
+    document: Document | None = None
+    error: DomainError | None = None
+
+
 class DocumentService(DocumentUseCases):
     def __init__(
         self,
@@ -413,37 +422,21 @@ class DocumentService(DocumentUseCases):
         self._publish(doc, fenced=fenced)
         return self.pii.open_document(doc)
 
-    def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[dict[str, Any]]:
+    def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[BatchItem]:
         """Create up to ``limit`` documents, each in its own transaction.
 
         One bad or failing item does not stop the others: every item gets its
-        own status, like a 207 Multi-Status body.
+        own outcome (the API answers them like a 207 Multi-Status body).
         """
         who.require("writer")
         if not isinstance(items, list) or not 1 <= len(items) <= limit:
             raise ValidationFailed(f"'documents' must be a list of 1 to {limit} documents.")
-        results: list[dict[str, Any]] = []
+        results: list[BatchItem] = []
         for index, item in enumerate(items):
             try:
-                doc = self.create(who, item)
+                results.append(BatchItem(index, document=self.create(who, item)))
             except DomainError as exc:
-                results.append(
-                    {
-                        "index": index,
-                        "status": exc.status,
-                        "error": {"title": exc.title, "detail": exc.detail, "errors": exc.errors},
-                    }
-                )
-            else:
-                results.append(
-                    {
-                        "index": index,
-                        "status": 201,
-                        "id": doc.id,
-                        "version": doc.version,
-                        "etag": doc.etag,
-                    }
-                )
+                results.append(BatchItem(index, error=exc))
         return results
 
     # ---------------------------------------------------------------- helpers

@@ -66,6 +66,7 @@ class RealtimeService:
         *,
         page_secret: str,
         settings: RealtimeSettings = RealtimeSettings(),
+        error_frame: Callable[[DomainError], dict[str, Any]],
         verify: TokenVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -74,6 +75,8 @@ class RealtimeService:
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
         self.verify = verify
+        # a domain error as the edge states it (api/problems.py, error_frame_of)
+        self.error_frame = error_frame
         self.revocation_ttl_s = settings.revocation_ttl_s
         self.max_subscriptions = settings.max_subscriptions
         self.catch_up_limit = settings.catch_up_limit
@@ -120,8 +123,8 @@ class RealtimeService:
         except FrameError as exc:
             count("RealtimeBadFrames")
             return [exc.frame()]
-        except DomainError as exc:  # the registry or the database is out: say so, keep going
-            return [exc_frame(exc)]
+        except DomainError as exc:  # a bad cursor, the registry or the database out
+            return [self.error_frame(exc)]
 
     def _answer(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
         conn = self.registry.get(connection_id)
@@ -245,8 +248,3 @@ class RealtimeService:
             if r.doc_id in readable
         ]  # fmt: skip
         return frames, nxt.encode(conn.org, self.sealer), len(rows) >= self.catch_up_limit
-
-
-def exc_frame(exc: DomainError) -> dict[str, Any]:
-    """A domain error (bad cursor, registry or database out) as an error frame."""
-    return {"type": "error", "status": exc.status, "title": exc.title, "detail": exc.detail}

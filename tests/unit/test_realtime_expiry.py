@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.problems import error_frame_of
 from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import Principal
@@ -49,6 +50,7 @@ class World:
         self.tokens: dict[str, Credentials] = {}
         self.service = RealtimeService(
             self.registry, self.uow, OrgRoleReadFilter(), page_secret="s",
+            error_frame=error_frame_of,
             verify=self.verify, clock=self.clock,
         )  # fmt: skip
         self.fanout = FanOut(

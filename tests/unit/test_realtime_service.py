@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.problems import error_frame_of
 from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.principal import Principal
@@ -41,7 +42,7 @@ class World:
         self.filter = read_filter or OrgRoleReadFilter()
         self.service = RealtimeService(
             self.registry, self.uow, self.filter, page_secret="s",
-            settings=RealtimeSettings(max_subscriptions=3),
+            settings=RealtimeSettings(max_subscriptions=3), error_frame=error_frame_of,
         )  # fmt: skip
         self.stream = FakeStream(self.uow)
         self.fanout = FanOut(self.stream, self.registry, self.poster, self.filter,
