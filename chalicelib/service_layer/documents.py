@@ -349,7 +349,9 @@ class DocumentService(DocumentUseCases):
                 )
                 created = not live
         self._publish(doc, fenced=fenced)
-        return self.pii.open_document(doc), created
+        # stored sealed; the answer holds the values the caller sent (nothing to decrypt)
+        clear = doc if doc.metadata is change.metadata else replace(doc, metadata=change.metadata)
+        return clear, created
 
     @retry_transient()
     def change(

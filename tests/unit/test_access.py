@@ -161,8 +161,8 @@ def test_grants_let_in_exactly_whom_they_name_within_their_role(world: World) ->
         world.docs.delete(WEAK_W, "d", if_match=None)
     with pytest.raises(NotFound):  # same user id, another org: the grant means nothing there
         world.docs.get(STRANGER, "d")
-    listing = world.access.list_grants(ADMIN, "d")
-    assert [(g["user"], g["role"]) for g in listing["grants"]] == [
+    _, grants = world.access.list_grants(ADMIN, "d")
+    assert [(g.user, g.role) for g in grants] == [
         ("gary", "reader"), ("walt", "writer"),
     ]  # fmt: skip
 
