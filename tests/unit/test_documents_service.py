@@ -289,7 +289,7 @@ def test_put_answers_the_clear_fields_without_opening_what_it_just_sealed() -> N
     values it was sent: no decryption of its own envelopes (a KMS call each)."""
     from chalicelib.adapters.pii import EnvelopeCipher, LocalKeyring
     from chalicelib.domain.pii import is_envelope
-    from chalicelib.service_layer.pii_fields import PersonalData
+    from chalicelib.service_layer.pii_fields import PiiFields
 
     class Counting(EnvelopeCipher):
         opened = 0
@@ -298,7 +298,7 @@ def test_put_answers_the_clear_fields_without_opening_what_it_just_sealed() -> N
             Counting.opened += 1
             return super().decrypt(envelope, context=context)
 
-    pii = PersonalData(("email",), Counting(LocalKeyring([("k1", b"1" * 32)]), blind_key=None))
+    pii = PiiFields(("email",), Counting(LocalKeyring([("k1", b"1" * 32)]), blind_key=None))
     uow = FakeUnitOfWork()
     service = DocumentService(uow, coherence(uow), page_secret="s", personal_data=pii)
     data = {"title": "t", "metadata": {"email": "a@example.com", "team": "x"}}
