@@ -66,7 +66,7 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
         if sli is not None:
             milliseconds("ReadLatency" if sli == "read" else "WriteLatency", ms)
         # a gauge (1 open or half-open, 0 closed) the breaker alarm reads with Maximum
-        gauge("CacheBreakerOpen", float(bootstrap.container().cache.status() == "degraded"))
+        gauge("CacheBreakerOpen", float(bootstrap.container().health.cache_degraded()))
     logger.debug(
         "request",
         method=event.method,

@@ -7,37 +7,40 @@ are built, and their libraries imported, on first use only: cold starts stay
 short.  Tests build their own container (``build``) and install it
 (``set_container``).
 
-Every service gets its collaborators through its constructor; this is the
-one place that knows which adapter implements which port, and the one place
-that chooses the fault-injection wrappers (adapters/faults.py) when a
-``DOCS_FAULT_*`` setting is non-zero.
+Every service gets its collaborators through its constructor and its own
+settings group (chalicelib/config.py); this is the one place that knows which
+adapter implements which port, and the one place that chooses the
+fault-injection wrappers (adapters/faults.py) when a ``DOCS_FAULT_*`` setting
+is non-zero.  Every public member is a port or a service: the API and the
+functions never see an adapter.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain.model import Document, Limits
+from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
 from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.idempotency import IdempotentRuns
 from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
 from chalicelib.domain.ports.pii import PiiReencryptionStore
 from chalicelib.domain.ports.purge import ObjectPurger
+from chalicelib.domain.ports.rate_limit import RateLimit
 from chalicelib.domain.ports.search import SearchIndex
+from chalicelib.domain.ports.transaction import UnitOfWork
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
+from chalicelib.service_layer.health import HealthService
 from chalicelib.service_layer.pii_fields import PiiFields
 
 if TYPE_CHECKING:
-    from chalicelib.adapters.idempotency import Idempotency
-    from chalicelib.adapters.opensearch import OpenSearchIndex
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
-    from chalicelib.adapters.redis.rate_limit import RateLimiter
     from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
@@ -52,26 +55,30 @@ if TYPE_CHECKING:
 
 
 class Container:
-    """One process's adapters and services."""
+    """One process's services and the ports they are built from."""
 
     def __init__(
         self,
         settings: Settings,
         *,
-        uow: PostgresUnitOfWork,
-        cache: RedisCache,
+        postgres: PostgresUnitOfWork,
+        redis: RedisCache,
         repair_queue: CacheRepairQueue,
         nudge: OutboxNudge | None,
     ) -> None:
         self.settings = settings
-        self.uow = uow
-        self.cache = cache  # Redis: documents, and the client rate limits and idempotency share
+        # the adapters behind the ports: one pool for the Postgres stores, and
+        self._postgres = postgres
+        self.uow: UnitOfWork = postgres
+        # one Redis client: the document cache, rate limits, idempotency, real-time registry
+        self._redis = redis
+        self.cache: DocumentCache = redis
         self.nudge = nudge
-        self.coherence = CacheCoherence(_document_cache(settings, cache), uow, repair_queue)
-        self.documents = self._documents(uow)
-        self._bulk_uow: PostgresUnitOfWork | None = None
+        self.coherence = CacheCoherence(_document_cache(settings, redis), postgres, repair_queue)
+        self.documents = self._documents(postgres)
+        self._bulk_uow: UnitOfWork | None = None
 
-    def _documents(self, uow: PostgresUnitOfWork) -> DocumentService:
+    def _documents(self, uow: UnitOfWork) -> DocumentService:
         s = self.settings
         coherence = self.coherence
         if uow is not self.uow:  # a write that cannot publish queues its repair on its own pool
@@ -79,10 +86,9 @@ class Container:
         return DocumentService(
             uow,
             coherence,
-            nudge=self.nudge,
             page_secret=s.page_token_secret,
-            limits=document_limits(s),
-            retention=timedelta(days=s.delete_retention_days),
+            settings=s.documents,
+            nudge=self.nudge,
             personal_data=self.pii,
         )
 
@@ -96,28 +102,23 @@ class Container:
         return self._documents(self._bulk_uow)
 
     @cached_property
-    def rate_limiter(self) -> RateLimiter | None:
+    def rate_limiter(self) -> RateLimit | None:
         """None when rate limiting is off."""
-        if not self.settings.rate_limit_enabled:
+        limits = self.settings.rate_limits.by_role
+        if limits is None:
             return None
         from chalicelib.adapters.redis.rate_limit import RateLimiter
 
-        s = self.settings
-        limits = {
-            "reader": s.rate_limit_reader,
-            "writer": s.rate_limit_writer,
-            "admin": s.rate_limit_admin,
-        }
-        return RateLimiter(self.cache, limits, self.cache.namespace)
+        return RateLimiter(self._redis, limits, self._redis.namespace)
 
     @cached_property
-    def idempotency(self) -> Idempotency:
+    def idempotency(self) -> IdempotentRuns:
         """Built on first use: only POSTs with an Idempotency-Key need it."""
         from chalicelib.adapters.idempotency import Idempotency
         from chalicelib.adapters.postgres.idempotency import PostgresIdempotencyRecords
 
-        records = PostgresIdempotencyRecords(self.uow)
-        return Idempotency(records, self.cache, self.cache.namespace.prefix)
+        records = PostgresIdempotencyRecords(self._postgres)
+        return Idempotency(records, self._redis, self._redis.namespace.prefix)
 
     @cached_property
     def blobs(self) -> BlobStore:
@@ -130,26 +131,20 @@ class Container:
     def content(self) -> ContentService:
         """Large-content use cases."""
         from chalicelib.adapters.postgres.content import PostgresStaleUploads
-        from chalicelib.domain.content.policy import ContentPolicy
         from chalicelib.service_layer.content import ContentService
 
-        s = self.settings
-        policy = ContentPolicy(
-            max_bytes=s.content_max_bytes,
-            allowed_types=s.content_allowed_types,
-            text_max_chars=s.content_text_max_chars,
-            pdf_spool_max_bytes=s.content_pdf_spool_max_bytes,
-        )
+        stale = PostgresStaleUploads(self._postgres)
         return ContentService(
-            self.uow, self.coherence, self.blobs, PostgresStaleUploads(self.uow),
-            bucket=s.content_bucket, policy=policy, nudge=self.nudge,
-            upload_expiry_s=s.content_upload_expiry_s,
-            download_expiry_s=s.content_download_expiry_s,
-            chunk_bytes=s.content_chunk_bytes,
-        )  # fmt: skip
+            self.uow,
+            self.coherence,
+            self.blobs,
+            stale,
+            settings=self.settings.content,
+            nudge=self.nudge,
+        )
 
     @cached_property
-    def search_index(self) -> OpenSearchIndex:
+    def search_index(self) -> SearchIndex:
         """The OpenSearch adapter (opensearch-py is imported on first use)."""
         from chalicelib.adapters.opensearch import OpenSearchIndex
 
@@ -159,7 +154,7 @@ class Container:
     def outbox(self) -> Outbox:
         from chalicelib.adapters.postgres.outbox import PostgresOutbox
 
-        return PostgresOutbox(self.uow, self.settings.search_alias)
+        return PostgresOutbox(self._postgres, self.settings.search_alias)
 
     @cached_property
     def search(self) -> SearchService:
@@ -182,14 +177,7 @@ class Container:
             from chalicelib.adapters.faults import PauseAfterIndexWrites
 
             index = PauseAfterIndexWrites(index, s.fault_sync_pause_ms / 1000)
-        return SearchSync(
-            self.outbox, index,
-            batch_size=s.search_batch_size, max_attempts=s.search_max_attempts,
-            retry_base_s=s.search_retry_base_s, retry_cap_s=s.search_retry_cap_s,
-            max_chars=s.search_body_max_chars,
-            grace=timedelta(seconds=s.search_reindex_grace_s),
-            retention=timedelta(days=s.outbox_retention_days),
-        )  # fmt: skip
+        return SearchSync(self.outbox, index, s.search)
 
     # -- document permissions ----------------------------------------
     @cached_property
@@ -197,7 +185,7 @@ class Container:
         """Grants, visibility, and ``readable_ids`` (the real-time fan-out's ACL query)."""
         from chalicelib.service_layer.access import AccessService
 
-        return AccessService(self.uow, self.coherence, self.nudge, None)
+        return AccessService(self.uow, self.coherence, nudge=self.nudge)
 
     # -- audit trail and personal data -----------------------
     @cached_property
@@ -209,9 +197,11 @@ class Container:
 
         s = self.settings
         return AuditService(
-            PostgresAuditTrail(self.uow), page_secret=s.page_token_secret,
-            archive=lambda: S3Archive(s, bucket=s.audit_bucket), prefix=s.audit_export_prefix,
-        )  # fmt: skip
+            PostgresAuditTrail(self._postgres),
+            page_secret=s.page_token_secret,
+            settings=s.audit,
+            archive=lambda: S3Archive(s, bucket=s.audit.bucket),
+        )
 
     @cached_property
     def personal_data(self) -> PersonalDataService:
@@ -225,13 +215,16 @@ class Container:
 
         s = self.settings
         return PersonalDataService(
-            PostgresExportJobs(self.uow), PostgresPersonalData(self.uow), self.coherence,
-            archive=lambda: S3Archive(s, bucket=s.export_bucket), nudge=self.nudge,
-            url_expiry_s=s.export_url_expiry_s,
+            PostgresExportJobs(self._postgres),
+            PostgresPersonalData(self._postgres),
+            self.coherence,
+            settings=s.personal_data,
+            archive=lambda: S3Archive(s, bucket=s.personal_data.export_bucket),
+            nudge=self.nudge,
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
             end_streams=self._end_realtime_streams,
-        )  # fmt: skip
+        )
 
     def _end_realtime_streams(self, org: str, user: str) -> None:
         """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""
@@ -253,7 +246,7 @@ class Container:
     def pii_reencryption_store(self) -> PiiReencryptionStore:
         from chalicelib.adapters.postgres.pii_reencryption import PostgresPiiReencryptionStore
 
-        return PostgresPiiReencryptionStore(self.uow)
+        return PostgresPiiReencryptionStore(self._postgres)
 
     @cached_property
     def purge(self) -> Purge:
@@ -261,15 +254,13 @@ class Container:
         from chalicelib.adapters.postgres.purge import PostgresPurgeStore
         from chalicelib.service_layer.purge import Purge
 
-        s = self.settings
         return Purge(
-            PostgresPurgeStore(self.uow),
+            PostgresPurgeStore(self._postgres),
+            settings=self.settings.purge,
             objects=self.object_purger,
-            cache=self.cache,
+            cache=self._redis,
             droppers=[self._drop_realtime_subscriptions],
             nudge=self.nudge,
-            retention=timedelta(days=s.delete_retention_days),
-            batch_size=s.purge_batch_size,
         )
 
     def _drop_realtime_subscriptions(self, org: str, doc_id: str) -> None:
@@ -296,24 +287,24 @@ class Container:
         namespace, not its breaker)."""
         from chalicelib.adapters.redis.realtime import RedisConnectionRegistry
 
-        s = self.settings
-        return RedisConnectionRegistry(
-            self.cache.client, self.cache.namespace, ttl_s=s.realtime_connection_ttl_s
-        )
+        ttl_s = self.settings.realtime.connection_ttl_s
+        return RedisConnectionRegistry(self._redis.client, self._redis.namespace, ttl_s=ttl_s)
 
     @cached_property
     def realtime(self) -> RealtimeService:
         """Connect, subscribe, unsubscribe, disconnect (functions/realtime.py, local hub)."""
+        from chalicelib.api.problems import error_frame_of
         from chalicelib.service_layer.realtime import RealtimeService
 
-        s = self.settings
         return RealtimeService(
-            self.realtime_registry, self.uow, self.realtime_read_filter,
-            page_secret=s.page_token_secret, verify=self.stream_credentials,
-            revocation_ttl_s=s.jwt_max_lifetime_s + s.jwt_leeway_s,
-            max_subscriptions=s.realtime_max_subscriptions,
-            catch_up_limit=s.realtime_catch_up_limit,
-        )  # fmt: skip
+            self.realtime_registry,
+            self.uow,
+            self.realtime_read_filter,
+            page_secret=self.settings.page_token_secret,
+            settings=self.settings.realtime,
+            error_frame=error_frame_of,
+            verify=self.stream_credentials,
+        )
 
     def stream_credentials(self, token: str, request_id: str | None) -> Credentials:
         """The HTTP API's token verification, as a stream holds its result (expiry)."""
@@ -338,16 +329,33 @@ class Container:
             return self._fanout
         s = self.settings
         fanout = FanOut(
-            PostgresRealtimeStream(self.uow, s.realtime_consumer), self.realtime_registry,
-            poster or self.realtime_poster, self.realtime_read_filter,
-            page_secret=s.page_token_secret, batch_size=s.realtime_batch_size,
-            max_attempts=s.realtime_post_attempts, parallel=s.realtime_parallel_posts,
-        )  # fmt: skip
+            PostgresRealtimeStream(self._postgres, s.realtime.consumer),
+            self.realtime_registry,
+            poster or self.realtime_poster,
+            self.realtime_read_filter,
+            page_secret=s.page_token_secret,
+            settings=s.realtime,
+        )
         if poster is None:
             self._fanout = fanout
         return fanout
 
     _fanout: FanOut | None = None
+
+    # -- operations ---------------------------------------------------------------
+    @cached_property
+    def health(self) -> HealthService:
+        """GET /health and the edge's cache-breaker gauge."""
+        search = None
+        if self.settings.opensearch_url:
+            search = lambda: (self.search_index, self.outbox)  # noqa: E731 - built on first probe
+        return HealthService(self.uow, self._redis, blobs=self._configured_blobs, search=search)
+
+    def _configured_blobs(self) -> BlobStore | None:
+        """S3 where one is configured (a local endpoint, or on Lambda)."""
+        if self.settings.aws_endpoint_url or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            return self.blobs
+        return None
 
     def close(self) -> None:
         """Close pools (tests and the local server's shutdown; Lambda never needs it)."""
@@ -380,9 +388,9 @@ def build(settings: Settings | None = None) -> Container:
     nudge = _with_realtime_nudge(settings, nudge)
     return Container(
         settings,
-        uow=uow,
+        postgres=uow,
         # every Redis key is bound to this database (its id is read on first use)
-        cache=RedisCache(settings, KeyNamespace(settings.redis_key_prefix, uow.database_id)),
+        redis=RedisCache(settings, KeyNamespace(settings.redis_key_prefix, uow.database_id)),
         repair_queue=PostgresCacheRepairQueue(uow),
         nudge=nudge,
     )
@@ -405,17 +413,9 @@ def _with_realtime_nudge(settings: Settings, nudge: OutboxNudge | None) -> Outbo
         return nudge
     from chalicelib.adapters.sqs_nudge import SqsNudge
 
-    realtime = SqsNudge(settings, queue_url=settings.realtime_nudge_queue_url,
-                        failure_metric="RealtimeNudgeFailed")  # fmt: skip
+    queue_url = settings.realtime_nudge_queue_url
+    realtime = SqsNudge(settings, queue_url=queue_url, failure_metric="RealtimeNudgeFailed")
     return realtime if nudge is None else _Nudges(nudge, realtime)
-
-
-def document_limits(settings: Settings) -> Limits:
-    return Limits(
-        max_bytes=settings.max_body_bytes,
-        max_depth=settings.max_json_depth,
-        max_patch_ops=settings.max_patch_ops,
-    )
 
 
 _container: Container | None = None

@@ -3,10 +3,18 @@
 Read once per process (``get_settings`` is cached) so a Lambda execution
 environment pays for it at cold start only.  Names are prefixed ``DOCS_``
 except the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``OPENSEARCH_URL``.
+
+``Settings`` parses the flat environment (one field per variable, so the names
+stay what docs/configuration.md lists); each concern reads its own frozen group
+(``settings.documents``, ``.content``, ``.search``, ``.realtime``,
+``.personal_data``, ``.purge``, ``.audit``, ``.rate_limits``), and the
+composition root hands each service its group.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self
@@ -15,13 +23,95 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES
+from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES, ContentPolicy
+from chalicelib.domain.model import DEFAULT_LIMITS, Limits
+from chalicelib.domain.realtime import MAX_SUBSCRIPTIONS
 
 # The CAs a verify-full connection to RDS Proxy (Amazon Trust Services roots: the
 # proxy presents an ACM certificate) or to RDS itself (the RDS global bundle) trusts;
 # built by scripts/rds_ca_bundle.py, shipped with the code (docs/deploy.md).
 DEFAULT_SSLROOTCERT = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 _VERIFYING_SSLMODES = ("verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class DocumentSettings:
+    """The document use cases: what a stored document may be, and how long a
+    deleted one can be restored."""
+
+    limits: Limits = DEFAULT_LIMITS
+    retention: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class ContentSettings:
+    """Large content in S3: the bucket, the upload policy, the presigned URLs' lives."""
+
+    bucket: str = "docs-content-local"
+    policy: ContentPolicy = field(default_factory=ContentPolicy)
+    upload_expiry_s: int = 900
+    download_expiry_s: int = 60
+    chunk_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The search sync: batches, retries with backoff, the indexed text, retention."""
+
+    batch_size: int = 200
+    max_attempts: int = 8
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+    body_max_chars: int = 200_000
+    reindex_grace: timedelta = timedelta(hours=1)
+    outbox_retention: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """Real-time updates: subscriptions, catch-up, revocations and the fan-out."""
+
+    max_subscriptions: int = MAX_SUBSCRIPTIONS
+    catch_up_limit: int = 100
+    revocation_ttl_s: int = 86_400 + 60  # a token's longest life and the leeway
+    connection_ttl_s: int = 7200
+    consumer: str = "realtime"
+    batch_size: int = 500
+    post_attempts: int = 4
+    parallel_posts: int = 8
+
+
+@dataclass(frozen=True)
+class PersonalDataSettings:
+    """Personal-data export archives: where they go and how long their links live."""
+
+    export_bucket: str = "docs-exports-local"
+    export_url_expiry_s: int = 300
+    export_batch: int = 10
+
+
+@dataclass(frozen=True)
+class PurgeSettings:
+    """The scheduled purge of documents deleted longer than ``retention`` ago."""
+
+    retention: timedelta = timedelta(days=30)
+    batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail's scheduled export of closed periods."""
+
+    bucket: str = "docs-audit-local"
+    export_prefix: str = "audit"
+    export_days: int = 3
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    """Per-principal token buckets, ``role -> (requests per second, burst)``; None: off."""
+
+    by_role: dict[str, tuple[float, int]] | None = None
 
 
 class Settings(BaseSettings):
@@ -208,6 +298,85 @@ class Settings(BaseSettings):
         if self.redis_auth_secret_arn:
             self.redis_url = with_redis_password(self.redis_url, self.redis_auth_secret_arn)
         return self
+
+    # --- the groups each concern reads -----------------------------------------
+    @property
+    def documents(self) -> DocumentSettings:
+        limits = Limits(
+            max_bytes=self.max_body_bytes,
+            max_depth=self.max_json_depth,
+            max_patch_ops=self.max_patch_ops,
+        )
+        return DocumentSettings(limits, timedelta(days=self.delete_retention_days))
+
+    @property
+    def content(self) -> ContentSettings:
+        policy = ContentPolicy(
+            max_bytes=self.content_max_bytes,
+            allowed_types=self.content_allowed_types,
+            text_max_chars=self.content_text_max_chars,
+            pdf_spool_max_bytes=self.content_pdf_spool_max_bytes,
+        )
+        return ContentSettings(
+            bucket=self.content_bucket,
+            policy=policy,
+            upload_expiry_s=self.content_upload_expiry_s,
+            download_expiry_s=self.content_download_expiry_s,
+            chunk_bytes=self.content_chunk_bytes,
+        )
+
+    @property
+    def search(self) -> SearchSettings:
+        return SearchSettings(
+            batch_size=self.search_batch_size,
+            max_attempts=self.search_max_attempts,
+            retry_base_s=self.search_retry_base_s,
+            retry_cap_s=self.search_retry_cap_s,
+            body_max_chars=self.search_body_max_chars,
+            reindex_grace=timedelta(seconds=self.search_reindex_grace_s),
+            outbox_retention=timedelta(days=self.outbox_retention_days),
+        )
+
+    @property
+    def realtime(self) -> RealtimeSettings:
+        return RealtimeSettings(
+            max_subscriptions=self.realtime_max_subscriptions,
+            catch_up_limit=self.realtime_catch_up_limit,
+            revocation_ttl_s=self.jwt_max_lifetime_s + self.jwt_leeway_s,
+            connection_ttl_s=self.realtime_connection_ttl_s,
+            consumer=self.realtime_consumer,
+            batch_size=self.realtime_batch_size,
+            post_attempts=self.realtime_post_attempts,
+            parallel_posts=self.realtime_parallel_posts,
+        )
+
+    @property
+    def personal_data(self) -> PersonalDataSettings:
+        return PersonalDataSettings(
+            export_bucket=self.export_bucket,
+            export_url_expiry_s=self.export_url_expiry_s,
+            export_batch=self.export_batch,
+        )
+
+    @property
+    def purge(self) -> PurgeSettings:
+        return PurgeSettings(timedelta(days=self.delete_retention_days), self.purge_batch_size)
+
+    @property
+    def audit(self) -> AuditSettings:
+        return AuditSettings(self.audit_bucket, self.audit_export_prefix, self.audit_export_days)
+
+    @property
+    def rate_limits(self) -> RateLimitSettings:
+        if not self.rate_limit_enabled:
+            return RateLimitSettings()
+        return RateLimitSettings(
+            {
+                "reader": self.rate_limit_reader,
+                "writer": self.rate_limit_writer,
+                "admin": self.rate_limit_admin,
+            }
+        )
 
     def db_ssl_params(self) -> dict[str, str]:
         """libpq TLS parameters: ``sslmode`` (``require`` by default with IAM auth, which

@@ -47,7 +47,7 @@ def main(poll_s: float = 1.0) -> None:
     service = container.personal_data
     while True:
         try:
-            for org, job_id in service.jobs.due(container.settings.export_batch):
+            for org, job_id in service.jobs.due(service.export_batch):
                 try:
                     service.run(org, job_id)
                     log_line("export ready", org=org, job=job_id)

@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.api.http import SECURITY_HEADERS, problem_from_error
+from chalicelib.api.problems import error_frame_of, problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.principal import Principal
@@ -318,7 +319,7 @@ class Hub:
             creds = self._credentials(token, conn_id)
             await self.call(self.container.realtime.connect, conn_id, creds)
         except DomainError as exc:
-            proto.send_response(proto.reject(exc.status, exc.detail + "\n"))
+            proto.send_response(proto.reject(problem_of(exc).status, exc.detail + "\n"))
             for chunk in proto.data_to_send():
                 writer.write(chunk)
             await writer.drain()
@@ -425,7 +426,7 @@ class Hub:
             try:
                 page = await self.call(_read_feed, search, who, since)
             except DomainError as exc:
-                frame = json.dumps(error_frame(exc.status, exc.title, exc.detail))
+                frame = json.dumps(error_frame_of(exc))
                 writer.write(f"event: error\ndata: {frame}\n\n".encode())
                 break
         gone.cancel()
@@ -523,8 +524,9 @@ def _problem(exc: DomainError, rid: str) -> bytes:
                "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close"}  # fmt: skip
     body = str(response.body).encode()
     headers["Content-Length"] = str(len(body))
-    reason = http.client.responses.get(exc.status, exc.title)
-    lines = [f"HTTP/1.1 {exc.status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+    kind = problem_of(exc)
+    reason = http.client.responses.get(kind.status, kind.title)
+    lines = [f"HTTP/1.1 {kind.status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
     return "\r\n".join(lines).encode() + body
 
 

@@ -22,8 +22,7 @@ from chalicelib.observability import count, lambda_handler, logger
 
 @lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    container = bootstrap.container()
-    written = container.audit.export_closed_periods(days=container.settings.audit_export_days)
+    written = bootstrap.container().audit.export_closed_periods()
     count("AuditPeriodsExported", len(written))
     count("AuditExportRuns")  # the template's AuditExportStaleAlarm watches for a day without
     result = {"exported": len(written), "objects": [m["objects"][0]["key"] for m in written]}

@@ -19,10 +19,9 @@ from chalicelib.observability import count, lambda_handler, logger
 
 @lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    container = bootstrap.container()
-    service = container.personal_data
+    service = bootstrap.container().personal_data
     done = failed = 0
-    for org, job_id in service.jobs.due(container.settings.export_batch):
+    for org, job_id in service.jobs.due(service.export_batch):
         try:
             service.run(org, job_id)
             done += 1

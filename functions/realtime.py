@@ -29,6 +29,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
+from chalicelib.api.problems import problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.realtime import Credentials, closing, encode, token_from_subprotocols
 from chalicelib.observability import count, lambda_handler, logger
@@ -69,12 +70,13 @@ def _connect(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
         creds, selected = authenticate(event)
         bootstrap.container().realtime.connect(connection_id, creds)
     except DomainError as exc:
-        if exc.status >= 500:
-            logger.warning("websocket refused", status=exc.status)
+        status = problem_of(exc).status
+        if status >= 500:
+            logger.warning("websocket refused", status=status)
             count("RealtimeConnectFailed")
         else:
-            logger.info("websocket refused", status=exc.status)
-        return {"statusCode": exc.status, "body": exc.detail}
+            logger.info("websocket refused", status=status)
+        return {"statusCode": status, "body": exc.detail}
     headers = {"Sec-WebSocket-Protocol": selected} if selected else {}
     return {"statusCode": 200, "headers": headers}
 

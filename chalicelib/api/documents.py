@@ -8,9 +8,11 @@ from chalice.app import Response
 
 from chalicelib.api.endpoint import NO_STORE, REVALIDATE, Call
 from chalicelib.api.http import json_response, media_type, positive_int
+from chalicelib.api.problems import problem_of
 from chalicelib.domain.model import idempotent_id, parse_limit
 from chalicelib.domain.patching import PATCH_MEDIA_TYPES
 from chalicelib.observability import count
+from chalicelib.service_layer.documents import BatchItem
 
 ACCEPT_PATCH = ", ".join(PATCH_MEDIA_TYPES)
 
@@ -55,12 +57,30 @@ def create_documents_batch(call: Call) -> Response:
     items = body.get("documents") if isinstance(body, dict) else None
 
     def create_all() -> Response:
-        results = call.services.bulk_documents.create_many(call.who, items)
+        outcomes = call.services.bulk_documents.create_many(call.who, items)
+        results = [_batch_result(r) for r in outcomes]
         created = sum(1 for r in results if r["status"] == 201)
         count("DocumentChanges", created)
         return json_response({"results": results}, status=207 if created < len(results) else 200)
 
     return call.idempotent("POST /documents:batch", body, create_all)
+
+
+def _batch_result(item: BatchItem) -> dict[str, Any]:
+    """One item's entry of the batch answer: 201 and the document, or its problem."""
+    if item.document is not None:
+        doc = item.document
+        return {
+            "index": item.index,
+            "status": 201,
+            "id": doc.id,
+            "version": doc.version,
+            "etag": doc.etag,
+        }
+    assert item.error is not None
+    kind = problem_of(item.error)
+    error = {"title": kind.title, "detail": item.error.detail, "errors": item.error.errors}
+    return {"index": item.index, "status": kind.status, "error": error}
 
 
 def list_documents(call: Call) -> Response:

@@ -26,6 +26,7 @@ from chalicelib.api.http import (
     request_id,
     server_id,
 )
+from chalicelib.api.problems import problem_of
 from chalicelib.bootstrap import Container
 from chalicelib.domain.errors import BadRequest, DomainError, TooManyRequests
 from chalicelib.domain.model import IDEMPOTENT_REPLAYED, check_precondition_header
@@ -193,7 +194,7 @@ def _answer(request: Request, view: Callable[[], Response]) -> Response:
             raise BadRequest("Query parameters must not contain NUL characters.")
         return view()
     except DomainError as exc:
-        if exc.status >= 500:
+        if problem_of(exc).status >= 500:
             logger.warning("dependency unavailable", exc_info=exc)
             count("DependencyErrors")
         return problem_from_error(exc, request_path(request))

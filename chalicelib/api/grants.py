@@ -15,12 +15,29 @@ from chalice.app import Response
 from chalicelib.api.documents import doc_headers
 from chalicelib.api.endpoint import NO_STORE, REVALIDATE, Call
 from chalicelib.api.http import json_response
+from chalicelib.domain.timestamps import iso_z
 from chalicelib.observability import count
 
 
 def list_grants(call: Call, doc_id: str) -> Response:
-    listing = call.services.access.list_grants(call.who, doc_id)
-    return json_response(listing, headers={"ETag": listing["etag"], **REVALIDATE})
+    doc, grants = call.services.access.list_grants(call.who, doc_id)
+    listing = {
+        "id": doc.id,
+        "owner": doc.owner,
+        "visibility": doc.visibility,
+        "version": doc.version,
+        "etag": doc.etag,
+        "grants": [
+            {
+                "user": g.user,
+                "role": g.role,
+                "granted_by": g.granted_by,
+                "granted_at": iso_z(g.granted_at),
+            }
+            for g in grants
+        ],
+    }
+    return json_response(listing, headers={"ETag": doc.etag, **REVALIDATE})
 
 
 def put_grant(call: Call, doc_id: str, user: str) -> Response:

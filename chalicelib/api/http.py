@@ -16,6 +16,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
+from chalicelib.api.problems import problem_of
 from chalicelib.domain.errors import (
     BadRequest,
     DomainError,
@@ -78,10 +79,11 @@ def problem(
 
 
 def problem_from_error(exc: DomainError, instance: str | None) -> Response:
+    kind = problem_of(exc)
     return problem(
-        exc.status,
-        exc.slug,
-        exc.title,
+        kind.status,
+        kind.slug,
+        kind.title,
         exc.detail,
         instance=instance,
         errors=exc.errors,

@@ -1,8 +1,9 @@
 """The one exception family of the service.
 
 Every failure a client can cause or observe is a ``DomainError``; the HTTP
-layer maps each class to a problem+json response once (``chalicelib.api.http``),
-and adapters translate vendor errors into these at their edge
+layer maps each class to a status and a problem+json type once, in one table
+(``chalicelib.api.problems``; the codes below are what it answers), and
+adapters translate vendor errors into these at their edge
 (``raise DependencyUnavailable(...) from exc``).
 
     DomainError
@@ -30,9 +31,7 @@ from typing import Any
 
 
 class DomainError(Exception):
-    status: int = 500
-    slug: str = "internal"
-    title: str = "Internal error"
+    """A failure the client can cause or observe; ``detail`` is for the client."""
 
     def __init__(
         self,
@@ -48,55 +47,55 @@ class DomainError(Exception):
 
 
 class BadRequest(DomainError):
-    status, slug, title = 400, "bad-request", "Bad request"
+    """Malformed JSON, a bad query parameter or page token."""
 
 
 class Unauthorized(DomainError):
-    status, slug, title = 401, "unauthorized", "Unauthorized"
+    """A missing, invalid or expired token."""
 
 
 class Forbidden(DomainError):
-    status, slug, title = 403, "forbidden", "Forbidden"
+    """A valid token whose roles do not allow the action."""
 
 
 class NotFound(DomainError):
-    status, slug, title = 404, "not-found", "Not found"
+    """Absent, deleted, another org's, or not readable by the caller."""
 
 
 class Conflict(DomainError):
-    status, slug, title = 409, "conflict", "Conflict"
+    """A failed JSON Patch ``test``, or the state does not allow the change."""
 
 
 class Gone(DomainError):
-    status, slug, title = 410, "gone", "Gone"
+    """Past a retention window (a restore, a pruned feed cursor)."""
 
 
 class PreconditionFailed(DomainError):
-    status, slug, title = 412, "precondition-failed", "Precondition failed"
+    """A stale ``If-Match``, or ``If-None-Match: *`` on an existing document."""
 
 
 class PayloadTooLarge(DomainError):
-    status, slug, title = 413, "payload-too-large", "Payload too large"
+    """An inline body over the limit."""
 
 
 class UnsupportedMediaType(DomainError):
-    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+    """A request body of a media type the route does not take."""
 
 
 class ValidationFailed(DomainError):
-    status, slug, title = 422, "validation-failed", "Validation failed"
+    """Schema or patch validation, with ``errors``."""
 
 
 class PreconditionRequired(DomainError):
-    status, slug, title = 428, "precondition-required", "Precondition required"
+    """A write without ``If-Match``."""
 
 
 class TooManyRequests(DomainError):
-    status, slug, title = 429, "too-many-requests", "Too many requests"
+    """The caller's token bucket is empty."""
 
 
 class DependencyUnavailable(DomainError):
-    status, slug, title = 503, "dependency-unavailable", "Service temporarily unavailable"
+    """PostgreSQL (or another required backend) is down: retry after ``Retry-After``."""
 
     def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, headers={"Retry-After": str(retry_after_s)})
@@ -118,8 +117,6 @@ class SearchUnavailable(DependencyUnavailable):
 class KeyUnavailable(DependencyUnavailable):
     """An encryption key of personal-data fields is missing, unreachable or does
     not open a stored value: a 503 that names no value and no key material."""
-
-    slug, title = "encryption-key-unavailable", "Encryption key unavailable"
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from dataclasses import replace
 from typing import Any
 
 from chalicelib.domain.access import (
+    Grant,
     acl_of,
     can_manage,
     parse_grant,
@@ -40,7 +41,6 @@ from chalicelib.domain.errors import Conflict, Forbidden, PreconditionFailed, Va
 from chalicelib.domain.model import Change, Document, if_match_satisfied
 from chalicelib.domain.ports.transaction import Transaction
 from chalicelib.domain.principal import ROLE_RANK, Principal
-from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.viewer import Viewer
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import DocumentUseCases
@@ -61,26 +61,12 @@ class AccessService(DocumentUseCases):
 
     # ------------------------------------------------------------------ reads
     @retry_transient()
-    def list_grants(self, who: Principal, doc_id: str) -> dict[str, Any]:
+    def list_grants(self, who: Principal, doc_id: str) -> tuple[Document, list[Grant]]:
+        """The document (owner, visibility, version) and its grants."""
         self._allow(who, "reader", doc_id)
         with self._open_managed(who, doc_id) as (tx, doc):
             grants = tx.grants.list(doc_id)
-        return {
-            "id": doc.id,
-            "owner": doc.owner,
-            "visibility": doc.visibility,
-            "version": doc.version,
-            "etag": doc.etag,
-            "grants": [
-                {
-                    "user": g.user,
-                    "role": g.role,
-                    "granted_by": g.granted_by,
-                    "granted_at": iso_z(g.granted_at),
-                }
-                for g in grants
-            ],
-        }
+        return doc, grants
 
     def readable_ids(
         self, org: str, user: str, roles: Iterable[str], doc_ids: Iterable[str]

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from chalicelib.config import AuditSettings
 from chalicelib.domain.audit import (
     AuditExportRecord,
     AuditFilter,
@@ -76,14 +77,15 @@ class AuditService:
         trail: AuditTrail,
         *,
         page_secret: str,
+        settings: AuditSettings = AuditSettings(),
         archive: Callable[[], ArchiveStore] | None = None,
-        prefix: str = "audit",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.trail = trail
         self.page_secret = page_secret
         self._archive = archive
-        self.prefix = prefix
+        self.prefix = settings.export_prefix
+        self.export_days = settings.export_days
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------ reading
@@ -145,9 +147,10 @@ class AuditService:
         return anchors
 
     # ------------------------------------------------------------------ export
-    def export_closed_periods(self, *, days: int = 3) -> list[dict[str, Any]]:
-        """Export the last ``days`` closed UTC days of every org (those not exported
-        yet); returns what was written."""
+    def export_closed_periods(self, *, days: int | None = None) -> list[dict[str, Any]]:
+        """Export the last ``days`` (by default the configured number of) closed UTC
+        days of every org (those not exported yet); returns what was written."""
+        days = self.export_days if days is None else days
         today = self._clock().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         written: list[dict[str, Any]] = []
         for org in self.trail.orgs():

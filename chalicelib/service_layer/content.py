@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from chalicelib.config import ContentSettings
 from chalicelib.domain.content.inspect import Inspection, Inspector
 from chalicelib.domain.content.keys import ContentKey, parse_content_key
 from chalicelib.domain.content.policy import (
-    ContentPolicy,
     content_disposition,
     parse_upload_request,
     sha256_b64,
@@ -97,22 +97,18 @@ class ContentService(DocumentUseCases):
         blobs: BlobStore,
         stale_uploads: StaleUploads,
         *,
-        bucket: str,
-        policy: ContentPolicy,
+        settings: ContentSettings,
         nudge: OutboxNudge | None = None,
-        upload_expiry_s: int = 900,
-        download_expiry_s: int = 60,
-        chunk_bytes: int = 1024 * 1024,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(uow, coherence, nudge, clock)
+        super().__init__(uow, coherence, nudge=nudge, clock=clock)
         self.blobs = blobs
         self.stale_uploads = stale_uploads
-        self.bucket = bucket
-        self.policy = policy
-        self.upload_expiry = timedelta(seconds=min(upload_expiry_s, 900))
-        self.download_expiry_s = download_expiry_s
-        self.chunk_bytes = chunk_bytes
+        self.bucket = settings.bucket
+        self.policy = settings.policy
+        self.upload_expiry = timedelta(seconds=min(settings.upload_expiry_s, 900))
+        self.download_expiry_s = settings.download_expiry_s
+        self.chunk_bytes = settings.chunk_bytes
 
     # ----------------------------------------------------------------- upload
     @retry_transient()

@@ -17,9 +17,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
+from chalicelib.config import DocumentSettings
 from chalicelib.domain import patching
 from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
 from chalicelib.domain.cache import CachedDocument
@@ -32,10 +33,8 @@ from chalicelib.domain.errors import (
     ValidationFailed,
 )
 from chalicelib.domain.model import (
-    DEFAULT_LIMITS,
     Document,
     DocumentIn,
-    Limits,
     ListCursor,
     VersionRecord,
     if_match_satisfied,
@@ -85,6 +84,15 @@ class Page:
     next_page_token: str | None
 
 
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch create: the document it made, or why it failed."""
+
+    index: int
+    document: Document | None = None
+    error: DomainError | None = None
+
+
 class DocumentService(DocumentUseCases):
     def __init__(
         self,
@@ -92,16 +100,15 @@ class DocumentService(DocumentUseCases):
         coherence: CacheCoherence,
         *,
         page_secret: str,
+        settings: DocumentSettings = DocumentSettings(),
         nudge: OutboxNudge | None = None,
-        limits: Limits = DEFAULT_LIMITS,
-        retention: timedelta = timedelta(days=30),
         clock: Callable[[], datetime] | None = None,
         personal_data: PiiFields | None = None,
     ) -> None:
-        super().__init__(uow, coherence, nudge, clock)
+        super().__init__(uow, coherence, nudge=nudge, clock=clock)
         self.page_secret = page_secret
-        self.limits = limits
-        self.retention = retention
+        self.limits = settings.limits
+        self.retention = settings.retention
         # personal-data fields: stored (and cached) sealed, opened on the way out
         self.pii = personal_data or PiiFields()
 
@@ -342,7 +349,9 @@ class DocumentService(DocumentUseCases):
                 )
                 created = not live
         self._publish(doc, fenced=fenced)
-        return self.pii.open_document(doc), created
+        # stored sealed; the answer holds the values the caller sent (nothing to decrypt)
+        clear = doc if doc.metadata is change.metadata else replace(doc, metadata=change.metadata)
+        return clear, created
 
     @retry_transient()
     def change(
@@ -415,37 +424,21 @@ class DocumentService(DocumentUseCases):
         self._publish(doc, fenced=fenced)
         return self.pii.open_document(doc)
 
-    def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[dict[str, Any]]:
+    def create_many(self, who: Principal, items: Any, *, limit: int = 100) -> list[BatchItem]:
         """Create up to ``limit`` documents, each in its own transaction.
 
         One bad or failing item does not stop the others: every item gets its
-        own status, like a 207 Multi-Status body.
+        own outcome (the API answers them like a 207 Multi-Status body).
         """
         who.require("writer")
         if not isinstance(items, list) or not 1 <= len(items) <= limit:
             raise ValidationFailed(f"'documents' must be a list of 1 to {limit} documents.")
-        results: list[dict[str, Any]] = []
+        results: list[BatchItem] = []
         for index, item in enumerate(items):
             try:
-                doc = self.create(who, item)
+                results.append(BatchItem(index, document=self.create(who, item)))
             except DomainError as exc:
-                results.append(
-                    {
-                        "index": index,
-                        "status": exc.status,
-                        "error": {"title": exc.title, "detail": exc.detail, "errors": exc.errors},
-                    }
-                )
-            else:
-                results.append(
-                    {
-                        "index": index,
-                        "status": 201,
-                        "id": doc.id,
-                        "version": doc.version,
-                        "etag": doc.etag,
-                    }
-                )
+                results.append(BatchItem(index, error=exc))
         return results
 
     # ---------------------------------------------------------------- helpers

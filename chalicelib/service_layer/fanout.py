@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import make_etag
@@ -96,11 +97,9 @@ class FanOut:
         read_filter: ReadFilter,
         *,
         page_secret: str,
-        batch_size: int = 500,
-        max_attempts: int = 4,
+        settings: RealtimeSettings = RealtimeSettings(),
         retry_base_s: float = 0.05,
         retry_cap_s: float = 1.0,
-        parallel: int = 8,
         conn_cache_s: float = 30.0,
         sweep_limit: int = 1000,
         sleep: Callable[[float], None] = time.sleep,
@@ -111,11 +110,11 @@ class FanOut:
         self.poster = poster
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
-        self.batch_size = batch_size
-        self.max_attempts = max_attempts
+        self.batch_size = settings.batch_size
+        self.max_attempts = settings.post_attempts
         self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
-        self.parallel = parallel
+        self.parallel = settings.parallel_posts
         self.sleep = sleep
         self._sent: OrderedDict[tuple[str, str], int] = OrderedDict()  # newest version sent
         self._pool: ThreadPoolExecutor | None = None

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from chalicelib.config import PersonalDataSettings
 from chalicelib.domain.errors import DependencyUnavailable, NotFound, ValidationFailed
 from chalicelib.domain.model import Change, new_id
 from chalicelib.domain.personal_data import ErasurePlan, ExportJob
@@ -100,9 +101,9 @@ class PersonalDataService:
         personal: PersonalData,
         coherence: CacheCoherence,
         *,
+        settings: PersonalDataSettings = PersonalDataSettings(),
         archive: Callable[[], ArchiveStore],
         nudge: OutboxNudge | None = None,
-        url_expiry_s: int = 300,
         clock: Callable[[], datetime] | None = None,
         pii: PiiFields | None = None,
         revoke: Callable[[Principal, str, str], object] | None = None,
@@ -113,7 +114,8 @@ class PersonalDataService:
         self.coherence = coherence
         self._archive = archive
         self.nudge = nudge
-        self.url_expiry_s = url_expiry_s
+        self.url_expiry_s = settings.export_url_expiry_s
+        self.export_batch = settings.export_batch  # jobs per worker run
         self._clock = clock or (lambda: datetime.now(UTC))
         # the declared personal-data fields: opened for their subject in the archive,
         # removed by an erasure

@@ -35,8 +35,9 @@ import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from chalicelib.config import PurgeSettings
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheEviction
@@ -66,12 +67,11 @@ class Purge:
         self,
         store: PurgeStore,
         *,
+        settings: PurgeSettings = PurgeSettings(),
         objects: ObjectPurger,
         cache: CacheEviction,
         droppers: Sequence[SubscriptionDropper] = (),
         nudge: OutboxNudge | None = None,
-        retention: timedelta = timedelta(days=30),
-        batch_size: int = 100,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
@@ -79,8 +79,8 @@ class Purge:
         self.cache = cache
         self.droppers = droppers  # the real-time registry's hook(s); see bootstrap
         self.nudge = nudge
-        self.retention = retention
-        self.batch_size = batch_size
+        self.retention = settings.retention
+        self.batch_size = settings.batch_size
         self._clock = clock or (lambda: datetime.now(UTC))
 
     def run(self, request_id: str | None = None) -> PurgeReport:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
@@ -29,7 +30,6 @@ from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     CLOSE_FORBIDDEN,
     EXPIRED_REASON,
-    MAX_SUBSCRIPTIONS,
     REVOKED_REASON,
     ClientFrame,
     Connection,
@@ -65,10 +65,9 @@ class RealtimeService:
         read_filter: ReadFilter,
         *,
         page_secret: str,
+        settings: RealtimeSettings = RealtimeSettings(),
+        error_frame: Callable[[DomainError], dict[str, Any]],
         verify: TokenVerifier | None = None,
-        revocation_ttl_s: int = 86_400 + 60,
-        max_subscriptions: int = MAX_SUBSCRIPTIONS,
-        catch_up_limit: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
@@ -76,9 +75,11 @@ class RealtimeService:
         self.read_filter = read_filter
         self.sealer = feed_sealer(page_secret)
         self.verify = verify
-        self.revocation_ttl_s = revocation_ttl_s  # a token's longest life and the leeway
-        self.max_subscriptions = max_subscriptions
-        self.catch_up_limit = catch_up_limit
+        # a domain error as the edge states it (api/problems.py, error_frame_of)
+        self.error_frame = error_frame
+        self.revocation_ttl_s = settings.revocation_ttl_s
+        self.max_subscriptions = settings.max_subscriptions
+        self.catch_up_limit = settings.catch_up_limit
         self.clock = clock
 
     def connect(self, connection_id: str, creds: Credentials) -> Connection:
@@ -122,8 +123,8 @@ class RealtimeService:
         except FrameError as exc:
             count("RealtimeBadFrames")
             return [exc.frame()]
-        except DomainError as exc:  # the registry or the database is out: say so, keep going
-            return [exc_frame(exc)]
+        except DomainError as exc:  # a bad cursor, the registry or the database out
+            return [self.error_frame(exc)]
 
     def _answer(self, connection_id: str, raw: str | bytes) -> list[dict[str, Any]]:
         conn = self.registry.get(connection_id)
@@ -247,8 +248,3 @@ class RealtimeService:
             if r.doc_id in readable
         ]  # fmt: skip
         return frames, nxt.encode(conn.org, self.sealer), len(rows) >= self.catch_up_limit
-
-
-def exc_frame(exc: DomainError) -> dict[str, Any]:
-    """A domain error (bad cursor, registry or database out) as an error frame."""
-    return {"type": "error", "status": exc.status, "title": exc.title, "detail": exc.detail}

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from chalicelib.config import SearchSettings
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.outbox import DocumentState, OutboxRow
 from chalicelib.domain.ports.outbox import Claim, Outbox
@@ -81,24 +82,17 @@ class SearchSync:
         self,
         outbox: Outbox,
         index: SearchIndex,
-        *,
-        batch_size: int = 200,
-        max_attempts: int = 8,
-        retry_base_s: float = 1.0,
-        retry_cap_s: float = 300.0,
-        max_chars: int = 200_000,
-        grace: timedelta = timedelta(hours=1),
-        retention: timedelta = timedelta(days=30),
+        settings: SearchSettings = SearchSettings(),
     ) -> None:
         self.outbox = outbox
         self.index = index
-        self.batch_size = batch_size
-        self.max_attempts = max_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_cap_s = retry_cap_s
-        self.max_chars = max_chars
-        self.grace = grace
-        self.retention = retention
+        self.batch_size = settings.batch_size
+        self.max_attempts = settings.max_attempts
+        self.retry_base_s = settings.retry_base_s
+        self.retry_cap_s = settings.retry_cap_s
+        self.max_chars = settings.body_max_chars
+        self.grace = settings.reindex_grace
+        self.retention = settings.outbox_retention
         self._ready = False
         self._busy = 0  # consecutive item-level 429/5xx answers
 

@@ -72,8 +72,9 @@ class DocumentUseCases:
         self,
         uow: UnitOfWork,
         coherence: CacheCoherence,
-        nudge: OutboxNudge | None,
-        clock: Callable[[], datetime] | None,
+        *,
+        nudge: OutboxNudge | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.uow = uow
         self.coherence = coherence

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from chalicelib.adapters.postgres import MIGRATIONS_DIR, PostgresUnitOfWork, migrate
+from chalicelib.api.problems import problem_of
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.model import Change, Document
@@ -115,6 +116,6 @@ def test_unreachable_database_is_503_not_500() -> None:
     try:
         with pytest.raises(DependencyUnavailable) as err:
             uow.ping()
-        assert err.value.status == 503 and err.value.headers["Retry-After"]
+        assert problem_of(err.value).status == 503 and err.value.headers["Retry-After"]
     finally:
         uow.close()

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import DocumentSettings
 from chalicelib.domain.errors import PayloadTooLarge, ValidationFailed
-from chalicelib.domain.model import DEFAULT_LIMITS, Limits, json_size
+from chalicelib.domain.model import Limits, json_size
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH, apply_json_patch
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.documents import DocumentService
@@ -148,8 +149,10 @@ def test_the_bytes_a_patch_may_copy_in_all_are_bounded() -> None:
 
 def test_version_restore_and_batch_items_are_held_to_the_limits() -> None:
     uow, cache = FakeUnitOfWork(), FakeCache()
-    roomy = DocumentService(uow, coherence(uow, cache), page_secret="s", limits=DEFAULT_LIMITS)
-    strict = DocumentService(uow, coherence(uow, cache), page_secret="s", limits=SMALL)
+    roomy = DocumentService(uow, coherence(uow, cache), page_secret="s")
+    strict = DocumentService(
+        uow, coherence(uow, cache), page_secret="s", settings=DocumentSettings(limits=SMALL)
+    )
     doc = roomy.create(WRITER, {"title": "v1", "body": "z" * 5000})
     small = roomy.put(WRITER, doc.id, {"title": "v2"}, if_match=doc.etag, if_none_match=None)[0]
     with pytest.raises(PayloadTooLarge):
@@ -159,6 +162,6 @@ def test_version_restore_and_batch_items_are_held_to_the_limits() -> None:
         deep = {"d": deep}
     results = strict.create_many(WRITER, [{"title": "ok"}, {"title": "big", "body": "z" * 5000},
                                           {"title": "deep", "body": deep}])  # fmt: skip
-    assert [r["status"] for r in results] == [201, 413, 422]
+    assert [type(r.error) for r in results] == [type(None), PayloadTooLarge, ValidationFailed]
     with pytest.raises(ValidationFailed):
         strict.create(WRITER, {"title": "deep", "body": deep})

@@ -114,7 +114,7 @@ class World:
         self.uow, self.cache, clock = FakeUnitOfWork(), FakeCache(), Clock()
         both = coherence(self.uow, self.cache)
         self.docs = DocumentService(self.uow, both, page_secret="s", clock=clock)
-        self.access = AccessService(self.uow, both, None, clock)
+        self.access = AccessService(self.uow, both, clock=clock)
         self.index = FakeSearchIndex()
         self.search = SearchService(self.index, self.uow, page_secret="s")
         self.sync = SearchSync(FakeOutbox(self.uow), self.index)
@@ -161,8 +161,8 @@ def test_grants_let_in_exactly_whom_they_name_within_their_role(world: World) ->
         world.docs.delete(WEAK_W, "d", if_match=None)
     with pytest.raises(NotFound):  # same user id, another org: the grant means nothing there
         world.docs.get(STRANGER, "d")
-    listing = world.access.list_grants(ADMIN, "d")
-    assert [(g["user"], g["role"]) for g in listing["grants"]] == [
+    _, grants = world.access.list_grants(ADMIN, "d")
+    assert [(g.user, g.role) for g in grants] == [
         ("gary", "reader"), ("walt", "writer"),
     ]  # fmt: skip
 
@@ -274,6 +274,6 @@ def test_content_downloads_and_uploads_follow_the_document_acl() -> None:
         w.content.download(RITA, "d")
     with pytest.raises(NotFound):
         w.content.start_upload(WRITER, "d", {"content_type": "text/plain"}, if_match=None)
-    access = AccessService(w.uow, coherence(w.uow, w.cache), None, None)
+    access = AccessService(w.uow, coherence(w.uow, w.cache))
     access.put_grant(ALICE, "d", "rita", {"role": "reader"})
     assert w.content.download(RITA, "d").content["status"] == "ready"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import ContentSettings
 from chalicelib.domain.content.keys import ContentKey
 from chalicelib.domain.content.policy import ContentPolicy
 from chalicelib.domain.content.uploads import StaleUpload
@@ -36,7 +37,7 @@ class World:
         self.documents = DocumentService(self.uow, both, page_secret="s", clock=self.clock)
         self.content = ContentService(
             self.uow, both, self.blobs, self.stale,
-            bucket=BUCKET, policy=ContentPolicy(max_bytes=1024), chunk_bytes=7,
+            settings=ContentSettings(BUCKET, ContentPolicy(max_bytes=1024), chunk_bytes=7),
             clock=self.clock,
         )  # fmt: skip
 

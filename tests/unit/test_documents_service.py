@@ -282,3 +282,29 @@ def test_a_read_skips_the_cache_when_its_repair_queue_cannot_be_read() -> None:
     rendered = service.get(READER, doc.id)
     assert rendered.cache == "miss" and json.loads(rendered.body)["title"] == "x"
     assert cache.repair_failures == 1
+
+
+def test_put_answers_the_clear_fields_without_opening_what_it_just_sealed() -> None:
+    """A PUT seals the personal-data fields for storage and answers with the
+    values it was sent: no decryption of its own envelopes (a KMS call each)."""
+    from chalicelib.adapters.pii import EnvelopeCipher, LocalKeyring
+    from chalicelib.domain.pii import is_envelope
+    from chalicelib.service_layer.pii_fields import PiiFields
+
+    class Counting(EnvelopeCipher):
+        opened = 0
+
+        def decrypt(self, envelope, *, context):  # type: ignore[no-untyped-def]
+            Counting.opened += 1
+            return super().decrypt(envelope, context=context)
+
+    pii = PiiFields(("email",), Counting(LocalKeyring([("k1", b"1" * 32)]), blind_key=None))
+    uow = FakeUnitOfWork()
+    service = DocumentService(uow, coherence(uow), page_secret="s", personal_data=pii)
+    data = {"title": "t", "metadata": {"email": "a@example.com", "team": "x"}}
+    created, _ = service.put(WRITER, "d1", data, if_match=None, if_none_match=None)
+    replaced, _ = service.put(WRITER, "d1", data, if_match=created.etag, if_none_match=None)
+    for doc in (created, replaced):
+        assert doc.metadata == {"email": "a@example.com", "team": "x"}
+    assert is_envelope(uow.docs[("acme", "d1")].metadata["email"])  # stored sealed
+    assert Counting.opened == 0

@@ -106,7 +106,7 @@ def test_the_worker_counts_a_failed_job_and_runs_the_next(monkeypatch: pytest.Mo
     service, jobs, archive = _service({"bob": RuntimeError("a bug")})
     bob = service.start_export(Principal("bob", "acme", frozenset({"reader"})))
     alice = service.start_export(ALICE)
-    container = SimpleNamespace(personal_data=service, settings=SimpleNamespace(export_batch=10))
+    container = SimpleNamespace(personal_data=service)
     monkeypatch.setattr(export_worker.bootstrap, "container", lambda: container)
     counted: dict[str, float] = {}
     monkeypatch.setattr(

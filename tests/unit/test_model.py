@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from chalicelib.api.problems import PROBLEMS
 from chalicelib.domain.errors import (
     BadRequest,
     PreconditionFailed,
@@ -106,8 +107,8 @@ def test_page_tokens_are_tamper_evident() -> None:
 
 
 def test_precondition_errors_are_distinct() -> None:
-    assert PreconditionRequired.status == 428
-    assert PreconditionFailed.status == 412
+    assert PROBLEMS[PreconditionRequired].status == 428
+    assert PROBLEMS[PreconditionFailed].status == 412
 
 
 def test_the_openapi_id_pattern_is_the_id_rule() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.config import PurgeSettings
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.purge import PurgeTask
 from chalicelib.service_layer.purge import Purge
@@ -73,7 +74,7 @@ def _purge(store: Store, **kw: Any) -> Purge:
         objects=kw.pop("objects", Objects(store.log)),
         cache=Cache(store.log),
         droppers=[lambda org, doc_id: store.log.append(f"realtime:{doc_id}")],
-        retention=timedelta(days=30),
+        settings=PurgeSettings(retention=timedelta(days=30)),
         clock=lambda: NOW,
         **kw,
     )

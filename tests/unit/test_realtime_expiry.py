@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.problems import error_frame_of
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
@@ -48,11 +50,13 @@ class World:
         self.tokens: dict[str, Credentials] = {}
         self.service = RealtimeService(
             self.registry, self.uow, OrgRoleReadFilter(), page_secret="s",
+            error_frame=error_frame_of,
             verify=self.verify, clock=self.clock,
         )  # fmt: skip
         self.fanout = FanOut(
             FakeStream(self.uow), self.registry, self.poster, OrgRoleReadFilter(),
-            page_secret="s", parallel=1, sleep=lambda s: None, clock=self.clock,
+            page_secret="s", settings=RealtimeSettings(parallel_posts=1),
+            sleep=lambda s: None, clock=self.clock,
         )  # fmt: skip
 
     def verify(self, token: str, request_id: str | None) -> Credentials:

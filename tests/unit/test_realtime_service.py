@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.problems import error_frame_of
+from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import OrgRoleReadFilter, Topic, parse_client_frame
@@ -38,12 +40,14 @@ class World:
         self.registry = FakeRegistry()
         self.poster = FakePoster()
         self.filter = read_filter or OrgRoleReadFilter()
-        self.service = RealtimeService(self.registry, self.uow, self.filter, page_secret="s",
-                                       max_subscriptions=3)  # fmt: skip
+        self.service = RealtimeService(
+            self.registry, self.uow, self.filter, page_secret="s",
+            settings=RealtimeSettings(max_subscriptions=3), error_frame=error_frame_of,
+        )  # fmt: skip
         self.stream = FakeStream(self.uow)
         self.fanout = FanOut(self.stream, self.registry, self.poster, self.filter,
-                             page_secret="s", retry_base_s=0.0, parallel=1,
-                             sleep=lambda s: None, **options)  # fmt: skip
+                             page_secret="s", settings=RealtimeSettings(parallel_posts=1),
+                             retry_base_s=0.0, sleep=lambda s: None, **options)  # fmt: skip
 
     def send(self, conn: str, frame: dict[str, Any]) -> list[dict[str, Any]]:
         return self.service.handle(conn, json.dumps(frame))

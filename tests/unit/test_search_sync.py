@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
+from chalicelib.config import SearchSettings
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
@@ -18,12 +20,12 @@ WRITER = Principal("alice", "acme", frozenset({"writer"}))
 
 
 class World:
-    def __init__(self, **options: object) -> None:
+    def __init__(self, **options: Any) -> None:
         self.uow = FakeUnitOfWork()
         self.documents = DocumentService(self.uow, coherence(self.uow), page_secret="s")
         self.outbox = FakeOutbox(self.uow)
         self.index = FakeSearchIndex()
-        self.sync = SearchSync(self.outbox, self.index, retry_base_s=0.0, **options)  # type: ignore[arg-type]
+        self.sync = SearchSync(self.outbox, self.index, SearchSettings(retry_base_s=0.0, **options))
 
     def indexed(self) -> dict[str, int]:
         return {key: version for key, (version, _) in self.index.documents().items()}
@@ -174,7 +176,7 @@ def test_sync_document_handles_only_that_documents_rows(world: World) -> None:
 
 
 def test_prune_keeps_the_retention_and_stats_are_plain_numbers() -> None:
-    world = World(retention=timedelta(days=7))
+    world = World(outbox_retention=timedelta(days=7))
     world.documents.create(WRITER, {"title": "x"})
     world.sync.prune()
     assert world.outbox.pruned_older_than == timedelta(days=7)

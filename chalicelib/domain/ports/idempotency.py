@@ -1,8 +1,10 @@
-"""Idempotency records of requests made with an ``Idempotency-Key``."""
+"""Requests made with an ``Idempotency-Key``: the runs the HTTP edge wraps a
+POST in, and the records they keep."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from chalicelib.domain.idempotency import IdempotencyRecord
 
@@ -19,3 +21,23 @@ class IdempotencyRecords(Protocol):
     def update(self, org: str, record: IdempotencyRecord) -> None: ...
 
     def delete(self, org: str, key: str) -> None: ...
+
+
+class IdempotentRuns(Protocol):
+    """Powertools idempotency on the cache's Redis, these records while it is out
+    (adapters/idempotency.py)."""
+
+    def run(
+        self,
+        *,
+        org: str,
+        sub: str,
+        route: str,
+        key: str,
+        body: Any,
+        action: Callable[[], dict[str, Any]],
+        context: Any = None,
+    ) -> dict[str, Any]:
+        """``action()`` once per (org, caller, route, key); a retry gets the first
+        result (a stored response: status, headers, body)."""
+        ...
