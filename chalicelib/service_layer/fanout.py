@@ -116,7 +116,9 @@ class FanOut:
         self.retry_cap_s = retry_cap_s
         self.parallel = settings.parallel_posts
         self.sleep = sleep
-        self._sent: OrderedDict[tuple[str, str], int] = OrderedDict()  # newest version sent
+        # per document: the newest version sent, and the connections it went to (a row
+        # above the horizon is read again: a subscriber that came since still gets it)
+        self._sent: OrderedDict[tuple[str, str], tuple[int, frozenset[str]]] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self._conns: dict[str, tuple[float, Connection]] = {}  # id -> (until, connection)
         self.conn_cache_s = conn_cache_s
@@ -129,27 +131,32 @@ class FanOut:
         """One batch.  Rows of transactions younger than the stream's horizon (an
         older transaction still runs, e.g. another consumer's claim) are sent as
         soon as they are visible, but the cursor moves only over the rows below the
-        horizon: such rows are read again until it does, and skipped then (this
-        process remembers the newest version it sent per document)."""
+        horizon: such rows are read again until it does, and then go only to the
+        subscribers that came since (this process remembers the newest version it
+        sent per document, and to whom)."""
         report = FanOutReport(batches=1)
         self._sweep(report)
         with self.stream.batch(self.batch_size) as batch:
             if not batch.rows:
                 return report
             report.rows = len(batch.rows)
-            fresh = [r for r in batch.rows if r.version > self._sent.get((r.org, r.doc_id), 0)]
+            # new versions, and those sent already but read again (above the horizon)
+            pending = [r for r in batch.rows if r.version >= self._sent_version(r.org, r.doc_id)]
+            fresh = [r for r in pending if r.version > self._sent_version(r.org, r.doc_id)]
             if fresh:
                 report.age_ms = round(_age_ms(min(r.created_at for r in fresh)), 1)
-                frames, newest = self._frames(fresh, batch.tags, report)
+            if pending:
+                frames, newest = self._frames(pending, batch.tags, report)
                 self._deliver(frames, report)
-                for key, version in newest.items():  # only once handed over
-                    self._remember(key, version)
+                for key, sent in newest.items():  # only once handed over
+                    self._remember(key, *sent)
             safe = [r for r in batch.rows if r.safe]  # a prefix: rows come in txid order
             if safe:
                 batch.advance(safe[-1].txid, safe[-1].seq)
                 report.advanced = 1
         if fresh:
             milliseconds("RealtimeDeliveryLag", report.age_ms)
+        if report.frames:
             count("RealtimeFramesSent", report.frames)
         return report
 
@@ -173,8 +180,12 @@ class FanOut:
     # -- building frames ----------------------------------------------------------------
     def _frames(
         self, rows: list[StreamRow], tags: dict[tuple[str, str], list[str]], report: FanOutReport
-    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], int]]:
-        """Frames per connection, and the newest version of each document in them."""
+    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], tuple[int, frozenset[str]]]]:
+        """Frames per connection, and the newest version of each document in them with
+        the connections it went to.  A version already sent (a row read again while
+        it waits above the horizon) goes only to subscribers that were not sent it:
+        one who subscribed meanwhile gets it live, since the feed its catch-up read
+        stops at the horizon."""
         by_doc: dict[tuple[str, str], list[StreamRow]] = defaultdict(list)
         for row in rows:
             by_doc[(row.org, row.doc_id)].append(row)
@@ -185,18 +196,20 @@ class FanOut:
         conns = self._live(self._connections(set().union(*subscribers.values())), report)
         readable = self._readable(subscribers, conns)
         out: list[tuple[str, str]] = []
-        newest: dict[tuple[str, str], int] = {}
+        newest: dict[tuple[str, str], tuple[int, frozenset[str]]] = {}
         for key, doc_rows in by_doc.items():
             org, doc_id = key
+            before_version, before_to = self._sent.get(key, (0, frozenset()))
             for row in sorted(doc_rows, key=lambda r: r.version):
-                if row.version <= newest.get(key, 0):
+                if row.version <= newest.get(key, (0, frozenset()))[0]:
                     continue  # a duplicate row of a version already in this batch
-                newest[key] = row.version
+                already = before_to if row.version == before_version else frozenset()
+                newest[key] = (row.version, already | subscribers[key])
                 data = encode(change_frame(
                     doc_id, row.version, make_etag(org, doc_id, row.version),
                     row.op != "upsert", FeedCursor(*row.resume).encode(org, self.sealer),
                 ))  # fmt: skip
-                for conn_id in sorted(subscribers[key]):
+                for conn_id in sorted(subscribers[key] - already):
                     conn = conns.get(conn_id)
                     if conn is None:
                         continue  # gone or expired: its topic entries expire with it
@@ -300,8 +313,11 @@ class FanOut:
         self.poster.close(conn_id, code, reason)
         self._forget(conn_id)
 
-    def _remember(self, key: tuple[str, str], version: int) -> None:
-        self._sent[key] = version
+    def _sent_version(self, org: str, doc_id: str) -> int:
+        return self._sent.get((org, doc_id), (0, frozenset()))[0]
+
+    def _remember(self, key: tuple[str, str], version: int, to: frozenset[str]) -> None:
+        self._sent[key] = (version, to)
         self._sent.move_to_end(key)
         if len(self._sent) > 50_000:
             self._sent.popitem(last=False)

@@ -247,3 +247,24 @@ def test_the_asyncapi_document_describes_the_frames_the_code_sends() -> None:
     assert {"subscribe", "unsubscribe", "ping", "subscribed", "unsubscribed", "pong"} <= set(
         messages
     )
+
+
+def test_a_subscriber_that_comes_while_a_row_waits_above_the_horizon_still_gets_it(
+    world: World,
+) -> None:
+    """Its catch-up reads the feed, which stops at the horizon: the fan-out, which
+    reads the row again until the horizon passes it, must send it to the newcomer
+    (and not again to whoever had it)."""
+    world.service.connect("c1", live(READER))
+    world.send("c1", {"action": "subscribe", "org": True})
+    world.stream.horizon = world.stream.cursor + 1  # an older transaction still runs
+    doc = world.documents.create(WRITER, {"title": "a"})
+    assert world.fanout.drain().frames == 1  # c1 has it; the row waits above the horizon
+    world.service.connect("c2", live(READER))
+    world.send("c2", {"action": "subscribe", "org": True})
+    assert world.fanout.drain().frames == 1  # read again: to c2 only
+    assert world.fanout.drain().frames == 0
+    world.stream.horizon = None
+    assert world.fanout.drain().advanced == 1
+    assert [f["id"] for f in world.received("c1")] == [doc.id]
+    assert [f["id"] for f in world.received("c2")] == [doc.id]
