@@ -12,9 +12,9 @@ Nothing here raises for one connection's trouble.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+from chalicelib.aws_client import LazyClient
 from chalicelib.domain.realtime import CLOSE_GIVE_UP, PostResult
 from chalicelib.observability import count, logger, subsegment
 
@@ -31,28 +31,22 @@ class ApiGatewayPoster:
         self.endpoint_url = endpoint_url
         self.region = region
         self.timeout_s = timeout_s
-        self._client = client
-        self._lock = threading.Lock()
+        self._api = LazyClient(
+            "apigatewaymanagementapi",
+            client=client,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config={
+                "connect_timeout": 1,
+                "read_timeout": timeout_s,
+                "retries": {"max_attempts": 1, "mode": "standard"},
+                "max_pool_connections": 32,
+            },
+        )
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._client = boto3.client(
-                        "apigatewaymanagementapi",
-                        endpoint_url=self.endpoint_url,
-                        region_name=self.region,
-                        config=Config(
-                            connect_timeout=1, read_timeout=self.timeout_s,
-                            retries={"max_attempts": 1, "mode": "standard"},
-                            max_pool_connections=32,
-                        ),
-                    )  # fmt: skip
-        return self._client
+        return self._api.get()
 
     def post(self, connection_id: str, data: str) -> PostResult:
         from botocore.exceptions import BotoCoreError, ClientError

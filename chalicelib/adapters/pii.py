@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from chalicelib.aws_client import LazyClient
 from chalicelib.domain.errors import KeyUnavailable
 from chalicelib.domain.pii import ENVELOPE_MARK, ENVELOPE_VERSION, is_envelope
 
@@ -123,17 +124,12 @@ class KmsKeyring:
         self.key_id = key_id
         self.region = region
         self.endpoint_url = endpoint_url
-        self._client: Any = None
+        # lazy: only deployments with personal-data fields pay for the SDK
+        self._kms = LazyClient("kms", region_name=region, endpoint_url=endpoint_url)
 
     @property
     def kms(self) -> Any:
-        if self._client is None:
-            import boto3  # lazy: only deployments with personal-data fields pay for it
-
-            self._client = boto3.client(
-                "kms", region_name=self.region, endpoint_url=self.endpoint_url
-            )
-        return self._client
+        return self._kms.get()
 
     @property
     def active_kid(self) -> str:

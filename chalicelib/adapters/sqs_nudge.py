@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from typing import Any
 
+from chalicelib.aws_client import LazyClient
 from chalicelib.config import Settings
 from chalicelib.domain.keys import join_key
 from chalicelib.domain.model import Document
@@ -31,26 +31,17 @@ class SqsNudge:
         self.queue_url = queue_url or settings.search_nudge_queue_url
         self.failure_metric = failure_metric
         self.settings = settings
-        self._client = client
-        self._lock = threading.Lock()
+        self._sqs = LazyClient(
+            "sqs",
+            client=client,
+            region_name=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            config={"connect_timeout": 1, "read_timeout": 2, "retries": {"max_attempts": 2}},
+        )
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    self._client = boto3.client(
-                        "sqs",
-                        region_name=self.settings.aws_region,
-                        endpoint_url=self.settings.aws_endpoint_url,
-                        config=Config(
-                            connect_timeout=1, read_timeout=2, retries={"max_attempts": 2}
-                        ),
-                    )
-        return self._client
+        return self._sqs.get()
 
     def __call__(self, doc: Document) -> None:
         try:
