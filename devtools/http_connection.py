@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 
 from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
 from chalicelib.redaction import redact
-from devtools import realtime_hub
+from devtools import realtime_http
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
 from devtools.local_http import Limits, local_problem, write_line
@@ -275,7 +275,7 @@ class Connection(BaseHTTPRequestHandler):
         self._rid = pick_request_id(self.headers.get("X-Request-Id"))
         message = self._message = self._frame(head)
         has_body = message.chunked or message.length > 0
-        if self.realtime_socket and realtime_hub.wants(self.command, self.path):
+        if self.realtime_socket and realtime_http.wants(self.command, self.path):
             if has_body:  # its bytes would reach the stream
                 raise _Early(400, "A stream request carries no body.")
             self._hand_over(self.realtime_socket)
@@ -365,7 +365,7 @@ class Connection(BaseHTTPRequestHandler):
         """A stream (WebSocket, server-sent events) goes to the real-time process
         (devtools/realtime_hub.py), with what was read of it; the worker moves on."""
         try:
-            realtime_hub.hand_over(path, self.connection, self._head + bytes(self._buf))
+            realtime_http.hand_over(path, self.connection, self._head + bytes(self._buf))
         except OSError as exc:
             self._log(None, error=f"hand-over failed: {exc}")
             raise _Early(503, "The real-time endpoint is not running; retry shortly.") from None

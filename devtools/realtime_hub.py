@@ -36,16 +36,13 @@ import os
 import secrets
 import signal
 import socket
-import struct
 import threading
 import time
 import uuid
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.api.http import SECURITY_HEADERS, problem_from_error
 from chalicelib.api.problems import error_frame_of, problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.model import make_etag
@@ -53,8 +50,6 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
     CLOSE_EXPIRED,
     CLOSE_GIVE_UP,
-    CLOSE_SLOW,
-    CLOSE_SLOW_REASON,
     EXPIRED_REASON,
     REVOKED_REASON,
     Credentials,
@@ -66,35 +61,11 @@ from chalicelib.domain.realtime import (
     token_from_subprotocols,
 )
 from devtools.logline import log_line
+from devtools.realtime_http import event_stream_head, problem_answer, receive
+from devtools.realtime_ws import WsConnection
 
-ENV_SOCKET = "DOCS_LOCAL_REALTIME_SOCKET"
 LISTENER_APP = "docs-realtime"
 _DATA = (0, 1, 2)  # continuation, text and binary frames
-_MAX_HANDOVER = 1 << 17
-WRITE_BUFFER = 32 * 1024  # bytes written but not yet taken by the kernel: then queue
-REAP_CHECK_S, REAP_IDLE_S = 1.0, 30.0  # a closed-on client that reads nothing for 30 s: cut
-
-
-# -------------------------------------------------------------- the workers' side
-def wants(method: str, path: str) -> bool:
-    """Whether a request belongs to the hub (a worker hands it over)."""
-    if method != "GET":
-        return False
-    parts = urlsplit(path)
-    if parts.path == "/realtime":
-        return True
-    return parts.path == "/changes" and parse_qs(parts.query).get("feed") == ["eventsource"]
-
-
-def hand_over(path: str, conn: socket.socket, data: bytes) -> None:
-    """Send the client socket and what was read of it to the hub (OSError if it is down)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
-        unix.settimeout(2.0)
-        unix.connect(path)
-        payload = struct.pack("!I", len(data)) + data
-        sent = socket.send_fds(unix, [payload[:4096]], [conn.fileno()])
-        if sent < len(payload):  # (sending nothing to a hub that already closed: EPIPE)
-            unix.sendall(payload[sent:])
 
 
 # --------------------------------------------------------------------- the poster
@@ -122,108 +93,6 @@ class LocalPoster:
         conn = self.hub.conns.get(connection_id)
         if conn is not None:
             self.hub.loop.call_soon_threadsafe(conn.fail, code, reason)
-
-
-# ----------------------------------------------------------------- one WebSocket
-class WsConnection:
-    def __init__(self, hub: Hub, conn_id: str, proto: Any, writer: asyncio.StreamWriter) -> None:
-        self.hub = hub
-        self.id = conn_id
-        self.proto = proto
-        self.writer = writer
-        self.queue: deque[str] = deque()
-        self.wake = asyncio.Event()
-        self.closing = False
-        self.expires_at = float("inf")
-        self._expiry: asyncio.TimerHandle | None = None
-
-    def flush(self) -> None:
-        for chunk in self.proto.data_to_send():
-            if chunk:
-                self.writer.write(chunk)
-            elif not self.writer.is_closing():
-                self.writer.close()
-
-    def push(self, data: str) -> None:
-        """A frame for this client: written at once while the client keeps up, else
-        queued; past the queue's bound the client is too slow and is closed."""
-        if self.closing:
-            return
-        if not self.queue and self.writer.transport.get_write_buffer_size() < WRITE_BUFFER:
-            self.proto.send_text(data.encode())
-            self.flush()
-            return
-        if len(self.queue) >= self.hub.max_frames:
-            self.fail(CLOSE_SLOW, CLOSE_SLOW_REASON)
-            return
-        self.queue.append(data)
-        self.wake.set()
-
-    def expire_at(self, expires_at: float) -> None:
-        """End the connection when its token expires (a re-auth moves it), even
-        when the registry or the fan-out is unreachable."""
-        self.expires_at = expires_at
-        if self._expiry is not None:
-            self._expiry.cancel()
-        if expires_at != float("inf"):
-            delay = max(0.0, expires_at - time.time())
-            self._expiry = self.hub.loop.call_later(delay, self._expire)
-
-    def _expire(self) -> None:
-        if time.time() >= self.expires_at:
-            self.end(close_frame(CLOSE_EXPIRED, EXPIRED_REASON))
-        else:  # a timer may fire a little early
-            self.expire_at(self.expires_at)
-
-    def end(self, frame: dict[str, Any]) -> None:
-        """Send the ``close`` frame (why), then close with its code and reason."""
-        if self.closing:
-            return
-        self.proto.send_text(encode(frame).encode())
-        self.fail(int(frame["code"]), str(frame["reason"]))
-
-    def fail(self, code: int, reason: str) -> None:
-        """Close with ``code``: what is already written goes first; a client that
-        never reads again is cut off after a grace period."""
-        if self.closing:
-            return
-        self.closing = True
-        if self._expiry is not None:
-            self._expiry.cancel()
-        self.queue.clear()
-        self.wake.set()
-        log_line("realtime connection closed", connection=self.id, code=code)
-        self.hub.conns.pop(self.id, None)
-        self.proto.send_close(code, reason)
-        self.flush()
-        self._reap(-1, 0)
-
-    def _reap(self, last: int, idle: int) -> None:
-        """After the close frame: drop the socket once the client read what was
-        written, or once it has read nothing for ``REAP_IDLE_S``."""
-        transport = self.writer.transport
-        pending = transport.get_write_buffer_size()
-        if pending == 0:  # all written (a closing transport then closes by itself)
-            if not transport.is_closing():
-                self.writer.close()
-            return
-        idle = idle + 1 if pending == last else 0
-        if idle * REAP_CHECK_S >= REAP_IDLE_S:
-            transport.abort()
-            return
-        self.hub.loop.call_later(REAP_CHECK_S, self._reap, pending, idle)
-
-    async def send_loop(self) -> None:
-        while not self.closing:
-            await self.wake.wait()
-            self.wake.clear()
-            while self.queue and not self.closing:
-                await self.writer.drain()
-                while self.queue and self.writer.transport.get_write_buffer_size() < WRITE_BUFFER:
-                    self.proto.send_text(self.queue.popleft().encode())
-                    self.flush()
-                if self.queue:
-                    await asyncio.sleep(0.01)  # until the kernel took some
 
 
 # --------------------------------------------------------------------------- hub
@@ -389,10 +258,10 @@ class Hub:
             who = creds.who
             page = await self.call(_read_feed, search, who, since)
         except DomainError as exc:
-            writer.write(_problem(exc, rid))
+            writer.write(problem_answer(exc, rid))
             await writer.drain()
             return
-        writer.write(_head(rid))
+        writer.write(event_stream_head(rid))
         writer.write(b"retry: 2000\n\n")
         gone = asyncio.create_task(reader.read())  # the client closing its side
         last_write = time.monotonic()
@@ -509,53 +378,7 @@ def _read_feed(search: Any, who: Principal, since: str | None) -> dict[str, Any]
     return page
 
 
-def _head(rid: str) -> bytes:
-    headers = {**SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
-               "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close",
-               "X-Accel-Buffering": "no"}  # fmt: skip
-    lines = ["HTTP/1.1 200 OK", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-    return "\r\n".join(lines).encode()
-
-
-def _problem(exc: DomainError, rid: str) -> bytes:
-    """The app's problem+json answer, with every header its answers carry."""
-    response = problem_from_error(exc, "/changes")
-    headers = {**SECURITY_HEADERS, **{k: str(v) for k, v in response.headers.items()},
-               "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close"}  # fmt: skip
-    body = str(response.body).encode()
-    headers["Content-Length"] = str(len(body))
-    kind = problem_of(exc)
-    reason = http.client.responses.get(kind.status, kind.title)
-    lines = [f"HTTP/1.1 {kind.status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-    return "\r\n".join(lines).encode() + body
-
-
 # ----------------------------------------------------------------- the process
-def _receive(unix: socket.socket, hub: Hub) -> None:
-    """Accept hand-overs from the workers (a thread), and give them to the loop."""
-    while True:
-        try:
-            client, _ = unix.accept()
-        except OSError:
-            return
-        with client:
-            try:
-                msg, fds, _flags, _addr = socket.recv_fds(client, _MAX_HANDOVER, 1)
-                if not fds:
-                    continue
-                (length,) = struct.unpack("!I", msg[:4])
-                data = msg[4:]
-                while len(data) < length:
-                    more = client.recv(length - len(data))
-                    if not more:
-                        break
-                    data += more
-            except OSError:
-                continue
-        sock = socket.socket(fileno=fds[0])
-        asyncio.run_coroutine_threadsafe(hub.serve(sock, data), hub.loop)
-
-
 def main(path: str) -> None:
     """Entry point of the local server's real-time process."""
     from chalicelib import bootstrap
@@ -577,7 +400,11 @@ def main(path: str) -> None:
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(path)
     unix.listen(128)
-    threading.Thread(target=_receive, args=(unix, hub), daemon=True, name="handover").start()
+
+    def serve(sock: socket.socket, data: bytes) -> None:
+        asyncio.run_coroutine_threadsafe(hub.serve(sock, data), hub.loop)
+
+    threading.Thread(target=receive, args=(unix, serve), daemon=True, name="handover").start()
     threading.Thread(target=hub.fan_out, args=(stop,), daemon=True, name="fanout").start()
 
     def shutdown(*_: Any) -> None:

@@ -50,7 +50,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from devtools import realtime_hub
+from devtools import realtime_http
 from devtools.http_connection import Connection
 from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits, write_line
 
@@ -164,7 +164,7 @@ def _worker(sock: socket.socket, limits: Limits) -> None:
     Connection.app_module = app_module
     Connection.resources = tuple(app_module.app.routes)
     Connection.limits = limits
-    Connection.realtime_socket = os.environ.get(realtime_hub.ENV_SOCKET) or None
+    Connection.realtime_socket = os.environ.get(realtime_http.ENV_SOCKET) or None
     _Worker(sock).run()
 
 

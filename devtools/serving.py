@@ -193,7 +193,7 @@ def _start_realtime_process(sock: Any) -> Any:
     import tempfile
 
     from chalicelib.config import Settings
-    from devtools import realtime_hub
+    from devtools import realtime_http, realtime_hub
     from devtools.supervise import supervise
 
     if not Settings().realtime_enabled:
@@ -205,7 +205,7 @@ def _start_realtime_process(sock: Any) -> Any:
     deadline = time.monotonic() + 30
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.environ[realtime_hub.ENV_SOCKET] = path  # the workers, forked next, hand over to it
+    os.environ[realtime_http.ENV_SOCKET] = path  # the workers, forked next, hand over to it
     return stop
 
 
