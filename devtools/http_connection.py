@@ -25,9 +25,8 @@ Its phases:
 Bytes that follow a request (pipelining) wait in the buffer until its
 response has been written; requests on one connection are answered in order.
 After an early error (400, 408, 413, 414, 431, 501, 505) the connection is
-closed: what follows on it cannot be trusted to be a request.  A stream
-request (WebSocket, server-sent events) leaves the worker: the socket and what
-was read of it go to the real-time process (``devtools/realtime_hub.py``).
+closed: what follows on it cannot be trusted to be a request.  A WebSocket or
+event stream leaves for the real-time process (``devtools/realtime_http.py``).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ from __future__ import annotations
 import base64
 import enum
 import io
-import json
 import os
 import re
 import socket
@@ -48,11 +46,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
-from chalicelib.redaction import redact
 from devtools import realtime_http
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
-from devtools.local_http import Limits, local_problem, write_line
+from devtools.local_http import Limits, local_problem
+from devtools.logline import log_line
 
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
@@ -490,21 +488,13 @@ class Connection(BaseHTTPRequestHandler):
 
     def _log(self, status: int | None, **extra: Any) -> None:
         """One JSON line per request; a credential in its URL (``?token=``) is redacted."""
-        write_line(
-            json.dumps(
-                redact(
-                    {
-                        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        "level": "INFO" if status is not None else "WARNING",
-                        "msg": "request" if status is not None else "connection dropped",
-                        "method": self.command,
-                        "path": self.path,
-                        "status": status,
-                        "ms": round((time.perf_counter() - self._started) * 1000, 2),
-                        "worker": os.getpid(),
-                        **extra,
-                    }
-                )
-            )
-            + "\n"
+        log_line(
+            "request" if status is not None else "connection dropped",
+            level="INFO" if status is not None else "WARNING",
+            method=self.command,
+            path=self.path,
+            status=status,
+            ms=round((time.perf_counter() - self._started) * 1000, 2),
+            worker=os.getpid(),
+            **extra,
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 
 from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, problem
 
@@ -37,16 +36,6 @@ class Limits:
         if min(dataclasses.astuple(limits)) <= 0:
             raise ValueError(f"local server limits must be positive: {limits}")
         return limits
-
-
-def write_line(line: str) -> None:
-    """One log line on stdout; when stdout is a pipe whose reader went away, the
-    line is lost, not the request (and no traceback follows)."""
-    try:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
 
 
 def local_problem(

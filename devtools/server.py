@@ -38,7 +38,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import errno
-import json
 import multiprocessing
 import os
 import selectors
@@ -52,7 +51,8 @@ from typing import Any
 
 from devtools import realtime_http
 from devtools.http_connection import Connection
-from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits, write_line
+from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits
+from devtools.logline import log_line
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_REQUEST_BYTES", "Limits", "PortUnavailable", "listen", "serve"]
 _WAIT_S = 1.0  # the longest select: deadlines are checked at least this often
@@ -103,9 +103,7 @@ class _Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         except OSError as exc:  # out of descriptors: the others wait in the backlog
-            write_line(
-                json.dumps({"level": "WARNING", "msg": "accept failed", "error": str(exc)}) + "\n"
-            )
+            log_line("accept failed", level="WARNING", error=str(exc))
             self._pause_accepting(now + _WAIT_S)
             return
         try:
@@ -214,17 +212,8 @@ def serve(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(
-        json.dumps(
-            {
-                "level": "INFO",
-                "msg": "serving",
-                "url": f"http://{host}:{port}",
-                "workers": workers,
-                "limits": dataclasses.asdict(limits),
-            }
-        ),
-        flush=True,
+    log_line(
+        "serving", url=f"http://{host}:{port}", workers=workers, limits=dataclasses.asdict(limits)
     )
     if on_ready is not None:
         on_ready()
