@@ -253,7 +253,14 @@ def _restore(
     )  # fmt: skip
     stoppers.append(server.stop)
     phase("service start")
-    reindex = _cli(server.env, "reindex", "--drop-old-now")
+    # the server's search sync may be backfilling the empty index it found at start:
+    # the CLI is then refused ("already running; retry when it is done"), as it says
+    reindex = poll(
+        lambda: _cli(server.env, "reindex", "--drop-old-now"),
+        lambda done: "already running" not in done.stderr,
+        timeout_s=300,
+        interval_s=1.0,
+    )
     assert reindex.returncode == 0, reindex.stderr[-2000:]
     phase("search reindex")
     audit = _cli(server.env, "audit", "verify")
