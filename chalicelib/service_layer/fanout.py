@@ -31,7 +31,6 @@ it checks the expiry again before it posts to a connection.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
@@ -57,6 +56,7 @@ from chalicelib.domain.realtime import (
     topics_of,
 )
 from chalicelib.observability import count, logger, milliseconds
+from chalicelib.service_layer.retry import full_jitter
 
 REVOCATION_OVERLAP_S = 60.0  # revocations read again (the clocks of writers disagree)
 
@@ -365,8 +365,7 @@ class FanOut:
                     self._forget(conn_id)
                     return sent, "dropped"
                 count("RealtimeThrottled" if result == "throttled" else "RealtimePostErrors")
-                ceiling = min(self.retry_cap_s, self.retry_base_s * 2**attempt)
-                self.sleep(random.uniform(0, ceiling))  # noqa: S311 - jitter
+                self.sleep(full_jitter(attempt, self.retry_base_s, self.retry_cap_s))
         return sent, "ok"
 
     def _forget(self, conn_id: str) -> None:

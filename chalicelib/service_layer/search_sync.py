@@ -28,7 +28,6 @@ old index for a grace period.
 
 from __future__ import annotations
 
-import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -48,6 +47,7 @@ from chalicelib.domain.search_index import (
     search_document,
 )
 from chalicelib.observability import count, logger, milliseconds
+from chalicelib.service_layer.retry import full_jitter
 
 
 @dataclass
@@ -181,8 +181,7 @@ class SearchSync:
         return search_document(state, max_chars=self.max_chars)
 
     def _backoff(self, attempts: int) -> float:
-        ceiling = min(self.retry_cap_s, self.retry_base_s * 2**attempts)
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return full_jitter(attempts, self.retry_base_s, self.retry_cap_s)
 
     def _ensure_index(self) -> None:
         """The alias must exist; when it does not (first run, or an in-memory
