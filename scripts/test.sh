@@ -39,7 +39,7 @@ checks() {
 checks_log="var/checks-$$.log"
 ( checks ) >"$checks_log" 2>&1 &
 checks_pid=$!
-trap 'kill "$checks_pid" 2>/dev/null; rm -f "$checks_log"' EXIT
+trap 'kill "$checks_pid" 2>/dev/null || true; rm -f "$checks_log"' EXIT
 
 echo "[tests] pytest -n $workers (the static checks run meanwhile)"
 set +e
