@@ -261,6 +261,8 @@ class ErasureOut(BaseModel):
 
 
 class ConsentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     consents: dict[str, bool] = Field(
         description="purpose -> granted (true) or withdrawn (false); the purposes are "
         "DOCS_CONSENT_PURPOSES, any other is a 422",

@@ -52,7 +52,7 @@ def current_state(purposes: tuple[str, ...], recorded: list[ConsentState]) -> di
 
 def parse_consents(body: Any, purposes: tuple[str, ...], policy_version: str) -> ConsentChange:
     """The body ``{"consents": {purpose: bool, ...}, "policy_version"?: str}``; a 422
-    listing every problem otherwise.  ``policy_version``, when sent, must be the
+    listing every problem otherwise.  ``policy_version``, when sent (not null), must be the
     policy in force: a client that showed its user an older text is refused."""
     shape = 'The body must be {"consents": {"<purpose>": true | false, ...}}.'
     if not isinstance(body, dict) or not isinstance(body.get("consents"), dict):
@@ -78,8 +78,8 @@ def parse_consents(body: Any, purposes: tuple[str, ...], policy_version: str) ->
     if not choices:
         errors.append({"loc": ["body", "consents"], "msg": "name at least one purpose",
                        "type": "value_error"})  # fmt: skip
-    sent = body.get("policy_version", policy_version)
-    if sent != policy_version:
+    sent = body.get("policy_version")
+    if sent is not None and sent != policy_version:
         errors.append({"loc": ["body", "policy_version"],
                        "msg": f"not the policy in force ({policy_version})",
                        "type": "value_error"})  # fmt: skip
