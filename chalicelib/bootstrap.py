@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.audit import AuditService
+    from chalicelib.service_layer.consents import ConsentService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.fanout import FanOut
     from chalicelib.service_layer.personal_data import PersonalDataService
@@ -225,6 +226,15 @@ class Container:
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
             end_streams=self._end_realtime_streams,
         )
+
+    @cached_property
+    def consents(self) -> ConsentService:
+        """GET/PUT /me/consents, GET /users/{user}/consents, and ``granted``: the
+        check for anything that needs a user's consent."""
+        from chalicelib.adapters.postgres.consents import PostgresConsentRecords
+        from chalicelib.service_layer.consents import ConsentService
+
+        return ConsentService(PostgresConsentRecords(self._postgres), self.settings.consents)
 
     def _end_realtime_streams(self, org: str, user: str) -> None:
         """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""

@@ -91,6 +91,14 @@ class PersonalDataSettings:
 
 
 @dataclass(frozen=True)
+class ConsentSettings:
+    """The purposes a user consents to, and the version of the policy in force."""
+
+    purposes: tuple[str, ...] = ("notifications", "analytics")
+    policy_version: str = "1"
+
+
+@dataclass(frozen=True)
 class PurgeSettings:
     """The scheduled purge of documents deleted longer than ``retention`` ago."""
 
@@ -247,6 +255,11 @@ class Settings(BaseSettings):
     export_bucket: str = "docs-exports-local"
     export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
     export_batch: int = Field(default=10, ge=1)  # jobs per worker run
+    # --- Consent records (docs/compliance.md, "Consent records") ---------------
+    # DOCS_CONSENT_PURPOSES: what a user may consent to, comma-separated
+    consent_purposes: Annotated[tuple[str, ...], NoDecode] = ("notifications", "analytics")
+    # the privacy policy in force: recorded with every change of consent
+    consent_policy_version: str = Field(default="1", min_length=1, max_length=64)
     # --- Personal data and purge (docs/compliance.md) --------------------
     # DOCS_PII_FIELDS: metadata keys holding personal data, comma-separated; their
     # values are stored encrypted (envelopes) and searchable by exact match only
@@ -266,7 +279,7 @@ class Settings(BaseSettings):
     # the scheduled purge: documents deleted longer than delete_retention_days ago
     purge_batch_size: int = Field(default=100, ge=1, le=10_000)  # documents per run
 
-    @field_validator("pii_fields", mode="before")
+    @field_validator("pii_fields", "consent_purposes", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -357,6 +370,10 @@ class Settings(BaseSettings):
             export_url_expiry_s=self.export_url_expiry_s,
             export_batch=self.export_batch,
         )
+
+    @property
+    def consents(self) -> ConsentSettings:
+        return ConsentSettings(self.consent_purposes, self.consent_policy_version)
 
     @property
     def purge(self) -> PurgeSettings:

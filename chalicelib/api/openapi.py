@@ -260,6 +260,32 @@ class ErasureOut(BaseModel):
     audit: Literal["pseudonymised"]
 
 
+class ConsentsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    consents: dict[str, bool] = Field(
+        description="purpose -> granted (true) or withdrawn (false); the purposes are "
+        "DOCS_CONSENT_PURPOSES, any other is a 422",
+        min_length=1,
+    )
+    policy_version: str | None = Field(
+        default=None,
+        description="the policy version the user was shown; when sent it must be the one "
+        "in force (DOCS_CONSENT_POLICY_VERSION), 422 otherwise",
+    )
+
+
+class ConsentStateOut(BaseModel):
+    granted: bool = Field(description="false for a purpose never recorded")
+    at: str | None = Field(description="when it was last granted or withdrawn")
+    policy_version: str | None
+
+
+class ConsentsOut(BaseModel):
+    user: str | None = Field(default=None, description="the subject (admin read only)")
+    consents: dict[str, ConsentStateOut] = Field(description="every configured purpose")
+
+
 _VISIBILITY_PROPERTY = {
     "enum": ["org", "private"],
     "default": "org",
@@ -292,6 +318,8 @@ _MODELS: list[type[BaseModel]] = [
     ExportJobOut,
     ErasureIn,
     ErasureOut,
+    ConsentsIn,
+    ConsentsOut,
 ]
 
 

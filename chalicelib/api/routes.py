@@ -26,7 +26,16 @@ from typing import Any
 
 from chalice.app import Chalice, Response
 
-from chalicelib.api import audit, content, documents, grants, ops, personal_data, search
+from chalicelib.api import (
+    audit,
+    consents,
+    content,
+    documents,
+    grants,
+    ops,
+    personal_data,
+    search,
+)
 from chalicelib.api import parameters as p
 from chalicelib.api.endpoint import ANY, endpoint, public
 from chalicelib.api.http import json_response
@@ -321,6 +330,33 @@ ROUTES: tuple[Route, ...] = (
         parameters=(p.USER,),
         body="ErasureIn",
         errors=(400, 401, 403, 413, 415, 422),
+    ),
+    # -- consent records, docs/compliance.md (consents.py)
+    Route(
+        "GET",
+        "/me/consents",
+        consents.my_consents,
+        "The caller's consent per purpose",
+        response="ConsentsOut",
+        errors=(401, 403),
+    ),
+    Route(
+        "PUT",
+        "/me/consents",
+        consents.put_my_consents,
+        "Grant or withdraw the caller's consent to purposes (history kept, audited)",
+        response="ConsentsOut",
+        body="ConsentsIn",
+        errors=(400, 401, 403, 413, 415, 422),
+    ),
+    Route(
+        "GET",
+        "/users/{user}/consents",
+        consents.user_consents,
+        "A user's consent per purpose (admin)",
+        response="ConsentsOut",
+        parameters=(p.USER,),
+        errors=(401, 403, 422),
     ),
 )
 

@@ -638,6 +638,7 @@ AUDITED = [
     ("visibility.change",    "alice",  6,    7,    "http"),
     ("delete",               "alice",  7,    8,    "http"),
     ("restore",              "root",   8,    9,    "http"),
+    ("consent-changed",      "alice",  None, None, "http"),
     ("export-requested",     "alice",  None, None, "http"),
     ("export-ready",         "alice",  None, None, "job"),
     ("erasure-delete",       "root",   1,    2,    "http"),
@@ -672,6 +673,7 @@ def audited(services: Any, db_url: str) -> dict[str, Any]:
     call(alice, "visibility.change", "PUT", f"{path}/visibility", {"visibility": "private"})
     call(alice, "delete", "DELETE", path)
     call(root, "restore", "POST", f"{path}/restore")
+    call(alice, "consent-changed", "PUT", "/me/consents", {"consents": {"notifications": True}})
     job = call(alice, "export-requested", "POST", "/me/export").json()["id"]
     assert services.personal_data.run_due() >= 1
     create(api(org, "carol"), "carol's")

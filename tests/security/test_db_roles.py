@@ -66,6 +66,8 @@ INSERT INTO audit_exports (org, period_start, period_end, object_key, sha256, ro
   VALUES (%(org)s, '2026-01-01', '2026-01-02', 'audit/k', 'ab', 1);
 INSERT INTO document_purges (org, doc_id, keys) VALUES (%(org)s, 'd0', '{"content/k"}');
 INSERT INTO document_version_floors (org, doc_id, version) VALUES (%(org)s, 'd0', 3);
+INSERT INTO consent_records (org, subject, purpose, granted, policy_version, actor)
+  VALUES (%(org)s, 'alice', 'notifications', true, '1', 'alice');
 """
 
 
@@ -472,6 +474,28 @@ def test_audit_log_stays_append_only(conn: psycopg.Connection[Any], db: str) -> 
     _refused(conn, "DELETE FROM audit_log")
     with _admin(db) as admin:  # not even the admin rewrites it
         for statement in ("UPDATE audit_log SET actor = 'x'", "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.errors.RaiseException), admin.transaction():
+                admin.execute(statement)
+
+
+def test_consent_records_stay_append_only(conn: psycopg.Connection[Any], db: str) -> None:
+    """The consent history: the runtime login appends and reads, never rewrites, and
+    the stored subject and actor are pseudonyms, never the user id it wrote."""
+    with conn.transaction(force_rollback=True):
+        _act_as_tenant(conn, A)
+        row = conn.execute(
+            "INSERT INTO consent_records (org, subject, purpose, granted, policy_version, actor) "
+            "VALUES (%s, 'carol', 'analytics', false, '1', 'carol') RETURNING subject, actor",
+            (A,),
+        ).fetchone()
+        assert row is not None and row["subject"].startswith("p-"), row
+        assert row["actor"] == row["subject"]
+        _refused(conn, "UPDATE consent_records SET granted = true WHERE org = %s", (A,))
+        _refused(conn, "DELETE FROM consent_records WHERE org = %s", (A,))
+        _refused(conn, "TRUNCATE consent_records")
+    with _admin(db) as admin:  # not even the admin rewrites it
+        for statement in ("UPDATE consent_records SET granted = NOT granted",
+                          "DELETE FROM consent_records", "TRUNCATE consent_records"):  # fmt: skip
             with pytest.raises(psycopg.errors.RaiseException), admin.transaction():
                 admin.execute(statement)
 

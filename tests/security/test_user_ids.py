@@ -59,6 +59,7 @@ def test_erasure_and_the_audit_filter_take_the_same_rule(
     _refused(r, ["body", "documents"])
     _refused(admin("GET", f"/audit?user={quote(user, safe='')}"), ["query", "user"])
     _refused(admin("POST", "/search", {"filter": {"owner": user}}), ["filter", "owner"])
+    _refused(admin("GET", f"/users/{quote(user, safe='')}/consents"), ["path", "user"])
 
 
 @pytest.mark.parametrize("user", LOOK_ALIKES)

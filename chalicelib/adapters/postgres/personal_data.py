@@ -6,6 +6,8 @@ Where rows keep a user id besides the audit trail: ``documents.owner``,
 (``document_grants.grantee`` / ``granted_by``) and
 ``export_jobs.requested_by``.  Erasure replaces the id by the user's audit
 pseudonym in each, then deletes the pseudonym mapping, all in one transaction.
+The audit trail and the consent records (adapters/postgres/consents.py) hold
+pseudonyms only: deleting the mapping is what unties them from the user.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg.rows import class_row
 
 from chalicelib.adapters.postgres.audit import INSERT_AUDIT, audit_params
+from chalicelib.adapters.postgres.consents import consent_history
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.model import Change, Document
@@ -107,10 +110,12 @@ class PostgresPersonalData:
                 "WHERE a.org = %s AND m.user_id = %s ORDER BY a.chain_seq",
                 (org, user),
             ).fetchall()
+            consents = consent_history(conn, org, user)
         return {
             "documents": [{**d.to_json(), "deleted": d.deleted} for d in docs],
             "grants": grants,
             "audit": audit,
+            "consents": consents,
         }
 
     def erase(self, org: str, plan: ErasurePlan, change: Change) -> tuple[str, list[Document]]:

@@ -27,7 +27,8 @@ class PersonalData(Protocol):
         """Whether ``user`` acted in, or owns a document of, ``org``."""
 
     def collect(self, org: str, user: str) -> dict[str, Any]:
-        """The user's documents, the grants involving them and their audit entries."""
+        """The user's documents, the grants involving them, their audit entries and
+        their consent records."""
 
     def granted_documents(self, org: str, user: str) -> list[str]:
         """Ids of the documents of ``org`` on which ``user`` holds a grant."""
