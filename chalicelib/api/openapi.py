@@ -292,7 +292,9 @@ class AttestationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     notes: str = Field(max_length=4000)
-    revoked: list[RevokedEntry] = Field(default=[], max_length=1000)
+    revoked: list[RevokedEntry] | None = Field(
+        default=None, description="what the review revoked (up to 1000 entries)"
+    )
 
 
 class AttestationOut(BaseModel):

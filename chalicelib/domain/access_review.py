@@ -152,7 +152,7 @@ class Attestation:
 def _invalid(loc: list[str | int], msg: str) -> ValidationFailed:
     return ValidationFailed(
         'The body must be {"notes": "...", "revoked": [{"document": "...", "user": "..."}]} '
-        "(revoked may be empty or left out).",
+        "(revoked may be empty, null or left out).",
         errors=[{"loc": loc, "msg": msg, "type": "value_error"}],
     )
 
@@ -175,7 +175,9 @@ def parse_attestation(data: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
     notes = data["notes"]
     if not isinstance(notes, str) or len(notes) > MAX_NOTES:
         raise _invalid(["notes"], f"must be a string of at most {MAX_NOTES} characters")
-    revoked = data.get("revoked", [])
+    revoked = data.get("revoked")
+    if revoked is None:  # left out, or null: nothing was revoked
+        revoked = []
     if not isinstance(revoked, list) or len(revoked) > MAX_REVOKED:
         raise _invalid(["revoked"], f"must be a list of at most {MAX_REVOKED} entries")
     pairs: list[tuple[str, str]] = []

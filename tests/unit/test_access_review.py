@@ -63,6 +63,7 @@ def test_invalid_attestations(body: Any) -> None:
 
 def test_a_valid_attestation() -> None:
     assert parse_attestation({"notes": ""}) == ("", ())
+    assert parse_attestation({"notes": "", "revoked": None}) == ("", ())
     body = {"notes": "q4", "revoked": [{"document": "d", "user": "u"}]}
     assert parse_attestation(body) == ("q4", (("d", "u"),))
     assert parse_view(None) == "documents" and parse_view("users") == "users"
