@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
+    from chalicelib.service_layer.access_review import AccessReviewService
     from chalicelib.service_layer.audit import AuditService
     from chalicelib.service_layer.consents import ConsentService
     from chalicelib.service_layer.content import ContentService
@@ -202,6 +203,19 @@ class Container:
             page_secret=s.page_token_secret,
             settings=s.audit,
             archive=lambda: S3Archive(s, bucket=s.audit.bucket),
+        )
+
+    @cached_property
+    def access_review(self) -> AccessReviewService:
+        """GET /access-review and POST /access-review/attestations."""
+        from chalicelib.adapters.postgres.access_review import PostgresAccessReview
+        from chalicelib.service_layer.access_review import AccessReviewService
+
+        s = self.settings
+        return AccessReviewService(
+            PostgresAccessReview(self._postgres),
+            page_secret=s.page_token_secret,
+            settings=s.access_review,
         )
 
     @cached_property

@@ -7,7 +7,7 @@ except the conventional ``DATABASE_URL``, ``REDIS_URL`` and ``OPENSEARCH_URL``.
 ``Settings`` parses the flat environment (one field per variable, so the names
 stay what docs/configuration.md lists); each concern reads its own frozen group
 (``settings.documents``, ``.content``, ``.search``, ``.realtime``,
-``.personal_data``, ``.purge``, ``.audit``, ``.rate_limits``), and the
+``.personal_data``, ``.purge``, ``.audit``, ``.access_review``, ``.rate_limits``), and the
 composition root hands each service its group.
 """
 
@@ -113,6 +113,13 @@ class AuditSettings:
     bucket: str = "docs-audit-local"
     export_prefix: str = "audit"
     export_days: int = 3
+
+
+@dataclass(frozen=True)
+class AccessReviewSettings:
+    """The access review: a grant unused this many days is flagged stale."""
+
+    stale_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,8 @@ class Settings(BaseSettings):
     audit_bucket: str = "docs-audit-local"
     audit_export_prefix: str = "audit"
     audit_export_days: int = Field(default=3, ge=1)  # closed days looked at per run
+    # GET /access-review flags a grant stale past this many days without audited use
+    access_review_stale_days: int = Field(default=90, ge=1)
     # personal-data export archives (POST /me/export); presigned URL lifetime
     export_bucket: str = "docs-exports-local"
     export_url_expiry_s: int = Field(default=300, ge=1, le=3600)
@@ -382,6 +391,10 @@ class Settings(BaseSettings):
     @property
     def audit(self) -> AuditSettings:
         return AuditSettings(self.audit_bucket, self.audit_export_prefix, self.audit_export_days)
+
+    @property
+    def access_review(self) -> AccessReviewSettings:
+        return AccessReviewSettings(self.access_review_stale_days)
 
     @property
     def rate_limits(self) -> RateLimitSettings:

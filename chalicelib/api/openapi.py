@@ -233,6 +233,78 @@ class AuditPage(BaseModel):
     next_page_token: str | None
 
 
+class RoleAndUsers(BaseModel):
+    role: Literal["reader", "writer", "admin"] = Field(
+        description="every org member whose token holds at least this role"
+    )
+    users: list[str] = Field(description="and these users by name (their token's role permitting)")
+
+
+class GrantReview(BaseModel):
+    user: str
+    role: Literal["reader", "writer"]
+    granted_by: str
+    granted_at: str
+    last_activity: str | None = Field(
+        description="the grantee's latest audited action on the document (reads are not audited)"
+    )
+    stale: bool = Field(description="older than the window and no activity within it")
+
+
+class DocumentAccessOut(BaseModel):
+    model_config = ConfigDict(title="DocumentAccess")
+
+    document: str
+    visibility: Literal["org", "private"]
+    owner: str
+    readers: RoleAndUsers
+    writers: RoleAndUsers
+    grants: list[GrantReview]
+
+
+class UserAccessOut(BaseModel):
+    model_config = ConfigDict(title="UserAccess")
+
+    user: str
+    document: str | None = Field(description="null: reaches documents by the role rule alone")
+    visibility: Literal["org", "private"] | None
+    access: Literal["read", "write"] | None
+    via: Literal["owner", "grant", "role"]
+    role: Literal["reader", "writer"] | None
+    granted_at: str | None
+    last_activity: str | None
+    stale: bool
+
+
+class AccessReviewPage(BaseModel):
+    view: Literal["documents", "users"]
+    stale_after_days: int
+    items: list[DocumentAccessOut] | list[UserAccessOut]
+    next_page_token: str | None
+
+
+class RevokedEntry(BaseModel):
+    document: str
+    user: str
+
+
+class AttestationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notes: str = Field(max_length=4000)
+    revoked: list[RevokedEntry] | None = Field(
+        default=None, description="what the review revoked (up to 1000 entries)"
+    )
+
+
+class AttestationOut(BaseModel):
+    id: str
+    reviewed_by: str
+    reviewed_at: str
+    notes: str
+    revoked: list[RevokedEntry]
+
+
 class ExportJobOut(BaseModel):
     model_config = ConfigDict(title="ExportJob")
 
@@ -315,6 +387,9 @@ _MODELS: list[type[BaseModel]] = [
     GrantList,
     VisibilityIn,
     AuditPage,
+    AccessReviewPage,
+    AttestationIn,
+    AttestationOut,
     ExportJobOut,
     ErasureIn,
     ErasureOut,

@@ -67,6 +67,22 @@ AUDIT_QUERY: tuple[Parameter, ...] = (
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
 )
 
+ACCESS_REVIEW_QUERY: tuple[Parameter, ...] = (
+    {
+        "name": "view",
+        "in": "query",
+        "schema": {"enum": ["documents", "users"], "default": "documents"},
+        "description": "one item per document, or one per user and document reached by name",
+    },
+    {"name": "page_token", "in": "query", "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+)
+ACCESS_REVIEW_CSV: dict[str, Any] = {
+    "schema": {"type": "string"},
+    "description": "the same page as CSV (a header line first); the next page in a "
+    "'Link: <...>; rel=\"next\"' header",
+}
+
 # -- the changes feed and its server-sent events (docs/realtime.md) ----------
 FEED_QUERY: tuple[Parameter, ...] = (
     {

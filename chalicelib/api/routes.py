@@ -27,6 +27,7 @@ from typing import Any
 from chalice.app import Chalice, Response
 
 from chalicelib.api import (
+    access_review,
     audit,
     consents,
     content,
@@ -302,6 +303,29 @@ ROUTES: tuple[Route, ...] = (
         response="AuditPage",
         parameters=p.AUDIT_QUERY,
         errors=(400, 401, 403, 422),
+    ),
+    Route(
+        "GET",
+        "/access-review",
+        access_review.access_review,
+        "Effective readers and writers per document or per user (admin; JSON or CSV)",
+        response="AccessReviewPage",
+        parameters=p.ACCESS_REVIEW_QUERY,
+        errors=(400, 401, 403, 422),
+        media=(("text/csv", p.ACCESS_REVIEW_CSV),),
+        description="Org roles live in tokens: a document open to the org is read by every "
+        "member whose token holds 'reader' and written by every 'writer'; a private one by "
+        "the users listed and the org's admins (docs/compliance.md, 'Access reviews').",
+    ),
+    Route(
+        "POST",
+        "/access-review/attestations",
+        access_review.attest,
+        "Record a completed access review (admin; audited, append-only)",
+        ok=201,
+        response="AttestationOut",
+        body="AttestationIn",
+        errors=(400, 401, 403, 413, 415, 422),
     ),
     Route(
         "POST",

@@ -68,6 +68,8 @@ INSERT INTO document_purges (org, doc_id, keys) VALUES (%(org)s, 'd0', '{"conten
 INSERT INTO document_version_floors (org, doc_id, version) VALUES (%(org)s, 'd0', 3);
 INSERT INTO consent_records (org, subject, purpose, granted, policy_version, actor)
   VALUES (%(org)s, 'alice', 'notifications', true, '1', 'alice');
+INSERT INTO access_reviews (org, id, reviewed_by, notes, revoked)
+  VALUES (%(org)s, 'r1', 'alice', 'quarterly', '[{"document": "d1", "user": "bob"}]');
 """
 
 
@@ -501,6 +503,24 @@ def test_consent_records_stay_append_only(conn: psycopg.Connection[Any], db: str
 
 
 # ----------------------------------------------------------------- the migrator
+def test_access_reviews_stay_append_only(conn: psycopg.Connection[Any], db: str) -> None:
+    """The runtime login records a review and reads it back, and nothing more."""
+    with conn.transaction(force_rollback=True):
+        _act_as_tenant(conn, A)
+        conn.execute(
+            "INSERT INTO access_reviews (org, id, reviewed_by, notes) VALUES (%s, 'r2', 'a', '')",
+            (A,),
+        )
+        assert conn.execute("SELECT count(*) AS n FROM access_reviews").fetchone()["n"] == 2
+        _refused(conn, "UPDATE access_reviews SET notes = 'forged' WHERE org = %s", (A,))
+        _refused(conn, "DELETE FROM access_reviews WHERE org = %s", (A,))
+        _refused(conn, "TRUNCATE access_reviews")
+    with _admin(db) as admin:  # not even the admin rewrites one
+        for statement in ("UPDATE access_reviews SET notes = 'x'", "DELETE FROM access_reviews"):
+            with pytest.raises(psycopg.errors.RaiseException), admin.transaction():
+                admin.execute(statement)
+
+
 def test_roles_are_created_once_even_by_concurrent_migrations() -> None:
     """Roles are cluster-global: several databases migrated at once, with a
     runtime login nobody created yet, all succeed and share the roles."""
