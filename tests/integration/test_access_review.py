@@ -203,11 +203,21 @@ def test_an_attestation_is_recorded_audited_and_append_only(container: Any) -> N
         ("access-review.attest", {"review": review["id"], "revoked": 1})
     ]
     with admin_connection(container) as conn:
+        # stored as the org's audit pseudonyms: an erasure leaves them naming nobody
         row = conn.execute(
-            "SELECT reviewed_by, notes FROM access_reviews WHERE org = %s AND id = %s",
+            "SELECT r.notes, reviewer.user_id AS reviewer, r.reviewed_by, "
+            "grantee.user_id AS grantee, r.revoked -> 0 ->> 'user' AS revoked_user "
+            "FROM access_reviews r "
+            "JOIN audit_actors reviewer ON reviewer.org = r.org "
+            " AND reviewer.pseudonym = r.reviewed_by "
+            "JOIN audit_actors grantee ON grantee.org = r.org "
+            " AND grantee.pseudonym = r.revoked -> 0 ->> 'user' "
+            "WHERE r.org = %s AND r.id = %s",
             (org.name, review["id"]),
         ).fetchone()
-        assert row == {"reviewed_by": "ada", "notes": "Q4 review"}
+        assert row is not None
+        assert (row["notes"], row["reviewer"], row["grantee"]) == ("Q4 review", "ada", "gary")
+        assert row["reviewed_by"] != "ada" and row["revoked_user"] != "gary"
         for statement in (
             "UPDATE access_reviews SET notes = 'forged' WHERE org = %s",
             "DELETE FROM access_reviews WHERE org = %s",

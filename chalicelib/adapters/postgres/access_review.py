@@ -8,7 +8,6 @@ the org's pseudonym of the grantee (audit rows name pseudonyms, migration
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import class_row, dict_row
@@ -65,7 +64,7 @@ ORDER BY "user", document LIMIT %(limit)s
 """
 _INSERT_REVIEW = (
     "INSERT INTO access_reviews (org, id, reviewed_by, notes, revoked, request_id) "
-    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING reviewed_at, revoked::text"
+    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING reviewed_at"
 )
 
 
@@ -112,8 +111,11 @@ class PostgresAccessReview:
             cur = tx.conn.cursor(row_factory=dict_row)
             row: dict[str, Any] | None = cur.execute(_INSERT_REVIEW, params).fetchone()
             tx.conn.execute(INSERT_AUDIT, audit_params(org, audit))
-        assert row is not None
-        stored = tuple((e["document"], e["user"]) for e in json.loads(row["revoked"]))
+        assert row is not None  # the row holds pseudonyms: the answer names the users
         return Attestation(
-            attestation.id, attestation.reviewed_by, row["reviewed_at"], attestation.notes, stored
+            attestation.id,
+            attestation.reviewed_by,
+            row["reviewed_at"],
+            attestation.notes,
+            attestation.revoked,
         )
