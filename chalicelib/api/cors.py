@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 
+from chalicelib.domain.errors import Forbidden
+
 # what a page's script may read of an answer (besides the CORS-safelisted ones)
 EXPOSE_HEADERS = (
     "ETag, Location, X-Request-Id, Retry-After, "
@@ -48,6 +50,13 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
 def allowed(origin: str | None, origins: tuple[str, ...]) -> bool:
     """``origin`` is on the list (``null`` and ``*`` never are)."""
     return origin is not None and normal(origin) in origins and normal(origin) not in ("null", "*")
+
+
+def check_origin(origin: str | None, origins: tuple[str, ...]) -> None:
+    """A WebSocket handshake's ``Origin``: a browser on another origin is refused
+    (``Forbidden``, 403); a client without ``Origin`` (not a browser) may connect."""
+    if origin is not None and not allowed(origin, origins):
+        raise Forbidden("This origin may not open the WebSocket (DOCS_CORS_ORIGINS).")
 
 
 def add_vary(headers: MutableMapping[str, str], token: str) -> None:
