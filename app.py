@@ -101,7 +101,7 @@ def _preflight(event: dict[str, Any], resource: str) -> dict[str, Any]:
     origin = cors.header(event.get("headers"), "origin")
     status, headers = cors.preflight(origin, app.routes[resource], origins)
     if status == 204:
-        return _edge_headers(event, Response(body="", status_code=204, headers=headers))
+        return _edge_headers(event, Response(body="", status_code=204, headers={**headers}))
     detail = "This origin is not allowed to call the API from a browser (DOCS_CORS_ORIGINS)."
     path = event.get("path") or resource
     return _edge_headers(

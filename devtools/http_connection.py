@@ -96,6 +96,7 @@ class Connection(BaseHTTPRequestHandler):
     limits = Limits()
     realtime_socket: str | None = None  # the real-time process's hand-over socket
     cors_origins: tuple[str, ...] = ()
+    _NO_BROWSER: tuple[str | None, str | None] = (None, None)  # Origin, Accept-Encoding
 
     def __init__(self, sock: socket.socket, address: Any, now: float) -> None:
         # (no super().__init__: it would serve the connection, blocking, right away)
@@ -472,7 +473,7 @@ class Connection(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ http.server's hooks
     def _new_request(self) -> None:
         self._rid = ""
-        self._browser: tuple[str | None, str | None] = (None, None)  # Origin, Accept-Encoding
+        self._browser = self._NO_BROWSER
         self._head = b""
         self._body = bytearray()
         self._started = time.perf_counter()
