@@ -43,7 +43,12 @@ def _vary(r: HttpResponse) -> set[str]:
 
 @pytest.mark.parametrize(
     ("path", "method"),
-    [("/documents", "POST"), ("/documents/x", "PATCH"), ("/search", "POST"), ("/me/export", "POST")],
+    [
+        ("/documents", "POST"),
+        ("/documents/x", "PATCH"),
+        ("/search", "POST"),
+        ("/me/export", "POST"),
+    ],
 )
 def test_preflight_over_http(browser_server: LocalServer, path: str, method: str) -> None:
     anonymous = Client(browser_server.base)
