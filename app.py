@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from chalice.app import Chalice, Request, Response
 
 from chalicelib import bootstrap
-from chalicelib.api import routes
+from chalicelib.api import cors, routes
 from chalicelib.api.endpoint import request_path
 from chalicelib.api.http import (
     SECURITY_HEADERS,
@@ -77,25 +77,66 @@ def edge(event: Request, get_response: Callable[[Request], Response]) -> Respons
     return response
 
 
-def _not_found_problem(event: dict[str, Any], path: str) -> dict[str, Any]:
-    """A path the app has no route for (API Gateway would not send it; the local
-    server and tests might), with the headers every response carries."""
-    response = problem(404, "not-found", "Not found", f"No route for {path}.", instance=path)
+def _edge_headers(event: dict[str, Any], response: Response) -> dict[str, Any]:
+    """An answer made before Chalice routes (no route, a preflight), with the
+    headers every response carries."""
     response.headers.update(SECURITY_HEADERS)
-    headers = event.get("headers") or {}
-    given = next((v for k, v in headers.items() if k.lower() == "x-request-id"), None)
+    given = cors.header(event.get("headers"), "x-request-id")
     context_id = (event.get("requestContext") or {}).get("requestId")
     response.headers["X-Request-Id"] = pick_request_id(given, context_id)
     return response.to_dict()
 
 
+def _not_found_problem(event: dict[str, Any], path: str) -> dict[str, Any]:
+    """A path the app has no route for (API Gateway would not send it; the local
+    server and tests might)."""
+    response = problem(404, "not-found", "Not found", f"No route for {path}.", instance=path)
+    return _edge_headers(event, response)
+
+
+def _preflight(event: dict[str, Any], resource: str) -> dict[str, Any]:
+    """``OPTIONS`` on a route: a browser's preflight, answered without a token
+    (chalicelib/api/cors.py has the rule)."""
+    origins = bootstrap.container().settings.cors_origins
+    origin = cors.header(event.get("headers"), "origin")
+    status, headers = cors.preflight(origin, app.routes[resource], origins)
+    if status == 204:
+        return _edge_headers(event, Response(body="", status_code=204, headers={**headers}))
+    detail = "This origin is not allowed to call the API from a browser (DOCS_CORS_ORIGINS)."
+    path = event.get("path") or resource
+    return _edge_headers(
+        event, problem(status, "forbidden", "Forbidden", detail, instance=path, headers=headers)
+    )
+
+
+def _browser_headers(event: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """CORS headers for an allowed origin, and ``Vary: Accept-Encoding`` on a body
+    that may go out compressed (API Gateway and the local server gzip it)."""
+    headers = result.get("headers")
+    if headers is None:
+        headers = result["headers"] = {}
+    origins = bootstrap.container().settings.cors_origins
+    cors.add_headers(headers, cors.header(event.get("headers"), "origin"), origins)
+    if result.get("body"):
+        cors.add_vary(headers, "Accept-Encoding")
+    return result
+
+
+def _is_preflight(event: dict[str, Any], resource: str) -> bool:
+    return event.get("httpMethod") == "OPTIONS" and "OPTIONS" not in app.routes[resource]
+
+
 def _invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
     per_version()  # the deploy's rollback alarms read the new version's own metrics
     resource = (event.get("requestContext") or {}).get("resourcePath")
+    result: dict[str, Any]
     if resource is not None and resource not in app.routes:
-        return _not_found_problem(event, event.get("path") or resource)
-    result: dict[str, Any] = app(event, context)
-    return result
+        result = _not_found_problem(event, event.get("path") or resource)
+    elif resource is not None and _is_preflight(event, resource):
+        result = _preflight(event, resource)
+    else:
+        result = app(event, context)
+    return _browser_headers(event, result)
 
 
 def _build_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:

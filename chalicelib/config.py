@@ -198,6 +198,9 @@ class Settings(BaseSettings):
 
     # --- HTTP contract --------------------------------------------------------
     max_body_bytes: int = 1024 * 1024
+    # DOCS_CORS_ORIGINS: the browser origins (scheme://host[:port]) allowed to call
+    # the API and open its WebSocket, comma-separated; none by default
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     max_json_depth: int = 32
     max_patch_ops: int = Field(default=1000, ge=1)  # operations in one JSON Patch
     # a token may live at most this long (exp - iat; exp - now without iat)
@@ -293,6 +296,15 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        """Origins compare case-insensitively, without a trailing slash."""
+        parts = value.split(",") if isinstance(value, str) else value
+        if isinstance(parts, list | tuple):
+            return tuple(o for o in (str(p).strip().rstrip("/").lower() for p in parts) if o)
         return value
 
     # --- Real-time updates (docs/realtime.md) ----------------------

@@ -9,7 +9,9 @@ too).  Run it after adding, removing or opening a route (docs/deploy.md).
 
 Each path gets its routes' methods, plus ``x-amazon-apigateway-any-method``
 so that a method the path does not serve reaches the app, which answers 405
-problem+json with ``Allow``, instead of API Gateway's 403.  Every operation
+problem+json with ``Allow``, instead of API Gateway's 403, and ``options``
+without the authorizer: a browser's preflight carries no token, and the app
+answers it from the CORS allowlist (chalicelib/api/cors.py).  Every operation
 invokes the API function's ``live`` alias through a Lambda proxy integration;
 all but the public routes require the Cognito authorizer.
 """
@@ -39,7 +41,9 @@ _INTRO = (
     "paths:",
     "  # Each path also has ANY: a method the path does not serve reaches the",
     "  # app, which answers 405 problem+json with Allow (API.md), instead of",
-    '  # API Gateway\'s 403 "Missing Authentication Token".',
+    '  # API Gateway\'s 403 "Missing Authentication Token"; and OPTIONS without',
+    "  # the authorizer: the app answers a browser's preflight (no token) from",
+    "  # its CORS allowlist (DOCS_CORS_ORIGINS).",
 )
 
 
@@ -70,6 +74,7 @@ def paths_block(routes: Iterable[Route] = ROUTES) -> str:
         lines.append(f"  {path}:")
         for route in served:
             lines += _operation(route.method.lower(), route.public)
+        lines += _operation("options", public=True)
         lines += _operation("x-amazon-apigateway-any-method", all(r.public for r in served))
     lines.append(END)
     return "".join(f"{INDENT}{line}\n" for line in lines)

@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
-from devtools import realtime_http
+from devtools import browser_http, realtime_http
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
 from devtools.local_http import Limits, local_problem
@@ -95,6 +95,8 @@ class Connection(BaseHTTPRequestHandler):
     resources: tuple[str, ...] = ()
     limits = Limits()
     realtime_socket: str | None = None  # the real-time process's hand-over socket
+    cors_origins: tuple[str, ...] = ()
+    _NO_BROWSER: tuple[str | None, str | None] = (None, None)  # Origin, Accept-Encoding
 
     def __init__(self, sock: socket.socket, address: Any, now: float) -> None:
         # (no super().__init__: it would serve the connection, blocking, right away)
@@ -271,6 +273,7 @@ class Connection(BaseHTTPRequestHandler):
             self.request_version = "HTTP/1.1"
             raise _Early(400, "HTTP/0.9 requests are not supported.")
         self._rid = pick_request_id(self.headers.get("X-Request-Id"))
+        self._browser = (self.headers.get("Origin"), self.headers.get("Accept-Encoding"))
         message = self._message = self._frame(head)
         has_body = message.chunked or message.length > 0
         if self.realtime_socket and realtime_http.wants(self.command, self.path):
@@ -395,6 +398,10 @@ class Connection(BaseHTTPRequestHandler):
         keep_alive: bool,
         then: _Then | None = None,
     ) -> None:
+        origin, accept_encoding = self._browser
+        headers, body = browser_http.finish(
+            headers, body, origin=origin, accept_encoding=accept_encoding, origins=self.cors_origins
+        )
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in _HOP_BY_HOP:
@@ -466,6 +473,7 @@ class Connection(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ http.server's hooks
     def _new_request(self) -> None:
         self._rid = ""
+        self._browser = self._NO_BROWSER
         self._head = b""
         self._body = bytearray()
         self._started = time.perf_counter()

@@ -65,18 +65,20 @@ def receive(unix: socket.socket, serve: Callable[[socket.socket, bytes], None]) 
         serve(socket.socket(fileno=fds[0]), data)
 
 
-def event_stream_head(rid: str) -> bytes:
-    headers = {**SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8",
+def event_stream_head(rid: str, cors: dict[str, str] | None = None) -> bytes:
+    headers = {**SECURITY_HEADERS, **(cors or {}),
+               "Content-Type": "text/event-stream; charset=utf-8",
                "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close",
                "X-Accel-Buffering": "no"}  # fmt: skip
     lines = ["HTTP/1.1 200 OK", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
     return "\r\n".join(lines).encode()
 
 
-def problem_answer(exc: DomainError, rid: str) -> bytes:
+def problem_answer(exc: DomainError, rid: str, cors: dict[str, str] | None = None) -> bytes:
     """The app's problem+json answer, with every header its answers carry."""
     response = problem_from_error(exc, "/changes")
-    headers = {**SECURITY_HEADERS, **{k: str(v) for k, v in response.headers.items()},
+    headers = {**SECURITY_HEADERS, **(cors or {}),
+               **{k: str(v) for k, v in response.headers.items()},
                "Cache-Control": "no-store", "X-Request-Id": rid, "Connection": "close"}  # fmt: skip
     body = str(response.body).encode()
     headers["Content-Length"] = str(len(body))

@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from chalicelib.api.cors import add_headers, check_origin
 from chalicelib.api.problems import error_frame_of, problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.model import make_etag
@@ -185,6 +186,7 @@ class Hub:
         token = token or (parse_qs(urlsplit(request.path).query).get("token") or [""])[0]
         conn_id = f"{self.tag}{next(self.ids)}"
         try:
+            check_origin(request.headers.get("Origin"), self.settings.cors_origins)
             creds = self._credentials(token, conn_id)
             await self.call(self.container.realtime.connect, conn_id, creds)
         except DomainError as exc:
@@ -253,15 +255,17 @@ class Hub:
         token = token or next(iter(query.get("token", [])), None)
         since = headers.get("Last-Event-ID") or next(iter(query.get("since", [])), None)
         search = self.container.search
+        cors_headers: dict[str, str] = {}  # an EventSource on another origin reads them
+        add_headers(cors_headers, headers.get("Origin"), self.settings.cors_origins)
         try:
             creds = await self._stream_credentials(token, rid)
             who = creds.who
             page = await self.call(_read_feed, search, who, since)
         except DomainError as exc:
-            writer.write(problem_answer(exc, rid))
+            writer.write(problem_answer(exc, rid, cors_headers))
             await writer.drain()
             return
-        writer.write(event_stream_head(rid))
+        writer.write(event_stream_head(rid, cors_headers))
         writer.write(b"retry: 2000\n\n")
         gone = asyncio.create_task(reader.read())  # the client closing its side
         last_write = time.monotonic()

@@ -49,6 +49,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.config import get_settings
 from devtools import realtime_http
 from devtools.http_connection import Connection
 from devtools.local_http import MAX_HEADER_BYTES, MAX_REQUEST_BYTES, Limits
@@ -163,6 +164,7 @@ def _worker(sock: socket.socket, limits: Limits) -> None:
     Connection.resources = tuple(app_module.app.routes)
     Connection.limits = limits
     Connection.realtime_socket = os.environ.get(realtime_http.ENV_SOCKET) or None
+    Connection.cors_origins = get_settings().cors_origins
     _Worker(sock).run()
 
 

@@ -4,7 +4,9 @@
   ``$connect`` authenticates the same JWT as the HTTP API (``chalicelib.api.auth``;
   the org only from the verified token), taken from ``Sec-WebSocket-Protocol``
   (``bearer.<JWT>``, browsers cannot set headers) or ``?token=``; it answers
-  401/403/503 without registering anything.  ``subscribe``, ``unsubscribe`` and
+  401/403/503 without registering anything (403 also for a browser whose
+  ``Origin`` is not on ``DOCS_CORS_ORIGINS``; a client without ``Origin`` is
+  not a browser and may connect).  ``subscribe``, ``unsubscribe`` and
   ``$default`` (the route selection is ``$request.body.action``; ``auth`` and
   ``ping`` arrive there) hand the frame to ``RealtimeService.handle`` and post
   its answers back to that connection; a bad frame gets an error frame and the
@@ -29,6 +31,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib import bootstrap
+from chalicelib.api.cors import check_origin
 from chalicelib.api.problems import problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
 from chalicelib.domain.realtime import Credentials, closing, encode, token_from_subprotocols
@@ -67,6 +70,7 @@ def _connect(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
     """200, or the refusal: 401/403 are the client's (a normal answer); a 5xx (the
     registry is out) is ours and is counted (``RealtimeConnectFailed``, alarmed)."""
     try:
+        check_origin(_header(event, "origin"), bootstrap.container().settings.cors_origins)
         creds, selected = authenticate(event)
         bootstrap.container().realtime.connect(connection_id, creds)
     except DomainError as exc:

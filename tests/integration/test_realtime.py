@@ -40,7 +40,9 @@ def rt(settings: Any) -> Iterator[Any]:
     with mock_aws():
         own = settings.model_copy(
             update={"realtime_consumer": f"t-{uuid.uuid4().hex[:8]}",
-                    "realtime_endpoint_url": ENDPOINT, "realtime_parallel_posts": 4}
+                    "realtime_endpoint_url": ENDPOINT, "realtime_parallel_posts": 4,
+                    # the sample $connect events come from a page on this origin
+                    "cors_origins": ("https://app.example.com",)}
         )  # fmt: skip
         built: Any = bootstrap.build(own)
         bootstrap.set_container(built)
@@ -289,3 +291,29 @@ def test_the_fan_out_handler_drains_on_nudges_and_on_the_schedule(rt: Any) -> No
     schedule = json.loads((EVENTS / "scheduled_sweep.json").read_text())
     result = fanout_handler(schedule, LambdaContext.new())
     assert "lag_s" in result and "backlog" in result
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        ("https://app.example.com", 200),
+        ("https://evil.example.net", 403),
+        ("null", 403),
+        (None, 200),
+    ],
+)
+def test_connect_checks_a_browsers_origin(
+    rt: Any, monkeypatch: Any, origin: Any, status: int
+) -> None:
+    """A browser on another origin is refused; a client without Origin is no browser."""
+    from devtools.events import LambdaContext
+    from functions.realtime import ws_handler
+
+    event = _event("ws_connect", make_token(org=_org(), roles=("reader",)))
+    event["requestContext"]["connectionId"] += uuid.uuid4().hex[:6]
+    event["headers"].pop("Origin")
+    if origin is not None:
+        event["headers"]["Origin"] = origin
+    assert ws_handler(event, LambdaContext.new())["statusCode"] == status
+    registered = rt.realtime_registry.get(event["requestContext"]["connectionId"])
+    assert (registered is not None) == (status == 200)

@@ -70,7 +70,7 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
         (path, method.upper())
         for path, ops in paths.items()
         for method in ops
-        if method != ANY_METHOD
+        if method not in (ANY_METHOD, "options")
     }
     assert declared == served
     # every path also routes other methods to the app, which answers 405 with Allow
@@ -89,7 +89,7 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
             public = (
                 path in {p for p, _ in PUBLIC}
                 if method == ANY_METHOD
-                else ((path, method.upper()) in PUBLIC)
+                else method == "options" or ((path, method.upper()) in PUBLIC)
             )
             assert secured == (not public), (path, method)
 
@@ -153,12 +153,58 @@ def test_every_gateway_response_has_every_header_the_app_sets() -> None:
         static = {
             name.removeprefix("gatewayresponse.header."): value[1:-1]
             for name, value in params.items()
-            if value.startswith("'") and value.endswith("'")  # a literal, not a mapping
+            # a literal, not a mapping (nor a condition)
+            if isinstance(value, str) and value.startswith("'") and value.endswith("'")
         }
         for name, value in expected.items():
             assert static.get(name) == value, (kind, name, params)
         assert params["gatewayresponse.header.X-Request-Id"] == "context.requestId", kind
         assert "application/json" in response["responseTemplates"], kind
+
+
+def test_browsers_preflight_without_a_token_on_every_path() -> None:
+    """OPTIONS reaches the app (which answers from the allowlist) on every path, without
+    the authorizer: a browser's preflight carries no token."""
+    paths = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]["paths"]
+    for path, ops in paths.items():
+        assert "options" in ops, path
+        assert not ops["options"].get("security"), path
+        assert ops["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+
+
+def test_cors_origins_parameter_reaches_every_function() -> None:
+    template = _template()
+    param = template["Parameters"]["CorsOrigins"]
+    assert param["Default"] == ""  # none by default
+    pattern = re.compile(param["AllowedPattern"])
+    for good in ("", "https://app.example.com", "https://a.example.com,http://localhost:3000"):
+        assert pattern.fullmatch(good), good
+    for bad in ("*", "https://*.example.com", "app.example.com", "https://a.com, https://b.com"):
+        assert not pattern.fullmatch(bad), bad
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["DOCS_CORS_ORIGINS"] == {"Ref": "CorsOrigins"}
+    assert template["Conditions"]["CorsOn"] == {"Not": [{"Equals": [{"Ref": "CorsOrigins"}, ""]}]}
+
+
+def test_api_gateway_compresses_from_the_local_servers_threshold() -> None:
+    from chalicelib.api.cors import COMPRESSION_MIN_BYTES
+
+    api = _template()["Resources"]["Api"]["Properties"]
+    assert api["MinimumCompressionSize"] == COMPRESSION_MIN_BYTES
+
+
+def test_gateway_errors_carry_cors_headers_when_origins_are_set() -> None:
+    from chalicelib.api.cors import EXPOSE_HEADERS
+
+    body = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]
+    no_value = {"Ref": "AWS::NoValue"}
+    for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+        params = response["responseParameters"]
+        origin = params["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert origin == {"If": ["CorsOn", "method.request.header.origin", no_value]}, kind
+        expose = params["gatewayresponse.header.Access-Control-Expose-Headers"]
+        assert expose == {"If": ["CorsOn", f"'{EXPOSE_HEADERS}'", no_value]}, kind
+        assert params["gatewayresponse.header.Vary"] == {"If": ["CorsOn", "'Origin'", no_value]}
 
 
 def test_functions_get_the_aws_settings() -> None:
