@@ -34,7 +34,6 @@ from __future__ import annotations
 import base64
 import enum
 import io
-import os
 import re
 import socket
 import sys
@@ -49,8 +48,7 @@ from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
 from devtools import browser_http, realtime_http
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import Message, Refused, parse_head
-from devtools.local_http import Limits, local_problem
-from devtools.logline import log_line
+from devtools.local_http import Limits, local_problem, log_request
 
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
@@ -495,14 +493,4 @@ class Connection(BaseHTTPRequestHandler):
         raise _Early(code, message or explain or STATUS_PROBLEMS.get(code, ("", "Error"))[1])
 
     def _log(self, status: int | None, **extra: Any) -> None:
-        """One JSON line per request; a credential in its URL (``?token=``) is redacted."""
-        log_line(
-            "request" if status is not None else "connection dropped",
-            level="INFO" if status is not None else "WARNING",
-            method=self.command,
-            path=self.path,
-            status=status,
-            ms=round((time.perf_counter() - self._started) * 1000, 2),
-            worker=os.getpid(),
-            **extra,
-        )
+        log_request(self.command, self.path, status, self._started, **extra)

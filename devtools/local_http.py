@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
+from typing import Any
 
 from chalicelib.api.http import SECURITY_HEADERS, STATUS_PROBLEMS, problem
+from devtools.logline import log_line
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 # API Gateway (REST): "total combined size of request line and header values" is 10240 bytes
@@ -53,3 +56,18 @@ def local_problem(
     )
     headers = {name: str(value) for name, value in response.headers.items()}
     return status, headers, str(response.body).encode()
+
+
+def log_request(method: str, path: str, status: int | None, started: float, **extra: Any) -> None:
+    """One JSON line per request (a credential in its URL, ``?token=``, is redacted);
+    ``status`` None: the client went away before its answer."""
+    log_line(
+        "request" if status is not None else "connection dropped",
+        level="INFO" if status is not None else "WARNING",
+        method=method,
+        path=path,
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+        worker=os.getpid(),
+        **extra,
+    )
