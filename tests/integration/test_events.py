@@ -56,12 +56,18 @@ CONTENT_EXPECTED = {
 }
 # need OpenSearch (tests/conftest.py: OPENSEARCH_URL or the in-memory server)
 SEARCH_EXPECTED = {"api_post_search": 200, "api_get_changes": 200}
-# the audit trail and personal data (an admin token; the export job "event-job" is seeded)
+# the audit trail, personal data and governance (an admin token; the export job
+# "event-job" is seeded)
 AUDIT_EXPECTED = {
     "api_get_audit": 200,
     "api_post_me_export": 202,
     "api_get_me_export": 200,
     "api_post_user_erasure": 200,
+    "api_get_me_consents": 200,
+    "api_put_me_consents": 200,
+    "api_get_user_consents": 200,
+    "api_get_access_review": 200,
+    "api_post_access_review_attestation": 201,
 }
 CONTENT_VERSION = "3"  # PUT (1), start upload (2), processed (3): the n in the samples
 
