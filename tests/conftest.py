@@ -120,6 +120,14 @@ def namespace(prefix: str) -> Any:
     return KeyNamespace(prefix, lambda: "0" * 32)
 
 
+def admin_sql(db_url: str, query: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of one statement run as DATABASE_URL's login (the admin, every org)."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        cur = psycopg.ClientCursor(conn)
+        cur.execute(query, args)
+        return cur.fetchall() if cur.description else []  # type: ignore[return-value]
+
+
 def delete_prefix(client: redis.Redis, prefix: str) -> None:  # type: ignore[type-arg]
     for key in client.scan_iter(match=f"{prefix}*", count=500):
         client.delete(key)

@@ -23,10 +23,9 @@ from typing import Any
 import boto3
 import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from chalicelib.config import Settings
-from tests.conftest import Invoker, Response, create_database, drop_database, make_token
+from tests.conftest import Invoker, Response, admin_sql, create_database, drop_database, make_token
 
 pytestmark = pytest.mark.integration
 
@@ -87,13 +86,6 @@ def create(call: Invoker, title: str, **extra: Any) -> dict[str, Any]:
     r = call("POST", "/documents", {"title": title, **extra})
     assert r.status == 201, r
     return dict(r.json())
-
-
-def admin_sql(db_url: str, query: str, *args: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-        cur = psycopg.ClientCursor(conn)
-        cur.execute(query, args)
-        return cur.fetchall() if cur.description else []  # type: ignore[return-value]
 
 
 def problem(r: Response, status: int) -> dict[str, Any]:

@@ -16,12 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from chalicelib.config import Settings
-from tests.conftest import Invoker, Response, create_database, drop_database, make_token
+from tests.conftest import Invoker, Response, admin_sql, create_database, drop_database, make_token
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +64,6 @@ def api(org: str, sub: str, *roles: str) -> Invoker:
 
 def new_org() -> str:
     return f"cns-{uuid.uuid4().hex[:8]}"
-
-
-def admin_sql(db_url: str, query: str, *args: Any) -> list[dict[str, Any]]:
-    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-        cur = psycopg.ClientCursor(conn)
-        cur.execute(query, args)
-        return cur.fetchall() if cur.description else []  # type: ignore[return-value]
 
 
 def problem(r: Response, status: int) -> dict[str, Any]:
