@@ -82,12 +82,14 @@ def test_the_api_matches_its_openapi_document(fuzz_server: str, tmp_path: Path) 
         "run", f"{fuzz_server}/openapi.json",
         "--phases", "examples,coverage,fuzzing,stateful",
         "--checks", "all", "--exclude-checks", ",".join(EXCLUDED_CHECKS),
-        "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "2",
+        "--max-examples", str(EXAMPLES), "--seed", str(SEED), "--workers", "1",
         "--request-timeout", "30", "--max-response-time", "30",  # long-polls last <= 20 s
         "--header", f"Authorization: Bearer {token}",
         "--suppress-health-check", "all", "--no-color",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]  # fmt: skip
+    # one worker: with two threads, CPython 3.11 can fail inside the fuzzer's own source
+    # parsing ("SystemError: AST constructor recursion depth mismatch"), not in the API
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=840)
     output = done.stdout + done.stderr
     (ROOT / "var").mkdir(exist_ok=True)
