@@ -198,9 +198,7 @@ def test_the_view_reads_every_exported_row_and_the_manifests_as_empty_rows(
     assert empty[0] > 0, "the manifests' lines are read, as rows of NULLs"
 
 
-def test_document_activity_names_who_changed_the_document(
-    athena: Any, run: dict[str, Any]
-) -> None:
+def test_document_activity_names_who_changed_the_document(athena: Any, run: dict[str, Any]) -> None:
     for org in run["orgs"]:
         mine = run["runs"][org]
         names = {v: k for k, v in mine["pseudonyms"].items()}
@@ -264,9 +262,7 @@ def test_grant_changes_lists_the_periods_grants_and_visibility_changes(
         assert len(_query(athena, "grant_changes", org, yesterday, today)) == 3
 
 
-def test_exports_and_erasures_lists_the_periods_requests(
-    athena: Any, run: dict[str, Any]
-) -> None:
+def test_exports_and_erasures_lists_the_periods_requests(athena: Any, run: dict[str, Any]) -> None:
     today = run["day"].strftime("%Y/%m/%d")
     for org in run["orgs"]:
         mine = run["runs"][org]

@@ -63,7 +63,9 @@ def test_the_partitions_are_projected_from_the_exporters_keys() -> None:
     assert params["projection.org_key.type"] == "injected"  # every query names its org
     assert params["projection.day.type"] == "date"
     java_to_strftime = {"yyyy": "%Y", "MM": "%m", "dd": "%d"}
-    fmt = re.sub("yyyy|MM|dd", lambda m: java_to_strftime[m.group(0)], params["projection.day.format"])
+    fmt = re.sub(
+        "yyyy|MM|dd", lambda m: java_to_strftime[m.group(0)], params["projection.day.format"]
+    )
     template = _sub(params["storage.location.template"])
     assert template.startswith("s3://${AuditBucket}/")
     env = _template()["Globals"]["Function"]["Environment"]["Variables"]
@@ -162,9 +164,8 @@ def test_the_trail_delivers_to_a_locked_bucket_only_it_may_write_to() -> None:
     resources = _resources()
     props = resources["DataEventsTrail"]["Properties"]
     assert props["S3BucketName"] == {"Ref": "DataEventsTrailBucket"}
-    trail_arn = (
-        "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/"
-        + _sub(props["TrailName"])
+    trail_arn = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/" + _sub(
+        props["TrailName"]
     )
     bucket = resources["DataEventsTrailBucket"]["Properties"]
     assert bucket["ObjectLockEnabled"] is True
