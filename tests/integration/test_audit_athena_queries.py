@@ -16,12 +16,14 @@ The one dialect difference: DuckDB spells Athena's ``json_extract_scalar``
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -280,3 +282,27 @@ def test_exports_and_erasures_lists_the_periods_requests(athena: Any, run: dict[
             (root, "erasure", None, None, carol),
         ], got
         assert rows[2]["document"] is not None and rows[3]["document"] is None
+
+
+def test_the_pseudonym_command_gives_the_queries_parameters(
+    services: Any, run: dict[str, Any], athena: Any, capsys: Any, monkeypatch: Any
+) -> None:
+    """``cli audit pseudonym``: what user_activity takes for a user, until the erasure."""
+    from devtools import cli
+
+    monkeypatch.setattr(cli, "use_local_stack", lambda **_: None)  # the fixture's container
+    org = run["orgs"][1]
+    assert cli.main(["audit", "pseudonym", "--org", org, "--user", "bob"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found == {
+        "org": org, "org_key": quote(org, safe=""), "user": "bob",
+        "pseudonym": run["runs"][org]["pseudonyms"]["bob"],
+    }  # fmt: skip
+    rows = _query(athena, "user_activity", found["org_key"], found["pseudonym"])
+    assert [r["action"] for r in rows] == ["replace"]
+    # an erased user has none any more; a user of another org is not found either
+    assert cli.main(["audit", "pseudonym", "--org", org, "--user", "carol"]) == 1
+    assert services.audit.pseudonym(run["orgs"][0], "nobody-here") is None
+    assert services.audit.pseudonym(org, "alice") != services.audit.pseudonym(
+        run["orgs"][0], "alice"
+    )
