@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
+import duckdb
 import pytest
 
 from chalicelib.config import Settings
@@ -33,8 +34,6 @@ from tests.conftest import Invoker, admin_sql, create_database, drop_database, m
 from tests.unit.test_template import _sub, _template
 
 pytestmark = pytest.mark.integration
-
-duckdb = pytest.importorskip("duckdb")  # requirements-dev.txt
 
 ROOT = Path(__file__).resolve().parents[2]
 DUCK_TYPES = {"string": "VARCHAR", "bigint": "BIGINT"}
