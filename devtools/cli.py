@@ -154,6 +154,19 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_pseudonym(args: argparse.Namespace) -> int:
+    """A user's pseudonym and the org's key: the Athena queries' parameters."""
+    from chalicelib import bootstrap
+
+    use_local_stack()
+    found = bootstrap.container().audit.pseudonym(args.org, args.user)
+    if found is None:
+        say(f"user {args.user} of org {args.org} has no pseudonym (never audited, or erased)")
+        return 1
+    print(json.dumps(found))
+    return 0
+
+
 # ------------------------------------------------------------------ gdpr
 def cmd_purge(args: argparse.Namespace) -> int:
     """One purge run (the scheduled function's work): documents deleted longer ago
@@ -177,6 +190,15 @@ def cmd_pii_reencrypt(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ main
+def _pseudonym_parser(audit_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = audit_sub.add_parser(
+        "pseudonym", help="a user's audit pseudonym and the org's key (for the Athena queries)"
+    )
+    p.add_argument("--org", required=True)
+    p.add_argument("--user", required=True)
+    p.set_defaults(func=cmd_audit_pseudonym)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -261,6 +283,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also compare with the manifests in the audit bucket (Object Lock)",
     )
     p.set_defaults(func=cmd_audit_verify)
+    _pseudonym_parser(audit_sub)
     p = audit_sub.add_parser("export", help="export closed days to the audit bucket")
     p.add_argument("--days", type=int, default=3, help="closed days to look at")
     p.set_defaults(func=cmd_audit_export)

@@ -115,6 +115,16 @@ class AuditService:
             token = encode_token({"s": rows[-1].seq}, self.page_secret, scope)
         return {"items": [r.to_json() for r in rows], "next_page_token": token}
 
+    def pseudonym(self, org: str, user: str) -> dict[str, Any] | None:
+        """What the Athena queries take for ``user`` of ``org`` (docs/compliance.md): the
+        org's key in the exported objects' names and the user's pseudonym; None if the
+        user has no pseudonym (never audited, or erased)."""
+        validate_user_id(user, ["user"])
+        found = self.trail.pseudonym(org, user)
+        if found is None:
+            return None
+        return {"org": org, "org_key": quote(org, safe=""), "user": user, "pseudonym": found}
+
     # ------------------------------------------------------------- verification
     def verify(self, org: str | None = None, *, against_exports: bool = False) -> list[ChainReport]:
         """Recompute each org's chain (or one org's); a report per org.  With

@@ -118,6 +118,13 @@ class PostgresAuditTrail:
                 "SELECT org, last_seq, last_hash FROM audit_chain_heads WHERE org = %s", (org,)
             ).fetchone()
 
+    def pseudonym(self, org: str, user: str) -> str | None:
+        with self.uow.transaction(org) as tx:
+            row = tx.conn.execute(
+                "SELECT pseudonym FROM audit_actors WHERE org = %s AND user_id = %s", (org, user)
+            ).fetchone()
+        return None if row is None else str(row["pseudonym"])
+
     def orgs(self) -> list[str]:
         with self.uow.maintenance() as conn:
             rows = conn.execute("SELECT docs_audit_orgs() AS org").fetchall()

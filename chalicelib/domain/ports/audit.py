@@ -28,6 +28,9 @@ class AuditTrail(Protocol):
 
     def head(self, org: str) -> ChainHead | None: ...
 
+    def pseudonym(self, org: str, user: str) -> str | None:
+        """The org's pseudonym of ``user`` (None: never audited, or erased); creates none."""
+
     def orgs(self) -> list[str]:
         """Every org with an audit chain (cross-org: names only)."""
 
