@@ -12,11 +12,6 @@ DRIVER="${DOCS_CHROMEDRIVER:-/usr/bin/chromedriver}"
 present() { [ -x "$CHROMIUM" ] && [ -x "$DRIVER" ]; }
 present && exit 0
 
-# one install at a time on this machine (test.sh's and the fixture's, other checkouts')
-exec 9>"${TMPDIR:-/tmp}/docs-browser-deps.lock"
-flock 9
-present && exit 0
-
 if [ "$(id -u)" -ne 0 ]; then
   echo "error: $CHROMIUM or $DRIVER is missing and only root can install them:" \
     "apt-get install chromium chromium-driver (or set DOCS_CHROMIUM and DOCS_CHROMEDRIVER," \
@@ -28,6 +23,11 @@ if ! command -v apt-get >/dev/null; then
     "(set DOCS_CHROMIUM and DOCS_CHROMEDRIVER, or DOCS_BROWSER_TESTS=0)" >&2
   exit 1
 fi
+# one install at a time on this machine (test.sh's and the fixture's, other checkouts')
+exec 9>"${TMPDIR:-/tmp}/docs-browser-deps.lock"
+flock 9
+present && exit 0
+
 export DEBIAN_FRONTEND=noninteractive
 apt_install() {
   # wait a while for another apt or dpkg run rather than fail at once

@@ -42,6 +42,14 @@ async function answer(response) {
   };
 }
 
+// like a web app, stop at the first answer that is not the one expected
+function expect(name, step, status) {
+  if (step.status !== status) {
+    throw new Error(`${name}: ${status} expected, got ${step.status} ${JSON.stringify(step.json)}`);
+  }
+  if (status < 300 && !step.etag) throw new Error(`${name}: no ETag readable`);
+}
+
 function until(what, found, ms = 20000) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + ms;
@@ -90,9 +98,11 @@ async function app() {
     await call("POST", "/documents", { body: { title: "from a browser", body: { n: 1 } } }),
   );
   record("create", created);
+  expect("create", created, 201);
   const id = created.json.id;
   const read = await answer(await call("GET", `/documents/${id}`));
   record("read", read);
+  expect("read", read, 200);
 
   const source = await openEventSource();
   record("eventsource", { open: true });
@@ -104,8 +114,10 @@ async function app() {
     call("PATCH", `/documents/${id}`, { body: { title }, headers: { ...merge, "If-Match": etag } });
   const patched = await answer(await patch(read.etag, "patched in a browser"));
   record("patch", patched);
+  expect("patch", patched, 200);
   const stale = await answer(await patch(read.etag, "lost update"));
   record("stalePatch", stale);
+  expect("stale patch", stale, 412);
 
   const version = patched.json.version;
   const mine = (f) => f.type === "change" && f.id === id && f.version === version;
