@@ -50,7 +50,7 @@ function expect(name, step, status) {
   if (status < 300 && !step.etag) throw new Error(`${name}: no ETag readable`);
 }
 
-function until(what, found, ms = 20000) {
+function until(what, found, ms = 30000) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + ms;
     const check = () => {
