@@ -41,12 +41,23 @@ checks_log="var/checks-$$.log"
 checks_pid=$!
 trap 'kill "$checks_pid" 2>/dev/null || true; rm -f "$checks_log"' EXIT
 
+# The real-browser test's Chromium (tests/e2e/test_real_browser.py), installed meanwhile
+# when missing (apt, as root); the test waits for it, under the script's lock.
+# DOCS_BROWSER_TESTS=0 skips both.
+browser_pid=""
+if [ "${DOCS_BROWSER_TESTS:-1}" != "0" ]; then
+  ./scripts/browser_deps.sh >var/browser-deps.log 2>&1 &
+  browser_pid=$!
+fi
+
 echo "[tests] pytest -n $workers (the static checks run meanwhile)"
 set +e
 .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
 status=$?
 wait "$checks_pid"
 checks_status=$?
+# never cut an install short (dpkg would be left half done)
+[ -n "$browser_pid" ] && wait "$browser_pid"
 set -e
 cat "$checks_log"
 if [ "$checks_status" -ne 0 ]; then
