@@ -132,6 +132,11 @@ def _client_id(raw: Any) -> str:
     return raw
 
 
+def _usable_org(org: str) -> bool:
+    """The rule a user's ``org`` claim follows (chalicelib/api/auth.py)."""
+    return 0 < len(org) <= _MAX_NAME and org.isprintable()
+
+
 def machine_principal(
     claims: Mapping[str, Any], settings: Settings, request_id: str | None
 ) -> Principal:
@@ -141,7 +146,7 @@ def machine_principal(
     if sub is not None and sub != client_id:
         raise Unauthorized("A client-credentials token's 'sub' must be its 'client_id'.")
     found = registration(settings, client_id)
-    if found is None:
+    if found is None or not _usable_org(found.org):  # a registration that names no usable org
         raise Unauthorized("The token's client (client_id) is not registered with this API.")
     claimed_org = claims.get("org")
     if claimed_org is not None and claimed_org != found.org:

@@ -132,6 +132,9 @@ def test_registrations_from_a_file_are_re_read_when_it_changes(tmp_path: Path) -
     assert who(token(), settings).org == "org-a"
     path.write_text(json.dumps({"clients": {"bot-a": {"org": "org-c"}}}))
     assert who(token(), settings).org == "org-c"  # the operator moved it
+    path.write_text(json.dumps({"clients": {"bot-a": {"org": "org\u0000c"}}}))
+    with pytest.raises(Unauthorized, match="not registered"):
+        who(token(), settings)  # an org no user token could carry either
     path.write_text("{not json")
     with pytest.raises(Unauthorized, match="not registered"):
         who(token(), settings)  # a broken file registers nobody
