@@ -28,8 +28,10 @@ def registrations(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def local(database_url: str, redis_prefix: str, registrations: Path) -> Iterator[str]:
-    env = server_env(database_url, REDIS_URL, redis_prefix,
+def local(
+    database_url: str, redis_prefix: str, local_search_env: dict[str, str], registrations: Path
+) -> Iterator[str]:
+    env = server_env(database_url, REDIS_URL, redis_prefix, **local_search_env,
                      DOCS_MACHINE_CLIENTS_FILE=str(registrations))  # fmt: skip
     running = LocalServer(env)
     yield running.base
