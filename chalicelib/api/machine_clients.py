@@ -142,8 +142,7 @@ def machine_principal(
 ) -> Principal:
     """The principal of a machine client's verified access token (module docstring)."""
     client_id = _client_id(claims.get("client_id"))
-    sub = claims.get("sub")
-    if sub is not None and sub != client_id:
+    if claims.get("sub") != client_id:  # a user's access token of another app client
         raise Unauthorized("A client-credentials token's 'sub' must be its 'client_id'.")
     found = registration(settings, client_id)
     if found is None or not _usable_org(found.org):  # a registration that names no usable org

@@ -117,7 +117,8 @@ def test_the_authorizers_claims_of_a_machine_client() -> None:
     context = {"authorizer": {"claims": {**claims(scope="docs/write"), "exp": "1"}}}
     p = authenticate({}, context, settings, "rid")
     assert (p.sub, p.org, p.roles, p.machine) == ("bot-a", "org-a", {"writer"}, True)
-    for bad in ({"client_id": "bot-z", "sub": "bot-z"}, {"org": "org-b"}, {"iss": "elsewhere"}):
+    for bad in ({"client_id": "bot-z", "sub": "bot-z"}, {"org": "org-b"}, {"iss": "elsewhere"},
+                {"sub": "3f1c-user-uuid"}, {"sub": None}):  # fmt: skip
         context = {"authorizer": {"claims": {**claims(), **bad}}}
         with pytest.raises(Unauthorized):
             authenticate({}, context, settings, "rid")
