@@ -195,6 +195,15 @@ class Settings(BaseSettings):
     # Behind API Gateway the authorizer has verified the token already; trust
     # the claims it puts in the request context instead of verifying again.
     trust_authorizer_claims: bool = False
+    # Machine clients (OAuth2 client credentials; docs/security.md "Machine clients"):
+    # DOCS_MACHINE_CLIENTS registers client ids, "client_id=org" comma-separated; a
+    # registration is the only source of a machine client's org
+    machine_clients: Annotated[tuple[str, ...], NoDecode] = ()
+    # a JSON file of more registrations, re-read when it changes (the local server:
+    # var/machine-clients.json, written by ``devtools.cli token --client``)
+    machine_clients_file: str | None = None
+    # the resource server whose scopes (<id>/read, <id>/write, <id>/admin) map to roles
+    oauth_resource_server: str = Field(default="docs", pattern=r"^\S+$")
 
     # --- HTTP contract --------------------------------------------------------
     max_body_bytes: int = 1024 * 1024
@@ -297,6 +306,20 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("machine_clients", mode="before")
+    @classmethod
+    def _machine_clients(cls, value: object) -> object:
+        """``client_id=org`` pairs; a pair without both halves is a setup error."""
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            return value
+        pairs = tuple(p for p in (str(p).strip() for p in parts) if p)
+        for pair in pairs:
+            client_id, _, org = pair.partition("=")
+            if not client_id.strip() or not org.strip():
+                raise ValueError(f"DOCS_MACHINE_CLIENTS: {pair!r} is not 'client_id=org'")
+        return pairs
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 python -m devtools.cli serve [--port 8000] [--embedded] [--workers 4] [--detach]
 python -m devtools.cli stop                           # stop the server serve --detach started
 python -m devtools.cli token --org acme --sub alice --roles writer
+python -m devtools.cli token --org acme --client sync-bot --scopes "docs/read docs/write"
 python -m devtools.cli migrate [--database-url URL] [--runtime-user NAME]
 python -m devtools.cli reindex [--drop-old-now]     # new index, backfill, catch up, swap alias
 python -m devtools.cli sync [--once]                # the search sync loop (or one drain)
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 from devtools.cli_support import (
     CliError,
@@ -36,17 +38,12 @@ __all__ = ["CliError", "dev_secret", "local_pii_defaults", "main", "use_local_st
 
 # ------------------------------------------------------------------ token, migrate
 def cmd_token(args: argparse.Namespace) -> int:
-    from chalicelib.api.auth import mint_token
+    from chalicelib.api.auth import mint_machine_token, mint_token
     from chalicelib.config import Settings
     from chalicelib.domain.principal import ROLE_RANK
 
-    roles = [r for part in args.roles for r in part.split(",") if r]
-    unknown = sorted(set(roles) - set(ROLE_RANK))
-    if unknown:
-        raise CliError(
-            f"unknown role {', '.join(map(repr, unknown))}: the service knows "
-            f"{', '.join(ROLE_RANK)} (a token with another role grants nothing)"
-        )
+    if (args.client is None) == (args.sub is None):
+        raise CliError("give --sub (a user's token) or --client (a machine client's token)")
     secret = dev_secret(create=False)
     if not secret:
         raise CliError(
@@ -54,7 +51,38 @@ def cmd_token(args: argparse.Namespace) -> int:
             " (it creates var/dev-jwt-secret)"
         )
     settings = Settings(jwt_secret=secret)
+    if args.client is not None:
+        return _machine_token(args, settings, mint_machine_token)
+    roles = [r for part in args.roles for r in part.split(",") if r]
+    unknown = sorted(set(roles) - set(ROLE_RANK))
+    if unknown:
+        raise CliError(
+            f"unknown role {', '.join(map(repr, unknown))}: the service knows "
+            f"{', '.join(ROLE_RANK)} (a token with another role grants nothing)"
+        )
     print(mint_token(settings, org=args.org, sub=args.sub, roles=roles, ttl_s=args.ttl))
+    return 0
+
+
+def _machine_token(args: argparse.Namespace, settings: Any, mint: Any) -> int:
+    """A client-credentials token for ``--client``, registered for ``--org`` first
+    (the token itself names no org: the server takes it from the registration)."""
+    from chalicelib.domain.principal import SCOPE_ROLES
+    from devtools import machine_clients
+
+    scopes = [s for part in args.scopes for s in part.replace(",", " ").split()]
+    known = {f"{settings.oauth_resource_server}/{name}" for name in SCOPE_ROLES}
+    if not set(scopes) & known:
+        raise CliError(
+            f"--scopes needs one of {', '.join(sorted(known))} (a token without one grants nothing)"
+        )
+    try:
+        if machine_clients.register(args.client, args.org):
+            say(f"registered machine client {args.client!r} for org {args.org!r} "
+                f"({machine_clients.registrations_file()})")  # fmt: skip
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(mint(settings, client_id=args.client, scopes=scopes, ttl_s=args.ttl))
     return 0
 
 
@@ -199,6 +227,33 @@ def _pseudonym_parser(audit_sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.set_defaults(func=cmd_audit_pseudonym)
 
 
+def _token_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "token",
+        help="print a dev token signed with the local secret",
+        description="Print a dev token signed with the local secret. The server accepts "
+        "it for --ttl seconds, plus DOCS_JWT_LEEWAY_S (30 s) for clocks that disagree.",
+    )
+    p.add_argument("--org", required=True, help="the tenant")
+    p.add_argument("--sub", help="the user id (a user's token)")
+    p.add_argument(
+        "--client",
+        help="a machine client's id: a client-credentials token, the client registered for "
+        "--org in var/machine-clients.json (docs/security.md, 'Machine clients')",
+    )
+    p.add_argument(
+        "--scopes",
+        nargs="+",
+        default=["docs/read"],
+        help="with --client: docs/read, docs/write, docs/admin (%(default)s)",
+    )
+    p.add_argument(
+        "--roles", nargs="+", default=["reader"], help="reader, writer, admin (%(default)s)"
+    )
+    p.add_argument("--ttl", type=int, default=3600, help="seconds the token lives (%(default)s)")
+    p.set_defaults(func=cmd_token)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devtools.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -240,19 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     p.set_defaults(func=cmd_stop)
 
-    p = sub.add_parser(
-        "token",
-        help="print a dev token signed with the local secret",
-        description="Print a dev token signed with the local secret. The server accepts "
-        "it for --ttl seconds, plus DOCS_JWT_LEEWAY_S (30 s) for clocks that disagree.",
-    )
-    p.add_argument("--org", required=True, help="the tenant")
-    p.add_argument("--sub", required=True, help="the user id")
-    p.add_argument(
-        "--roles", nargs="+", default=["reader"], help="reader, writer, admin (%(default)s)"
-    )
-    p.add_argument("--ttl", type=int, default=3600, help="seconds the token lives (%(default)s)")
-    p.set_defaults(func=cmd_token)
+    _token_parser(sub)
 
     p = sub.add_parser("migrate", help="apply pending SQL migrations")
     p.add_argument("--database-url", help="the migration (owner) login's URL; default DATABASE_URL")

@@ -87,6 +87,8 @@ def _configure(stack: Any, port: int) -> None:
     os.environ["REDIS_URL"] = stack.redis_url
     os.environ.setdefault("DOCS_REDIS_KEY_PREFIX", services.local_redis_prefix(port))
     os.environ["DOCS_JWT_SECRET"] = dev_secret(create=True) or ""
+    # machine clients registered by 'token --client' (devtools/machine_clients.py)
+    os.environ.setdefault("DOCS_MACHINE_CLIENTS_FILE", str(VAR / "machine-clients.json"))
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")

@@ -22,6 +22,11 @@ verified claims, which are held to a strict shape (docs/security.md):
   the claims API Gateway's authorizer hands over may carry the list as the
   string it makes of one (``"[reader writer]"``).
 
+An OAuth2 access token of a machine client (client credentials: ``token_use``
+``access``, a ``client_id`` other than the users' app client, no ``aud``) is
+held to its registration instead of ``aud`` and ``org``, and its scopes give
+its role: chalicelib/api/machine_clients.py.
+
 Failures are 401s with a fixed sentence per kind; no decoder text reaches
 the client.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -38,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from chalicelib.api.machine_clients import is_machine_token, machine_principal
 from chalicelib.api.oidc import JwksKeys
 from chalicelib.config import Settings
 from chalicelib.domain.errors import Unauthorized
@@ -47,7 +54,7 @@ from chalicelib.domain.user_id import user_id_problem
 if TYPE_CHECKING:
     from chalicelib.domain.realtime import Credentials
 
-_REQUIRED = ["exp", "iss", "aud", "sub"]
+_REQUIRED = ["exp", "iss", "sub"]  # and aud, but for a machine client's access token
 _TIME_CLAIMS = ("exp", "nbf", "iat")
 _MAX_NAME = 256
 # a fixed sentence per failure: library messages can quote the token's bytes
@@ -129,6 +136,15 @@ def principal_from_claims(
     )
 
 
+def principal_for(
+    claims: dict[str, Any], settings: Settings, request_id: str | None, *, stringified: bool = False
+) -> Principal:
+    """A user's principal, or a machine client's (chalicelib/api/machine_clients.py)."""
+    if is_machine_token(claims, settings):
+        return machine_principal(claims, settings, request_id)
+    return principal_from_claims(claims, request_id, stringified=stringified)
+
+
 def credentials(token: str, settings: Settings, request_id: str | None) -> Credentials:
     """A verified token as a real-time stream holds it: the caller, and the
     window the token is good for.  The stream ends where the HTTP API starts
@@ -136,7 +152,7 @@ def credentials(token: str, settings: Settings, request_id: str | None) -> Crede
     from chalicelib.domain.realtime import Credentials
 
     claims = verify_token(token, settings)
-    who = principal_from_claims(claims, request_id)
+    who = principal_for(claims, settings, request_id)
     exp = float(claims["exp"])
     iat = claims.get("iat")
     # without iat, the earliest a token of the allowed lifetime could have been issued
@@ -227,7 +243,7 @@ def _verify(
     token: str, settings: Settings, keys: JwksKeys | None
 ) -> tuple[dict[str, Any], str | None]:
     """The verified claims, and the ``kid`` of the JWKS key that verified them."""
-    options = {"require": _REQUIRED}
+    options = {"require": _REQUIRED, "verify_aud": False}  # aud: _check_audience
     kid = None
     try:
         if keys is not None:  # OIDC: the issuer's key named by kid (chalicelib/api/oidc.py)
@@ -242,7 +258,6 @@ def _verify(
             token,
             key=key,
             algorithms=algorithms,
-            audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway=settings.jwt_leeway_s,
             options=options,  # type: ignore[arg-type]
@@ -254,7 +269,20 @@ def _verify(
         raise Unauthorized(_JWT_ERRORS[-1][1]) from None
     if not isinstance(claims, dict):
         raise Unauthorized(_JWT_ERRORS[-1][1])
+    if not is_machine_token(claims, settings):
+        _check_audience(claims.get("aud"), settings.jwt_audience)
     return claims, kid
+
+
+def _check_audience(aud: Any, audience: str) -> None:
+    """``aud`` names this API: the string, or a list of strings holding it."""
+    if aud is None:
+        raise Unauthorized("The token lacks a required claim (exp, iss, aud, sub).")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        raise Unauthorized("The token is not meant for this API (aud).")
+    if audience not in audiences:
+        raise Unauthorized("The token is not meant for this API (aud).")
 
 
 def _claim_values(raw: Any) -> list[str]:
@@ -280,6 +308,8 @@ def check_authorizer_claims(claims: dict[str, Any], settings: Settings) -> None:
     """
     if claims.get("iss") != settings.jwt_issuer:
         raise Unauthorized("The token was not issued by a trusted issuer (iss).")
+    if is_machine_token(claims, settings):
+        return  # held to its registration instead (machine_principal)
     audiences = _claim_values(claims.get("aud")) or _claim_values(claims.get("client_id"))
     if settings.jwt_audience not in audiences:
         raise Unauthorized("The token is not meant for this API (aud).")
@@ -293,14 +323,14 @@ def authenticate(
         claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims")
         if isinstance(claims, dict):
             check_authorizer_claims(claims, settings)
-            return principal_from_claims(claims, request_id, stringified=True)
+            return principal_for(claims, settings, request_id, stringified=True)
     header = headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "Send 'Authorization: Bearer <token>'.", headers={"WWW-Authenticate": "Bearer"}
         )
-    return principal_from_claims(verify_token(token.strip(), settings), request_id)
+    return principal_for(verify_token(token.strip(), settings), settings, request_id)
 
 
 def mint_token(
@@ -318,5 +348,27 @@ def mint_token(
         "aud": settings.jwt_audience,
         "iat": now,
         "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def mint_machine_token(
+    settings: Settings, *, client_id: str, scopes: list[str], ttl_s: int = 3600
+) -> str:
+    """A dev client-credentials access token, the shape Cognito issues (no ``aud``,
+    no ``org``: the org comes from the client's registration), signed with the local
+    secret (refuses without one)."""
+    if not settings.jwt_secret:
+        raise RuntimeError("DOCS_JWT_SECRET is not set: there is no dev secret to sign with.")
+    now = int(time.time())
+    claims = {
+        "sub": client_id,
+        "client_id": client_id,
+        "token_use": "access",
+        "scope": " ".join(scopes),
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

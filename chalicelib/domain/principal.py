@@ -1,13 +1,35 @@
-"""Who is calling: the verified token's subject, org (tenant) and roles."""
+"""Who is calling: the verified token's subject, org (tenant) and roles.
+
+A machine client (OAuth2 client credentials, docs/security.md "Machine clients")
+is a principal too: its ``sub`` is its client id, its org is the one it was
+registered for, and its roles come from its token's scopes (``roles_for_scopes``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.model import Change
 
 ROLE_RANK = {"reader": 1, "writer": 2, "admin": 3}
+# a resource server's scope names (``<resource server>/<name>``) and the role each grants
+SCOPE_ROLES = {"read": "reader", "write": "writer", "admin": "admin"}
+
+
+def roles_for_scopes(scopes: Iterable[str], resource_server: str) -> frozenset[str]:
+    """The role a machine client's scopes grant: the highest of them (roles are
+    cumulative), or none when no scope is one of ``resource_server``'s."""
+    prefix = resource_server + "/"
+    roles = [
+        SCOPE_ROLES[s[len(prefix) :]]
+        for s in scopes
+        if s.startswith(prefix) and s[len(prefix) :] in SCOPE_ROLES
+    ]
+    if not roles:
+        return frozenset()
+    return frozenset({max(roles, key=ROLE_RANK.__getitem__)})
 
 
 @dataclass(frozen=True)
@@ -17,6 +39,7 @@ class Principal:
     roles: frozenset[str] = field(default_factory=frozenset)
     request_id: str | None = None  # the server's own id of this request (audited)
     client_request_id: str | None = None  # the client's X-Request-Id (correlation only)
+    machine: bool = False  # an OAuth2 client-credentials client: sub is its client id
 
     def change(self, action: str) -> Change:
         """The audit record of a change this caller makes."""

@@ -92,6 +92,8 @@ def _deployed_settings(name: str, aws: dict[str, str], monkeypatch: pytest.Monke
             env[key] = local[ref]
         elif key.endswith("_BUCKET"):
             env[key] = aws["bucket"]
+        elif key == "DOCS_MACHINE_CLIENTS":  # client_id=org pairs, the parameters' own
+            env[key] = "client-id-test=org-test"
         else:  # an ARN read at start-up: any value stands in (get_secret is local)
             env[key] = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{ref}"
     env |= {

@@ -27,7 +27,7 @@ NOT_ON_THE_DATABASE = {
 DATA_TIER = {
     "NetworkOn", "DatabaseOn", "CacheOn", "SearchOn", "UserPoolOn", "DataKeyOn",
     "FunctionSgOn", "VpcEndpointsOn", "EndpointSgOn", "SearchAdminRoleOn", "HasDbProxyName",
-    "NatOn", "NatPerAzOn", "DbReaderOn",
+    "NatOn", "NatPerAzOn", "DbReaderOn", "MachineClientOn",
 }  # fmt: skip
 EN_DASH, TIMES = "\u2013", "\u00d7"  # as the page writes ranges and products
 PAGER = "arn:aws:sns:us-east-1:123456789012:oncall"

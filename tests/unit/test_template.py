@@ -303,7 +303,10 @@ def _settings_of(template: dict[str, Any], name: str, monkeypatch: pytest.Monkey
     from chalicelib.config import Settings
 
     for key, value in _env(template, name).items():
-        monkeypatch.setenv(key, value if isinstance(value, str) else f"https://{key.lower()}.test")
+        placeholder = f"https://{key.lower()}.test"
+        if key == "DOCS_MACHINE_CLIENTS":  # client_id=org pairs
+            placeholder = "client-id-test=org-test"
+        monkeypatch.setenv(key, value if isinstance(value, str) else placeholder)
     # a secret named by ARN is read at start-up: stand in for Secrets Manager
     monkeypatch.setattr(chalicelib.secrets, "get_secret", lambda arn, **_: f"secret-of-{arn}")
     return Settings()

@@ -46,6 +46,7 @@ DATA_TIER_CONDITIONS = {
     "NatOn",
     "NatPerAzOn",
     "DbReaderOn",  # DatabaseOn and a reader wanted (docs/dr.md)
+    "MachineClientOn",  # UserPoolOn and an example machine client wanted (docs/security.md)
 }
 # the functions that run in the VPC (the deploy hook and the Cognito trigger do not)
 VPC_FUNCTIONS = (
