@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.consents import ConsentService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.fanout import FanOut
+    from chalicelib.service_layer.notifications import NotificationSettingsService, ShareNotifier
     from chalicelib.service_layer.personal_data import PersonalDataService
     from chalicelib.service_layer.purge import Purge
     from chalicelib.service_layer.realtime import RealtimeService
@@ -239,6 +240,7 @@ class Container:
             pii=self.pii,  # the archive holds the subject's personal-data fields in clear
             revoke=self.access.delete_grant,  # grants go as versioned, audited writes
             end_streams=self._end_realtime_streams,
+            open_notifications=self.notification_settings.export,
         )
 
     @cached_property
@@ -249,6 +251,39 @@ class Container:
         from chalicelib.service_layer.consents import ConsentService
 
         return ConsentService(PostgresConsentRecords(self._postgres), self.settings.consents)
+
+    @cached_property
+    def notification_settings(self) -> NotificationSettingsService:
+        """GET/PUT /me/notification-settings (the address sealed like PII fields)."""
+        from chalicelib.adapters.pii import build_cipher
+        from chalicelib.adapters.postgres.notifications import PostgresNotificationSettings
+        from chalicelib.service_layer.notifications import NotificationSettingsService
+
+        store = PostgresNotificationSettings(self._postgres)
+        return NotificationSettingsService(store, build_cipher(self.settings))
+
+    @cached_property
+    def share_notifier(self) -> ShareNotifier:
+        """The outbox consumer that e-mails grantees (off without DOCS_NOTIFY_SENDER)."""
+        from chalicelib.adapters.postgres.notifications import PostgresShareStream
+        from chalicelib.adapters.ses import SesMailer
+        from chalicelib.domain.notifications import PURPOSE
+        from chalicelib.service_layer.notifications import ShareNotifier
+
+        s = self.settings
+        mailer = (
+            SesMailer(s.notify_sender, s.aws_region, s.aws_endpoint_url)
+            if s.notify_sender
+            else None
+        )
+        return ShareNotifier(
+            PostgresShareStream(self._postgres),
+            mailer,
+            lambda org, user: self.consents.granted(org, user, PURPOSE),
+            self.notification_settings.cipher,
+            window_s=s.notify_window_s,
+            link_base=s.notify_link_base,
+        )
 
     def _end_realtime_streams(self, org: str, user: str) -> None:
         """Erasure's real-time hook: the user's open streams end (docs/realtime.md)."""

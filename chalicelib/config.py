@@ -281,6 +281,11 @@ class Settings(BaseSettings):
     consent_purposes: Annotated[tuple[str, ...], NoDecode] = ("notifications", "analytics")
     # the privacy policy in force: recorded with every change of consent
     consent_policy_version: str = Field(default="1", min_length=1, max_length=64)
+    # --- Share notifications: the SES sender identity ("": off), one e-mail per
+    # document and recipient per window, the app URL links start with
+    notify_sender: str = ""
+    notify_window_s: int = Field(default=3600, ge=1)
+    notify_link_base: str = ""
     # --- Personal data and purge (docs/compliance.md) --------------------
     # DOCS_PII_FIELDS: metadata keys holding personal data, comma-separated; their
     # values are stored encrypted (envelopes) and searchable by exact match only

@@ -82,6 +82,10 @@ METRICS: Final[dict[str, MetricKind]] = {
     "PersonalDataExportFailures": ALARMED,
     "DocumentsPurged": USAGE,
     "PurgeFailures": ALARMED,
+    # ---- share notifications (chalicelib/service_layer/notifications.py)
+    "NotificationsSent": USAGE,
+    "NotificationSendFailures": ALARMED,  # SES failed (retried) or refused (skipped) a mail
+    "NotificationLag": USAGE,  # age of the oldest outbox row after the consumer's cursor
     # ---- the synthetic canary (functions/canary.py): a passing run; CanaryAlarm
     # fires on a minute without one (missing data breaching)
     "CanarySucceeded": ALARMED,

@@ -101,6 +101,20 @@ def ensure_resources(endpoint: str, bucket: str, *, region: str = "us-east-1",
         sqs.close()
 
 
+def verify_sender(endpoint: str, sender: str, *, region: str = "us-east-1") -> None:
+    """The share-notification sender as a verified SES identity of the moto server
+    (in AWS the account verifies it once; docs/compliance.md, "Share notifications")."""
+    import boto3
+
+    ses = boto3.client("sesv2", endpoint_url=endpoint, region_name=region)
+    try:
+        ses.create_email_identity(EmailIdentity=sender)
+    except ses.exceptions.AlreadyExistsException:
+        pass
+    finally:
+        ses.close()
+
+
 class Poller:
     """Long-polls the queue; hands each batch to ``handler`` as an SQS event."""
 

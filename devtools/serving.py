@@ -38,6 +38,9 @@ def _raise_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
+LOCAL_SENDER = "notifications@docs.local"  # verified in the local moto SES at start
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args)
@@ -60,6 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             bucket = Settings().content_bucket
             stop_poller = s3_stack.start(stack.s3_endpoint, bucket, inherited=(sock,))
+            if Settings().notify_sender:  # share e-mails go to moto's SES (docs/local.md)
+                s3_stack.verify_sender(stack.s3_endpoint, Settings().notify_sender)
             stack._stoppers.append(stop_poller)
         if stack.opensearch_url:
             stack._stoppers.append(_start_sync_process(sock))
@@ -101,6 +106,7 @@ def _configure(stack: Any, port: int) -> None:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+        os.environ.setdefault("DOCS_NOTIFY_SENDER", LOCAL_SENDER)
 
 
 def _migrate(stack: Any) -> None:

@@ -100,6 +100,7 @@ def run(
             report = sync.drain()
             if report.rows:
                 log_line("search sync", **report.as_dict())
+            _notify(container)
             if time.monotonic() - last_housekeeping > 60:
                 dropped = sync.drop_expired()
                 if dropped:
@@ -130,6 +131,21 @@ def run(
     if listener is not None:
         listener.close()
     container.close()
+
+
+def _notify(container: Any) -> None:
+    """Share notifications after the same wake-up (functions/notify.py in AWS); their
+    own cursor, so a failure here delays neither the search sync nor the next run."""
+    notifier = container.share_notifier
+    if not notifier.enabled:
+        return
+    try:
+        report = notifier.drain(budget_s=5.0)
+    except Exception as exc:  # the next wake-up retries from the same cursor
+        log_line("share notifications waiting", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+        return
+    if report.events or report.failed:
+        log_line("share notifications", **report.__dict__)
 
 
 def _wait(listener: OutboxListener, stop: threading.Event, poll_s: float) -> None:

@@ -13,7 +13,8 @@ A call's ``service`` is the VPC endpoint service name (``s3``, ``sqs``, ``kms``,
 ``secretsmanager``, ``lambda``, ``codedeploy``), or ``execute-api`` (the WebSocket
 management API, which no endpoint serves), ``jwks`` (the token issuer's keys, a
 public host), or a service inside the VPC: ``rds`` (RDS Proxy), ``elasticache``,
-``es`` (the search domain).  ``resource`` is the policy's Resource as the template
+``es`` (the search domain); ``ses`` (the SES API, NAT only: its one VPC endpoint,
+``email-smtp``, serves SMTP).  ``resource`` is the policy's Resource as the template
 writes it (``X.Arn`` for ``!GetAtt X.Arn``, ``X`` for ``!Ref X``, a ``!Sub`` text),
 a glob.  ``via`` is the module that makes the call, or one of ``PLATFORM`` (the
 Lambda service, with the function's role: its DLQ, its SQS event source) and
@@ -53,6 +54,7 @@ ADAPTERS: dict[str, str] = {
     "chalicelib.adapters.apigw_connections": "execute-api",
     "chalicelib.secrets": "secretsmanager",
     "chalicelib.api.oidc": "jwks",
+    "chalicelib.adapters.ses": "ses",
 }
 
 _PII_CONTEXT = (("kms:EncryptionContext:purpose", "docs-pii-data-key"),)
@@ -60,6 +62,7 @@ _RDS_USER = "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuse
 _DOMAIN = "${DomainArn}/*"
 _CONTENT = "${ContentBucket.Arn}/content/*"
 _WS = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${RealtimeApi}/${Stage}"
+_SES = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
 _PG = "chalicelib.adapters.postgres"
 _S3 = "chalicelib.adapters.s3"
 _NUDGE = "chalicelib.adapters.sqs_nudge"
@@ -203,6 +206,14 @@ CALLS: dict[str, tuple[Call, ...]] = {
             _S3,
             (("s3:prefix", "content/*"),),
         ),
+    ),
+    # share notifications: opens the sealed addresses, sends from the sender's identity
+    # (verified as the address or as its domain) through a NAT gateway
+    "functions.notify.handler": (
+        *_WORKER,
+        Call("kms", ("kms:Decrypt",), "ContentKey.Arn", "chalicelib.adapters.pii", _PII_CONTEXT),
+        Call("ses", ("ses:SendEmail",), _SES + "${NotificationSender}", "chalicelib.adapters.ses"),
+        Call("ses", ("ses:SendEmail",), _SES + "${Domain}", "chalicelib.adapters.ses"),
     ),
     # the Cognito trigger (inline code): it returns the event it was given
     "index.handler": (DLQ,),

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chalicelib.api.openapi_notifications import MODELS as NOTIFICATION_MODELS
 from chalicelib.api.route import Route
 from chalicelib.domain.model import ID_REGEX, DocumentIn
 from chalicelib.domain.search import SearchRequest
@@ -395,6 +396,7 @@ _MODELS: list[type[BaseModel]] = [
     ErasureOut,
     ConsentsIn,
     ConsentsOut,
+    *NOTIFICATION_MODELS,
 ]
 
 

@@ -33,6 +33,7 @@ from chalicelib.api import (
     content,
     documents,
     grants,
+    notifications,
     ops,
     personal_data,
     search,
@@ -381,6 +382,24 @@ ROUTES: tuple[Route, ...] = (
         response="ConsentsOut",
         parameters=(p.USER,),
         errors=(401, 403, 422),
+    ),
+    # -- share notifications, docs/compliance.md (notifications.py)
+    Route(
+        "GET",
+        "/me/notification-settings",
+        notifications.my_settings,
+        "The caller's share e-mail address and unsubscribe setting",
+        response="NotificationSettingsOut",
+        errors=(401, 403),
+    ),
+    Route(
+        "PUT",
+        "/me/notification-settings",
+        notifications.put_my_settings,
+        "Set the caller's share e-mail address (stored encrypted) or unsubscribe",
+        response="NotificationSettingsOut",
+        body="NotificationSettingsIn",
+        errors=(400, 401, 403, 413, 415, 422),
     ),
 )
 

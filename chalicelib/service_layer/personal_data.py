@@ -108,6 +108,7 @@ class PersonalDataService:
         pii: PiiFields | None = None,
         revoke: Callable[[Principal, str, str], object] | None = None,
         end_streams: Callable[[str, str], object] | None = None,
+        open_notifications: Callable[[str, str, Any], Any] | None = None,
     ) -> None:
         self.jobs = jobs
         self.personal = personal
@@ -125,6 +126,9 @@ class PersonalDataService:
         self.revoke = revoke
         # ends the user's real-time streams (org, user): RealtimeService.revoke_user
         self.end_streams = end_streams
+        # the subject's notification settings with the address in clear
+        # (NotificationSettingsService.export)
+        self.open_notifications = open_notifications
 
     # ------------------------------------------------------------------ export
     @retry_transient()
@@ -169,6 +173,10 @@ class PersonalDataService:
         try:
             data = self.personal.collect(org, job.requested_by)
             data["documents"] = [self._opened(org, d) for d in data.get("documents", [])]
+            if self.open_notifications is not None and "notification_settings" in data:
+                data["notification_settings"] = self.open_notifications(
+                    org, job.requested_by, data["notification_settings"]
+                )
             archive = {
                 "format": ARCHIVE_FORMAT, "org": org, "subject": job.requested_by,
                 "job": job.id, "generated_at": iso_z(self._clock()), **data,

@@ -66,6 +66,8 @@ AUDIT_EXPECTED = {
     "api_get_me_consents": 200,
     "api_put_me_consents": 200,
     "api_get_user_consents": 200,
+    "api_get_me_notification_settings": 200,
+    "api_put_me_notification_settings": 200,
     "api_get_access_review": 200,
     "api_post_access_review_attestation": 201,
 }

@@ -70,6 +70,9 @@ INSERT INTO consent_records (org, subject, purpose, granted, policy_version, act
   VALUES (%(org)s, 'alice', 'notifications', true, '1', 'alice');
 INSERT INTO access_reviews (org, id, reviewed_by, notes, revoked)
   VALUES (%(org)s, 'r1', 'alice', 'quarterly', '[{"document": "d1", "user": "bob"}]');
+INSERT INTO notification_settings (org, user_id, email, shares)
+  VALUES (%(org)s, 'bob', '{"$enc": "v1"}', true);
+INSERT INTO notifications_sent (org, doc_id, recipient, sent_at) VALUES (%(org)s, 'd1', 'bob', now());
 """
 
 

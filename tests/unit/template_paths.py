@@ -25,7 +25,9 @@ IN_VPC = {
     "es": ("SearchSecurityGroup", 443),
 }
 GATEWAY = {"s3", "dynamodb"}
-NO_ENDPOINT = {"execute-api", "jwks"}  # the management API and a public host: NAT only
+# the management API, a public host and the SES API (its one endpoint, email-smtp,
+# serves SMTP): NAT only
+NO_ENDPOINT = {"execute-api", "jwks", "ses"}
 NOT_NETWORK = {PLATFORM, BY_S3}
 
 

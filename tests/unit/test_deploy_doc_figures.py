@@ -251,7 +251,7 @@ def test_the_concurrency_figures() -> None:
     )
     assert int(_figure(r"which needs an account quota of (\d+)")) == total + 100
     ones = [n for n in functions if _reserved(n) == 1]
-    assert _figure(r"1 each for the (\w+) one-at-a-time") == {9: "nine"}.get(len(ones))
+    assert _figure(r"1 each for the (\w+) one-at-a-time") == {10: "ten"}.get(len(ones))
     # the connection formula: P = 4 per environment, the API adds B = 2, the migration 1
     params = _template()["Parameters"]
     assert int(_figure(r"reserved concurrency of the API function \(default (\d+)")) == int(

@@ -33,7 +33,9 @@ def _role_statements(out: dict[str, Any], function: str) -> tuple[list[Statement
     role_name = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
     role = resources[role_name]["Properties"]
     statements: list[Statement] = []
-    for policy in role.get("Policies", []):
+    for entry in role.get("Policies", []):
+        # a policy of a condition (SES: NotificationSender set) counts as when it holds
+        policy = entry["Fn::If"][1] if "Fn::If" in entry else entry
         statements += _as_list(policy["PolicyDocument"]["Statement"])
     aws_managed: list[str] = []
     for arn in role.get("ManagedPolicyArns", []):

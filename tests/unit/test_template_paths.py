@@ -38,6 +38,7 @@ GATES = {
     "execute-api": lambda s: bool(s.realtime_endpoint_url),
     "jwks": lambda s: not s.trust_authorizer_claims and bool(s.jwt_jwks_url),
     "es": lambda s: bool(s.opensearch_url),
+    "ses": lambda s: bool(s.notify_sender),
 }
 REALTIME_OUT = {
     ("RealtimeFunction", "jwks"),
@@ -114,9 +115,12 @@ def test_with_a_nat_gateway_per_az_every_call_has_a_path_in_its_own_az() -> None
     )
 
 
-def test_without_a_nat_gateway_only_real_time_loses_its_way_out() -> None:
-    """NatGateways=none is a choice with one consequence, and docs/deploy.md says it."""
-    assert _unreachable(Deployment(_template(), NatGateways="none")) == REALTIME_OUT
+def test_without_a_nat_gateway_only_real_time_and_share_mail_lose_their_way_out() -> None:
+    """NatGateways=none is a choice with two consequences, and docs/deploy.md says them
+    (a rule refuses it with a NotificationSender)."""
+    assert _unreachable(Deployment(_template(), NatGateways="none")) == REALTIME_OUT | {
+        ("NotifyFunction", "ses")
+    }
 
 
 def test_an_execute_api_endpoint_would_cut_the_management_api_off() -> None:

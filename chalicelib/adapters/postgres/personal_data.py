@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from chalicelib.adapters.postgres.audit import INSERT_AUDIT, audit_params
 from chalicelib.adapters.postgres.consents import consent_history
 from chalicelib.adapters.postgres.documents import DOC_COLUMNS
+from chalicelib.adapters.postgres.notifications import erase_notifications, notification_rows
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.model import Change, Document
 from chalicelib.domain.personal_data import ErasurePlan, ExportJob
@@ -111,11 +112,13 @@ class PostgresPersonalData:
                 (org, user),
             ).fetchall()
             consents = consent_history(conn, org, user)
+            notifications = notification_rows(conn, org, user)
         return {
             "documents": [{**d.to_json(), "deleted": d.deleted} for d in docs],
             "grants": grants,
             "audit": audit,
             "consents": consents,
+            "notification_settings": notifications,  # the address sealed: the service opens it
         }
 
     def erase(self, org: str, plan: ErasurePlan, change: Change) -> tuple[str, list[Document]]:
@@ -179,6 +182,7 @@ def _pseudonymise_rows(conn: psycopg.Connection[Any], org: str, user: str, pseud
         (pseudonym, org, user),
     )
     conn.execute("DELETE FROM export_jobs WHERE org = %s AND requested_by = %s", (org, user))
+    erase_notifications(conn, org, user)  # the address and unsubscribe setting go
     conn.execute("DELETE FROM document_grants WHERE org = %s AND grantee = %s", (org, user))
     conn.execute(
         "UPDATE document_grants SET granted_by = %s WHERE org = %s AND granted_by = %s",
