@@ -26,6 +26,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
 from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.flags import FeatureFlags
 from chalicelib.domain.ports.idempotency import IdempotentRuns
 from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
 from chalicelib.domain.ports.pii import PiiReencryptionStore
@@ -365,6 +366,15 @@ class Container:
         return fanout
 
     _fanout: FanOut | None = None
+
+    @cached_property
+    def flags(self) -> FeatureFlags:
+        """Feature flags (docs/feature-flags.md): AppConfig or a JSON file, cached;
+        Powertools is imported on first use."""
+        from chalicelib.adapters.feature_flags import build_flags
+
+        s = self.settings
+        return build_flags(s.feature_flags_store, s.feature_flags_source, s.feature_flags_max_age_s)
 
     # -- operations ---------------------------------------------------------------
     @cached_property

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -322,6 +322,12 @@ class Settings(BaseSettings):
     # .amazonaws.com/{stage}) and the nudge queue writes wake the fan-out with
     realtime_endpoint_url: str | None = None
     realtime_nudge_queue_url: str | None = None
+
+    # --- Feature flags (docs/feature-flags.md): AWS AppConfig ("application/environment/
+    # profile") or a JSON file (its path; empty: the committed config/feature-flags.json)
+    feature_flags_store: Literal["appconfig", "file"] = "file"
+    feature_flags_source: str = ""
+    feature_flags_max_age_s: float = Field(default=60.0, gt=0)  # documents cached this long
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:
