@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 # the committed local document (the local stack's and the integration tests' flags)
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "config" / "feature-flags.json"
 # AppConfig Data calls: a slow or unreachable AppConfig costs a request at most this
-FETCH_TIMEOUTS = {"connect_timeout": 1, "read_timeout": 1, "retries": {"max_attempts": 1}}
+FETCH_TIMEOUTS = {
+    "connect_timeout": 1,
+    "read_timeout": 1,
+    "retries": {"total_max_attempts": 1, "mode": "standard"},  # no retry: LastGood retries later
+}
 
 
 class FileStore:
