@@ -95,7 +95,7 @@ def test_a_flag_missing_from_the_document_answers_its_registry_default(tmp_path:
 
 def test_an_unregistered_flag_is_a_programming_error(doc: Path) -> None:
     flags, _ = _flags(doc, Clock())
-    with pytest.raises(KeyError, match="domain/flags.py"):
+    with pytest.raises(KeyError, match=r"domain/flags\.py"):
         flags.enabled("no_such_flag", org="a")
 
 
