@@ -112,4 +112,3 @@ def test_an_unreadable_store_gives_the_defaults_not_errors(with_flags: Any, docu
     assert _connect(_org())[0] == 200
     assert c.flags.enabled("webhooks", org="acme") is False
     assert c.flags.enabled("share_notifications", org="acme", user="u") is False
-
