@@ -10,10 +10,11 @@ declared here, and nothing else.  docs/deploy.md ("Network paths") explains the
 choices per function.
 
 A call's ``service`` is the VPC endpoint service name (``s3``, ``sqs``, ``kms``,
-``secretsmanager``, ``lambda``, ``codedeploy``, ``appconfigdata``), or ``execute-api`` (the WebSocket
-management API, which no endpoint serves), ``jwks`` (the token issuer's keys, a
-public host), or a service inside the VPC: ``rds`` (RDS Proxy), ``elasticache``,
-``es`` (the search domain).  ``resource`` is the policy's Resource as the template
+``secretsmanager``, ``lambda``, ``codedeploy``, ``appconfigdata``), or
+``execute-api`` (the WebSocket management API, which no endpoint serves),
+``jwks`` (the token issuer's keys, a public host), or a service inside the VPC:
+``rds`` (RDS Proxy), ``elasticache``, ``es`` (the search domain).
+``resource`` is the policy's Resource as the template
 writes it (``X.Arn`` for ``!GetAtt X.Arn``, ``X`` for ``!Ref X``, a ``!Sub`` text),
 a glob.  ``via`` is the module that makes the call, or one of ``PLATFORM`` (the
 Lambda service, with the function's role: its DLQ, its SQS event source) and
