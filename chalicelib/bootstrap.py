@@ -23,9 +23,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings, get_settings
-from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheRepairQueue, DocumentCache
 from chalicelib.domain.ports.content import BlobStore
+from chalicelib.domain.ports.flags import FeatureFlags
 from chalicelib.domain.ports.idempotency import IdempotentRuns
 from chalicelib.domain.ports.outbox import Outbox, OutboxNudge
 from chalicelib.domain.ports.pii import PiiReencryptionStore
@@ -401,6 +401,15 @@ class Container:
 
     _fanout: FanOut | None = None
 
+    @cached_property
+    def flags(self) -> FeatureFlags:
+        """Feature flags (docs/feature-flags.md): AppConfig or a JSON file, cached;
+        Powertools is imported on first use."""
+        from chalicelib.adapters.feature_flags import build_flags
+
+        s = self.settings
+        return build_flags(s.feature_flags_store, s.feature_flags_source, s.feature_flags_max_age_s)
+
     # -- operations ---------------------------------------------------------------
     @cached_property
     def health(self) -> HealthService:
@@ -455,26 +464,15 @@ def build(settings: Settings | None = None) -> Container:
     )
 
 
-class _Nudges:
-    """Several wake-up calls after one commit (search sync, real-time fan-out)."""
-
-    def __init__(self, *nudges: OutboxNudge) -> None:
-        self.nudges = nudges
-
-    def __call__(self, doc: Document) -> None:
-        for nudge in self.nudges:
-            nudge(doc)
-
-
 def _with_realtime_nudge(settings: Settings, nudge: OutboxNudge | None) -> OutboxNudge | None:
     """Real-time: in AWS writes also wake the fan-out's own queue."""
     if not settings.realtime_nudge_queue_url:
         return nudge
-    from chalicelib.adapters.sqs_nudge import SqsNudge
+    from chalicelib.adapters.sqs_nudge import Nudges, SqsNudge
 
     queue_url = settings.realtime_nudge_queue_url
     realtime = SqsNudge(settings, queue_url=queue_url, failure_metric="RealtimeNudgeFailed")
-    return realtime if nudge is None else _Nudges(nudge, realtime)
+    return realtime if nudge is None else Nudges(nudge, realtime)
 
 
 _container: Container | None = None

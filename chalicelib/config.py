@@ -13,120 +13,35 @@ composition root hands each service its group.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES, ContentPolicy
-from chalicelib.domain.model import DEFAULT_LIMITS, Limits
-from chalicelib.domain.realtime import MAX_SUBSCRIPTIONS
+from chalicelib.domain.model import Limits
+from chalicelib.settings_groups import (
+    AccessReviewSettings,
+    AuditSettings,
+    ConsentSettings,
+    ContentSettings,
+    DocumentSettings,
+    PersonalDataSettings,
+    PurgeSettings,
+    RateLimitSettings,
+    RealtimeSettings,
+    SearchSettings,
+)
 
 # The CAs a verify-full connection to RDS Proxy (Amazon Trust Services roots: the
 # proxy presents an ACM certificate) or to RDS itself (the RDS global bundle) trusts;
 # built by scripts/rds_ca_bundle.py, shipped with the code (docs/deploy.md).
 DEFAULT_SSLROOTCERT = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle.pem"
 _VERIFYING_SSLMODES = ("verify-ca", "verify-full")
-
-
-@dataclass(frozen=True)
-class DocumentSettings:
-    """The document use cases: what a stored document may be, and how long a
-    deleted one can be restored."""
-
-    limits: Limits = DEFAULT_LIMITS
-    retention: timedelta = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class ContentSettings:
-    """Large content in S3: the bucket, the upload policy, the presigned URLs' lives."""
-
-    bucket: str = "docs-content-local"
-    policy: ContentPolicy = field(default_factory=ContentPolicy)
-    upload_expiry_s: int = 900
-    download_expiry_s: int = 60
-    chunk_bytes: int = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The search sync: batches, retries with backoff, the indexed text, retention."""
-
-    batch_size: int = 200
-    max_attempts: int = 8
-    retry_base_s: float = 1.0
-    retry_cap_s: float = 300.0
-    body_max_chars: int = 200_000
-    reindex_grace: timedelta = timedelta(hours=1)
-    outbox_retention: timedelta = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class RealtimeSettings:
-    """Real-time updates: subscriptions, catch-up, revocations and the fan-out."""
-
-    max_subscriptions: int = MAX_SUBSCRIPTIONS
-    catch_up_limit: int = 100
-    revocation_ttl_s: int = 86_400 + 60  # a token's longest life and the leeway
-    connection_ttl_s: int = 7200
-    consumer: str = "realtime"
-    batch_size: int = 500
-    post_attempts: int = 4
-    parallel_posts: int = 8
-
-
-@dataclass(frozen=True)
-class PersonalDataSettings:
-    """Personal-data export archives: where they go and how long their links live."""
-
-    export_bucket: str = "docs-exports-local"
-    export_url_expiry_s: int = 300
-    export_batch: int = 10
-
-
-@dataclass(frozen=True)
-class ConsentSettings:
-    """The purposes a user consents to, and the version of the policy in force."""
-
-    purposes: tuple[str, ...] = ("notifications", "analytics")
-    policy_version: str = "1"
-
-
-@dataclass(frozen=True)
-class PurgeSettings:
-    """The scheduled purge of documents deleted longer than ``retention`` ago."""
-
-    retention: timedelta = timedelta(days=30)
-    batch_size: int = 100
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    """The audit trail's scheduled export of closed periods."""
-
-    bucket: str = "docs-audit-local"
-    export_prefix: str = "audit"
-    export_days: int = 3
-
-
-@dataclass(frozen=True)
-class AccessReviewSettings:
-    """The access review: a grant unused this many days is flagged stale."""
-
-    stale_days: int = 90
-
-
-@dataclass(frozen=True)
-class RateLimitSettings:
-    """Per-principal token buckets, ``role -> (requests per second, burst)``; None: off."""
-
-    by_role: dict[str, tuple[float, int]] | None = None
 
 
 class Settings(BaseSettings):
@@ -350,6 +265,12 @@ class Settings(BaseSettings):
     # .amazonaws.com/{stage}) and the nudge queue writes wake the fan-out with
     realtime_endpoint_url: str | None = None
     realtime_nudge_queue_url: str | None = None
+
+    # --- Feature flags (docs/feature-flags.md): AWS AppConfig ("application/environment/
+    # profile") or a JSON file (its path; empty: the committed config/feature-flags.json)
+    feature_flags_store: Literal["appconfig", "file"] = "file"
+    feature_flags_source: str = ""
+    feature_flags_max_age_s: float = Field(default=60.0, gt=0)  # documents cached this long
 
     @model_validator(mode="after")
     def _resolve_secrets(self) -> Self:

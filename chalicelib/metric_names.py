@@ -72,6 +72,8 @@ METRICS: Final[dict[str, MetricKind]] = {
     "RealtimeDropped": ALARMED,  # frames a slow connection lost
     "RealtimeThrottled": ALARMED,
     "RealtimePostErrors": ALARMED,
+    # feature flags (adapters/feature_flags.py): a failed read, answered with defaults
+    "FeatureFlagsStoreFailed": ALARMED,
     "RealtimeConnectFailed": ALARMED,  # a $connect refused with a 5xx (e.g. Redis down)
     "RealtimeCloseFailed": ALARMED,  # an expired or revoked connection could not be closed
     "RealtimeNudgeFailed": ALARMED,

@@ -46,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 from chalicelib.api.cors import add_headers, check_origin
 from chalicelib.api.problems import error_frame_of, problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
+from chalicelib.domain.flags import REALTIME, require
 from chalicelib.domain.model import make_etag
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
@@ -188,6 +189,7 @@ class Hub:
         try:
             check_origin(request.headers.get("Origin"), self.settings.cors_origins)
             creds = self._credentials(token, conn_id)
+            await self.call(self._require_realtime, creds)
             await self.call(self.container.realtime.connect, conn_id, creds)
         except DomainError as exc:
             proto.send_response(proto.reject(problem_of(exc).status, exc.detail + "\n"))
@@ -310,7 +312,12 @@ class Hub:
         who = creds.who
         if await self.call(self.container.realtime.revoked, who.org, who.sub, creds.issued_at):
             raise Unauthorized("The token was revoked; sign in again.")
+        await self.call(self._require_realtime, creds)
         return creds
+
+    def _require_realtime(self, creds: Credentials) -> None:
+        """403 ``feature-disabled`` when the ``realtime`` flag is off for the caller."""
+        require(self.container.flags, REALTIME, org=creds.who.org, user=creds.who.sub)
 
     async def _stream_ended(self, creds: Credentials) -> dict[str, Any] | None:
         """The ``close`` frame of an event stream whose token expired or was revoked."""

@@ -10,11 +10,12 @@ declared here, and nothing else.  docs/deploy.md ("Network paths") explains the
 choices per function.
 
 A call's ``service`` is the VPC endpoint service name (``s3``, ``sqs``, ``kms``,
-``secretsmanager``, ``lambda``, ``codedeploy``), or ``execute-api`` (the WebSocket
-management API, which no endpoint serves), ``jwks`` (the token issuer's keys, a
-public host), or a service inside the VPC: ``rds`` (RDS Proxy), ``elasticache``,
-``es`` (the search domain); ``ses`` (the SES API, NAT only: its one VPC endpoint,
-``email-smtp``, serves SMTP).  ``resource`` is the policy's Resource as the template
+``secretsmanager``, ``lambda``, ``codedeploy``, ``appconfigdata``), or
+``execute-api`` (the WebSocket management API, which no endpoint serves),
+``jwks`` (the token issuer's keys, a public host), or a service inside the VPC:
+``rds`` (RDS Proxy), ``elasticache``, ``es`` (the search domain); ``ses`` (the SES
+API, NAT only: its one VPC endpoint, ``email-smtp``, serves SMTP).  ``resource`` is
+the policy's Resource as the template
 writes it (``X.Arn`` for ``!GetAtt X.Arn``, ``X`` for ``!Ref X``, a ``!Sub`` text),
 a glob.  ``via`` is the module that makes the call, or one of ``PLATFORM`` (the
 Lambda service, with the function's role: its DLQ, its SQS event source) and
@@ -55,6 +56,7 @@ ADAPTERS: dict[str, str] = {
     "chalicelib.secrets": "secretsmanager",
     "chalicelib.api.oidc": "jwks",
     "chalicelib.adapters.ses": "ses",
+    "chalicelib.adapters.feature_flags": "appconfigdata",
 }
 
 _PII_CONTEXT = (("kms:EncryptionContext:purpose", "docs-pii-data-key"),)
@@ -68,6 +70,11 @@ _S3 = "chalicelib.adapters.s3"
 _NUDGE = "chalicelib.adapters.sqs_nudge"
 _SECRETS = "chalicelib.secrets"
 _WS_API = "chalicelib.adapters.apigw_connections"
+_FLAGS_PROFILE = (
+    "arn:${AWS::Partition}:appconfig:${AWS::Region}:${AWS::AccountId}:application/"
+    "${FeatureFlagsApplication}/environment/${FeatureFlagsEnvironment}/configuration/"
+    "${FeatureFlagsProfile}"
+)
 
 DLQ = Call("sqs", ("sqs:SendMessage",), "FunctionFailuresDLQ.Arn", PLATFORM)
 DB = Call("rds", ("rds-db:connect",), _RDS_USER + "${DbUser}", _PG)
@@ -82,6 +89,13 @@ SEARCH_NUDGE = Call("sqs", ("sqs:SendMessage",), "SearchNudgeQueue.Arn", _NUDGE)
 REALTIME_NUDGE = Call("sqs", ("sqs:SendMessage",), "RealtimeNudgeQueue.Arn", _NUDGE)
 SEARCH_READ = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
 SEARCH_WRITE = (*SEARCH_READ, "es:ESHttpPut", "es:ESHttpDelete")
+# feature flags (docs/feature-flags.md): FeatureFlagsReadPolicy
+FLAGS = Call(
+    "appconfigdata",
+    ("appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"),
+    _FLAGS_PROFILE,
+    "chalicelib.adapters.feature_flags",
+)
 POLL = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 CONTENT_RW = ("s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject", "s3:DeleteObjectVersion")
 
@@ -100,6 +114,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
     "app.handler": (
         *_WORKER,
         PAGE_SECRET,
+        FLAGS,
         SEARCH_NUDGE,
         REALTIME_NUDGE,
         Call("es", SEARCH_READ, _DOMAIN, "chalicelib.adapters.opensearch"),
@@ -157,6 +172,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
     "functions.realtime.ws_handler": (
         *_WORKER,
         PAGE_SECRET,
+        FLAGS,  # $connect asks the realtime flag
         Call("jwks", via="chalicelib.api.oidc"),  # $connect verifies the token itself
         Call(
             "execute-api", ("execute-api:ManageConnections",), _WS + "/POST/@connections/*", _WS_API

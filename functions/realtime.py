@@ -5,8 +5,9 @@
   the org only from the verified token), taken from ``Sec-WebSocket-Protocol``
   (``bearer.<JWT>``, browsers cannot set headers) or ``?token=``; it answers
   401/403/503 without registering anything (403 also for a browser whose
-  ``Origin`` is not on ``DOCS_CORS_ORIGINS``; a client without ``Origin`` is
-  not a browser and may connect).  ``subscribe``, ``unsubscribe`` and
+  ``Origin`` is not on ``DOCS_CORS_ORIGINS``, and 403 ``feature-disabled`` when
+  the ``realtime`` feature flag is off for the caller's org or user; a client
+  without ``Origin`` is not a browser and may connect).  ``subscribe``, ``unsubscribe`` and
   ``$default`` (the route selection is ``$request.body.action``; ``auth`` and
   ``ping`` arrive there) hand the frame to ``RealtimeService.handle`` and post
   its answers back to that connection; a bad frame gets an error frame and the
@@ -34,6 +35,7 @@ from chalicelib import bootstrap
 from chalicelib.api.cors import check_origin
 from chalicelib.api.problems import problem_of
 from chalicelib.domain.errors import DomainError, Unauthorized
+from chalicelib.domain.flags import REALTIME, require
 from chalicelib.domain.realtime import Credentials, closing, encode, token_from_subprotocols
 from chalicelib.observability import count, lambda_handler, logger
 
@@ -72,6 +74,8 @@ def _connect(event: dict[str, Any], connection_id: str) -> dict[str, Any]:
     try:
         check_origin(_header(event, "origin"), bootstrap.container().settings.cors_origins)
         creds, selected = authenticate(event)
+        # the "realtime" flag off for this org or user: 403 feature-disabled
+        require(bootstrap.container().flags, REALTIME, org=creds.who.org, user=creds.who.sub)
         bootstrap.container().realtime.connect(connection_id, creds)
     except DomainError as exc:
         status = problem_of(exc).status

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.aws_client import LazyClient
@@ -64,3 +65,14 @@ def _digest(*parts: str) -> str:
     """A FIFO group or deduplication id for these parts: 64 hex characters (SQS takes
     at most 128 of a restricted set, and orgs may hold any character)."""
     return hashlib.sha256(join_key(*parts).encode()).hexdigest()
+
+
+class Nudges:
+    """Several wake-up calls after one commit (search sync, real-time fan-out)."""
+
+    def __init__(self, *nudges: Callable[[Document], None]) -> None:
+        self.nudges = nudges
+
+    def __call__(self, doc: Document) -> None:
+        for nudge in self.nudges:
+            nudge(doc)

@@ -9,6 +9,7 @@ from chalice.app import Response
 from chalicelib.api.endpoint import NO_STORE, Call
 from chalicelib.api.http import json_response
 from chalicelib.domain.errors import BadRequest
+from chalicelib.domain.flags import REALTIME, require
 from chalicelib.domain.model import make_etag, parse_limit
 
 
@@ -51,7 +52,9 @@ def _event_source(call: Call) -> Response:
     the changes available now as one ``text/event-stream`` body that ends, with
     ``retry:`` so an EventSource reconnects (sending ``Last-Event-ID``) and reads on:
     a poll in SSE clothing.  The local server streams it instead; in AWS the
-    WebSocket API is the live path."""
+    WebSocket API is the live path.  The ``realtime`` feature flag gates it (403
+    ``feature-disabled``; ``feed=normal`` and ``longpoll`` are the fallback)."""
+    require(call.services.flags, REALTIME, org=call.who.org, user=call.who.sub)
     since = call.header("Last-Event-ID") or call.query.get("since")
     limit = parse_limit(call.query.get("limit"), default=100, maximum=1000)
     page = call.services.search.changes(call.who, since=since, limit=limit)

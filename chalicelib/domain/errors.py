@@ -10,6 +10,7 @@ adapters translate vendor errors into these at their edge
     ├── BadRequest              400  malformed JSON, bad query/page token
     ├── Unauthorized            401  missing / invalid / expired token
     ├── Forbidden               403  valid token, role not allowed
+    │   └── FeatureDisabled          a feature flag is off for the caller's org or user
     ├── NotFound                404  absent, deleted, or another org's
     ├── Conflict                409  failed JSON Patch ``test``; state conflict
     ├── Gone                    410  restore after the retention window
@@ -56,6 +57,14 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     """A valid token whose roles do not allow the action."""
+
+
+class FeatureDisabled(Forbidden):
+    """A feature flag (domain/flags.py) is off for the caller's org or user."""
+
+    def __init__(self, flag: str) -> None:
+        super().__init__(f"The '{flag}' feature is not enabled for your organization.")
+        self.flag = flag
 
 
 class NotFound(DomainError):

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.config import AccessReviewSettings
 from chalicelib.domain.access_review import Attestation, parse_attestation, parse_view
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.errors import BadRequest
@@ -23,6 +22,7 @@ from chalicelib.domain.pagination import decode_token, encode_token, page_scope
 from chalicelib.domain.ports.access_review import AccessReviewStore
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.settings_groups import AccessReviewSettings
 
 ENDPOINT = "GET /access-review"
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.config import AuditSettings
 from chalicelib.domain.audit import (
     AuditExportRecord,
     AuditFilter,
@@ -36,6 +35,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.settings_groups import AuditSettings
 
 VERIFY_PAGE = 2000
 _DAY = timedelta(days=1)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.config import ConsentSettings
 from chalicelib.domain.consents import current_state, parse_consents
 from chalicelib.domain.ports.consents import ConsentRecords
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.settings_groups import ConsentSettings
 
 # the audit action of a change of consent
 CONSENT_ACTION = "consent-changed"

@@ -24,7 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from chalicelib.config import ContentSettings
 from chalicelib.domain.content.inspect import Inspection, Inspector
 from chalicelib.domain.content.keys import ContentKey, parse_content_key
 from chalicelib.domain.content.policy import (
@@ -44,6 +43,7 @@ from chalicelib.observability import count, logger
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.service_layer.use_case import DocumentUseCases
+from chalicelib.settings_groups import ContentSettings
 
 _FINAL_JUNK = ("rejected", "superseded", "orphaned")  # their objects are deleted
 # the metric each outcome of process_object counts (chalicelib/metric_names.py)

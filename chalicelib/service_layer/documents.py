@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from chalicelib.config import DocumentSettings
 from chalicelib.domain import patching
 from chalicelib.domain.access import Acl, acl_of, can_read, split_visibility, viewer_of
 from chalicelib.domain.cache import CachedDocument
@@ -60,6 +59,7 @@ from chalicelib.service_layer.use_case import (
     require_readable,
     writable,
 )
+from chalicelib.settings_groups import DocumentSettings
 
 CacheOutcome = Literal["hit", "miss", "bypass"]
 

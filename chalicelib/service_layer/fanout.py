@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chalicelib.config import RealtimeSettings
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import make_etag
@@ -57,6 +56,7 @@ from chalicelib.domain.realtime import (
 )
 from chalicelib.observability import count, logger, milliseconds
 from chalicelib.service_layer.retry import full_jitter
+from chalicelib.settings_groups import RealtimeSettings
 
 REVOCATION_OVERLAP_S = 60.0  # revocations read again (the clocks of writers disagree)
 

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.config import PersonalDataSettings
 from chalicelib.domain.errors import DependencyUnavailable, NotFound, ValidationFailed
 from chalicelib.domain.model import Change, new_id
 from chalicelib.domain.personal_data import ErasurePlan, ExportJob
@@ -34,6 +33,7 @@ from chalicelib.domain.user_id import validate_user_id
 from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.pii_fields import PiiFields
 from chalicelib.service_layer.retry import retry_transient
+from chalicelib.settings_groups import PersonalDataSettings
 
 ARCHIVE_FORMAT = "docs-personal-data-export/1"
 

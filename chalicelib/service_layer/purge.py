@@ -37,7 +37,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from chalicelib.config import PurgeSettings
 from chalicelib.domain.errors import DomainError
 from chalicelib.domain.model import Document
 from chalicelib.domain.ports.cache import CacheEviction
@@ -45,6 +44,7 @@ from chalicelib.domain.ports.outbox import OutboxNudge
 from chalicelib.domain.ports.purge import ObjectPurger, PurgeStore, SubscriptionDropper
 from chalicelib.domain.purge import PurgeTask
 from chalicelib.observability import count, logger
+from chalicelib.settings_groups import PurgeSettings
 
 
 @dataclass

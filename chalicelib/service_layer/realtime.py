@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from chalicelib.config import RealtimeSettings
 from chalicelib.domain.changes import FeedCursor, feed_sealer
 from chalicelib.domain.errors import DomainError, Forbidden, Gone, Unauthorized
 from chalicelib.domain.model import make_etag
@@ -43,6 +42,7 @@ from chalicelib.domain.realtime import (
     topics_of,
 )
 from chalicelib.observability import count, logger
+from chalicelib.settings_groups import RealtimeSettings
 
 OTHER_USER = "the re-auth token is of another user or org: reconnect with it"
 OTHER_ROLES = "the re-auth token has other roles: reconnect with it, resume from your last seq"

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from chalicelib.config import SearchSettings
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.outbox import DocumentState, OutboxRow
 from chalicelib.domain.ports.outbox import Claim, Outbox
@@ -48,6 +47,7 @@ from chalicelib.domain.search_index import (
 )
 from chalicelib.observability import count, logger, milliseconds
 from chalicelib.service_layer.retry import full_jitter
+from chalicelib.settings_groups import SearchSettings
 
 
 @dataclass

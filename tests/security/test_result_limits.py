@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import DocumentSettings
 from chalicelib.domain.errors import PayloadTooLarge, ValidationFailed
 from chalicelib.domain.model import Limits, json_size
 from chalicelib.domain.patching import JSON_PATCH, MERGE_PATCH, apply_json_patch
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.documents import DocumentService
+from chalicelib.settings_groups import DocumentSettings
 from tests.unit.fakes import FakeCache, FakeUnitOfWork, coherence
 
 pytestmark = pytest.mark.integration

@@ -765,3 +765,26 @@ def coherence(uow: FakeUnitOfWork, cache: FakeCache | None = None) -> Any:
     from chalicelib.service_layer.cache_coherence import CacheCoherence
 
     return CacheCoherence(cache or FakeCache(), uow, FakeCacheRepairQueue(uow))
+
+
+class FakeFlags:
+    """The ``FeatureFlags`` port: each flag its registry default unless ``set``, for
+    everyone or for one org (or one user of an org)."""
+
+    def __init__(self, **values: bool) -> None:
+        self.values: dict[tuple[str, str | None, str | None], bool] = {
+            (name, None, None): on for name, on in values.items()
+        }
+        self.asked: list[tuple[str, str, str | None]] = []
+
+    def set(self, name: str, on: bool, *, org: str | None = None, user: str | None = None) -> None:
+        self.values[(name, org, user)] = on
+
+    def enabled(self, name: str, *, org: str, user: str | None = None) -> bool:
+        from chalicelib.domain.flags import default_of
+
+        self.asked.append((name, org, user))
+        for key in ((name, org, user), (name, org, None), (name, None, None)):
+            if key in self.values:
+                return self.values[key]
+        return default_of(name)

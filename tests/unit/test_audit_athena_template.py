@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from chalicelib.config import AuditSettings
 from chalicelib.domain.audit import ChainRow
 from chalicelib.service_layer.audit import _row_json, export_key
+from chalicelib.settings_groups import AuditSettings
 from tests.unit.test_template import _sub, _template
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import ConsentSettings
 from chalicelib.domain.consents import ConsentChange, ConsentState, parse_consents
 from chalicelib.domain.errors import Forbidden, ValidationFailed
 from chalicelib.domain.model import Change
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.consents import CONSENT_ACTION, ConsentService
+from chalicelib.settings_groups import ConsentSettings
 
 AT = datetime(2026, 12, 7, tzinfo=UTC)
 PURPOSES = ("notifications", "analytics")

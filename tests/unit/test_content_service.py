@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import ContentSettings
 from chalicelib.domain.content.keys import ContentKey
 from chalicelib.domain.content.policy import ContentPolicy
 from chalicelib.domain.content.uploads import StaleUpload
@@ -17,6 +16,7 @@ from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
 from chalicelib.service_layer.content import ContentService
 from chalicelib.service_layer.documents import DocumentService
+from chalicelib.settings_groups import ContentSettings
 from tests.unit.fakes import FakeBlobStore, FakeCache, FakeStaleUploads, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))

@@ -28,6 +28,7 @@ from chalicelib.domain.errors import DomainError
         (errors.TransientDatabaseError, 503, "dependency-unavailable"),
         (errors.SearchUnavailable, 503, "dependency-unavailable"),
         (errors.KeyUnavailable, 503, "encryption-key-unavailable"),
+        (errors.FeatureDisabled, 403, "feature-disabled"),
     ],
 )
 def test_each_error_class_maps_to_its_status_and_type(cls, status, slug) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import PurgeSettings
 from chalicelib.domain.errors import DependencyUnavailable
 from chalicelib.domain.purge import PurgeTask
 from chalicelib.service_layer.purge import Purge
+from chalicelib.settings_groups import PurgeSettings
 from devtools.events import LambdaContext
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)

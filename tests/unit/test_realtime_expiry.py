@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from chalicelib.api.problems import error_frame_of
-from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import (
@@ -22,6 +21,7 @@ from chalicelib.domain.realtime import (
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.fanout import FanOut
 from chalicelib.service_layer.realtime import RealtimeService
+from chalicelib.settings_groups import RealtimeSettings
 from tests.unit.fakes import FakeUnitOfWork, coherence
 from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream, live
 

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from chalicelib.api.problems import error_frame_of
-from chalicelib.config import RealtimeSettings
 from chalicelib.domain.errors import Forbidden
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.realtime import OrgRoleReadFilter, Topic, parse_client_frame
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.fanout import FanOut
 from chalicelib.service_layer.realtime import RealtimeService
+from chalicelib.settings_groups import RealtimeSettings
 from tests.unit.fakes import FakeUnitOfWork, coherence
 from tests.unit.realtime_fakes import FakePoster, FakeRegistry, FakeStream, live
 

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import SearchSettings
 from chalicelib.domain.errors import SearchUnavailable
 from chalicelib.domain.patching import MERGE_PATCH
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.search_index import ItemResult, index_id
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.search_sync import SearchSync
+from chalicelib.settings_groups import SearchSettings
 from tests.unit.fakes import FakeOutbox, FakeSearchIndex, FakeUnitOfWork, coherence
 
 WRITER = Principal("alice", "acme", frozenset({"writer"}))

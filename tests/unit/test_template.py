@@ -863,7 +863,8 @@ def test_vpc_endpoints_are_optional() -> None:
     services = {
         r["Properties"]["ServiceName"]["Sub"].rsplit(".", 1)[1]: r for r in endpoints.values()
     }
-    assert set(services) == {"s3", "sqs", "secretsmanager", "kms"}  # kms: personal-data fields
+    # kms: personal-data fields; appconfigdata: feature flags
+    assert set(services) == {"s3", "sqs", "secretsmanager", "kms", "appconfigdata"}
     assert services["s3"]["Properties"]["VpcEndpointType"] == "Gateway"
     assert all(r["Condition"] == "VpcEndpointsOn" for r in endpoints.values())
 

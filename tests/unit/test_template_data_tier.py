@@ -260,6 +260,7 @@ def test_the_vpc_endpoints_follow_the_created_vpc() -> None:
     endpoints = _of_type("AWS::EC2::VPCEndpoint")
     assert set(endpoints) == {
         "S3GatewayEndpoint", "SqsEndpoint", "SecretsManagerEndpoint", "KmsEndpoint",
+        "AppConfigDataEndpoint",
     }  # fmt: skip
     for name, endpoint in endpoints.items():
         props = endpoint["Properties"]
