@@ -81,3 +81,23 @@ def test_dead_redis_degrades_to_misses_and_opens_the_breaker() -> None:
         dead.put_if_newer("o", "x", CachedDocument(1, '"1"', "{}"))
     assert dead.breaker.state == "open" and dead.status() == "degraded"
     assert dead.errors == 3, "after opening, the breaker stops calling Redis"
+
+
+def test_publish_is_one_command_that_stores_and_bumps_the_lists_once(cache: RedisCache) -> None:
+    """The publish script stores the version and moves the org's list generation on,
+    in one EVALSHA; when the server does not know the script (a restarted Redis),
+    it is loaded and run again, and the generation still moves on exactly once."""
+    org = "pub-org"
+    gen_key = cache._listgen_key(org)
+    before = int(cache.client.get(gen_key) or 0)
+    assert cache.publish(org, "d", CachedDocument(2, '"2"', '{"v":2}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 1
+    # a publish that loses to a newer version still moves the lists on
+    assert cache.publish(org, "d", CachedDocument(1, '"1"', '{"v":1}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 2
+    assert cache.get(org, "d") == CachedDocument(2, '"2"', '{"v":2}', "")
+    # a script the server does not know under this sha: NOSCRIPT, load, run once
+    cache._script.sha = "0" * 40
+    assert cache.publish(org, "d", CachedDocument(3, '"3"', '{"v":3}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 3
+    assert cache.get(org, "d") == CachedDocument(3, '"3"', '{"v":3}', "")

@@ -72,8 +72,10 @@ T = TypeVar("T")
 FENCE = "~"
 FENCE_TTL_MS = 60_000
 
-# KEYS = doc key, etag key; ARGV = version, payload, ttl ms, etag line ('' = drop it)
+# KEYS = doc key, etag key[, the org's list generation: a publish bumps it whatever
+# the outcome]; ARGV = version, payload, ttl ms, etag line ('' = drop it)
 _SET_IF_NEWER = """
+if KEYS[3] then redis.call('INCR', KEYS[3]) end
 local cur = redis.call('GET', KEYS[1])
 local new_v = tonumber(ARGV[1])
 if cur then
@@ -251,41 +253,39 @@ class RedisCache:
         return int(version), etag
 
     def _store(
-        self, org: str, doc_id: str, version: int, payload: str, *, ttl_ms: int, etag_line: str
+        self,
+        org: str,
+        doc_id: str,
+        version: int,
+        payload: str,
+        *,
+        ttl_ms: int,
+        etag_line: str,
+        bump_lists: bool = False,
     ) -> None:
+        """One EVALSHA of the set-if-newer script (redis-py's ``Script`` loads it
+        when the server does not know it); ``bump_lists`` also moves the org's
+        list generation on, in the same command."""
         if self._script is None:
             self._script = self.client.register_script(_SET_IF_NEWER)
         keys = [self._doc_key(org, doc_id), self._etag_key(org, doc_id)]
+        if bump_lists:
+            keys.append(self._listgen_key(org))
         self._script(keys=keys, args=[version, payload, ttl_ms, etag_line])
 
     def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
         """After a commit: store the new version and bump the org's list generation,
-        in one round trip.  False when Redis could not be reached."""
+        in one command (the script does both: no pipeline to build, one round
+        trip).  False when Redis could not be reached."""
         if not self.enabled:
             return True  # nothing is cached, so there is nothing to repair
         payload, etag_line = _entry(entry)
-        key, etag_key = self._doc_key(org, doc_id), self._etag_key(org, doc_id)
 
         def run() -> bool:
-            if self._script is None:
-                self._script = self.client.register_script(_SET_IF_NEWER)
-            for attempt in (1, 2):
-                # EVALSHA straight into the pipeline: a Script object passed to a
-                # pipeline would add a SCRIPT EXISTS round trip on every write
-                pipe = self.client.pipeline(transaction=False)
-                pipe.evalsha(
-                    self._script.sha, 2, key, etag_key,
-                    entry.version, payload, self.doc_ttl_ms, etag_line,
-                )  # fmt: skip
-                pipe.incr(self._listgen_key(org))
-                try:
-                    pipe.execute()
-                except redis.exceptions.NoScriptError:
-                    if attempt == 2:
-                        raise
-                    self.client.script_load(_SET_IF_NEWER)  # type: ignore[no-untyped-call]
-                else:
-                    break
+            self._store(
+                org, doc_id, entry.version, payload,
+                ttl_ms=self.doc_ttl_ms, etag_line=etag_line, bump_lists=True,
+            )  # fmt: skip
             return True
 
         return self._guard(run, False, op="publish", always=True)
