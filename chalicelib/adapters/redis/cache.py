@@ -54,6 +54,7 @@ probe through after a cool-down to close again by itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -123,6 +124,9 @@ class RedisCache:
         self.breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_s)
         self._client = client
         self._script: Any = None
+        # connections whose last command (a fill) was sent without reading its reply
+        self._unread: list[Any] = []
+        self._unread_lock = threading.Lock()
         self.errors = 0
         self.repair_interval_s = settings.cache_repair_interval_s
         self._next_repair = 0.0
@@ -134,6 +138,11 @@ class RedisCache:
 
     @property
     def client(self) -> redis.Redis[bytes]:
+        if self._unread:
+            self._drain()  # a fill's reply first: then whatever comes next sees the fill
+        return self._connect()
+
+    def _connect(self) -> redis.Redis[bytes]:
         if self._client is None:
             self._client = redis.Redis.from_url(
                 self.settings.redis_url,
@@ -295,14 +304,58 @@ class RedisCache:
         self._store(org, doc_id, version, payload, ttl_ms=FENCE_TTL_MS, etag_line="")
 
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
+        """The fill after a read of PostgreSQL: sent, and its reply read later.
+
+        Nothing waits for a fill's outcome (set-if-newer decides it in Redis,
+        and a refused or lost fill only costs a later miss), so the reader does
+        not wait a round trip for it: the EVALSHA goes out and the connection
+        stays aside until this adapter's next Redis call reads the reply first
+        (``_drain``), so this process never sees the cache from before its own
+        fill.  A fill that fails is counted against the breaker when its reply
+        is read."""
         payload, etag_line = _entry(entry)
-        self._guard(
-            lambda: self._store(
-                org, doc_id, entry.version, payload, ttl_ms=self.doc_ttl_ms, etag_line=etag_line
-            ),
-            None,
-            op="fill",
-        )
+        keys = [self._doc_key(org, doc_id), self._etag_key(org, doc_id)]
+        args = [entry.version, payload, self.doc_ttl_ms, etag_line]
+        self._guard(lambda: self._send_unanswered(keys, args), None, op="fill")
+
+    def _send_unanswered(self, keys: list[str], args: list[Any]) -> None:
+        """One EVALSHA of the set-if-newer script, its reply left to ``_drain``."""
+        client = self.client
+        if self._script is None:
+            self._script = client.register_script(_SET_IF_NEWER)
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        with self._unread_lock:
+            self._unread.append(conn)
+
+    def _drain(self) -> None:
+        """Read the replies of fills sent without waiting, and give their connections
+        back to the pool.  A server that did not know the script (restarted) gets it
+        loaded for the next fill; a connection that failed is dropped."""
+        with self._unread_lock:
+            pending, self._unread = self._unread, []
+        reload = False
+        for conn in pending:
+            try:
+                conn.read_response()
+            except redis.exceptions.NoScriptError:
+                reload = True
+            except (redis.RedisError, OSError):
+                conn.disconnect()
+                self._failed(self.breaker.state)
+            finally:
+                self._connect().connection_pool.release(conn)
+        if reload:
+            try:
+                self._connect().script_load(self._script.script)  # type: ignore[no-untyped-call]
+            except (redis.RedisError, OSError):
+                self._failed(self.breaker.state)
 
     def fence(self, org: str, doc_id: str, version: int) -> bool:
         """Before COMMIT: stop reads of ``doc_id`` from being served or filled below ``version``.
