@@ -11,8 +11,9 @@ does the least work that path needs, with the raw clients:
 - GET hit       vs (a) one redis-py GET of the same cached payload (same key);
 - GET miss      vs (b) a psycopg point select of the same row (autocommit,
                    ``prepare_threshold=None``) + a redis-py SET of the same payload;
-- POST /changes vs (c) a psycopg transaction: conditional UPDATE of the row +
-                   INSERT into document_versions + INSERT into outbox.
+- POST /changes vs (c) a psycopg transaction doing the same rows: conditional
+                   UPDATE of the row + INSERT into document_versions, outbox
+                   and audit_log (the audit table's own triggers run for both).
 
 API and baseline samples are taken in interleaved rounds (API block, then
 baseline block, ``--rounds`` times), so a noisy neighbour hits both alike.
@@ -287,7 +288,7 @@ def main() -> None:
 
         miss_api, miss_base = measure(args.misses, 50, args.rounds, api_miss, base_miss)
 
-        # --- POST /changes vs (c) PG txn: update + version insert + outbox insert ---
+        # --- POST /changes vs (c) PG txn: update + version, outbox and audit inserts ---
         state = {"etag": created[1]["etag"], "base_version": created[2]["version"]}
 
         def api_write(i: int) -> Callable[[], Any]:
@@ -349,6 +350,12 @@ def main() -> None:
                         "VALUES (%s, %s, %s, 'upsert')",
                         (ORG, base_write_id, v + 1),
                     )
+                    pg.execute(
+                        "INSERT INTO audit_log (org, actor, action, doc_id, version, "
+                        "prev_version, request_id, details) "
+                        "VALUES (%s, %s, 'change', %s, %s, %s, %s, '{}'::jsonb)",
+                        (ORG, "bencher", base_write_id, v + 1, v, f"bench-{i}"),
+                    )
                 state["base_version"] = v + 1
 
             return call
@@ -370,7 +377,7 @@ def main() -> None:
     rows = [
         ("hit", "GET hit", hit_api, "(a) redis GET", hit_base),
         ("miss", "GET miss", miss_api, "(b) PG select + redis SET", miss_base),
-        ("write", "POST /changes", write_api, "(c) PG txn upd+ver+outbox", write_base),
+        ("write", "POST /changes", write_api, "(c) PG txn upd+ver+outbox+audit", write_base),
     ]
     report: dict[str, Any] = {}
     print(

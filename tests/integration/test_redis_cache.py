@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 
-from chalicelib.adapters.redis.cache import RedisCache
+from chalicelib.adapters.redis.cache import _SET_IF_NEWER, RedisCache
 from chalicelib.config import Settings
 from chalicelib.domain.cache import CachedDocument
 from devtools.services import free_port
@@ -81,3 +82,53 @@ def test_dead_redis_degrades_to_misses_and_opens_the_breaker() -> None:
         dead.put_if_newer("o", "x", CachedDocument(1, '"1"', "{}"))
     assert dead.breaker.state == "open" and dead.status() == "degraded"
     assert dead.errors == 3, "after opening, the breaker stops calling Redis"
+
+
+def test_publish_is_one_command_that_stores_and_bumps_the_lists_once(cache: RedisCache) -> None:
+    """The publish script stores the version and moves the org's list generation on,
+    in one EVALSHA; when the server does not know the script (a restarted Redis),
+    it is loaded and run again, and the generation still moves on exactly once."""
+    org = "pub-org"
+    gen_key = cache._listgen_key(org)
+    before = int(cache.client.get(gen_key) or 0)
+    assert cache.publish(org, "d", CachedDocument(2, '"2"', '{"v":2}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 1
+    # a publish that loses to a newer version still moves the lists on
+    assert cache.publish(org, "d", CachedDocument(1, '"1"', '{"v":1}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 2
+    assert cache.get(org, "d") == CachedDocument(2, '"2"', '{"v":2}', "")
+    # a script the server does not know under this sha: NOSCRIPT, load, run once
+    cache._script.sha = "0" * 40
+    assert cache.publish(org, "d", CachedDocument(3, '"3"', '{"v":3}'))
+    assert int(cache.client.get(gen_key) or 0) == before + 3
+    assert cache.get(org, "d") == CachedDocument(3, '"3"', '{"v":3}', "")
+
+
+def test_a_fill_sent_without_waiting_is_read_back_before_the_next_call(cache: RedisCache) -> None:
+    """A fill does not wait for its reply; the adapter's next call reads it first, so
+    the process sees its own fill, and the connection goes back to the pool."""
+    entry = CachedDocument(4, '"4"', '{"v":4}', "")
+    cache.put_if_newer("o", "fill", entry)
+    assert len(cache._unread) == 1  # sent, reply not read yet
+    assert cache.get("o", "fill") == entry
+    assert cache._unread == []
+    # a later fill of an older version loses, as it always did
+    cache.put_if_newer("o", "fill", CachedDocument(3, '"3"', '{"v":3}', ""))
+    assert cache.get("o", "fill") == entry
+
+
+def test_a_fill_the_server_has_no_script_for_is_lost_then_the_script_is_loaded(
+    cache: RedisCache,
+) -> None:
+    """A restarted Redis forgets scripts: the unanswered fill comes back NOSCRIPT (a
+    miss later, nothing worse); reading that reply loads the script for the next."""
+    cache._script = cache.client.register_script(_fresh_script_text())  # never loaded
+    cache.put_if_newer("o", "noscript", CachedDocument(1, '"1"', "{}"))
+    assert cache.get("o", "noscript") is None  # lost; the read loaded the script
+    assert cache.breaker.state == "closed"
+    cache.put_if_newer("o", "noscript", CachedDocument(1, '"1"', "{}"))
+    assert cache.get("o", "noscript") == CachedDocument(1, '"1"', "{}", "")
+
+
+def _fresh_script_text() -> str:
+    return f"{_SET_IF_NEWER}\n-- {uuid.uuid4().hex}\n"

@@ -94,6 +94,15 @@ def test_api_routes_are_exactly_the_apps_routes() -> None:
             assert secured == (not public), (path, method)
 
 
+def test_the_app_and_the_api_declare_the_same_binary_media_types() -> None:
+    """Chalice matches every request's and response's content type against the
+    app's binary types; the app keeps the API's (none), not Chalice's default 16."""
+    import app
+
+    body = _template()["Resources"]["Api"]["Properties"]["DefinitionBody"]
+    assert body["x-amazon-apigateway-binary-media-types"] == app.app.api.binary_types
+
+
 def test_functions_point_at_real_handlers() -> None:
     import importlib
 

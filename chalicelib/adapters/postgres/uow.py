@@ -44,6 +44,7 @@ from chalicelib.observability import subsegment
 
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
 _ROLLED_BACK = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+_BEGIN_CACHE = 1024  # orgs whose BEGIN text a process keeps (``_settings``)
 
 
 class PostgresUnitOfWork:
@@ -60,6 +61,7 @@ class PostgresUnitOfWork:
         self._database_id: str | None = None  # identity.py; read with the first connection
         # outbox inserts NOTIFY docs_outbox at commit (the local consumer listens)
         self._notify = settings.search_nudge == "notify"
+        self._begin_text: dict[str, str] = {}  # org -> BEGIN and its settings (``_settings``)
 
     # -- connection management ------------------------------------------------
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -178,18 +180,41 @@ class PostgresUnitOfWork:
                 "The database is unavailable; retry shortly.", retry_after_s=2
             ) from exc
 
-    def _begin(self, org: str, prefetch: str | None) -> sql.Composed:
-        """BEGIN, the transaction-local settings and (optionally) the first read,
-        as one simple-protocol query: one round trip.  Values are quoted literals."""
-        notify = ", set_config('docs.notify', 'on', true)" if self._notify else ""
-        begin = sql.SQL(
-            "BEGIN; SELECT set_config('role', 'docs_app', true), "
-            "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)" + notify
-        ).format(sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms)))
+    def _settings(self, org: str) -> str:
+        """BEGIN and the tenant settings of ``org`` as SQL text, rendered once per org
+        and kept (for up to ``_BEGIN_CACHE`` orgs): every transaction and point read
+        starts with it, and composing it anew cost each of them some 20-40 us."""
+        text = self._begin_text.get(org)
+        if text is None:
+            notify = ", set_config('docs.notify', 'on', true)" if self._notify else ""
+            text = (
+                sql.SQL(
+                    "BEGIN; SELECT set_config('role', 'docs_app', true), "
+                    "set_config('app.org', {}, true), set_config('statement_timeout', {}, true)"
+                    + notify
+                )
+                .format(sql.Literal(org), sql.Literal(str(self.settings.db_statement_timeout_ms)))
+                .as_string(None)
+            )
+            if len(self._begin_text) >= _BEGIN_CACHE:
+                self._begin_text.clear()
+            self._begin_text[org] = text
+        return text
+
+    def _begin_sql(self, org: str, prefetch: str | None) -> str:
+        """``_settings`` and (optionally) the point read of ``prefetch``: one
+        simple-protocol query, one round trip.  Values are quoted literals."""
+        begin = self._settings(org)
         if prefetch is None:
             return begin
-        select = sql.SQL(f"; SELECT {DOC_COLUMNS} FROM documents WHERE org = {{}} AND id = {{}}")
-        return sql.Composed([begin, select.format(sql.Literal(org), sql.Literal(prefetch))])
+        return (
+            f"{begin}; SELECT {DOC_COLUMNS} FROM documents WHERE org = "
+            f"{sql.Literal(org).as_string(None)} AND id = {sql.Literal(prefetch).as_string(None)}"
+        )
+
+    def _begin(self, org: str, prefetch: str | None) -> sql.Composable:
+        """``_begin_sql`` as a composable, for callers that compose more around it."""
+        return sql.SQL(self._begin_sql(org, prefetch))
 
     @contextmanager
     def transaction(
@@ -219,7 +244,7 @@ class PostgresUnitOfWork:
         try:
             with self._checkout() as conn:
                 cur = conn.cursor(row_factory=class_row(Document))
-                cur.execute(self._begin(org, prefetch))
+                cur.execute(self._begin_sql(org, prefetch))
                 tx = PostgresTransaction(conn, org, lambda: self._begin(org, None))
                 if prefetch is not None:
                     tx.prefetched[prefetch] = after_begin(cur)
@@ -248,7 +273,7 @@ class PostgresUnitOfWork:
 
     def read_document(self, org: str, doc_id: str) -> Document | None:
         """A point read in one round trip (BEGIN, settings, SELECT, COMMIT together)."""
-        query = sql.Composed([self._begin(org, doc_id), sql.SQL("; COMMIT")])
+        query = self._begin_sql(org, doc_id) + "; COMMIT"
         try:
             with subsegment("postgres.read", org=org, doc_id=doc_id), self._checkout() as conn:
                 return after_begin(conn.cursor(row_factory=class_row(Document)).execute(query))

@@ -54,6 +54,7 @@ probe through after a cool-down to close again by itself.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -72,8 +73,10 @@ T = TypeVar("T")
 FENCE = "~"
 FENCE_TTL_MS = 60_000
 
-# KEYS = doc key, etag key; ARGV = version, payload, ttl ms, etag line ('' = drop it)
+# KEYS = doc key, etag key[, the org's list generation: a publish bumps it whatever
+# the outcome]; ARGV = version, payload, ttl ms, etag line ('' = drop it)
 _SET_IF_NEWER = """
+if KEYS[3] then redis.call('INCR', KEYS[3]) end
 local cur = redis.call('GET', KEYS[1])
 local new_v = tonumber(ARGV[1])
 if cur then
@@ -121,6 +124,9 @@ class RedisCache:
         self.breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_s)
         self._client = client
         self._script: Any = None
+        # connections whose last command (a fill) was sent without reading its reply
+        self._unread: list[Any] = []
+        self._unread_lock = threading.Lock()
         self.errors = 0
         self.repair_interval_s = settings.cache_repair_interval_s
         self._next_repair = 0.0
@@ -132,6 +138,11 @@ class RedisCache:
 
     @property
     def client(self) -> redis.Redis[bytes]:
+        if self._unread:
+            self._drain()  # a fill's reply first: then whatever comes next sees the fill
+        return self._connect()
+
+    def _connect(self) -> redis.Redis[bytes]:
         if self._client is None:
             self._client = redis.Redis.from_url(
                 self.settings.redis_url,
@@ -251,41 +262,39 @@ class RedisCache:
         return int(version), etag
 
     def _store(
-        self, org: str, doc_id: str, version: int, payload: str, *, ttl_ms: int, etag_line: str
+        self,
+        org: str,
+        doc_id: str,
+        version: int,
+        payload: str,
+        *,
+        ttl_ms: int,
+        etag_line: str,
+        bump_lists: bool = False,
     ) -> None:
+        """One EVALSHA of the set-if-newer script (redis-py's ``Script`` loads it
+        when the server does not know it); ``bump_lists`` also moves the org's
+        list generation on, in the same command."""
         if self._script is None:
             self._script = self.client.register_script(_SET_IF_NEWER)
         keys = [self._doc_key(org, doc_id), self._etag_key(org, doc_id)]
+        if bump_lists:
+            keys.append(self._listgen_key(org))
         self._script(keys=keys, args=[version, payload, ttl_ms, etag_line])
 
     def publish(self, org: str, doc_id: str, entry: CachedDocument) -> bool:
         """After a commit: store the new version and bump the org's list generation,
-        in one round trip.  False when Redis could not be reached."""
+        in one command (the script does both: no pipeline to build, one round
+        trip).  False when Redis could not be reached."""
         if not self.enabled:
             return True  # nothing is cached, so there is nothing to repair
         payload, etag_line = _entry(entry)
-        key, etag_key = self._doc_key(org, doc_id), self._etag_key(org, doc_id)
 
         def run() -> bool:
-            if self._script is None:
-                self._script = self.client.register_script(_SET_IF_NEWER)
-            for attempt in (1, 2):
-                # EVALSHA straight into the pipeline: a Script object passed to a
-                # pipeline would add a SCRIPT EXISTS round trip on every write
-                pipe = self.client.pipeline(transaction=False)
-                pipe.evalsha(
-                    self._script.sha, 2, key, etag_key,
-                    entry.version, payload, self.doc_ttl_ms, etag_line,
-                )  # fmt: skip
-                pipe.incr(self._listgen_key(org))
-                try:
-                    pipe.execute()
-                except redis.exceptions.NoScriptError:
-                    if attempt == 2:
-                        raise
-                    self.client.script_load(_SET_IF_NEWER)  # type: ignore[no-untyped-call]
-                else:
-                    break
+            self._store(
+                org, doc_id, entry.version, payload,
+                ttl_ms=self.doc_ttl_ms, etag_line=etag_line, bump_lists=True,
+            )  # fmt: skip
             return True
 
         return self._guard(run, False, op="publish", always=True)
@@ -295,14 +304,58 @@ class RedisCache:
         self._store(org, doc_id, version, payload, ttl_ms=FENCE_TTL_MS, etag_line="")
 
     def put_if_newer(self, org: str, doc_id: str, entry: CachedDocument) -> None:
+        """The fill after a read of PostgreSQL: sent, and its reply read later.
+
+        Nothing waits for a fill's outcome (set-if-newer decides it in Redis,
+        and a refused or lost fill only costs a later miss), so the reader does
+        not wait a round trip for it: the EVALSHA goes out and the connection
+        stays aside until this adapter's next Redis call reads the reply first
+        (``_drain``), so this process never sees the cache from before its own
+        fill.  A fill that fails is counted against the breaker when its reply
+        is read."""
         payload, etag_line = _entry(entry)
-        self._guard(
-            lambda: self._store(
-                org, doc_id, entry.version, payload, ttl_ms=self.doc_ttl_ms, etag_line=etag_line
-            ),
-            None,
-            op="fill",
-        )
+        keys = [self._doc_key(org, doc_id), self._etag_key(org, doc_id)]
+        args = [entry.version, payload, self.doc_ttl_ms, etag_line]
+        self._guard(lambda: self._send_unanswered(keys, args), None, op="fill")
+
+    def _send_unanswered(self, keys: list[str], args: list[Any]) -> None:
+        """One EVALSHA of the set-if-newer script, its reply left to ``_drain``."""
+        client = self.client
+        if self._script is None:
+            self._script = client.register_script(_SET_IF_NEWER)
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+        except BaseException:
+            conn.disconnect()
+            pool.release(conn)
+            raise
+        with self._unread_lock:
+            self._unread.append(conn)
+
+    def _drain(self) -> None:
+        """Read the replies of fills sent without waiting, and give their connections
+        back to the pool.  A server that did not know the script (restarted) gets it
+        loaded for the next fill; a connection that failed is dropped."""
+        with self._unread_lock:
+            pending, self._unread = self._unread, []
+        reload = False
+        for conn in pending:
+            try:
+                conn.read_response()
+            except redis.exceptions.NoScriptError:
+                reload = True
+            except (redis.RedisError, OSError):
+                conn.disconnect()
+                self._failed(self.breaker.state)
+            finally:
+                self._connect().connection_pool.release(conn)
+        if reload:
+            try:
+                self._connect().script_load(self._script.script)  # type: ignore[no-untyped-call]
+            except (redis.RedisError, OSError):
+                self._failed(self.breaker.state)
 
     def fence(self, org: str, doc_id: str, version: int) -> bool:
         """Before COMMIT: stop reads of ``doc_id`` from being served or filled below ``version``.
