@@ -267,6 +267,7 @@ class Container:
         """The outbox consumer that e-mails grantees (off without DOCS_NOTIFY_SENDER)."""
         from chalicelib.adapters.postgres.notifications import PostgresShareStream
         from chalicelib.adapters.ses import SesMailer
+        from chalicelib.domain.flags import SHARE_NOTIFICATIONS
         from chalicelib.domain.notifications import PURPOSE
         from chalicelib.service_layer.notifications import ShareNotifier
 
@@ -283,6 +284,9 @@ class Container:
             self.notification_settings.cipher,
             window_s=s.notify_window_s,
             link_base=s.notify_link_base,
+            switched_on=lambda org, user: self.flags.enabled(
+                SHARE_NOTIFICATIONS, org=org, user=user
+            ),
         )
 
     def _end_realtime_streams(self, org: str, user: str) -> None:

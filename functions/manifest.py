@@ -227,6 +227,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
     # (verified as the address or as its domain) through a NAT gateway
     "functions.notify.handler": (
         *_WORKER,
+        FLAGS,  # the share_notifications flag
         Call("kms", ("kms:Decrypt",), "ContentKey.Arn", "chalicelib.adapters.pii", _PII_CONTEXT),
         Call("ses", ("ses:SendEmail",), _SES + "${NotificationSender}", "chalicelib.adapters.ses"),
         Call("ses", ("ses:SendEmail",), _SES + "${Domain}", "chalicelib.adapters.ses"),

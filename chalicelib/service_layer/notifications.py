@@ -56,6 +56,7 @@ class NotifyReport:
     events: int = 0  # grant changes seen
     sent: int = 0
     no_consent: int = 0
+    switched_off: int = 0  # the share_notifications flag is off for the org or the grantee
     unsubscribed: int = 0  # shares off, or no address
     throttled: int = 0  # one was sent within the window
     rejected: int = 0  # refused for good by the mail service
@@ -81,8 +82,12 @@ class ShareNotifier:
         link_base: str = "",
         batch_size: int = 200,
         clock: Callable[[], float] = time.monotonic,
+        switched_on: Callable[[str, str], bool] = lambda org, user: True,
     ) -> None:
         self.stream = stream
+        # the share_notifications flag (docs/feature-flags.md) per org and grantee: off,
+        # the grant's e-mail is skipped, not kept for later (the cursor moves on)
+        self.switched_on = switched_on
         self.mailer = mailer  # None: no sender identity configured, notifications off
         self.consented = consented
         self.cipher = cipher
@@ -136,6 +141,9 @@ class ShareNotifier:
         if not event.gives_access:
             return
         org, user = event.org, event.grantee
+        if not self.switched_on(org, user):
+            report.switched_off += 1
+            return
         if not self.consented(org, user):
             report.no_consent += 1
             return

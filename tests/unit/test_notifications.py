@@ -139,3 +139,23 @@ def test_no_sender_claims_nothing() -> None:
     batch = _Batch([_event()], set())
     off = ShareNotifier(_Stream(batch), None, lambda o, u: True, _Cipher())  # type: ignore[arg-type]
     assert off.drain().batches == 0 and batch.advanced_to is None
+
+
+def test_the_share_notifications_flag_off_for_a_grantee_skips_only_their_mail() -> None:
+    events = [_event("d1", grantee="ann"), _event("d2", grantee="bob")]
+    batch = _Batch(events, set())
+    mailer = _Mailer({})
+    asked: list[tuple[str, str]] = []
+
+    def switched_on(org: str, user: str) -> bool:
+        asked.append((org, user))
+        return user != "bob"
+
+    notifier = ShareNotifier(_Stream(batch), mailer, lambda o, u: True, _Cipher(),  # type: ignore[arg-type]
+                             batch_size=10, switched_on=switched_on)  # fmt: skip
+    report = notifier.run_batch()
+    assert [m.to for m in mailer.sent] == ["ann@example.com"]
+    assert (report.sent, report.switched_off) == (1, 1)
+    assert [user for _, user in asked] == ["ann", "bob"]
+    assert batch.advanced_to == (101, 1)  # skipped, not kept for later
+    assert batch.claims == {("d1", "ann")}  # nothing claimed for bob: no throttle when it turns on
