@@ -64,7 +64,8 @@ def _trigger(admin_url: str, on: bool) -> None:
 
 def _off_path(admin_url: str) -> bool:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        row = conn.execute("SELECT to_regprocedure('docs_audit_chain_pending(text,integer,boolean)')").fetchone()
+        name = "docs_audit_chain_pending(text,integer,boolean)"
+        row = conn.execute("SELECT to_regprocedure(%s)", (name,)).fetchone()
     return row is not None and row[0] is not None
 
 

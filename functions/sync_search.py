@@ -94,9 +94,7 @@ def sweep_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
     report = sync.drain(deadline=deadline)
     dropped = sync.drop_expired()
     pruned = sync.prune()
-    result = {
-        **report.as_dict(), "dropped": dropped, "pruned": pruned, **sync.stats(), **chained
-    }
+    result = {**report.as_dict(), "dropped": dropped, "pruned": pruned, **sync.stats(), **chained}
     logger.info("sweep done", extra=result)
     return result
 

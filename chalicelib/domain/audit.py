@@ -7,8 +7,8 @@ position and hash.  The database computes it: every insert path leaves its
 row pending, and the chainer links pending rows in the order it finds them
 committed, shortly after (migration 0016, docs/adr/0011); this module
 computes the same bytes independently, so a verifier does not have to trust
-a function the database owner could replace.  A modified row breaks its own hash; a deleted row leaves a gap in
-the positions (or, at the end, a head that no row reaches).
+a function the database owner could replace.  A modified row breaks its own
+hash; a deleted row leaves a gap in the positions (or, at the end, a head that no row reaches).
 
 The canonical row is the concatenation of each field as ``<length>:<text>``
 (``~`` for NULL), in the order of ``CANONICAL_FIELDS``; ``at`` is in

@@ -36,8 +36,8 @@ from chalicelib.domain.ports.archive import ArchiveStore
 from chalicelib.domain.ports.audit import AuditTrail
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
-from chalicelib.observability import count, logger, milliseconds
 from chalicelib.domain.user_id import validate_user_id
+from chalicelib.observability import count, logger, milliseconds
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.settings_groups import AuditSettings
 

@@ -67,9 +67,7 @@ def positions(db_url: str, org: str) -> list[int | None]:
 
 
 # ------------------------------------------------------------------ the write path
-def test_a_write_does_not_wait_for_another_write_of_its_org(
-    services: Any, db_url: str
-) -> None:
+def test_a_write_does_not_wait_for_another_write_of_its_org(services: Any, db_url: str) -> None:
     """The old trigger locked the org's chain head until commit: a second writer of
     the org waited for the first.  Now it commits at once, and the first one's row,
     committed later, is chained after it (chain order is commit order)."""

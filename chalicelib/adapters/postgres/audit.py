@@ -4,10 +4,11 @@ Rows are written with the user id in ``actor``; the insert trigger (migrations
 0009, 0016) swaps it for the org's pseudonym of that user and leaves the row
 pending (``chain_seq`` and ``hash`` NULL); the chainer
 (``docs_audit_chain_pending``, migration 0016) links pending rows after the
-write's commit (``chain_pending``, ``chain_all``).  Reads resolve pseudonyms back through ``audit_actors`` as long as
-the mapping exists (erasure deletes it).  Every call is one tenant-scoped
-transaction as ``docs_app``, which may insert and read audit rows and
-nothing else (no UPDATE, no DELETE: the rows are append-only).
+write's commit (``chain_pending``, ``chain_all``).  Reads resolve pseudonyms
+back through ``audit_actors`` as long as the mapping exists (erasure deletes
+it).  Every call is one tenant-scoped transaction as ``docs_app``, which may
+insert and read audit rows and nothing else (no UPDATE, no DELETE: the rows
+are append-only); the chainer runs as ``docs_maintenance``, in its function.
 """
 
 from __future__ import annotations
