@@ -11,7 +11,9 @@
 --    lock (a user's first row waits only for a concurrent first row of the same
 --    user, on audit_actors' primary key).
 -- 2. docs_audit_chain_pending(org, limit, wait) (the number chained, -1 when the
---    chain cannot be extended) links the org's pending rows of
+--    chain cannot be extended), SECURITY DEFINER as docs_audit_chainer (a role
+--    of its own, created by the migrator: docs_maintenance still reads no
+--    content column), links the org's pending rows of
 --    committed transactions, in id order, after the chain head:
 --        chain_seq = head + 1, hash = sha256(previous hash || canonical row)
 --    under the chain-head row lock (taken with SKIP LOCKED unless ``wait``: two
@@ -23,10 +25,11 @@
 --    AuditChainLag metric, alarmed).
 -- 3. audit_log stays append-only: the UPDATE/DELETE trigger (same name,
 --    audit_log_no_rewrite) refuses everything but one change, made by
---    docs_maintenance (that is, inside the chainer): setting chain_seq and hash
---    of a pending row, once, every other column unchanged.  docs_maintenance
---    may read audit rows and update those two columns only; docs_app still has
---    no UPDATE or DELETE at all.
+--    docs_audit_chainer (that is, inside the chainer): setting chain_seq and
+--    hash of a pending row, once, every other column unchanged.
+--    docs_audit_chainer may read audit rows and chain heads, update those two
+--    columns and the heads, and nothing else; docs_app still has no UPDATE or
+--    DELETE at all.
 --
 -- Rows chained before this file keep their positions and hashes.  Expand-only:
 -- functions replaced, triggers re-created under their names, an index, grants,
@@ -54,7 +57,7 @@ END $$;
 CREATE OR REPLACE FUNCTION audit_log_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = public, pg_temp AS $$
 BEGIN
-  IF TG_OP = 'UPDATE' AND current_user = 'docs_maintenance'
+  IF TG_OP = 'UPDATE' AND current_user = 'docs_audit_chainer'
      AND OLD.chain_seq IS NULL AND OLD.hash IS NULL
      AND NEW.chain_seq IS NOT NULL AND NEW.hash IS NOT NULL
      AND (to_jsonb(NEW) - 'chain_seq' - 'hash') = (to_jsonb(OLD) - 'chain_seq' - 'hash') THEN
@@ -70,11 +73,17 @@ CREATE TRIGGER audit_log_no_rewrite BEFORE UPDATE OR DELETE ON audit_log
 -- the pending rows of an org, oldest first (small: the chainer keeps it so)
 CREATE INDEX IF NOT EXISTS audit_log_unchained ON audit_log (org, id) WHERE chain_seq IS NULL;
 
-GRANT SELECT, UPDATE (chain_seq, hash) ON audit_log TO docs_maintenance;
-DROP POLICY IF EXISTS maintenance ON audit_log;
-CREATE POLICY maintenance ON audit_log TO docs_maintenance
-  USING (current_user = 'docs_maintenance') WITH CHECK (current_user = 'docs_maintenance');
-GRANT EXECUTE ON FUNCTION audit_canonical(audit_log) TO docs_maintenance;
+-- the chainer's role: audit rows (it hashes them whole: ids, versions, roles and
+-- pseudonyms, never document content), their chain columns, the heads
+GRANT SELECT, UPDATE (chain_seq, hash) ON audit_log TO docs_audit_chainer;
+GRANT SELECT, INSERT, UPDATE ON audit_chain_heads TO docs_audit_chainer;
+GRANT EXECUTE ON FUNCTION audit_field(text), audit_canonical(audit_log) TO docs_audit_chainer;
+DROP POLICY IF EXISTS chainer ON audit_log;
+CREATE POLICY chainer ON audit_log TO docs_audit_chainer
+  USING (current_user = 'docs_audit_chainer') WITH CHECK (current_user = 'docs_audit_chainer');
+DROP POLICY IF EXISTS chainer ON audit_chain_heads;
+CREATE POLICY chainer ON audit_chain_heads TO docs_audit_chainer
+  USING (current_user = 'docs_audit_chainer') WITH CHECK (current_user = 'docs_audit_chainer');
 
 -- 2. the chainer
 CREATE OR REPLACE FUNCTION docs_audit_chain_pending(p_org text, p_limit integer,
@@ -152,8 +161,8 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
   FROM audit_log a WHERE a.chain_seq IS NULL
 $$;
 
--- as in 0006: definer functions executable by docs_app only, owned by docs_maintenance
-GRANT CREATE ON SCHEMA public TO docs_maintenance;
+-- as in 0006: definer functions executable by docs_app only, owned by their role
+GRANT CREATE ON SCHEMA public TO docs_audit_chainer;
 DO $$
 DECLARE
   fn regprocedure;
@@ -165,7 +174,7 @@ BEGIN
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO docs_app', fn);
-    EXECUTE format('ALTER FUNCTION %s OWNER TO docs_maintenance', fn);
+    EXECUTE format('ALTER FUNCTION %s OWNER TO docs_audit_chainer', fn);
   END LOOP;
 END $$;
-REVOKE CREATE ON SCHEMA public FROM docs_maintenance;
+REVOKE CREATE ON SCHEMA public FROM docs_audit_chainer;

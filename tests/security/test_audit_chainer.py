@@ -188,24 +188,30 @@ def test_the_runtime_login_cannot_place_or_move_a_row_in_the_chain(
 def test_the_chainer_role_sets_the_chain_of_a_pending_row_once_and_nothing_else(
     services: Any, db_url: str
 ) -> None:
-    """Even taken directly (the owner is a member of it), docs_maintenance can
+    """Even taken directly (the owner is a member of it), the chainer's role can
     only do what the chainer does: fill chain_seq and hash of a pending row."""
     org = new_org()
     insert(services.settings.runtime_database_url, org, 2)
     services.audit.chain(org, wait=True)
     insert(services.settings.runtime_database_url, org, 1)
     with psycopg.connect(db_url, autocommit=True) as admin:
-        for statement in (
-            "UPDATE audit_log SET hash = sha256('y') WHERE org = %(org)s AND chain_seq = 1",
-            "UPDATE audit_log SET chain_seq = 5 WHERE org = %(org)s AND chain_seq = 2",
-            "UPDATE audit_log SET chain_seq = 3, hash = sha256('y'), action = 'other' "
-            "WHERE org = %(org)s AND chain_seq IS NULL",
-            "UPDATE audit_log SET chain_seq = 3 WHERE org = %(org)s AND chain_seq IS NULL",
-            "DELETE FROM audit_log WHERE org = %(org)s AND chain_seq IS NULL",
-        ):
+        guard, privilege = psycopg.errors.RaiseException, psycopg.errors.InsufficientPrivilege
+        for statement, refused_by in (
+            # a chained row's hash or position: the trigger (it may update those columns)
+            ("UPDATE audit_log SET hash = sha256('y') WHERE org = %(org)s AND chain_seq = 1",
+             guard),
+            ("UPDATE audit_log SET chain_seq = 5 WHERE org = %(org)s AND chain_seq = 2", guard),
+            # half a chain on a pending row: the trigger
+            ("UPDATE audit_log SET chain_seq = 3 WHERE org = %(org)s AND chain_seq IS NULL",
+             guard),
+            # any other column, a delete: no privilege at all
+            ("UPDATE audit_log SET chain_seq = 3, hash = sha256('y'), action = 'other' "
+             "WHERE org = %(org)s AND chain_seq IS NULL", privilege),
+            ("DELETE FROM audit_log WHERE org = %(org)s AND chain_seq IS NULL", privilege),
+        ):  # fmt: skip
             with admin.transaction(force_rollback=True):
-                admin.execute("SET LOCAL ROLE docs_maintenance")
-                with pytest.raises(psycopg.Error), admin.transaction():
+                admin.execute("SET LOCAL ROLE docs_audit_chainer")
+                with pytest.raises(refused_by), admin.transaction():
                     admin.execute(statement, {"org": org})
     assert services.audit.verify_org(org).ok
 
