@@ -102,7 +102,7 @@ def run(
         try:
             if listener is None or listener.closed:
                 listener = register(container)
-            chained = container.audit.chain()
+            chained = container.audit_chainer.chain()
             if chained:
                 log_line("audit chained", rows=chained)
             report = sync.drain()

@@ -54,11 +54,11 @@ def _nudge(record: SQSRecord) -> dict[str, int]:
 def _chain_audit(orgs: set[str] | None) -> dict[str, Any]:
     """Link pending audit rows (of ``orgs``, or every org's), never failing the caller:
     what is left waits for the next pass, and its age is alarmed."""
-    audit = bootstrap.container().audit
+    chainer = bootstrap.container().audit_chainer
     try:
         if orgs is None:
-            return {"audit_chained": audit.chain(), **audit.chain_lag()}
-        return {"audit_chained": sum(audit.chain(org) for org in sorted(orgs))}
+            return {"audit_chained": chainer.chain(), **chainer.lag()}
+        return {"audit_chained": sum(chainer.chain(org) for org in sorted(orgs))}
     except Exception:  # a database hiccup: the next pass catches up
         logger.exception("audit chaining failed")
         return {"audit_chained": 0}

@@ -76,6 +76,41 @@ def _row_json(row: ChainRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class AuditChainer:
+    """Links pending audit rows into their orgs' chains (migration 0016,
+    docs/adr/0011): the local worker, the search sweep and nudges run it, and
+    ``AuditService`` before it verifies, exports or reads a page."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    def chain(self, org: str | None = None, *, wait: bool = False) -> int:
+        """Link the pending rows of ``org`` (every org's when None, skipping orgs
+        another chainer holds unless ``wait``), until none is left; the number
+        linked.  An org whose chain cannot be extended (its next position is
+        taken: a row forged past the trigger) is logged and counted
+        (``AuditChainBroken``); its verify says where."""
+        total = 0
+        while True:
+            if org is not None:
+                done = {org: self.trail.chain_pending(org, limit=CHAIN_BATCH, wait=wait)}
+            else:
+                done = self.trail.chain_all(CHAIN_BATCH)
+            for name, n in done.items():
+                if n < 0:
+                    logger.error("audit chain cannot be extended", org=name)
+                    count("AuditChainBroken")
+            total += sum(n for n in done.values() if n > 0)
+            if not any(n >= CHAIN_BATCH for n in done.values()):
+                return total
+
+    def lag(self) -> dict[str, float | int]:
+        """The age of the oldest pending row (``AuditChainLag``) and the pending count."""
+        backlog = self.trail.backlog()
+        milliseconds("AuditChainLag", backlog.lag_s * 1000)
+        return {"audit_chain_lag_s": round(backlog.lag_s, 3), "audit_pending": backlog.pending}
+
+
 class AuditService:
     def __init__(
         self,
@@ -87,6 +122,7 @@ class AuditService:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.trail = trail
+        self.chainer = AuditChainer(trail)
         self.page_secret = page_secret
         self._archive = archive
         self.prefix = settings.export_prefix
@@ -132,31 +168,10 @@ class AuditService:
 
     # ---------------------------------------------------------------- chaining
     def chain(self, org: str | None = None, *, wait: bool = False) -> int:
-        """Link the pending rows of ``org`` (every org's when None, skipping orgs
-        another chainer holds unless ``wait``), until none is left; the number
-        linked.  An org whose chain cannot be extended (its next position is
-        taken: a row forged past the trigger) is logged and counted
-        (``AuditChainBroken``); its verify says where."""
-        total = 0
-        while True:
-            if org is not None:
-                done = {org: self.trail.chain_pending(org, limit=CHAIN_BATCH, wait=wait)}
-            else:
-                done = self.trail.chain_all(CHAIN_BATCH)
-            for name, n in done.items():
-                if n < 0:
-                    logger.error("audit chain cannot be extended", org=name)
-                    count("AuditChainBroken")
-            linked = sum(n for n in done.values() if n > 0)
-            total += linked
-            if not any(n >= CHAIN_BATCH for n in done.values()):
-                return total
+        return self.chainer.chain(org, wait=wait)
 
     def chain_lag(self) -> dict[str, float | int]:
-        """The age of the oldest pending row (``AuditChainLag``) and the pending count."""
-        backlog = self.trail.backlog()
-        milliseconds("AuditChainLag", backlog.lag_s * 1000)
-        return {"audit_chain_lag_s": round(backlog.lag_s, 3), "audit_pending": backlog.pending}
+        return self.chainer.lag()
 
     # ------------------------------------------------------------- verification
     def verify(self, org: str | None = None, *, against_exports: bool = False) -> list[ChainReport]:
