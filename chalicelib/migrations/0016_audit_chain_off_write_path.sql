@@ -97,7 +97,10 @@ DECLARE
   prev bytea;
   n integer := 0;
 BEGIN
-  IF p_org IS NULL THEN
+  -- nothing pending, nothing to lock (a chainer at work still shows its rows
+  -- pending: then the lock below waits for it, or skips)
+  IF p_org IS NULL OR NOT EXISTS (SELECT FROM audit_log a
+                                  WHERE a.org = p_org AND a.chain_seq IS NULL) THEN
     RETURN 0;
   END IF;
   INSERT INTO audit_chain_heads (org, last_seq, last_hash) VALUES (p_org, 0, ''::bytea)
