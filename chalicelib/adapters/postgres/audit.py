@@ -8,7 +8,7 @@ write's commit (``chain_pending``, ``chain_all``).  Reads resolve pseudonyms
 back through ``audit_actors`` as long as the mapping exists (erasure deletes
 it).  Every call is one tenant-scoped transaction as ``docs_app``, which may
 insert and read audit rows and nothing else (no UPDATE, no DELETE: the rows
-are append-only); the chainer runs as ``docs_maintenance``, in its function.
+are append-only); the chainer runs as ``docs_audit_chainer``, in its functions.
 """
 
 from __future__ import annotations
