@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.access_review import AccessReviewService
-    from chalicelib.service_layer.audit import AuditService
+    from chalicelib.service_layer.audit import AuditChainer, AuditService
     from chalicelib.service_layer.consents import ConsentService
     from chalicelib.service_layer.content import ContentService
     from chalicelib.service_layer.fanout import FanOut
@@ -205,6 +205,14 @@ class Container:
             settings=s.audit,
             archive=lambda: S3Archive(s, bucket=s.audit.bucket),
         )
+
+    @cached_property
+    def audit_chainer(self) -> AuditChainer:
+        """Links pending audit rows (the sync worker, the search sweep and nudges)."""
+        from chalicelib.adapters.postgres.audit import PostgresAuditTrail
+        from chalicelib.service_layer.audit import AuditChainer
+
+        return AuditChainer(PostgresAuditTrail(self._postgres))
 
     @cached_property
     def access_review(self) -> AccessReviewService:

@@ -80,6 +80,8 @@ METRICS: Final[dict[str, MetricKind]] = {
     # ---- audit trail and personal data
     "AuditPeriodsExported": USAGE,
     "AuditExportRuns": ALARMED,  # its absence alarms (AuditExportStaleAlarm)
+    "AuditChainLag": ALARMED,  # age of the oldest audit row not chained yet (AuditChainLagAlarm)
+    "AuditChainBroken": ALARMED,  # an org's chain cannot be extended (a forged row)
     "PersonalDataExports": USAGE,
     "PersonalDataExportFailures": ALARMED,
     "DocumentsPurged": USAGE,

@@ -8,6 +8,11 @@ then waits for the next notification or ``poll_s``, whichever comes first
 When OpenSearch or PostgreSQL is down it backs off (exponential, capped) and
 tries again; nothing is lost, the outbox rows wait.
 
+The loop is also the local audit chainer (docs/adr/0011-audit-chain-off-the-write-path.md):
+each pass links every org's pending audit rows, as the sweep and the nudges do
+in AWS, so a write's audit row is chained within a notification (or ``poll_s``
+for audit rows written without an outbox row).
+
 The loop registers itself on the outbox while it runs (the listener connection,
 ``chalicelib.adapters.postgres.outbox_listener.listen``).  A consumer that would write to
 another index (another OpenSearch, or another alias) than one already
@@ -97,6 +102,9 @@ def run(
         try:
             if listener is None or listener.closed:
                 listener = register(container)
+            chained = container.audit_chainer.chain()
+            if chained:
+                log_line("audit chained", rows=chained)
             report = sync.drain()
             if report.rows:
                 log_line("search sync", **report.as_dict())

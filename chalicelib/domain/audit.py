@@ -3,11 +3,12 @@
 Each org's audit rows form one chain (migration 0009): row ``n`` carries
 ``hash = sha256(hash of row n-1 || canonical(row n))`` (the first row
 chains from the empty string), and the org's chain head records the last
-position and hash.  The database computes it in a trigger, so every insert
-path is covered; this module computes the same bytes independently, so a
-verifier does not have to trust a function the database owner could
-replace.  A modified row breaks its own hash; a deleted row leaves a gap in
-the positions (or, at the end, a head that no row reaches).
+position and hash.  The database computes it: every insert path leaves its
+row pending, and the chainer links pending rows in the order it finds them
+committed, shortly after (migration 0016, docs/adr/0011); this module
+computes the same bytes independently, so a verifier does not have to trust
+a function the database owner could replace.  A modified row breaks its own
+hash; a deleted row leaves a gap in the positions (or, at the end, a head that no row reaches).
 
 The canonical row is the concatenation of each field as ``<length>:<text>``
 (``~`` for NULL), in the order of ``CANONICAL_FIELDS``; ``at`` is in
@@ -55,6 +56,14 @@ class ChainHead:
     org: str
     last_seq: int
     last_hash: bytes
+
+
+@dataclass(frozen=True)
+class ChainBacklog:
+    """Rows written but not chained yet, across orgs: how many, and the oldest's age."""
+
+    lag_s: float
+    pending: int
 
 
 @dataclass(frozen=True)

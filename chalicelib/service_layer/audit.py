@@ -1,8 +1,11 @@
 """Audit use cases: read the trail (admins), verify its hash chain, export closed periods.
 
 Recording happens where the change happens (the document write statement,
-grant changes, erasure, export jobs); the database chains every row itself
-(migration 0009).  Verification recomputes each org's chain here, outside
+grant changes, erasure, export jobs); the row is written pending and the
+database's chainer links it shortly after the commit (migration 0016,
+docs/adr/0011-audit-chain-off-the-write-path.md): ``chain`` runs it, from the
+local worker, the search sweep and nudges in AWS, and before every verify,
+export and page read.  Verification recomputes each org's chain here, outside
 the database (``domain.audit``).  The scheduled export writes each org's
 rows of a closed period (a UTC day) as gzipped JSON Lines to a bucket under
 Object Lock, with a manifest of the object's SHA-256 and the chain head the
@@ -34,10 +37,12 @@ from chalicelib.domain.ports.audit import AuditTrail
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
 from chalicelib.domain.user_id import validate_user_id
+from chalicelib.observability import count, logger, milliseconds
 from chalicelib.service_layer.retry import retry_transient
 from chalicelib.settings_groups import AuditSettings
 
 VERIFY_PAGE = 2000
+CHAIN_BATCH = 5000  # rows per org and chainer call (a pass of the worker, a verify step)
 _DAY = timedelta(days=1)
 
 
@@ -71,6 +76,41 @@ def _row_json(row: ChainRow) -> dict[str, Any]:
     }  # fmt: skip
 
 
+class AuditChainer:
+    """Links pending audit rows into their orgs' chains (migration 0016,
+    docs/adr/0011): the local worker, the search sweep and nudges run it, and
+    ``AuditService`` before it verifies, exports or reads a page."""
+
+    def __init__(self, trail: AuditTrail) -> None:
+        self.trail = trail
+
+    def chain(self, org: str | None = None, *, wait: bool = False) -> int:
+        """Link the pending rows of ``org`` (every org's when None, skipping orgs
+        another chainer holds unless ``wait``), until none is left; the number
+        linked.  An org whose chain cannot be extended (its next position is
+        taken: a row forged past the trigger) is logged and counted
+        (``AuditChainBroken``); its verify says where."""
+        total = 0
+        while True:
+            if org is not None:
+                done = {org: self.trail.chain_pending(org, limit=CHAIN_BATCH, wait=wait)}
+            else:
+                done = self.trail.chain_all(CHAIN_BATCH)
+            for name, n in done.items():
+                if n < 0:
+                    logger.error("audit chain cannot be extended", org=name)
+                    count("AuditChainBroken")
+            total += sum(n for n in done.values() if n > 0)
+            if not any(n >= CHAIN_BATCH for n in done.values()):
+                return total
+
+    def lag(self) -> dict[str, float | int]:
+        """The age of the oldest pending row (``AuditChainLag``) and the pending count."""
+        backlog = self.trail.backlog()
+        milliseconds("AuditChainLag", backlog.lag_s * 1000)
+        return {"audit_chain_lag_s": round(backlog.lag_s, 3), "audit_pending": backlog.pending}
+
+
 class AuditService:
     def __init__(
         self,
@@ -82,6 +122,7 @@ class AuditService:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.trail = trail
+        self.chainer = AuditChainer(trail)
         self.page_secret = page_secret
         self._archive = archive
         self.prefix = settings.export_prefix
@@ -125,14 +166,25 @@ class AuditService:
             return None
         return {"org": org, "org_key": quote(org, safe=""), "user": user, "pseudonym": found}
 
+    # ---------------------------------------------------------------- chaining
+    def chain(self, org: str | None = None, *, wait: bool = False) -> int:
+        return self.chainer.chain(org, wait=wait)
+
+    def chain_lag(self) -> dict[str, float | int]:
+        return self.chainer.lag()
+
     # ------------------------------------------------------------- verification
     def verify(self, org: str | None = None, *, against_exports: bool = False) -> list[ChainReport]:
         """Recompute each org's chain (or one org's); a report per org.  With
-        ``against_exports``, also compare it with the exported days' manifests."""
+        ``against_exports``, also compare it with the exported days' manifests.
+        Pending rows are chained first, so every committed row is covered."""
+        if org is None:
+            self.chain()
         orgs = [org] if org else self.trail.orgs()
         return [self.verify_org(o, against_exports=against_exports) for o in orgs]
 
     def verify_org(self, org: str, *, against_exports: bool = False) -> ChainReport:
+        self.chain(org, wait=True)
         anchors = self.exported_anchors(org) if against_exports else None
         verifier = ChainVerifier(org, anchors)
         while True:
@@ -163,6 +215,7 @@ class AuditService:
         days = self.export_days if days is None else days
         today = self._clock().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         written: list[dict[str, Any]] = []
+        self.chain()  # a period's rows are all chained before it is written
         for org in self.trail.orgs():
             for back in range(days, 0, -1):
                 result = self.export_period(org, today - back * _DAY)
@@ -180,6 +233,7 @@ class AuditService:
         if self._archive is None:
             raise RuntimeError("no audit archive is configured")
         archive = self._archive()
+        self.chain(org, wait=True)
         rows = self.trail.between(org, start, start + _DAY)
         lines = "".join(json.dumps(_row_json(r), sort_keys=True) + "\n" for r in rows)
         data = gzip.compress(lines.encode(), mtime=0)  # same rows, same bytes

@@ -38,7 +38,7 @@ GLOBAL_TABLES = {
     "database_identity": {"SELECT"},  # the database's id: its Redis key namespace
 }
 NOT_RLS = {"schema_migrations"}
-NOLOGIN_ROLES = ("docs_owner", "docs_app", "docs_maintenance")
+NOLOGIN_ROLES = ("docs_owner", "docs_app", "docs_maintenance", "docs_audit_chainer")
 SEED = """
 INSERT INTO documents (org, id, title, body, tags, metadata, version, owner, created_at, updated_at)
   VALUES (%(org)s, 'd1', 'secret of ' || %(org)s, '{"secret": true}', '{}', '{}', 1, 'alice',
@@ -49,6 +49,7 @@ INSERT INTO document_versions (org, id, version, title, body, tags, metadata, au
 INSERT INTO outbox (org, doc_id, version, op) VALUES (%(org)s, 'd1', 1, 'upsert');
 INSERT INTO audit_log (org, actor, action, doc_id, version)
   VALUES (%(org)s, 'alice', 'create', 'd1', 1);
+SELECT docs_audit_chain_pending(%(org)s, 10, true);  -- the chainer's head row
 INSERT INTO idempotency_keys (org, key, status, expiry, data)
   VALUES (%(org)s, 'idem#' || %(org)s, 'COMPLETED', 4102444800, '{"body": "a response"}');
 INSERT INTO cache_dirty (org, doc_id, version) VALUES (%(org)s, 'd1', 1);
@@ -191,7 +192,8 @@ def test_every_table_forces_row_level_security_with_a_tenant_policy(db: str) -> 
             # no policy anywhere lets a role other than the tenant or maintenance role in
             others = conn.execute(
                 "SELECT polname FROM pg_policy WHERE polrelid = %s::regclass AND NOT "
-                "(polroles <@ ARRAY['docs_app'::regrole, 'docs_maintenance'::regrole]::oid[])",
+                "(polroles <@ ARRAY['docs_app'::regrole, 'docs_maintenance'::regrole, "
+                "'docs_audit_chainer'::regrole]::oid[])",
                 (table,),
             ).fetchall()
             assert others == [], (table, others)
@@ -393,7 +395,10 @@ def test_the_maintenance_functions_are_narrow(conn: psycopg.Connection[Any], db:
         ).fetchall()
         assert len(functions) >= 10
         for f in functions:
-            assert f["owner"] == "docs_maintenance", f
+            # the audit chainer (migration 0016) has a role of its own: it reads
+            # audit rows whole (to hash them) and nothing else
+            chainer = f["fn"].startswith("docs_audit_chain_")
+            assert f["owner"] == ("docs_audit_chainer" if chainer else "docs_maintenance"), f
             assert any(c.startswith("search_path=") for c in f["config"] or []), f
             assert f["app"] and not f["public"], f
         content = {
@@ -410,6 +415,18 @@ def test_the_maintenance_functions_are_narrow(conn: psycopg.Connection[Any], db:
                     "SELECT has_column_privilege('docs_maintenance', %s, %s, 'SELECT') AS p",
                     (table, column),
                 ).fetchone()["p"], (table, column)  # type: ignore[index]
+        # the chainer's role reads audit rows and chain heads, and no other table
+        chainer_reads = admin.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
+            "AND c.relkind = 'r' AND has_table_privilege('docs_audit_chainer', c.oid, 'SELECT')"
+        ).fetchall()
+        assert {r["relname"] for r in chainer_reads} == {"audit_log", "audit_chain_heads"}
+        chainer_writes = admin.execute(
+            "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = 'audit_log'::regclass "
+            "AND a.attnum > 0 AND has_column_privilege('docs_audit_chainer', a.attrelid, "
+            "a.attnum, 'UPDATE')"
+        ).fetchall()
+        assert {r["attname"] for r in chainer_writes} == {"chain_seq", "hash"}
         # the owner (and so the migration login) sees no tenant row either: RLS is forced
         with admin.transaction(force_rollback=True):
             admin.execute("SET LOCAL ROLE docs_owner")

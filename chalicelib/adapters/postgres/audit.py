@@ -1,11 +1,14 @@
 """The audit trail in PostgreSQL: recording, reading, the chain, exported periods.
 
-Rows are written with the user id in ``actor``; the chain trigger (migration
-0009) swaps it for the org's pseudonym of that user before the row is
-hashed.  Reads resolve pseudonyms back through ``audit_actors`` as long as
-the mapping exists (erasure deletes it).  Every call is one tenant-scoped
-transaction as ``docs_app``, which may insert and read audit rows and
-nothing else (no UPDATE, no DELETE: the rows are append-only).
+Rows are written with the user id in ``actor``; the insert trigger (migrations
+0009, 0016) swaps it for the org's pseudonym of that user and leaves the row
+pending (``chain_seq`` and ``hash`` NULL); the chainer
+(``docs_audit_chain_pending``, migration 0016) links pending rows after the
+write's commit (``chain_pending``, ``chain_all``).  Reads resolve pseudonyms
+back through ``audit_actors`` as long as the mapping exists (erasure deletes
+it).  Every call is one tenant-scoped transaction as ``docs_app``, which may
+insert and read audit rows and nothing else (no UPDATE, no DELETE: the rows
+are append-only); the chainer runs as ``docs_audit_chainer``, in its functions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
@@ -21,6 +25,7 @@ from chalicelib.domain.audit import (
     AuditExportRecord,
     AuditFilter,
     AuditRecord,
+    ChainBacklog,
     ChainHead,
     ChainRow,
 )
@@ -49,6 +54,12 @@ _FROM_RECORDS = (
     "FROM audit_log a LEFT JOIN audit_actors m ON m.org = a.org AND m.pseudonym = a.actor "
     "LEFT JOIN audit_actors g ON g.org = a.org AND g.pseudonym = a.details ->> 'grantee'"
 )
+
+
+# the org's pending rows chained before a read that shows positions (GET /audit),
+# waiting for a chainer at work rather than skipping
+CHAIN_BEFORE_READ = "SELECT docs_audit_chain_pending(%s, %s, true)"
+READ_CHAIN_LIMIT = 5000
 
 
 def audit_params(org: str, entry: AuditEntry) -> dict[str, Any]:
@@ -95,12 +106,36 @@ class PostgresAuditTrail:
             params.append(where.before_seq)  # type: ignore[arg-type]
         params.append(limit)  # type: ignore[arg-type]
         with self.uow.transaction(org) as tx:
-            cur = tx.conn.cursor(row_factory=class_row(AuditRecord))
-            return cur.execute(
-                f"SELECT {_RECORD_COLUMNS} {_FROM_RECORDS} WHERE {' AND '.join(clauses)} "
+            # the org's pending rows are chained first (same round trip, own statement:
+            # the SELECT's snapshot sees them chained), so every row has its position
+            cur = psycopg.ClientCursor(tx.conn, row_factory=class_row(AuditRecord))
+            cur.execute(
+                f"{CHAIN_BEFORE_READ}; SELECT {_RECORD_COLUMNS} {_FROM_RECORDS} "
+                f"WHERE {' AND '.join(clauses)} AND a.chain_seq IS NOT NULL "
                 "ORDER BY a.chain_seq DESC LIMIT %s",
-                params,
-            ).fetchall()
+                [org, READ_CHAIN_LIMIT, *params],
+            )
+            cur.nextset()
+            return cur.fetchall()
+
+    def chain_pending(self, org: str, *, limit: int, wait: bool = False) -> int:
+        with self.uow.maintenance() as conn:
+            row = conn.execute(
+                "SELECT docs_audit_chain_pending(%s, %s, %s) AS n", (org, limit, wait)
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def chain_all(self, limit: int) -> dict[str, int]:
+        with self.uow.maintenance() as conn:
+            rows = conn.execute("SELECT org, n FROM docs_audit_chain_all(%s)", (limit,)).fetchall()
+        return {str(r["org"]): int(r["n"]) for r in rows}
+
+    def backlog(self) -> ChainBacklog:
+        with self.uow.maintenance() as conn:
+            row = conn.execute("SELECT lag_s, pending FROM docs_audit_chain_stats()").fetchone()
+        if row is None:
+            return ChainBacklog(0.0, 0)
+        return ChainBacklog(float(row["lag_s"] or 0.0), int(row["pending"]))
 
     def chain(self, org: str, *, after_seq: int, limit: int) -> list[ChainRow]:
         with self.uow.transaction(org) as tx:
@@ -135,7 +170,7 @@ class PostgresAuditTrail:
             cur = tx.conn.cursor(row_factory=class_row(ChainRow))
             return cur.execute(
                 f"SELECT {CHAIN_COLUMNS} FROM audit_log WHERE org = %s AND at >= %s AND at < %s "
-                "ORDER BY chain_seq",
+                "AND chain_seq IS NOT NULL ORDER BY chain_seq",
                 (org, start, end),
             ).fetchall()
 

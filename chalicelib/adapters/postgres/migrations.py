@@ -25,7 +25,8 @@ DECLARE
   login pg_roles%ROWTYPE;
   other text;
 BEGIN
-  IF runtime = session_user OR runtime IN ('docs_owner', 'docs_app', 'docs_maintenance') THEN
+  IF runtime = session_user
+     OR runtime IN ('docs_owner', 'docs_app', 'docs_maintenance', 'docs_audit_chainer') THEN
     RAISE EXCEPTION 'the runtime login must be a login of its own, not %', runtime;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_owner') THEN
@@ -38,6 +39,11 @@ BEGIN
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_maintenance') THEN
     BEGIN CREATE ROLE docs_maintenance NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  -- owns the audit chainer (migration 0016): reads audit rows, fills their chain
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'docs_audit_chainer') THEN
+    BEGIN CREATE ROLE docs_audit_chainer NOLOGIN;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
   END IF;
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = runtime) THEN
@@ -73,6 +79,11 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = 'docs_maintenance'::regrole
                  AND member = 'docs_owner'::regrole) THEN
     BEGIN GRANT docs_maintenance TO docs_owner;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_auth_members WHERE roleid = 'docs_audit_chainer'::regrole
+                 AND member = 'docs_owner'::regrole) THEN
+    BEGIN GRANT docs_audit_chainer TO docs_owner;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END;
   END IF;
 

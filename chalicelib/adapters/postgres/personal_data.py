@@ -108,7 +108,7 @@ class PostgresPersonalData:
                 "SELECT a.chain_seq AS seq, a.at, a.action, a.doc_id AS document, a.version, "
                 "a.prev_version, a.request_id, a.details FROM audit_log a "
                 "JOIN audit_actors m ON m.org = a.org AND m.pseudonym = a.actor "
-                "WHERE a.org = %s AND m.user_id = %s ORDER BY a.chain_seq",
+                "WHERE a.org = %s AND m.user_id = %s ORDER BY a.chain_seq, a.id",
                 (org, user),
             ).fetchall()
             consents = consent_history(conn, org, user)

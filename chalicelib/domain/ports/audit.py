@@ -10,6 +10,7 @@ from chalicelib.domain.audit import (
     AuditExportRecord,
     AuditFilter,
     AuditRecord,
+    ChainBacklog,
     ChainHead,
     ChainRow,
 )
@@ -21,7 +22,18 @@ class AuditTrail(Protocol):
     def record(self, org: str, entry: AuditEntry) -> None: ...
 
     def page(self, org: str, where: AuditFilter, limit: int) -> list[AuditRecord]:
-        """Rows newest first (by chain position)."""
+        """Rows newest first (by chain position), the org's pending rows chained first."""
+
+    def chain_pending(self, org: str, *, limit: int, wait: bool = False) -> int:
+        """Link up to ``limit`` of the org's pending rows; how many (0 when another
+        chainer holds the org and ``wait`` is false, -1 when the chain cannot be
+        extended: its next position is taken)."""
+
+    def chain_all(self, limit: int) -> dict[str, int]:
+        """``chain_pending`` for every org with pending rows, skipping busy ones."""
+
+    def backlog(self) -> ChainBacklog:
+        """Pending rows across orgs (cross-org: a count and an age only)."""
 
     def chain(self, org: str, *, after_seq: int, limit: int) -> list[ChainRow]:
         """Rows as chained (pseudonyms, jsonb text), in chain order."""
