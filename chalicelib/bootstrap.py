@@ -1,18 +1,11 @@
 """Composition root: reads config once, builds the adapters and wires the services.
 
-Module-scope and cached, so a Lambda execution environment builds its pool
-and clients once and reuses them across invocations; nothing connects at
-import time, and the heavy adapters (S3, OpenSearch, Powertools idempotency)
-are built, and their libraries imported, on first use only: cold starts stay
-short.  Tests build their own container (``build``) and install it
-(``set_container``).
-
-Every service gets its collaborators through its constructor and its own
-settings group (chalicelib/config.py); this is the one place that knows which
-adapter implements which port, and the one place that chooses the
-fault-injection wrappers (adapters/faults.py) when a ``DOCS_FAULT_*`` setting
-is non-zero.  Every public member is a port or a service: the API and the
-functions never see an adapter.
+Module-scope and cached: a Lambda environment builds its pool and clients once;
+nothing connects at import time, and heavy adapters (S3, OpenSearch, Powertools)
+are imported on first use.  Tests build their own container (``build``,
+``set_container``).  The one place that knows which adapter implements which
+port and that chooses the fault wrappers (adapters/faults.py, ``DOCS_FAULT_*``);
+every public member is a port or a service, each given its settings group.
 """
 
 from __future__ import annotations
