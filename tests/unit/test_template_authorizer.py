@@ -94,6 +94,10 @@ def test_only_this_apis_authorizers_may_invoke_the_alias() -> None:
     assert permission["Principal"] == "apigateway.amazonaws.com"
     assert permission["Action"] == "lambda:InvokeFunction"
     assert permission["SourceArn"]["Fn::Sub"].endswith(":${Api}/authorizers/*")
+    # after the transform the API calls the alias the permission names
+    schemes = transformed["Resources"]["Api"]["Properties"]["Body"]["components"]
+    uri = schemes["securitySchemes"][SCHEME]["x-amazon-apigateway-authorizer"]["authorizerUri"]
+    assert uri["Fn::Sub"].endswith("/functions/${AuthorizerFunctionAliaslive}/invocations")
 
 
 def _root() -> Any:
