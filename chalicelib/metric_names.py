@@ -37,6 +37,9 @@ METRICS: Final[dict[str, MetricKind]] = {
     "ReadLatency": ALARMED,  # the read latency SLI (docs/slo.md; burn-rate alarms)
     "WriteLatency": ALARMED,  # the write latency SLI
     "RateLimited": USAGE,  # a caller went over its limit (a 429, the limit working)
+    # a token the API's Lambda authorizer refused (a 401; functions/authorizer.py): its
+    # errors alarms subtract these from the function's errors
+    "AuthorizerRejected": USAGE,
     "RateLimitFailOpen": ALARMED,  # Redis down: requests pass unlimited
     "DocumentChanges": USAGE,
     "CacheHits": USAGE,

@@ -31,6 +31,8 @@ TEMPLATE = ROOT / "template.yaml"
 BEGIN = "# BEGIN GENERATED API PATHS"
 END = "# END GENERATED API PATHS"
 INDENT = " " * 8  # the depth of DefinitionBody's keys
+# the API's Lambda TOKEN authorizer (functions/authorizer.py), on every non-public operation
+SCHEME = "tokenAuthorizer"
 _URI = (
     '!Sub "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31'
     '/functions/${ApiFunction.Alias}/invocations"'
@@ -54,7 +56,7 @@ class MarkersMissing(ValueError):
 def _operation(method: str, public: bool) -> list[str]:
     lines = [f"    {method}:"]
     if not public:
-        lines.append("      security: [{cognito: []}]")
+        lines.append(f"      security: [{{{SCHEME}: []}}]")
     return [
         *lines,
         "      x-amazon-apigateway-integration:",

@@ -153,6 +153,9 @@ CALLS: dict[str, tuple[Call, ...]] = {
             "functions.deploy_hook",
         ),
     ),
+    # the API's Lambda authorizer: verifies tokens with the issuer's public JWKS (HTTPS,
+    # no AWS API, no database)
+    "functions.authorizer.handler": (DLQ,),
     # the synthetic canary: the smoke suite against the API's alias
     "functions.canary.handler": (
         DLQ,

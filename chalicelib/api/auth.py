@@ -1,8 +1,10 @@
 """Who is calling: bearer JWT verification, or the API Gateway authorizer's claims.
 
-In AWS the API Gateway authorizer verifies the token and puts its claims in
-the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``), and the app still
-holds their ``iss`` and ``aud`` (or ``client_id``) to its settings; locally the
+In AWS the API Gateway authorizer (functions/authorizer.py, a Lambda TOKEN
+authorizer running this module's ``verify_token``) verifies the token and puts
+the verified principal in the request context (``DOCS_TRUST_AUTHORIZER_CLAIMS=true``),
+and the app still holds its ``iss``, ``aud`` (or ``client_id``) and ``exp`` to its
+settings (``principal_from_context``; a Cognito authorizer's ``claims`` are read too); locally the
 service verifies the token itself: HS256 with ``DOCS_JWT_SECRET``, or RS256
 or RS256 / ES256 through an OIDC issuer's JWKS (``DOCS_JWT_JWKS_URL``, keys by
 ``kid``, cached and refreshed with restraint: chalicelib/api/oidc.py).  The org comes only from the
@@ -44,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from chalicelib.api.machine_clients import is_machine_token, machine_principal
+from chalicelib.api.machine_clients import is_machine_token, machine_principal, registration
 from chalicelib.api.oidc import JwksKeys
 from chalicelib.config import Settings
 from chalicelib.domain.errors import Unauthorized
@@ -315,15 +317,54 @@ def check_authorizer_claims(claims: dict[str, Any], settings: Settings) -> None:
         raise Unauthorized("The token is not meant for this API (aud).")
 
 
+def _context_exp(raw: Any) -> float:
+    """The ``exp`` the Lambda authorizer passed on: API Gateway hands context values
+    over as strings (or numbers); seconds since the epoch either way."""
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+        return float(raw)
+    if _is_number(raw):
+        return float(raw)
+    raise Unauthorized("The authorizer's context lacks the token's expiry (exp).")
+
+
+def principal_from_context(
+    context: Mapping[str, Any], settings: Settings, request_id: str | None
+) -> Principal:
+    """The principal the Lambda authorizer verified (functions/authorizer.py), from
+    its flat context: the same Principal the claims would give, held again to the
+    issuer and audience (``check_authorizer_claims``), to the machine client's
+    registration, and to ``exp``: API Gateway caches an authorizer's answer per token
+    for its TTL, which may outlive the token."""
+    if _context_exp(context.get("exp")) + settings.jwt_leeway_s < time.time():
+        raise Unauthorized("The token has expired.")
+    claims = {k: context.get(k) for k in ("iss", "aud", "client_id", "token_use", "sub", "org")}
+    check_authorizer_claims(claims, settings)
+    machine = context.get("machine") in ("true", True)
+    if machine != is_machine_token(claims, settings):
+        raise Unauthorized("The authorizer's context does not say what kind of token it was.")
+    sub, org = _subject(claims), _name(claims, "org")
+    raw_roles = context.get("roles") or ""
+    if not isinstance(raw_roles, str):
+        raise Unauthorized("The token's 'roles' claim must be a list of role names.")
+    roles = frozenset(r for r in raw_roles.split(",") if r in ROLE_RANK)
+    if machine:  # the registration is the app's to hold, whatever the cache says
+        found = registration(settings, sub)
+        if found is None or found.org != org or claims.get("client_id") != sub:
+            raise Unauthorized("The token's client (client_id) is not registered with this API.")
+    return Principal(sub=sub, org=org, roles=roles, request_id=request_id, machine=machine)
+
+
 def authenticate(
     headers: Mapping[str, str], context: dict[str, Any], settings: Settings, request_id: str | None
 ) -> Principal:
     if settings.trust_authorizer_claims:
         authorizer = context.get("authorizer") or {}
         claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims")
-        if isinstance(claims, dict):
+        if isinstance(claims, dict):  # a Cognito user-pool authorizer's (or an HTTP API's)
             check_authorizer_claims(claims, settings)
             return principal_for(claims, settings, request_id, stringified=True)
+        if authorizer.get("principalId") is not None:  # the Lambda authorizer's flat context
+            return principal_from_context(authorizer, settings, request_id)
     header = headers.get("authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

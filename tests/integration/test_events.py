@@ -30,6 +30,7 @@ EXPECTED = {
     "api_list_documents": 200,
     "api_get_document": 200,
     "api_get_document_authorizer": 200,
+    "api_get_document_lambda_authorizer": 200,
     "api_put_document": 201,
     "api_patch_document": 200,
     "api_post_changes": 200,
@@ -130,7 +131,8 @@ def test_event_has_the_shape_api_gateway_sends(name: str) -> None:
     assert context["httpMethod"] == event["httpMethod"]
     assert context["path"] == f"/{context['stage']}{event['path']}"
     assert event["isBase64Encoded"] is False
-    if name not in ("api_get_health", "api_get_openapi", "api_get_document_authorizer"):
+    if name not in ("api_get_health", "api_get_openapi", "api_get_document_authorizer",
+                    "api_get_document_lambda_authorizer"):  # fmt: skip
         assert event["headers"]["Authorization"] == "Bearer {{token}}"
 
 
@@ -148,9 +150,10 @@ def test_event(name: str, container: Any, invoke: Invoker) -> None:
         etag = r.headers["etag"]
     if name == "api_restore_document":
         assert invoke("DELETE", f"/documents/{DOC}", token=token).status == 204
-    if name == "api_get_document_authorizer":
+    if name in ("api_get_document_authorizer", "api_get_document_lambda_authorizer"):
         invoke("PUT", f"/documents/{DOC}", {"title": "seed"}, token=make_token(org="acme"))
-        claims = _load(name)["requestContext"]["authorizer"]["claims"]
+        authorizer = _load(name)["requestContext"]["authorizer"]
+        claims = authorizer.get("claims", authorizer)
         container.settings = container.settings.model_copy(
             update={  # the app pins the authorizer's issuer and audience (chalicelib/auth.py)
                 "trust_authorizer_claims": True,
@@ -262,3 +265,74 @@ def test_search_event(name: str, search_container: Any) -> None:
     # PostgreSQL cluster is open: read it again for a while
     found = poll(read)
     assert [item["id"] for item in found] == [DOC]
+
+
+# ------------------------------------------- the API's Lambda authorizer (AWS)
+def _trusting(container: Any) -> None:
+    """The app as deployed: it trusts the authorizer's context, for this issuer."""
+    claims = _load("api_get_document_authorizer")["requestContext"]["authorizer"]["claims"]
+    container.settings = container.settings.model_copy(
+        update={
+            "trust_authorizer_claims": True,
+            "jwt_issuer": claims["iss"],
+            "jwt_audience": claims["aud"],
+        }
+    )
+
+
+def test_the_lambda_authorizers_context_gives_the_principal_the_claims_gave(
+    container: Any,
+) -> None:
+    """The same caller through the old Cognito claims and the Lambda authorizer's flat
+    context: the same Principal, and the same answer through ``app.handler``."""
+    import app
+    from chalicelib.api.auth import authenticate
+
+    user = make_token(org="acme", roles=("writer",))
+    seeded = app.handler(_fill("api_put_document", user, None), LambdaContext.new())
+    assert seeded["statusCode"] in (201, 412), seeded["body"]  # 412: seeded before
+    _trusting(container)
+    old = _load("api_get_document_authorizer")["requestContext"]
+    new = _load("api_get_document_lambda_authorizer")["requestContext"]
+    settings = container.settings
+    assert authenticate({}, new, settings, "r") == authenticate({}, old, settings, "r")
+    answers = [
+        app.handler(_fill(name, "", None), LambdaContext.new())
+        for name in ("api_get_document_authorizer", "api_get_document_lambda_authorizer")
+    ]
+    assert [a["statusCode"] for a in answers] == [200, 200]
+    assert json.loads(answers[0]["body"]) == json.loads(answers[1]["body"])
+
+
+def test_an_expired_token_cached_by_the_gateway_is_refused_by_the_app(container: Any) -> None:
+    """API Gateway may replay a cached Allow after the token's exp: the app says 401."""
+    import time
+
+    import app
+
+    _trusting(container)
+    event = _fill("api_get_document_lambda_authorizer", "", None)
+    event["requestContext"]["authorizer"]["exp"] = str(int(time.time()) - 3600)
+    result = app.handler(event, LambdaContext.new())
+    assert result["statusCode"] == 401, result["body"]
+    assert "expired" in json.loads(result["body"])["detail"]
+
+
+def test_the_authorizer_event_is_answered_with_the_apps_principal(
+    container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """events/authorizer_token.json through functions.authorizer.handler, with a dev
+    token; its context, handed to the app, is the token's own principal."""
+    from chalicelib.api.auth import authenticate, principal_from_context
+    from functions import authorizer
+
+    monkeypatch.setattr(authorizer, "get_settings", lambda: container.settings)
+    token = make_token(org="acme", roles=("reader", "admin"))
+    answer = authorizer.handler(_fill("authorizer_token", token, None), LambdaContext.new())  # type: ignore[arg-type]
+    (statement,) = answer["policyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Resource"].endswith("/api/*/*")
+    via_context = principal_from_context(answer["context"], container.settings, "r")
+    direct = authenticate({"authorization": f"Bearer {token}"}, {}, container.settings, "r")
+    assert via_context == direct
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.handler(_fill("authorizer_token", "x.y.z", None), LambdaContext.new())  # type: ignore[arg-type]

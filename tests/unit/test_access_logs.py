@@ -29,6 +29,7 @@ SAFE_CONTEXT = {
     "requestTime",
     "requestTimeEpoch",
     "authorizer.claims.sub",
+    "authorizer.principalId",  # the Lambda authorizer's: the verified sub (functions/authorizer.py)
     "routeKey",
     "eventType",
     "connectionId",

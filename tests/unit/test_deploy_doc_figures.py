@@ -23,6 +23,7 @@ NOT_ON_THE_DATABASE = {
     "DeployHookFunction",
     "CanaryFunction",
     "TokenClaimsFunction",
+    "AuthorizerFunction",  # the issuer's JWKS only
 }  # Lambda APIs / no I/O
 DATA_TIER = {
     "NetworkOn", "DatabaseOn", "CacheOn", "SearchOn", "UserPoolOn", "DataKeyOn",

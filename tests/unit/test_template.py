@@ -681,11 +681,16 @@ def test_every_function_is_alarmed_on_errors_and_throttles() -> None:
     template = _template()
     watched: dict[str, set[str]] = {}
     for alarm in _alarms(template).values():
-        if alarm.get("Namespace") == "AWS/Lambda" and len(alarm["Dimensions"]) == 1:
-            # (the deployed version's alarms: tests/unit/test_template_deploys.py)
-            (dim,) = alarm["Dimensions"]
-            assert dim["Name"] == "FunctionName"
-            watched.setdefault(dim["Value"]["Ref"], set()).add(alarm["MetricName"])
+        # a plain alarm, or the metrics of a metric-math one (the authorizer's errors
+        # less the tokens it refused: functions/authorizer.py)
+        stats = [alarm] + [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", [])
+                           if "MetricStat" in m]  # fmt: skip
+        for metric in stats:
+            if metric.get("Namespace") == "AWS/Lambda" and len(metric["Dimensions"]) == 1:
+                # (the deployed version's alarms: tests/unit/test_template_deploys.py)
+                (dim,) = metric["Dimensions"]
+                assert dim["Name"] == "FunctionName"
+                watched.setdefault(dim["Value"]["Ref"], set()).add(metric["MetricName"])
     for name in _functions(template):
         assert watched.get(name) == {"Errors", "Throttles"}, name
 
@@ -899,14 +904,17 @@ def test_the_apps_issuer_audience_and_jwks_are_the_authorizers() -> None:
     assert _sub(jwks_created) == _sub(issuer_created) + "/.well-known/jwks.json"
     assert _sub(jwks_given) == "${JwtIssuer}/.well-known/jwks.json"
     assert issuer_given == {"Ref": "JwtIssuer"}
-    # ... and the issuer is the pool the API Gateway authorizer trusts
+    # ... and the issuer is the pool; the API Gateway authorizer is a function that
+    # reads these same settings (Globals; it overrides none of them)
     assert _sub(issuer_created).endswith("/${UserPool}")
     schemes = template["Resources"]["Api"]["Properties"]["DefinitionBody"]["components"]
-    authorizer = schemes["securitySchemes"]["cognito"]["x-amazon-apigateway-authorizer"]
-    pool_created, pool_given = _if(authorizer["providerARNs"][0], "UserPoolOn")
-    assert pool_created == {"GetAtt": "UserPool.Arn"} and pool_given == {
-        "Ref": "CognitoUserPoolArn"
-    }
+    authorizer = schemes["securitySchemes"]["tokenAuthorizer"]["x-amazon-apigateway-authorizer"]
+    assert (
+        "/functions/${AuthorizerFunction.Alias}/invocations" in authorizer["authorizerUri"]["Sub"]
+    )
+    own = _function(template, "AuthorizerFunction")["Environment"]["Variables"]
+    assert not {"DOCS_JWT_ISSUER", "DOCS_JWT_AUDIENCE", "DOCS_JWT_JWKS_URL",
+                "DOCS_MACHINE_CLIENTS"} & set(own)  # fmt: skip
     audience_created, audience_given = _if(env["DOCS_JWT_AUDIENCE"], "UserPoolOn")
     assert audience_created == {"Ref": "UserPoolClient"} and audience_given == {
         "Ref": "JwtAudience"

@@ -442,6 +442,12 @@ def test_the_cache_is_tls_with_an_rbac_user() -> None:
             attached = json.dumps(res["Properties"].get("Policies", []))
             # every function that reads the settings; the deploy hook reads none
             reads = name not in ("DeployHookFunction", "CanaryFunction")  # Lambda API only
+            if name == "AuthorizerFunction":  # reads the settings, but has no cache
+                reads = False
+                assert (
+                    res["Properties"]["Environment"]["Variables"]["DOCS_REDIS_AUTH_SECRET_ARN"]
+                    == ""
+                )
             assert ("CacheSecretReadPolicy" in attached) == reads, name
 
 
@@ -486,11 +492,16 @@ def test_the_search_domain_is_encrypted_https_only_and_fine_grained() -> None:
 def test_the_user_pool_feeds_the_authorizer_and_the_app() -> None:
     template = _template()
     body = template["Resources"]["Api"]["Properties"]["DefinitionBody"]
-    authorizer = body["components"]["securitySchemes"]["cognito"]["x-amazon-apigateway-authorizer"]
-    (provider,) = authorizer["providerARNs"]
-    assert _if(provider, "UserPoolOn") == (
-        {"GetAtt": "UserPool.Arn"},
-        {"Ref": "CognitoUserPoolArn"},
+    # the Lambda authorizer verifies the pool's tokens with the app's settings (Globals:
+    # the pool's issuer and JWKS): tests/unit/test_template_authorizer.py
+    authorizer = body["components"]["securitySchemes"]["tokenAuthorizer"]
+    assert (
+        "${AuthorizerFunction.Alias}"
+        in authorizer["x-amazon-apigateway-authorizer"]["authorizerUri"]["Sub"]
+    )
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert _if(env["DOCS_JWT_JWKS_URL"], "UserPoolOn")[0]["Sub"].endswith(
+        "/${UserPool}/.well-known/jwks.json"
     )
     pool = template["Resources"]["UserPool"]
     assert pool["DeletionPolicy"] == "Retain"

@@ -147,4 +147,9 @@ def test_functions_outside_the_vpc_call_nothing_inside_it() -> None:
         for n in _functions(deployment.t)
         if n in deployment.resources and not deployment.vpc_of(n)[0]
     ]
-    assert set(outside) == {"DeployHookFunction", "CanaryFunction", "TokenClaimsFunction"}
+    assert set(outside) == {
+        "DeployHookFunction",
+        "CanaryFunction",
+        "TokenClaimsFunction",
+        "AuthorizerFunction",  # the issuer's public JWKS only (docs/security.md)
+    }
