@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
+    from chalicelib.domain.ports.webhooks import SecretBox, Sender
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.access_review import AccessReviewService
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.realtime import RealtimeService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
+    from chalicelib.service_layer.webhooks import Deliverer, WebhookService
 
 
 class Container:
@@ -219,6 +221,37 @@ class Container:
             page_secret=s.page_token_secret,
             settings=s.access_review,
         )
+
+    @cached_property
+    def webhooks(self) -> WebhookService:
+        """/webhooks (docs/webhooks.md)."""
+        from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
+        from chalicelib.service_layer.webhooks import WebhookService
+
+        return WebhookService(
+            PostgresWebhooks(self._postgres), self.webhook_box, self.settings.webhooks
+        )
+
+    @cached_property
+    def webhook_box(self) -> SecretBox:
+        from chalicelib.adapters.webhook_http import SecretBox as AesSecretBox
+
+        s = self.settings
+        return AesSecretBox(s.webhooks_secret_key or s.page_token_secret)
+
+    def deliverer(self, sender: Sender | None = None) -> Deliverer:
+        """The webhook deliverer (a third outbox consumer); ``sender`` for tests."""
+        from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
+        from chalicelib.adapters.webhook_http import HttpSender
+        from chalicelib.service_layer.webhooks import Deliverer
+
+        w = self.settings.webhooks
+        sender = sender or HttpSender(
+            insecure_local=w.insecure_local,
+            connect_timeout_s=w.connect_timeout_s,
+            read_timeout_s=w.read_timeout_s,
+        )
+        return Deliverer(PostgresWebhooks(self._postgres), self.webhook_box, sender, w)
 
     @cached_property
     def personal_data(self) -> PersonalDataService:
