@@ -234,23 +234,18 @@ class Container:
 
     @cached_property
     def webhook_box(self) -> SecretBox:
-        from chalicelib.adapters.webhook_http import SecretBox as AesSecretBox
+        from chalicelib.adapters.webhook_secrets import SecretBox as AesSecretBox
 
         s = self.settings
         return AesSecretBox(s.webhooks_secret_key or s.page_token_secret)
 
-    def deliverer(self, sender: Sender | None = None) -> Deliverer:
-        """The webhook deliverer (a third outbox consumer); ``sender`` for tests."""
+    def deliverer(self, sender: Sender) -> Deliverer:
+        """The webhook deliverer (a third outbox consumer) sending with ``sender``
+        (``webhook_sender``; the caller names it, so only the deliverer reaches out)."""
         from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
-        from chalicelib.adapters.webhook_http import HttpSender
         from chalicelib.service_layer.webhooks import Deliverer
 
         w = self.settings.webhooks
-        sender = sender or HttpSender(
-            insecure_local=w.insecure_local,
-            connect_timeout_s=w.connect_timeout_s,
-            read_timeout_s=w.read_timeout_s,
-        )
         return Deliverer(PostgresWebhooks(self._postgres), self.webhook_box, sender, w)
 
     @cached_property

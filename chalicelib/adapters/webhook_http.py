@@ -16,11 +16,8 @@ Standard library only (``http.client``, ``ssl``, ``socket``).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import http.client
 import ipaddress
-import os
 import socket
 import ssl
 import threading
@@ -29,9 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from chalicelib.config_webhooks import WebhookSettings
 from chalicelib.domain.webhook_urls import IpAddress, Target, UnsafeTarget, check_address, check_url
 from chalicelib.domain.webhooks import Outcome
 
@@ -169,24 +164,10 @@ class HttpSender:
         return Outcome(status, error, took())
 
 
-class SecretBox:
-    """Implements ``SecretBox``: AES-256-GCM under a key derived from ``key_material``
-    (a secret that is not in the database), bound to ``context`` (org and endpoint)."""
-
-    PREFIX = "v1."
-
-    def __init__(self, key_material: str) -> None:
-        key = hashlib.sha256(b"docs-webhook-secrets/v1\0" + key_material.encode()).digest()
-        self._aead = AESGCM(key)
-
-    def seal(self, secret: str, context: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, secret.encode(), context.encode())
-        return self.PREFIX + base64.b64encode(nonce + sealed).decode()
-
-    def open(self, sealed: str, context: str) -> str:
-        raw = base64.b64decode(sealed.removeprefix(self.PREFIX))
-        try:
-            return self._aead.decrypt(raw[:12], raw[12:], context.encode()).decode()
-        except InvalidTag:
-            raise ValueError("the sealed secret does not open under this key") from None
+def sender_for(settings: WebhookSettings) -> HttpSender:
+    """The sender the deliverer uses, with the settings' limits."""
+    return HttpSender(
+        insecure_local=settings.insecure_local,
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.read_timeout_s,
+    )

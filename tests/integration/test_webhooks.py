@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.webhook_http import sender_for
 from chalicelib.config import Settings
 from tests.conftest import Invoker, admin_sql, fresh_container, make_token
 from tests.polling import poll
@@ -35,7 +36,7 @@ def hooks(settings: Settings) -> Iterator[Any]:
         webhooks_retry_base_s=0.0,
         webhooks_retry_window_s=3600.0,
     ) as built:
-        built.deliverer().run_once()  # the cursor starts here
+        built.deliverer(sender_for(built.settings.webhooks)).run_once()  # the cursor starts
         yield built
 
 
@@ -62,7 +63,7 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 def drain(container: Any, rx: Receiver, n: int) -> list[dict[str, Any]]:
-    deliverer = container.deliverer()
+    deliverer = container.deliverer(sender_for(container.settings.webhooks))
     return poll(lambda: (deliverer.run_once(), rx.events())[1], lambda e: len(e) >= n)
 
 
@@ -124,7 +125,7 @@ def test_filters_by_event_and_tag(hooks: Any) -> None:
         org.writer("POST", "/documents", {"title": "a", "tags": ["other"]})
         wanted = org.writer("POST", "/documents", {"title": "b", "tags": ["billing"]}).json()
         events = drain(hooks, rx, 1)
-        hooks.deliverer().run_once()
+        hooks.deliverer(sender_for(hooks.settings.webhooks)).run_once()
         assert [e["data"]["id"] for e in rx.events()] == [wanted["id"]]
         assert events[0]["type"] == "document.created"
 
@@ -136,7 +137,7 @@ def test_a_failing_change_holds_back_later_ones_then_dead_letters_and_replays(
         settings, webhooks_insecure_local=True, webhooks_retry_base_s=0.0,
         webhooks_retry_window_s=0.0, webhooks_disable_after_failures=1000,
     ) as built, receiver() as rx:  # fmt: skip
-        deliverer = built.deliverer()
+        deliverer = built.deliverer(sender_for(built.settings.webhooks))
         deliverer.run_once()
         org = Org()
         hook = org.register(rx.url)
@@ -172,7 +173,7 @@ def test_retries_then_disables_a_failing_endpoint_with_an_audit_row(settings: Se
         webhooks_retry_window_s=3600.0, webhooks_disable_after_failures=3,
         webhooks_disable_after_s=0.0,
     ) as built, receiver() as rx:  # fmt: skip
-        deliverer = built.deliverer()
+        deliverer = built.deliverer(sender_for(built.settings.webhooks))
         deliverer.run_once()
         org = Org()
         hook = org.register(rx.url)
@@ -228,3 +229,31 @@ def test_registration_refuses_unsafe_urls(container: Any) -> None:
         assert r.status == 422, (url, r)
     r = org.admin("POST", "/webhooks", {"url": "https://h.example.com/", "events": ["nope"]})
     assert r.status == 422
+
+
+def test_the_docs_verification_example_verifies_a_real_delivery(hooks: Any) -> None:
+    """docs/webhooks.md's Python block, run as written, on a delivery as received."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/webhooks.md", "exec"), namespace)
+    verify_webhook = namespace["verify_webhook"]
+    org = Org()
+    with receiver() as rx:
+        hook = org.register(rx.url, ["document.created"])
+        doc = org.writer("POST", "/documents", {"title": "a"}).json()
+        drain(hooks, rx, 1)
+        req = rx.requests[0]
+        event = verify_webhook(hook["secret"], req.headers, req.body)
+        assert event["type"] == "document.created" and event["data"]["id"] == doc["id"]
+        with pytest.raises(ValueError, match="no valid signature"):
+            verify_webhook(hook["secret"], req.headers, req.body.replace(b"created", b"deleted"))
+        old = {
+            **req.headers,
+            "webhook-timestamp": str(int(req.headers["webhook-timestamp"]) - 3600),
+        }
+        with pytest.raises(ValueError, match="timestamp"):
+            verify_webhook(hook["secret"], old, req.body)
