@@ -189,10 +189,12 @@ def _start_sync_process(sock: Any) -> Any:
 
 
 def _start_webhook_process(sock: Any) -> Any:
-    """The webhook deliverer loop (functions/deliver_webhooks.py in AWS)."""
+    """The webhook deliverer loop (functions/deliver_webhooks.py in AWS); supervised:
+    killed, it is started again and goes on from its cursor and its deliveries."""
     from devtools import webhook_worker
+    from devtools.supervise import supervise
 
-    return _start_process(sock, "webhooks", webhook_worker.main)
+    return _start_process(sock, "webhooks", lambda: supervise(webhook_worker.main, "webhooks"))
 
 
 def _start_export_process(sock: Any) -> Any:

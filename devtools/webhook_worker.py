@@ -17,13 +17,17 @@ from typing import Any
 from devtools.logline import log_line
 
 CHANNEL = "docs_outbox"
+LISTENER_APP = "docs-webhooks"  # + " <pid>": the fault campaign finds the process by it
 
 
 def _listen(container: Any) -> Any:
+    import os
+
     import psycopg
 
     uow = container.uow
-    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": "docs-webhooks"}
+    name = f"{LISTENER_APP} {os.getpid()}"
+    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": name}
     conn = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
     conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(CHANNEL)))
     return conn
