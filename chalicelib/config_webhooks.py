@@ -30,6 +30,7 @@ class WebhookSettings:
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 10.0
     lease_s: float = 60.0  # a delivery being sent is not due again before this
+    parallel_sends: int = 4  # deliveries in flight at once (each the head of its document)
 
 
 class WebhookEnv(BaseSettings):

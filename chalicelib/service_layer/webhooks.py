@@ -16,8 +16,10 @@ endpoint failing for long enough is disabled, audited and logged.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -233,40 +235,56 @@ class Deliverer:
         return self.sender.send(job.url, headers, job.body)
 
     def deliver_due(self, report: DeliveryReport, *, deadline: float | None = None) -> None:
-        """Send every delivery due now (one pass); stop early at ``deadline`` (monotonic)."""
+        """Send every delivery due now (one pass), ``parallel_sends`` at a time (they are
+        heads of distinct documents: order holds); none started after ``deadline``."""
         s = self.settings
+        due = self.queue.due(self._clock(), s.batch_size)
+        lock = threading.Lock()
+
+        def one(item: tuple[str, str]) -> None:
+            if deadline is None or time.monotonic() <= deadline:
+                self._deliver_one(*item, report, lock)
+
+        if s.parallel_sends <= 1 or len(due) <= 1:
+            for item in due:
+                one(item)
+            return
+        with ThreadPoolExecutor(min(s.parallel_sends, len(due))) as pool:
+            list(pool.map(one, due))
+
+    def _deliver_one(
+        self, org: str, delivery_id: str, report: DeliveryReport, lock: threading.Lock
+    ) -> None:
         now = self._clock()
-        for org, delivery_id in self.queue.due(now, s.batch_size):
-            if deadline is not None and time.monotonic() > deadline:
-                return
-            now = self._clock()
-            job = self.queue.lease(org, delivery_id, now, now + timedelta(seconds=s.lease_s))
-            if job is None:
-                continue
-            outcome = self.send(job)
-            now = self._clock()
-            result = self._result(job, outcome, now)
-            self.queue.record(job, outcome, result, now)
-            if outcome.ok:
-                report.delivered += 1
-                count("WebhooksDelivered")
-                continue
-            report.failed += 1
-            count("WebhookAttemptsFailed")
-            if result.status == "dead":
-                report.dead += 1
-                count("WebhooksDeadLettered")
-                logger.warning(
-                    "webhook dead-lettered", org=org, delivery=delivery_id,
-                    endpoint=job.endpoint_id, error=outcome.error,
-                )  # fmt: skip
-            if result.disable_reason is not None:
-                report.disabled += 1
-                count("WebhookEndpointsDisabled")
-                logger.warning(
-                    "webhook endpoint disabled", org=org, endpoint=job.endpoint_id,
-                    reason=result.disable_reason,
-                )  # fmt: skip
+        lease = now + timedelta(seconds=self.settings.lease_s)
+        job = self.queue.lease(org, delivery_id, now, lease)
+        if job is None:
+            return
+        outcome = self.send(job)
+        now = self._clock()
+        result = self._result(job, outcome, now)
+        self.queue.record(job, outcome, result, now)
+        with lock:
+            report.delivered += outcome.ok
+            report.failed += not outcome.ok
+            report.dead += result.status == "dead"
+            report.disabled += result.disable_reason is not None
+        if outcome.ok:
+            count("WebhooksDelivered")
+            return
+        count("WebhookAttemptsFailed")
+        if result.status == "dead":
+            count("WebhooksDeadLettered")
+            logger.warning(
+                "webhook dead-lettered", org=org, delivery=delivery_id,
+                endpoint=job.endpoint_id, error=outcome.error,
+            )  # fmt: skip
+        if result.disable_reason is not None:
+            count("WebhookEndpointsDisabled")
+            logger.warning(
+                "webhook endpoint disabled", org=org, endpoint=job.endpoint_id,
+                reason=result.disable_reason,
+            )  # fmt: skip
 
     def run_once(self, *, deadline: float | None = None) -> DeliveryReport:
         """Fan in until caught up, then one pass over what is due."""
