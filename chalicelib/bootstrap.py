@@ -30,12 +30,12 @@ from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.health import HealthService
 from chalicelib.service_layer.pii_fields import PiiFields
+from chalicelib.webhook_wiring import WebhookMembers
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
     from chalicelib.adapters.redis.cache import RedisCache
     from chalicelib.domain.ports.realtime import ConnectionRegistry, Poster, ReadFilter
-    from chalicelib.domain.ports.webhooks import SecretBox, Sender
     from chalicelib.domain.realtime import Credentials
     from chalicelib.service_layer.access import AccessService
     from chalicelib.service_layer.access_review import AccessReviewService
@@ -49,10 +49,9 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.realtime import RealtimeService
     from chalicelib.service_layer.search import SearchService
     from chalicelib.service_layer.search_sync import SearchSync
-    from chalicelib.service_layer.webhooks import Deliverer, WebhookService
 
 
-class Container:
+class Container(WebhookMembers):
     """One process's services and the ports they are built from."""
 
     def __init__(
@@ -221,32 +220,6 @@ class Container:
             page_secret=s.page_token_secret,
             settings=s.access_review,
         )
-
-    @cached_property
-    def webhooks(self) -> WebhookService:
-        """/webhooks (docs/webhooks.md)."""
-        from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
-        from chalicelib.service_layer.webhooks import WebhookService
-
-        return WebhookService(
-            PostgresWebhooks(self._postgres), self.webhook_box, self.settings.webhooks
-        )
-
-    @cached_property
-    def webhook_box(self) -> SecretBox:
-        from chalicelib.adapters.webhook_secrets import SecretBox as AesSecretBox
-
-        s = self.settings
-        return AesSecretBox(s.webhooks_secret_key or s.page_token_secret)
-
-    def deliverer(self, sender: Sender) -> Deliverer:
-        """The webhook deliverer (a third outbox consumer) sending with ``sender``
-        (``webhook_sender``; the caller names it, so only the deliverer reaches out)."""
-        from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
-        from chalicelib.service_layer.webhooks import Deliverer
-
-        w = self.settings.webhooks
-        return Deliverer(PostgresWebhooks(self._postgres), self.webhook_box, sender, w)
 
     @cached_property
     def personal_data(self) -> PersonalDataService:
