@@ -30,6 +30,7 @@ from chalicelib.service_layer.cache_coherence import CacheCoherence
 from chalicelib.service_layer.documents import DocumentService
 from chalicelib.service_layer.health import HealthService
 from chalicelib.service_layer.pii_fields import PiiFields
+from chalicelib.webhook_wiring import WebhookMembers
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.uow import PostgresUnitOfWork
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from chalicelib.service_layer.search_sync import SearchSync
 
 
-class Container:
+class Container(WebhookMembers):
     """One process's services and the ports they are built from."""
 
     def __init__(

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from chalicelib.config_webhooks import WebhookEnv
 from chalicelib.domain.content.policy import DEFAULT_ALLOWED_TYPES, ContentPolicy
 from chalicelib.domain.model import Limits
 from chalicelib.settings_groups import (
@@ -44,7 +45,7 @@ DEFAULT_SSLROOTCERT = Path(__file__).resolve().parent / "certs" / "rds-ca-bundle
 _VERIFYING_SSLMODES = ("verify-ca", "verify-full")
 
 
-class Settings(BaseSettings):
+class Settings(WebhookEnv, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCS_", extra="ignore")
 
     # --- PostgreSQL (RDS Proxy in AWS) -------------------------------------

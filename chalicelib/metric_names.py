@@ -80,6 +80,13 @@ METRICS: Final[dict[str, MetricKind]] = {
     "RealtimeConnectFailed": ALARMED,  # a $connect refused with a 5xx (e.g. Redis down)
     "RealtimeCloseFailed": ALARMED,  # an expired or revoked connection could not be closed
     "RealtimeNudgeFailed": ALARMED,
+    # ---- signed webhooks (chalicelib/service_layer/webhooks.py)
+    "WebhooksDelivered": USAGE,
+    "WebhookAttemptsFailed": USAGE,  # a receiver failed an attempt (retried with backoff)
+    "WebhooksDeadLettered": ALARMED,  # a delivery gave up after its retry window
+    "WebhookEndpointsDisabled": USAGE,  # the org's admin is told (audit row, GET /webhooks)
+    "WebhookLag": ALARMED,  # since the oldest outbox row after the deliverer's cursor
+    "WebhookPendingAge": USAGE,  # the oldest pending delivery (retries included)
     # ---- audit trail and personal data
     "AuditPeriodsExported": USAGE,
     "AuditExportRuns": ALARMED,  # its absence alarms (AuditExportStaleAlarm)

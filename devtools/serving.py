@@ -71,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if stack.s3_endpoint:  # POST /me/export jobs (functions/export_worker.py in AWS)
             stack._stoppers.append(_start_export_process(sock))
         stack._stoppers.append(_start_realtime_process(sock))
+        stack._stoppers.append(_start_webhook_process(sock))
         url = f"http://{args.host}:{args.port}"
         server.serve(
             args.host, args.port, args.workers, sock=sock, on_ready=lambda: _publish(url, args.port)
@@ -98,6 +99,8 @@ def _configure(stack: Any, port: int) -> None:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     local_pii_defaults()
+    # webhooks to http:// and loopback receivers (docs/webhooks.md); never in AWS
+    os.environ.setdefault("DOCS_WEBHOOKS_INSECURE_LOCAL", "true")
     if stack.opensearch_url:
         os.environ["OPENSEARCH_URL"] = stack.opensearch_url
         os.environ.setdefault("DOCS_SEARCH_NUDGE", "notify")  # wakes the sync loop
@@ -183,6 +186,15 @@ def _start_sync_process(sock: Any) -> Any:
     from devtools import sync_worker
 
     return _start_process(sock, "sync", sync_worker.main)
+
+
+def _start_webhook_process(sock: Any) -> Any:
+    """The webhook deliverer loop (functions/deliver_webhooks.py in AWS); supervised:
+    killed, it is started again and goes on from its cursor and its deliveries."""
+    from devtools import webhook_worker
+    from devtools.supervise import supervise
+
+    return _start_process(sock, "webhooks", lambda: supervise(webhook_worker.main, "webhooks"))
 
 
 def _start_export_process(sock: Any) -> Any:

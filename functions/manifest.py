@@ -57,6 +57,7 @@ ADAPTERS: dict[str, str] = {
     "chalicelib.api.oidc": "jwks",
     "chalicelib.adapters.ses": "ses",
     "chalicelib.adapters.feature_flags": "appconfigdata",
+    "chalicelib.adapters.webhook_http": "webhooks",
 }
 
 _PII_CONTEXT = (("kms:EncryptionContext:purpose", "docs-pii-data-key"),)
@@ -234,6 +235,12 @@ CALLS: dict[str, tuple[Call, ...]] = {
         Call("kms", ("kms:Decrypt",), "ContentKey.Arn", "chalicelib.adapters.pii", _PII_CONTEXT),
         Call("ses", ("ses:SendEmail",), _SES + "${NotificationSender}", "chalicelib.adapters.ses"),
         Call("ses", ("ses:SendEmail",), _SES + "${Domain}", "chalicelib.adapters.ses"),
+    ),
+    # webhook receivers: public hosts on HTTPS, through the NAT gateway (docs/webhooks.md)
+    "functions.deliver_webhooks.handler": (
+        *_WORKER,
+        PAGE_SECRET,
+        Call("webhooks", via="chalicelib.adapters.webhook_http"),
     ),
     # the Cognito trigger (inline code): it returns the event it was given
     "index.handler": (DLQ,),

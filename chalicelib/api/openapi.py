@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.openapi_notifications import MODELS as NOTIFICATION_MODELS
+from chalicelib.api.openapi_webhooks import MODELS as WEBHOOK_MODELS
 from chalicelib.api.route import Route
 from chalicelib.domain.model import ID_REGEX, DocumentIn
 from chalicelib.domain.search import SearchRequest
@@ -397,6 +398,7 @@ _MODELS: list[type[BaseModel]] = [
     ConsentsIn,
     ConsentsOut,
     *NOTIFICATION_MODELS,
+    *WEBHOOK_MODELS,
 ]
 
 

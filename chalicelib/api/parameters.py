@@ -83,6 +83,22 @@ ACCESS_REVIEW_CSV: dict[str, Any] = {
     "'Link: <...>; rel=\"next\"' header",
 }
 
+WEBHOOK_ID: Parameter = {
+    "name": "webhook_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{26}$"},
+}
+DELIVERY_ID: Parameter = {
+    "name": "delivery_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^msg_[0-9A-HJKMNP-TV-Z]{26}$"},
+}
+DELIVERIES_QUERY: tuple[Parameter, ...] = (
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+)
+
 # -- the changes feed and its server-sent events (docs/realtime.md) ----------
 FEED_QUERY: tuple[Parameter, ...] = (
     {

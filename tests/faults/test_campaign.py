@@ -1,7 +1,7 @@
 """The fault campaign: every registered fault, in turn, during a mixed load.
 
 For each fault (``registry.FAULTS``; the entries live in ``processes.py``,
-``deliveries.py`` and ``realtime.py``): start a load in the fault's own org,
+``deliveries.py``, ``realtime.py`` and ``webhooks.py``): start a load in the fault's own org,
 wait until it runs, inject the fault (which brings the service back), check
 the load goes on after it, stop the load, and run the checks (``Campaign.verify``).  Statuses
 a client may see: 2xx, 404 (a read of a document its writer deleted), 412 (a
@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.faults import deliveries, processes, realtime  # noqa: F401 - they register faults
+from tests.faults import deliveries, processes, realtime, webhooks  # noqa: F401 - they register
 
 # isort: split
 from tests.faults import failover  # noqa: F401 - last: the campaign goes on on the standby

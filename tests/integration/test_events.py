@@ -71,7 +71,16 @@ AUDIT_EXPECTED = {
     "api_put_me_notification_settings": 200,
     "api_get_access_review": 200,
     "api_post_access_review_attestation": 201,
+    # signed webhooks (docs/webhooks.md): WEBHOOK and its dead delivery DELIVERY are seeded
+    "api_post_webhook": 201,
+    "api_get_webhooks": 200,
+    "api_delete_webhook": 204,
+    "api_post_webhook_rotate_secret": 200,
+    "api_get_webhook_deliveries": 200,
+    "api_post_webhook_replay": 202,
 }
+WEBHOOK = "01JEVENTWEBH00K00000000000"
+DELIVERY = "msg_01JEVENTDE1VERY00000000000"
 CONTENT_VERSION = "3"  # PUT (1), start upload (2), processed (3): the n in the samples
 
 
@@ -178,8 +187,29 @@ def test_audit_event(name: str, container: Any, invoke: Invoker) -> None:
         assert invoke("PUT", "/documents/theirs", {"title": "x"}, token=user).status == 201
     if name == "api_get_me_export":  # the token's subject requested it
         container.personal_data.jobs.create(org, "event-job", "alice", None)
+    if "webhook" in name:
+        _seed_webhook(container, org)
     result = app.handler(_fill(name, token, None), LambdaContext.new())
     assert result["statusCode"] == AUDIT_EXPECTED[name], result["body"]
+
+
+def _seed_webhook(container: Any, org: str) -> None:
+    from tests.conftest import admin_sql
+
+    url = container.settings.database_url
+    admin_sql(
+        url,
+        "INSERT INTO webhook_endpoints (org, id, url, events, secret_sealed) "
+        "VALUES (%s, %s, 'https://hooks.example.com/docs', '{document.created}', 'v1.x')",
+        org, WEBHOOK,
+    )  # fmt: skip
+    admin_sql(
+        url,
+        "INSERT INTO webhook_deliveries (org, id, endpoint_id, outbox_seq, event_type, doc_id, "
+        "version, payload, status, attempts) VALUES (%s, %s, %s, 1, 'document.created', %s, 1, "
+        "'{}', 'dead', 3)",
+        org, DELIVERY, WEBHOOK, DOC,
+    )  # fmt: skip
 
 
 @pytest.fixture

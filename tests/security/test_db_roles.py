@@ -74,6 +74,13 @@ INSERT INTO access_reviews (org, id, reviewed_by, notes, revoked)
 INSERT INTO notification_settings (org, user_id, email, shares)
   VALUES (%(org)s, 'bob', '{"$enc": "v1"}', true);
 INSERT INTO notifications_sent (org, doc_id, recipient, sent_at) VALUES (%(org)s, 'd1', 'bob', now());
+INSERT INTO webhook_endpoints (org, id, url, events, secret_sealed)
+  VALUES (%(org)s, 'w1', 'https://hooks.example.com/' || %(org)s, '{document.created}', 'v1.x');
+INSERT INTO webhook_deliveries (org, id, endpoint_id, outbox_seq, event_type, doc_id, version,
+                                payload)
+  VALUES (%(org)s, 'm1', 'w1', 1, 'document.created', 'd1', 1, '{"secret": true}');
+INSERT INTO webhook_attempts (org, delivery_id, n, status_code)
+  VALUES (%(org)s, 'm1', 1, 500);
 """
 
 

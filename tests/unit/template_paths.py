@@ -27,7 +27,7 @@ IN_VPC = {
 GATEWAY = {"s3", "dynamodb"}
 # the management API, a public host and the SES API (its one endpoint, email-smtp,
 # serves SMTP): NAT only
-NO_ENDPOINT = {"execute-api", "jwks", "ses"}
+NO_ENDPOINT = {"execute-api", "jwks", "ses", "webhooks"}  # + webhook receivers
 NOT_NETWORK = {PLATFORM, BY_S3}
 
 

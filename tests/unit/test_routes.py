@@ -51,7 +51,9 @@ def test_a_public_route_needs_no_token_and_the_others_do() -> None:
         for route in ROUTES:
             if route.public:
                 continue
-            path = route.path.format(doc_id="d1", n="1", user="bob", job_id="j1")
+            path = route.path.format(
+                doc_id="d1", n="1", user="bob", job_id="j1", webhook_id="w1", delivery_id="m1"
+            )
             response = client.http.request(route.method, path, body=b"{}")
             assert response.status_code == 401, route
 

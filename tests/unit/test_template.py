@@ -824,8 +824,14 @@ def test_the_page_token_secret_is_read_by_the_api_alone(monkeypatch: pytest.Monk
             for s in _statements(template, name)
             if any("secretsmanager:" in a for a in _actions(s))
         ]
-        # the real-time functions seal feed cursors (each frame's seq) with it too
-        if name in ("ApiFunction", "RealtimeFunction", "RealtimeFanOutFunction"):
+        # the real-time functions seal feed cursors (each frame's seq) with it too; the
+        # API and the webhook deliverer derive the key that seals endpoint secrets from it
+        if name in (
+            "ApiFunction",
+            "RealtimeFunction",
+            "RealtimeFanOutFunction",
+            "WebhookDeliverFunction",
+        ):
             assert env["DOCS_PAGE_TOKEN_SECRET_ARN"] == {"Ref": "PageTokenSecret"}
             assert [(s["Action"], s["Resource"]) for s in reads] == [
                 ("secretsmanager:GetSecretValue", {"Ref": "PageTokenSecret"})

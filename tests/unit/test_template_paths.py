@@ -44,6 +44,7 @@ REALTIME_OUT = {
     ("RealtimeFunction", "jwks"),
     ("RealtimeFunction", "execute-api"),
     ("RealtimeFanOutFunction", "execute-api"),
+    ("WebhookDeliverFunction", "webhooks"),  # receivers are on the internet
 }
 
 
