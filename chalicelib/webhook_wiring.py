@@ -8,10 +8,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from chalicelib.config import Settings
+from chalicelib.domain.flags import WEBHOOKS
 
 if TYPE_CHECKING:
     from chalicelib.adapters.postgres.protocols import Database
     from chalicelib.adapters.webhook_secrets import SecretBox
+    from chalicelib.domain.ports.flags import FeatureFlags
     from chalicelib.domain.ports.webhooks import Sender
     from chalicelib.service_layer.webhooks import Deliverer, WebhookService
 
@@ -22,6 +24,10 @@ class WebhookMembers:
     settings: Settings
     _postgres: Database
 
+    @property
+    def flags(self) -> FeatureFlags:  # the container's (bootstrap.Container.flags)
+        raise NotImplementedError
+
     @cached_property
     def webhooks(self) -> WebhookService:
         return webhook_service(self._postgres, self.settings)
@@ -29,7 +35,9 @@ class WebhookMembers:
     def deliverer(self, sender: Sender) -> Deliverer:
         """The deliverer sending with ``sender`` (the caller names it, so only the
         deliverer's own entry points reach out to receivers)."""
-        return deliverer(self._postgres, self.settings, sender)
+        built = deliverer(self._postgres, self.settings, sender)
+        built.switched_on = lambda org: self.flags.enabled(WEBHOOKS, org=org)
+        return built
 
 
 def secret_box(settings: Settings) -> SecretBox:

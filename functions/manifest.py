@@ -238,6 +238,7 @@ CALLS: dict[str, tuple[Call, ...]] = {
     ),
     # webhook receivers: public hosts on HTTPS, through the NAT gateway (docs/webhooks.md)
     "functions.deliver_webhooks.handler": (
+        FLAGS,  # the webhooks flag
         *_WORKER,
         PAGE_SECRET,
         Call("webhooks", via="chalicelib.adapters.webhook_http"),

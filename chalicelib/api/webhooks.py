@@ -14,11 +14,14 @@ from chalice.app import Response
 
 from chalicelib.api.endpoint import NO_STORE, Call
 from chalicelib.api.http import json_response
+from chalicelib.domain.flags import WEBHOOKS, require
 from chalicelib.domain.model import parse_limit
 
 
 def create_webhook(call: Call) -> Response:
     call.who.require("admin")  # before the body is looked at: a 403, not a 422
+    # the webhooks flag (docs/feature-flags.md): off for the org, no new endpoint
+    require(call.services.flags, WEBHOOKS, org=call.who.org, user=call.who.sub)
     endpoint = call.services.webhooks.register(call.who, call.json())
     headers = {**NO_STORE, "Location": f"/webhooks/{endpoint['id']}"}
     return json_response(endpoint, status=201, headers=headers)

@@ -173,10 +173,15 @@ class Deliverer:
         sender: Sender,
         settings: WebhookSettings | None = None,
         clock: Callable[[], datetime] | None = None,
+        *,
+        switched_on: Callable[[str], bool] = lambda org: True,
     ) -> None:
         self.queue = queue
         self.box = box
         self.sender = sender
+        # the webhooks flag per org (docs/feature-flags.md): off, the org's changes
+        # make no deliveries (the cursor moves on; nothing is kept for later)
+        self.switched_on = switched_on
         self.settings = settings or WebhookSettings()
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -184,6 +189,8 @@ class Deliverer:
         """Turn the outbox rows after the cursor into deliveries: (rows read, made)."""
         with self.queue.fan_in(self.settings.batch_size) as batch:
             for item in batch.items:
+                if not self.switched_on(item.org):
+                    continue
                 kind = event_type(item.op, item.action)
                 body = payload(
                     kind, item.org, item.doc_id, item.version, item.created_at, seq=item.seq

@@ -112,3 +112,18 @@ def test_an_unreadable_store_gives_the_defaults_not_errors(with_flags: Any, docu
     assert _connect(_org())[0] == 200
     assert c.flags.enabled("webhooks", org="acme") is False
     assert c.flags.enabled("share_notifications", org="acme", user="u") is False
+
+
+def test_webhooks_off_for_an_org_refuses_a_new_endpoint_there_only(with_flags: Any) -> None:
+    off, on = _org(), _org()
+    rule = {"when_match": False,
+            "conditions": [{"action": "EQUALS", "key": "org", "value": off}]}  # fmt: skip
+    with_flags({"webhooks": {"default": True, "rules": {f"org {off}": rule}}})
+    body = {"url": "https://hooks.example.com/in", "events": ["document.updated"]}
+    refused = Invoker(make_token(org=off, roles=("admin",)))("POST", "/webhooks", body)
+    assert refused.status == 403
+    assert refused.json()["type"].endswith("/problems/feature-disabled")
+    listed = Invoker(make_token(org=off, roles=("admin",)))("GET", "/webhooks")
+    assert listed.status == 200 and listed.json() == {"items": []}  # nothing was registered
+    created = Invoker(make_token(org=on, roles=("admin",)))("POST", "/webhooks", body)
+    assert created.status == 201 and created.json()["secret"].startswith("whsec_")

@@ -282,6 +282,16 @@ def _container_members() -> tuple[dict[str, ast.AST], ast.Module]:
     tree = _tree("chalicelib.bootstrap")
     (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Container"]
     members: dict[str, ast.AST] = {}
+    # the members of its bases (e.g. webhook_wiring.WebhookMembers) first: the class's own win
+    sources = {
+        a.name: n.module for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names
+    }
+    for base in cls.bases:
+        if isinstance(base, ast.Name) and sources.get(base.id):
+            base_tree = _tree(str(sources[base.id]))
+            for node in base_tree.body:
+                if isinstance(node, ast.ClassDef) and node.name == base.id:
+                    members |= {n.name: n for n in node.body if isinstance(n, ast.FunctionDef)}
     for node in cls.body:
         if isinstance(node, ast.FunctionDef) and node.name != "__init__":
             members[node.name] = node

@@ -4,12 +4,15 @@ disable decisions (chalicelib/service_layer/webhooks.py), without a database."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from chalicelib.config_webhooks import WebhookSettings
 from chalicelib.domain.errors import ValidationFailed
+from chalicelib.domain.ports.webhooks import FanIn, StreamItem
 from chalicelib.domain.webhooks import (
     EVENT_TYPES,
     Endpoint,
@@ -139,3 +142,34 @@ def test_an_endpoint_is_disabled_only_after_failing_long_and_often_enough() -> N
     result = d._result(_job(failures=19, failing_since=long_ago), FAIL, NOW)
     assert result.disable_reason is not None and "20 failed attempts" in result.disable_reason
     assert result.audit is not None and result.audit.action == "webhook.disable"
+
+
+class _FanInQueue:
+    """The fan-in side of the queue port: one batch of rows of two orgs."""
+
+    def __init__(self, batch: FanIn) -> None:
+        self.batch = batch
+
+    @contextmanager
+    def fan_in(self, limit: int) -> Iterator[FanIn]:
+        yield self.batch
+
+
+def test_the_webhooks_flag_off_for_an_org_makes_no_deliveries_for_it() -> None:
+    hook = Endpoint("w1", "https://h.example.com/", ("document.updated",), ())
+    items = [
+        StreamItem(100 + i, i, org, "d1", 2, "upsert", NOW, "update", ())
+        for i, org in enumerate(("off", "on", "off"))
+    ]
+    batch = FanIn(items, {"off": [hook], "on": [hook]})
+    asked: list[str] = []
+
+    def switched_on(org: str) -> bool:
+        asked.append(org)
+        return org == "on"
+
+    d = Deliverer(_FanInQueue(batch), None, None, WebhookSettings(), switched_on=switched_on)  # type: ignore[arg-type]
+    assert d.fan_in() == (3, 1)
+    assert [(x.org, x.seq) for x in batch.deliveries] == [("on", 1)]
+    assert batch.advance_to == (102, 2)  # past the switched-off rows: nothing kept for later
+    assert asked == ["off", "on", "off"]
