@@ -69,7 +69,7 @@ def clones(tmp_path: Path) -> Iterator[list[Clone]]:
     for clone in made:
         for port in clone.ports:
             database, prefix = clone.names(port)
-            drop_database(ensure_database(SERVER_URL, database))
+            drop_database(ensure_database(SERVER_URL, database), base=SERVER_URL)
             delete_prefix(client, prefix)
 
 
