@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from chalicelib.adapters.postgres.document_states import tenant
+from chalicelib.adapters.postgres.realtime import advance_cursor, claim_rows, cursor_stats
 from chalicelib.domain.notifications import Contact, ShareEvent
 from chalicelib.domain.realtime import StreamRow, StreamStats
 
@@ -116,32 +116,18 @@ class PostgresShareStream:
     @contextmanager
     def batch(self, limit: int) -> Iterator[_Batch]:
         with self.uow.maintenance() as conn:
-            rows = (
-                conn.cursor(row_factory=class_row(StreamRow))
-                .execute(
-                    "SELECT txid, seq, org, doc_id, version, op, created_at, safe, horizon "
-                    "FROM docs_realtime_claim(%s, %s)",
-                    (self.name, limit),
-                )
-                .fetchall()
-            )
-            safe = [r for r in rows if r.safe]  # (txid, seq) order: the safe ones come first
+            safe = [
+                r for r in claim_rows(conn, self.name, limit) if r.safe
+            ]  # (txid, seq) order: the safe ones come first
             batch = _Batch(conn, safe)
             yield batch
             if batch.advanced_to is not None:
                 tenant(conn, "")
-                conn.execute(
-                    "SELECT docs_realtime_advance(%s, %s, %s)", (self.name, *batch.advanced_to)
-                )
+                advance_cursor(conn, self.name, batch.advanced_to)
 
     def stats(self) -> StreamStats:
         with self.uow.maintenance() as conn:
-            row = conn.execute(
-                "SELECT lag_s, backlog FROM docs_realtime_stats(%s)", (self.name,)
-            ).fetchone()
-        if row is None:
-            return StreamStats(0.0, 0)
-        return StreamStats(max(0.0, float(row["lag_s"] or 0.0)), int(row["backlog"] or 0))
+            return cursor_stats(conn, self.name)
 
 
 class PostgresNotificationSettings:

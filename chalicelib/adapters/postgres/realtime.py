@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from psycopg.rows import class_row
 
@@ -22,6 +22,8 @@ from chalicelib.adapters.postgres.document_states import tenant
 from chalicelib.domain.realtime import StreamBatch, StreamRow, StreamStats
 
 if TYPE_CHECKING:
+    import psycopg
+
     from chalicelib.adapters.postgres.protocols import Database
 
 
@@ -35,15 +37,7 @@ class PostgresRealtimeStream:
     @contextmanager
     def batch(self, limit: int) -> Iterator[StreamBatch]:
         with self.uow.maintenance() as conn:
-            rows = (
-                conn.cursor(row_factory=class_row(StreamRow))
-                .execute(
-                    "SELECT txid, seq, org, doc_id, version, op, created_at, safe, horizon "
-                    "FROM docs_realtime_claim(%s, %s)",
-                    (self.name, limit),
-                )
-                .fetchall()
-            )
+            rows = claim_rows(conn, self.name, limit)
             batch = StreamBatch(rows)
             by_org: dict[str, set[str]] = {}
             for row in rows:
@@ -57,15 +51,36 @@ class PostgresRealtimeStream:
                     batch.tags[(org, found["id"])] = list(found["tags"] or [])
             yield batch  # (app.org may still name the last org: advance reads no tenant row)
             if batch.advanced_to is not None:
-                conn.execute(
-                    "SELECT docs_realtime_advance(%s, %s, %s)", (self.name, *batch.advanced_to)
-                )
+                advance_cursor(conn, self.name, batch.advanced_to)
 
     def stats(self) -> StreamStats:
         with self.uow.maintenance() as conn:
-            row = conn.execute(
-                "SELECT lag_s, backlog FROM docs_realtime_stats(%s)", (self.name,)
-            ).fetchone()
-        if row is None:
-            return StreamStats(0.0, 0)
-        return StreamStats(max(0.0, float(row["lag_s"] or 0.0)), int(row["backlog"] or 0))
+            return cursor_stats(conn, self.name)
+
+
+# -- every consumer with a cursor of its own (real-time, share notifications, webhooks)
+def claim_rows(conn: psycopg.Connection[Any], name: str, limit: int) -> list[StreamRow]:
+    """The committed outbox rows after consumer ``name``'s cursor, its row locked for
+    the transaction; (txid, seq) order, so the safe ones come first."""
+    return (
+        conn.cursor(row_factory=class_row(StreamRow))
+        .execute(
+            "SELECT txid, seq, org, doc_id, version, op, created_at, safe, horizon "
+            "FROM docs_realtime_claim(%s, %s)",
+            (name, limit),
+        )
+        .fetchall()
+    )
+
+
+def advance_cursor(conn: psycopg.Connection[Any], name: str, to: tuple[int, int]) -> None:
+    """Moves consumer ``name``'s cursor to (txid, seq), in the claim's transaction."""
+    conn.execute("SELECT docs_realtime_advance(%s, %s, %s)", (name, *to))
+
+
+def cursor_stats(conn: psycopg.Connection[Any], name: str) -> StreamStats:
+    """Consumer ``name``'s lag (since its oldest unread row committed) and backlog."""
+    row = conn.execute("SELECT lag_s, backlog FROM docs_realtime_stats(%s)", (name,)).fetchone()
+    if row is None:
+        return StreamStats(0.0, 0)
+    return StreamStats(max(0.0, float(row["lag_s"] or 0.0)), int(row["backlog"] or 0))

@@ -22,9 +22,11 @@ from psycopg.types.json import Jsonb
 
 from chalicelib.adapters.postgres.audit import INSERT_AUDIT, audit_params
 from chalicelib.adapters.postgres.document_states import tenant
+from chalicelib.adapters.postgres.realtime import advance_cursor, claim_rows, cursor_stats
 from chalicelib.domain.audit import AuditEntry
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.ports.webhooks import FanIn, Result, StreamItem
+from chalicelib.domain.realtime import StreamRow
 from chalicelib.domain.webhooks import Attempt, Delivery, Endpoint, Job, Outcome
 
 if TYPE_CHECKING:
@@ -188,19 +190,16 @@ class PostgresWebhooks:
     @contextmanager
     def fan_in(self, limit: int) -> Iterator[FanIn]:
         with self.uow.maintenance() as conn:
-            claimed = conn.execute(
-                "SELECT txid, seq, org, doc_id, version, op, created_at, safe "
-                "FROM docs_realtime_claim(%s, %s)",
-                (CURSOR, limit),
-            ).fetchall()
             safe = []
-            for row in claimed:  # the safe prefix: nothing can commit behind it
-                if not row["safe"]:
+            for row in claim_rows(
+                conn, CURSOR, limit
+            ):  # the safe prefix: nothing commits behind it
+                if not row.safe:
                     break
                 safe.append(row)
-            by_org: dict[str, list[dict[str, Any]]] = {}
+            by_org: dict[str, list[StreamRow]] = {}
             for row in safe:
-                by_org.setdefault(row["org"], []).append(row)
+                by_org.setdefault(row.org, []).append(row)
             batch = FanIn([], {})
             versions: dict[tuple[str, str, int], dict[str, Any]] = {}
             for org, rows in sorted(by_org.items()):
@@ -213,15 +212,15 @@ class PostgresWebhooks:
                 if not found:
                     continue
                 batch.endpoints[org] = [_endpoint(r) for r in found]
-                ids, numbers = [r["doc_id"] for r in rows], [r["version"] for r in rows]
+                ids, numbers = [r.doc_id for r in rows], [r.version for r in rows]
                 for found_v in conn.execute(_VERSIONS, (ids, numbers, org)).fetchall():
                     versions[(org, found_v["id"], found_v["version"])] = found_v
             for row in safe:
-                v = versions.get((row["org"], row["doc_id"], row["version"]))
+                v = versions.get((row.org, row.doc_id, row.version))
                 batch.items.append(
                     StreamItem(
-                        row["txid"], row["seq"], row["org"], row["doc_id"], row["version"],
-                        row["op"], row["created_at"], v["action"] if v else None,
+                        row.txid, row.seq, row.org, row.doc_id, row.version, row.op,
+                        row.created_at, v["action"] if v else None,
                         tuple(v["tags"]) if v else None,
                     )
                 )  # fmt: skip
@@ -238,9 +237,7 @@ class PostgresWebhooks:
                 )  # fmt: skip
             if batch.advance_to is not None:
                 tenant(conn, "")
-                conn.execute(
-                    "SELECT docs_realtime_advance(%s, %s, %s)", (CURSOR, *batch.advance_to)
-                )
+                advance_cursor(conn, CURSOR, batch.advance_to)
 
     def due(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         with self.uow.maintenance() as conn:
@@ -311,14 +308,12 @@ class PostgresWebhooks:
 
     def stats(self) -> tuple[float, int, int, float]:
         with self.uow.maintenance() as conn:
-            lag = conn.execute(
-                "SELECT lag_s, backlog FROM docs_realtime_stats(%s)", (CURSOR,)
-            ).fetchone()
+            lag = cursor_stats(conn, CURSOR)
             pending = conn.execute("SELECT pending, oldest_s FROM docs_webhook_stats()").fetchone()
         assert pending is not None
         return (
-            max(0.0, float(lag["lag_s"] or 0.0)) if lag else 0.0,
-            int(lag["backlog"] or 0) if lag else 0,
+            lag.lag_s,
+            lag.backlog,
             int(pending["pending"] or 0),
             max(0.0, float(pending["oldest_s"] or 0.0)),
         )
