@@ -133,6 +133,15 @@ def delete_prefix(client: redis.Redis, prefix: str) -> None:  # type: ignore[typ
         client.delete(key)
 
 
+@pytest.fixture(scope="module")
+def db_url() -> Iterator[str]:
+    """A database of the test module's own (migrated), removed after the module:
+    for tests that read or tamper with what the module's writes left behind."""
+    url = create_database()
+    yield url
+    drop_database(url)
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     url = create_database()

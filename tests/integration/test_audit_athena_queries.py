@@ -30,7 +30,7 @@ import duckdb
 import pytest
 
 from chalicelib.config import Settings
-from tests.conftest import Invoker, admin_sql, create_database, drop_database, make_token
+from tests.conftest import Invoker, admin_sql, make_token
 from tests.unit.test_template import _sub, _template
 
 pytestmark = pytest.mark.integration
@@ -41,13 +41,6 @@ DUCK_TYPES = {"string": "VARCHAR", "bigint": "BIGINT"}
 
 def _sql(name: str) -> str:
     return (ROOT / "docs" / "athena" / f"{name}.sql").read_text()
-
-
-@pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    url = create_database()
-    yield url
-    drop_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -25,19 +25,12 @@ import psycopg
 import pytest
 
 from chalicelib.config import Settings
-from tests.conftest import Invoker, Response, admin_sql, create_database, drop_database, make_token
+from tests.conftest import Invoker, Response, admin_sql, make_token
 
 pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    url = create_database()
-    yield url
-    drop_database(url)
-
-
 @pytest.fixture(scope="module")
 def services(settings: Settings, db_url: str, moto_endpoint: str) -> Iterator[Any]:
     from chalicelib import bootstrap

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from chalicelib.config import Settings
-from tests.conftest import admin_sql, create_database, drop_database
+from tests.conftest import admin_sql
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,6 @@ INSERT = (
     "INSERT INTO audit_log (org, actor, action, doc_id, version) "
     "VALUES (%s, %s, 'change', 'd1', 1); COMMIT"
 )
-
-
-@pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    url = create_database()
-    yield url
-    drop_database(url)
 
 
 @pytest.fixture(scope="module")

@@ -19,19 +19,12 @@ import boto3
 import pytest
 
 from chalicelib.config import Settings
-from tests.conftest import Invoker, Response, admin_sql, create_database, drop_database, make_token
+from tests.conftest import Invoker, Response, admin_sql, make_token
 
 pytestmark = pytest.mark.integration
 
 PURPOSES = ("notifications", "analytics", "newsletter")
 POLICY = "2026-12"
-
-
-@pytest.fixture(scope="module")
-def db_url() -> Iterator[str]:
-    url = create_database()
-    yield url
-    drop_database(url)
 
 
 @pytest.fixture(scope="module")
