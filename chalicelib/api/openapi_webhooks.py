@@ -7,15 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EventType = Literal[
-    "document.created",
-    "document.updated",
-    "document.deleted",
-    "document.restored",
-    "grant.changed",
-    "upload.processed",
-    "document.purged",
-]
+from chalicelib.domain.webhooks import EventType
 
 
 class WebhookIn(BaseModel):

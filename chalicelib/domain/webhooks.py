@@ -23,12 +23,12 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from chalicelib.domain.errors import ValidationFailed
 from chalicelib.domain.timestamps import iso_z as iso
 
-EVENT_TYPES = (
+EventType = Literal[
     "document.created",
     "document.updated",
     "document.deleted",
@@ -36,7 +36,8 @@ EVENT_TYPES = (
     "grant.changed",
     "upload.processed",
     "document.purged",
-)
+]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)  # the OpenAPI schema uses EventType too
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 SECRET_BYTES = 32
 MAX_EVENTS_TAGS = 50
