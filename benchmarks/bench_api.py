@@ -129,6 +129,19 @@ def bench_settings(database_url: str, prefix: str, **extra: Any) -> Settings:
     )
 
 
+def bench_stack() -> tuple[str, str, Any, str]:
+    """A private database and key prefix, the real container over them installed as
+    the app's, and a writer's token: (database_url, prefix, container, token).
+    The caller closes the container and removes the database and prefix."""
+    database_url = create_database()
+    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
+    settings = bench_settings(database_url, prefix)
+    container = bootstrap.build(settings)
+    bootstrap.set_container(container)
+    token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])
+    return database_url, prefix, container, token
+
+
 def percentile(ordered: list[int], q: float) -> float:
     """Nearest-rank percentile of sorted nanosecond samples, in ms."""
     index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
@@ -211,12 +224,7 @@ def main() -> None:
     import app
 
     started = time.perf_counter()
-    database_url = create_database()
-    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
-    settings = bench_settings(database_url, prefix)
-    container = bootstrap.build(settings)
-    bootstrap.set_container(container)
-    token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])
+    database_url, prefix, container, token = bench_stack()
     resources = tuple(app.app.routes)
     base_headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     raw_redis: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL)

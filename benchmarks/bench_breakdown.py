@@ -18,21 +18,18 @@ import json
 import pstats
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 from benchmarks.bench_api import (
     DOCUMENT,
     ORG,
-    bench_settings,
-    create_database,
+    bench_stack,
     delete_prefix,
     drop_database,
 )
 from chalicelib import bootstrap
 from chalicelib.adapters.redis.cache import RedisCache
-from chalicelib.api.auth import mint_token
 from chalicelib.domain.principal import Principal
 from devtools.events import LambdaContext, api_gateway_event
 
@@ -76,12 +73,7 @@ def main() -> None:
     import app
     from benchmarks.bench_api import REDIS_URL
 
-    database_url = create_database()
-    prefix = f"bench:{uuid.uuid4().hex[:10]}:"
-    settings = bench_settings(database_url, prefix)
-    container = bootstrap.build(settings)
-    bootstrap.set_container(container)
-    token = mint_token(settings, org=ORG, sub="bencher", roles=["writer"])
+    database_url, prefix, container, token = bench_stack()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     resources = tuple(app.app.routes)
     raw: redis.Redis[bytes] = redis.Redis.from_url(REDIS_URL)
