@@ -4,6 +4,7 @@ size).  Its adapters and services are imported on first use, not at cold start."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -35,9 +36,8 @@ class WebhookMembers:
     def deliverer(self, sender: Sender) -> Deliverer:
         """The deliverer sending with ``sender`` (the caller names it, so only the
         deliverer's own entry points reach out to receivers)."""
-        built = deliverer(self._postgres, self.settings, sender)
-        built.switched_on = lambda org: self.flags.enabled(WEBHOOKS, org=org)
-        return built
+        switched_on = lambda org: self.flags.enabled(WEBHOOKS, org=org)  # noqa: E731
+        return deliverer(self._postgres, self.settings, sender, switched_on)
 
 
 def secret_box(settings: Settings) -> SecretBox:
@@ -54,8 +54,16 @@ def webhook_service(postgres: Database, settings: Settings) -> WebhookService:
     return WebhookService(PostgresWebhooks(postgres), secret_box(settings), settings.webhooks)
 
 
-def deliverer(postgres: Database, settings: Settings, sender: Sender) -> Deliverer:
+def deliverer(
+    postgres: Database,
+    settings: Settings,
+    sender: Sender,
+    switched_on: Callable[[str], bool] = lambda org: True,
+) -> Deliverer:
     from chalicelib.adapters.postgres.webhooks import PostgresWebhooks
     from chalicelib.service_layer.webhooks import Deliverer
 
-    return Deliverer(PostgresWebhooks(postgres), secret_box(settings), sender, settings.webhooks)
+    return Deliverer(
+        PostgresWebhooks(postgres), secret_box(settings), sender, settings.webhooks,
+        switched_on=switched_on,
+    )  # fmt: skip
