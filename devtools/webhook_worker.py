@@ -21,16 +21,12 @@ LISTENER_APP = "docs-webhooks"  # + " <pid>": the fault campaign finds the proce
 
 
 def _listen(container: Any) -> Any:
+    """A LISTEN connection that does not register as a search consumer."""
     import os
 
-    import psycopg
+    from chalicelib.adapters.postgres.outbox_listener import listening_connection
 
-    uow = container.uow
-    name = f"{LISTENER_APP} {os.getpid()}"
-    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": name}
-    conn = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
-    conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(CHANNEL)))
-    return conn
+    return listening_connection(container.uow, CHANNEL, f"{LISTENER_APP} {os.getpid()}")
 
 
 def run(stop: threading.Event | None = None, *, poll_s: float = 1.0) -> None:

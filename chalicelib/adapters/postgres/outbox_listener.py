@@ -71,14 +71,26 @@ class OutboxListener:
 
 def listen(uow: PostgresUnitOfWork, channel: str, me: Consumer) -> OutboxListener:
     """Open ``me``'s listener connection (as the runtime login, like the pool's)."""
-    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": me.application_name}
+    conn = listening_connection(uow, channel, me.application_name, shared_lock=_CONSUMER_SPACE)
+    return OutboxListener(conn, me)
+
+
+def listening_connection(
+    uow: PostgresUnitOfWork, channel: str, application_name: str, *, shared_lock: int | None = None
+) -> psycopg.Connection[dict[str, Any]]:
+    """A connection of its own (as the runtime login) that LISTENs on ``channel``;
+    with ``shared_lock``, it first takes that advisory lock space's shared lock (a
+    registered consumer; a consumer that writes nowhere, like the webhook
+    deliverer, listens without registering)."""
+    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": application_name}
     conn: psycopg.Connection[dict[str, Any]] = psycopg.connect(
         uow.settings.runtime_database_url, **kwargs
     )
     try:
-        conn.execute("SELECT pg_advisory_lock_shared(%s, 0)", (_CONSUMER_SPACE,))
+        if shared_lock is not None:
+            conn.execute("SELECT pg_advisory_lock_shared(%s, 0)", (shared_lock,))
         conn.execute(psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel)))
     except BaseException:
         conn.close()
         raise
-    return OutboxListener(conn, me)
+    return conn
