@@ -67,6 +67,10 @@ from devtools.realtime_http import event_stream_head, problem_answer, receive
 from devtools.realtime_ws import WsConnection
 
 LISTENER_APP = "docs-realtime"
+# the fan-out makes at most one pass this often (outbox_listener.Pace): under load a
+# pass takes a batch of commits, not one; an event reaches its subscribers at most
+# this much later
+FAN_OUT_PACE_S = 0.05
 _DATA = (0, 1, 2)  # continuation, text and binary frames
 
 
@@ -335,10 +339,13 @@ class Hub:
     def fan_out(self, stop: threading.Event, poll_s: float = 0.5) -> None:
         import psycopg
 
+        from chalicelib.adapters.postgres.outbox_listener import Pace, take_pending
+
         fanout = self.fanout
         uow = self.container.uow
         listener: Any = None
         eager_until = 0.0
+        pace = Pace(FAN_OUT_PACE_S, sleep=stop.wait)
         while not stop.is_set():
             try:
                 if listener is None:
@@ -346,6 +353,10 @@ class Hub:
                     kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": name}
                     listener = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
                     listener.execute("LISTEN docs_outbox")
+                pace.before_pass()
+                if take_pending(listener):  # commits this pass will see: no pass of their own
+                    self.loop.call_soon_threadsafe(self.pulse)
+                    eager_until = time.monotonic() + 1.0
                 started = time.perf_counter()
                 report = fanout.drain()
                 if report.rows:

@@ -5,6 +5,8 @@ Writes made with ``DOCS_SEARCH_NUDGE=notify`` NOTIFY ``docs_outbox`` at commit
 (a trigger on the outbox, see migration 0004); the loop drains the outbox,
 then waits for the next notification or ``poll_s``, whichever comes first
 (a notification lost while the loop was reconnecting is caught by the poll).
+Under load it makes at most one pass every ``PACE_S``, each taking every commit
+announced before it, instead of one pass per commit.
 When OpenSearch or PostgreSQL is down it backs off (exponential, capped) and
 tries again; nothing is lost, the outbox rows wait.
 
@@ -34,7 +36,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, listen
+from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, Pace, listen
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
 from devtools.logline import log_line
@@ -43,6 +45,9 @@ log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
 PURGE_INTERVAL_S = 3600.0  # the scheduled purge's rate in AWS (functions/purge.py)
 STOP_CHECK_S = 0.2  # how soon a stop is seen while waiting for the outbox
+# at most one pass this often: under load a pass takes a batch of commits, not one
+# (outbox_listener.Pace); the search lag grows by at most this much
+PACE_S = 0.05
 
 
 class ConsumerConflict(SystemExit):
@@ -97,11 +102,14 @@ def run(
     listener: OutboxListener | None = None
     last_housekeeping = 0.0
     last_purge = 0.0
+    pace = Pace(PACE_S, sleep=stop.wait)
     log_line("search sync started", alias=container.settings.search_alias)
     while not stop.is_set():
         try:
             if listener is None or listener.closed:
                 listener = register(container)
+            pace.before_pass()
+            listener.take_pending()  # commits this pass will see: no pass of their own
             chained = container.audit_chainer.chain()
             if chained:
                 log_line("audit chained", rows=chained)

@@ -17,6 +17,9 @@ from typing import Any
 from devtools.logline import log_line
 
 CHANNEL = "docs_outbox"
+# at most one pass this often (outbox_listener.Pace): under load a pass takes a batch
+# of commits; a delivery starts at most this much later (in AWS, up to a minute)
+PACE_S = 0.1
 LISTENER_APP = "docs-webhooks"  # + " <pid>": the fault campaign finds the process by it
 
 
@@ -32,6 +35,7 @@ def _listen(container: Any) -> Any:
 def run(stop: threading.Event | None = None, *, poll_s: float = 1.0) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT when run as a process)."""
     from chalicelib import bootstrap
+    from chalicelib.adapters.postgres.outbox_listener import Pace, take_pending, wait_for_commit
     from chalicelib.adapters.webhook_http import sender_for
 
     stop = stop or threading.Event()
@@ -39,18 +43,20 @@ def run(stop: threading.Event | None = None, *, poll_s: float = 1.0) -> None:
     deliverer = container.deliverer(sender_for(container.settings.webhooks))
     listener: Any = None
     backoff = 0.0
+    pace = Pace(PACE_S, sleep=stop.wait)
     log_line("webhook deliverer started", insecure_local=container.settings.webhooks.insecure_local)
     while not stop.is_set():
         try:
             if listener is None or listener.closed:
                 listener = _listen(container)
+            pace.before_pass()
+            take_pending(listener)  # commits this pass will see: no pass of their own
             report = deliverer.run_once()
             if report.busy:
                 log_line("webhooks", **report.as_dict())
             backoff = 0.0
             # a commit that wrote the outbox, or the poll (retries come due by the clock)
-            for _ in listener.notifies(timeout=poll_s, stop_after=1):
-                pass
+            wait_for_commit(listener, poll_s)
         except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
             backoff = min(10.0, max(0.5, backoff * 2))
             log_line("webhook deliverer waiting", reason=f"{type(exc).__name__}: {str(exc)[:300]}")

@@ -94,3 +94,36 @@ def test_the_listener_wakes_on_commit(search_container: Any) -> None:
     finally:
         listener.close()
         notifying.close()
+
+
+def test_one_pass_takes_every_commit_announced_before_it(search_container: Any) -> None:
+    """Commits made while a consumer is busy wake it once: the notifications already
+    received are taken before its next pass (``take_pending``), so the wait after it
+    does not return at once for commits that pass has seen."""
+    from chalicelib import bootstrap
+    from tests.conftest import Invoker, make_token
+
+    notifying = bootstrap.build(search_container.settings.model_copy(
+        update={"search_nudge": "notify"}
+    ))  # fmt: skip
+    listener = sync_worker.register(search_container)
+    invoke = Invoker(make_token(org="burst-org"))
+
+    def write(n: int) -> None:
+        bootstrap.set_container(notifying)
+        try:
+            for i in range(n):
+                assert invoke("POST", "/documents", {"title": f"burst {i}"}).status == 201
+        finally:
+            bootstrap.set_container(search_container)
+
+    try:
+        write(1)
+        assert listener.wait(60)  # woken: the consumer would run its pass now
+        write(4)  # ... during which four more commits are announced
+        assert listener.take_pending() == 4  # taken before the next pass, without waiting
+        assert listener.take_pending() == 0
+        assert not listener.wait(0.2)  # nothing left to wake the loop again
+    finally:
+        listener.close()
+        notifying.close()
