@@ -118,12 +118,7 @@ def run(
                 log_line("search sync", **report.as_dict())
             _notify(container)
             if time.monotonic() - last_housekeeping > 60:
-                dropped = sync.drop_expired()
-                if dropped:
-                    log_line("dropped retired indexes", indexes=dropped)
-                pruned = sync.prune()
-                if pruned:
-                    log_line("pruned outbox rows", rows=pruned)
+                _housekeeping(sync)
                 last_housekeeping = time.monotonic()
             if time.monotonic() - last_purge > PURGE_INTERVAL_S:
                 last_purge = time.monotonic()  # the hourly purge, as in AWS
@@ -147,6 +142,16 @@ def run(
     if listener is not None:
         listener.close()
     container.close()
+
+
+def _housekeeping(sync: Any) -> None:
+    """Once a minute: drop retired indexes past their grace, prune synced outbox rows."""
+    dropped = sync.drop_expired()
+    if dropped:
+        log_line("dropped retired indexes", indexes=dropped)
+    pruned = sync.prune()
+    if pruned:
+        log_line("pruned outbox rows", rows=pruned)
 
 
 def _notify(container: Any) -> None:

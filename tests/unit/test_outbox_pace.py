@@ -3,6 +3,8 @@ an idle one is never held back (chalicelib/adapters/postgres/outbox_listener.py)
 
 from __future__ import annotations
 
+import itertools
+
 from chalicelib.adapters.postgres.outbox_listener import Pace
 
 
@@ -47,5 +49,5 @@ def test_passes_never_come_closer_than_the_interval() -> None:
         pace.before_pass()
         starts.append(clock.now)
         clock.now += 0.003
-    gaps = [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.1
