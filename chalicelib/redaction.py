@@ -22,6 +22,7 @@ and the Powertools logger every Lambda function and the app log through
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,7 @@ _HEADER_NAMES = ("authoriz", "authoris", "cookie", "x-api-key", "sec-websocket-p
 _PAIR = re.compile(r"([A-Za-z0-9_.\-\[\]]+)=([^&#\s\"'<>,;]+)")
 
 
+@functools.lru_cache(maxsize=4096)  # log records repeat the same few keys on every line
 def is_credential_name(name: str) -> bool:
     """Whether a query parameter, header or record key carries a credential."""
     return _CREDENTIAL_NAME.search(name) is not None

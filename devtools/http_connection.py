@@ -36,7 +36,6 @@ import enum
 import io
 import re
 import socket
-import sys
 import time
 import traceback
 import uuid
@@ -47,14 +46,20 @@ from urllib.parse import urlsplit
 from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
 from devtools import browser_http, realtime_http
 from devtools.events import api_gateway_event, invoke
-from devtools.http_framing import Message, Refused, parse_head
+from devtools.http_framing import (
+    Fields,
+    Message,
+    Refused,
+    declared_length,
+    http_date,
+    parse_head,
+)
 from devtools.local_http import Limits, local_problem, log_request
 
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
 _HOP_BY_HOP = ("content-length", "connection", "transfer-encoding", "keep-alive")
-_DIGITS = re.compile(r"[0-9]+")
 
 
 class Phase(enum.Enum):
@@ -104,7 +109,6 @@ class Connection(BaseHTTPRequestHandler):
         # answer are two: with Nagle on, the second waits for the client's delayed ACK
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        self.wfile = io.BytesIO()  # responses, then ``_out``
         self._out = bytearray()  # written, not yet taken by the socket
         self._buf = bytearray()  # read, not yet part of a request (or the next one's)
         self._served = 0
@@ -264,9 +268,13 @@ class Connection(BaseHTTPRequestHandler):
         self._head = head
         line, _, fields = head.partition(b"\n")
         self.raw_requestline = line + b"\n"
-        self.rfile = io.BytesIO(fields)
+        self.rfile = io.BytesIO(b"\r\n")  # http.server reads the request line only ...
         if not self.parse_request():  # errors: send_error below
             raise _Early(400, "Malformed request.")
+        try:  # ... and the fields are parsed once, here
+            self.headers = Fields.parse(fields)  # type: ignore[assignment]
+        except Refused as exc:
+            raise _Early(exc.status, exc.detail) from None
         if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.1"
             raise _Early(400, "HTTP/0.9 requests are not supported.")
@@ -288,21 +296,10 @@ class Connection(BaseHTTPRequestHandler):
         return True
 
     def _content_length(self) -> int:
-        values = [
-            part.strip()
-            for v in self.headers.get_all("Content-Length") or []
-            for part in v.split(",")
-        ]
-        if not values:
-            return 0
-        if not all(_DIGITS.fullmatch(v) for v in values):
-            raise _Early(400, "Content-Length must be a non-negative decimal integer.")
-        distinct = {v.lstrip("0") or "0" for v in values}
-        if len(distinct) > 1:
-            raise _Early(400, "The request has conflicting Content-Length values.")
-        value = distinct.pop()
-        # (int() refuses over 4300 digits; anything past 18 is over every limit anyway)
-        return int(value) if len(value) <= 18 else sys.maxsize
+        try:
+            return declared_length(self.headers.get_all("Content-Length") or [])
+        except Refused as exc:
+            raise _Early(exc.status, exc.detail) from None
 
     def _frame(self, head: bytes) -> Message:
         """The request's framing, decided once by h11 (``devtools/http_framing.py``);
@@ -400,26 +397,34 @@ class Connection(BaseHTTPRequestHandler):
         headers, body = browser_http.finish(
             headers, body, origin=origin, accept_encoding=accept_encoding, origins=self.cors_origins
         )
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in _HOP_BY_HOP:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
+        # the head in one piece, as http.server's send_response/send_header would write
+        # it (status line, Server, Date, the headers, Content-Length, keep-alive),
+        # without their per-header calls
+        reason = self.responses[status][0] if status in self.responses else ""
+        lines = [
+            f"{self.protocol_version} {status} {reason}\r\n"
+            f"Server: {self.version_string()}\r\nDate: {http_date()}\r\n"
+        ]
+        lines += [
+            f"{name}: {value}\r\n"
+            for name, value in headers.items()
+            if name.lower() not in _HOP_BY_HOP
+        ]
+        lines.append(f"Content-Length: {len(body)}\r\n")
         self._served += 1
         if keep_alive:
             if self.request_version != "HTTP/1.1":
-                self.send_header("Connection", "keep-alive")
+                lines.append("Connection: keep-alive\r\n")
             idle = self.limits.idle_timeout_s
             left = self.limits.max_requests - self._served
-            self.send_header("Keep-Alive", f"timeout={idle:g}, max={left}")
+            lines.append(f"Keep-Alive: timeout={idle:g}, max={left}\r\n")
         else:
-            self.send_header("Connection", "close")
-        self.end_headers()
+            lines.append("Connection: close\r\n")
+        lines.append("\r\n")
+        response = "".join(lines).encode("latin-1", "strict")
         if self.command != "HEAD":
-            self.wfile.write(body)
+            response += body
         self._log(status, request_id=headers.get("X-Request-Id"))
-        response = self.wfile.getvalue()  # type: ignore[attr-defined]
-        self.wfile = io.BytesIO()
         self._new_request()
         then = then or (_Then.NEXT if keep_alive else _Then.CLOSE)
         self._send(response, then, time.monotonic())
@@ -443,7 +448,6 @@ class Connection(BaseHTTPRequestHandler):
         status, headers, body = local_problem(
             early.status, early.detail, self._instance(), self._rid
         )
-        self.wfile = io.BytesIO()
         self.phase = Phase.LINGER  # nothing more is read as a request
         # a client that timed out gets no more of our time
         then = _Then.CLOSE if early.status == 408 else _Then.LINGER

@@ -36,6 +36,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
+import time
+from email.utils import formatdate
+from typing import Any
 
 import h11
 
@@ -43,6 +47,7 @@ import h11
 _CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HOST_FIELD = re.compile(rb"\r\nhost:", re.IGNORECASE)
 _PLACEHOLDER_HOST = b"Host: localhost\r\n"
+_DIGITS = re.compile(r"[0-9]+")
 _QUOTED = re.compile(r":?\s*bytearray\(|:?\s*b['\"]")
 
 
@@ -86,6 +91,22 @@ class Message:
         """The bytes received after the end of the body (a pipelined request)."""
         data, _closed = self.connection.trailing_data
         return data
+
+
+def declared_length(values: list[str]) -> int:
+    """The body length the ``Content-Length`` field values declare (0 without one);
+    ``Refused`` (400) when one is not a decimal integer or they disagree."""
+    parts = [part.strip() for v in values for part in v.split(",")]
+    if not parts:
+        return 0
+    if not all(_DIGITS.fullmatch(v) for v in parts):
+        raise Refused(400, "Content-Length must be a non-negative decimal integer.")
+    distinct = {v.lstrip("0") or "0" for v in parts}
+    if len(distinct) > 1:
+        raise Refused(400, "The request has conflicting Content-Length values.")
+    value = distinct.pop()
+    # (int() refuses over 4300 digits; anything past 18 is over every limit anyway)
+    return int(value) if len(value) <= 18 else sys.maxsize
 
 
 def parse_head(head: bytes, max_line_bytes: int) -> Message:
@@ -138,3 +159,55 @@ def _sentence(text: str) -> str:
     ``Authorization`` line would otherwise be echoed back)."""
     text = _QUOTED.split(text)[0].strip()[:120]
     return f"Malformed request: {text}." if text else "Malformed request."
+
+
+class Fields:
+    """A request's header fields as http.server's ``headers`` is used here (``get``:
+    the first value, ``get_all``, ``items`` in arrival order; names case-insensitive),
+    parsed as its parser would (a value loses its leading blanks), in one pass: the
+    ``email`` parser behind http.server took as long as the app's GET hit's own
+    Python.  A malformed head is refused right after by h11 (``parse_head``)."""
+
+    __slots__ = ("_by_name", "_items")
+    MAX_FIELDS = 100  # http.client's limit, answered with the same 431
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+        self._by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            self._by_name.setdefault(name.lower(), []).append(value)
+
+    @classmethod
+    def parse(cls, fields: bytes) -> Fields:
+        items: list[tuple[str, str]] = []
+        for count, raw in enumerate(fields.decode("iso-8859-1").split("\n"), start=1):
+            line = raw.rstrip("\r\n")
+            if not line:
+                break  # the empty line that ends the head
+            if count > cls.MAX_FIELDS:
+                raise Refused(431, "Too many headers")
+            name, colon, value = line.partition(":")
+            if colon:  # (a line without one makes h11 refuse the head)
+                items.append((name, value.lstrip(" \t")))
+        return cls(items)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        values = self._by_name.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str, default: Any = None) -> Any:
+        return list(self._by_name.get(name.lower(), ())) or default
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
+
+_date_cache: list[Any] = [0, ""]
+
+
+def http_date() -> str:
+    """The ``Date`` header's value (RFC 9110 IMF-fixdate), made once a second."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache[:] = [now, formatdate(now, usegmt=True)]
+    return str(_date_cache[1])

@@ -137,3 +137,53 @@ def test_a_malformed_chunk_is_a_400() -> None:
     with pytest.raises(Refused) as caught:
         message.read(b"3\r\nabcX\r\n")
     assert caught.value.status == 400
+
+
+# ------------------------------------------------------------------ Fields
+def test_fields_read_as_http_servers_headers_did() -> None:
+    """``Fields`` replaced http.server's ``email``-parsed headers: same answers."""
+    import email.parser
+    from http.client import HTTPMessage
+
+    from devtools.http_framing import Fields
+
+    raw = (
+        b"Host: a\r\nX-Twice: one\r\nx-twice: two  \r\nAccept-Encoding:\t gzip\r\n"
+        b"Empty:\r\nColon: a:b\r\n\r\n"
+    )
+    ours = Fields.parse(raw)
+    theirs = email.parser.Parser(_class=HTTPMessage).parsestr(raw.decode("iso-8859-1"))
+    for name in ("host", "X-TWICE", "accept-encoding", "empty", "colon", "missing"):
+        assert ours.get(name) == theirs.get(name), name
+        assert ours.get_all(name) == theirs.get_all(name), name
+    assert ours.items() == theirs.items()
+    assert ours.get("missing", "d") == "d"
+
+
+def test_more_than_100_fields_are_a_431() -> None:
+    from devtools.http_framing import Fields
+
+    assert len(Fields.parse(b"".join(b"X-%d: 1\r\n" % i for i in range(100)) + b"\r\n").items())
+    with pytest.raises(Refused) as err:
+        Fields.parse(b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n")
+    assert err.value.status == 431
+
+
+def test_declared_length() -> None:
+    from devtools.http_framing import declared_length
+
+    assert declared_length([]) == 0
+    assert declared_length(["012", "12, 12"]) == 12
+    for bad in (["-1"], ["1e3"], ["1", "2"]):
+        with pytest.raises(Refused) as err:
+            declared_length(bad)
+        assert err.value.status == 400
+
+
+def test_the_date_header_is_an_imf_fixdate() -> None:
+    import email.utils
+
+    from devtools.http_framing import http_date
+
+    value = http_date()
+    assert value.endswith(" GMT") and email.utils.parsedate_to_datetime(value) is not None
