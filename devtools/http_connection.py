@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import io
 import re
 import socket
 import time
@@ -53,6 +52,7 @@ from devtools.http_framing import (
     declared_length,
     http_date,
     parse_head,
+    request_line,
 )
 from devtools.local_http import Limits, local_problem, log_request
 
@@ -267,13 +267,11 @@ class Connection(BaseHTTPRequestHandler):
         """Parse and frame a complete head; False when the connection was handed over."""
         self._head = head
         line, _, fields = head.partition(b"\n")
-        self.raw_requestline = line + b"\n"
-        self.rfile = io.BytesIO(b"\r\n")  # http.server reads the request line only ...
-        if not self.parse_request():  # errors: send_error below
-            raise _Early(400, "Malformed request.")
-        try:  # ... and the fields are parsed once, here
+        try:  # read as http.server would, once (h11 frames it below)
+            self.command, self.path, self.request_version = request_line(line)
             self.headers = Fields.parse(fields)  # type: ignore[assignment]
         except Refused as exc:
+            self.request_version = "HTTP/1.1"  # never a bare HTTP/0.9 answer without headers
             raise _Early(exc.status, exc.detail) from None
         if self.request_version == "HTTP/0.9":
             self.request_version = "HTTP/1.1"

@@ -93,6 +93,43 @@ class Message:
         return data
 
 
+def request_line(line: bytes) -> tuple[str, str, str]:
+    """(method, target, version) of a request line, read with http.server's rules and
+    answers (``BaseHTTPRequestHandler.parse_request``, whose header parsing through the
+    ``email`` package cost more than the rest of the head): a malformed version is a
+    400, 2.0 and later a 505, a two-word line an HTTP/0.9 GET; ``//`` at the start of
+    the target is one ``/``.  h11 then frames the head (``parse_head``)."""
+    text = str(line, "iso-8859-1").rstrip("\r\n")
+    words = text.split()
+    if not words:
+        raise Refused(400, "Malformed request.")
+    version = "HTTP/0.9"
+    if len(words) >= 3:
+        version = words[-1]
+        base = version[5:]
+        numbers = base.split(".")
+        try:
+            if (
+                not version.startswith("HTTP/")
+                or len(numbers) != 2
+                or not all(n.isdigit() and len(n) <= 10 for n in numbers)
+            ):
+                raise ValueError
+            number = int(numbers[0]), int(numbers[1])  # ("²".isdigit(), but not int("²"))
+        except ValueError:
+            raise Refused(400, f"Bad request version ({version!r})") from None
+        if number >= (2, 0):
+            raise Refused(505, f"Invalid HTTP version ({base})")
+    if not 2 <= len(words) <= 3:
+        raise Refused(400, f"Bad request syntax ({text!r})")
+    method, target = words[:2]
+    if len(words) == 2 and method != "GET":
+        raise Refused(400, f"Bad HTTP/0.9 request type ({method!r})")
+    if target.startswith("//"):  # http.server's guard against open redirects (gh-87389)
+        target = "/" + target.lstrip("/")
+    return method, target, version
+
+
 def declared_length(values: list[str]) -> int:
     """The body length the ``Content-Length`` field values declare (0 without one);
     ``Refused`` (400) when one is not a decimal integer or they disagree."""

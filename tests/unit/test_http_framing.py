@@ -187,3 +187,50 @@ def test_the_date_header_is_an_imf_fixdate() -> None:
 
     value = http_date()
     assert value.endswith(" GMT") and email.utils.parsedate_to_datetime(value) is not None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GET /documents HTTP/1.1\r\n",
+        b"GET //evil.example/x HTTP/1.1\r\n",
+        b"GET /\r\n",
+        b"POST /\r\n",
+        b"GET / HTTP/2.0\r\n",
+        b"GET / HTTP/1.1.1\r\n",
+        b"GET / HTTP/\xc2\xb2.1\r\n",
+        b"GET / http/1.1\r\n",
+        b"GET / HTTP/01.10\r\n",
+        b"GET / HTTP/1.12345678901\r\n",
+        b"GET / x HTTP/1.1\r\n",
+        b"GET\r\n",
+        b" \r\n",
+    ],
+)
+def test_the_request_line_is_read_as_http_server_read_it(line: bytes) -> None:
+    """``request_line`` replaced http.server's ``parse_request``: same answers."""
+    from http.server import BaseHTTPRequestHandler
+
+    from devtools.http_framing import request_line
+
+    class Theirs(BaseHTTPRequestHandler):
+        def __init__(self) -> None:
+            self.raw_requestline = line
+            self.rfile = __import__("io").BytesIO(b"\r\n")
+            self.error: tuple[int, str] | None = None
+
+        def send_error(
+            self, code: int, message: str | None = None, explain: str | None = None
+        ) -> None:
+            self.error = (code, message or "")
+
+    theirs = Theirs()
+    ok = theirs.parse_request()
+    try:
+        ours: tuple[str, str, str] | tuple[int, str] = request_line(line)
+    except Refused as exc:
+        ours = (exc.status, exc.detail)
+    if ok:
+        assert ours == (theirs.command, theirs.path, theirs.request_version)
+    else:
+        assert ours == (theirs.error or (400, "Malformed request."))
