@@ -35,14 +35,15 @@ import base64
 import enum
 import re
 import socket
+import sys
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.api.http import STATUS_PROBLEMS, pick_request_id
+from chalicelib.api.http import pick_request_id
 from devtools import browser_http, realtime_http
 from devtools.events import api_gateway_event, invoke
 from devtools.http_framing import (
@@ -56,6 +57,7 @@ from devtools.http_framing import (
 )
 from devtools.local_http import Limits, local_problem, log_request
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
@@ -88,12 +90,13 @@ class _Early(Exception):
         self.detail = detail
 
 
-class Connection(BaseHTTPRequestHandler):
-    """One accepted client socket and the request on it; http.server's request-line
-    and header parsing and response writing, without its blocking socket I/O."""
+class Connection:
+    """One accepted client socket and the request on it.  The head is read with
+    http.server's rules and answers and framed by h11 (``devtools/http_framing.py``);
+    the answer is written as http.server would write it."""
 
-    server_version = "docs-local"
     protocol_version = "HTTP/1.1"
+    server_header = f"docs-local Python/{sys.version.split()[0]}"  # http.server's Server
     app_module: Any = None
     resources: tuple[str, ...] = ()
     limits = Limits()
@@ -102,9 +105,9 @@ class Connection(BaseHTTPRequestHandler):
     _NO_BROWSER: tuple[str | None, str | None] = (None, None)  # Origin, Accept-Encoding
 
     def __init__(self, sock: socket.socket, address: Any, now: float) -> None:
-        # (no super().__init__: it would serve the connection, blocking, right away)
-        self.request = self.connection = sock
+        self.connection = sock
         self.client_address = address
+        self.headers = Fields([])
         # the head and the body go out in one send, but a 100 Continue and then the
         # answer are two: with Nagle on, the second waits for the client's delayed ACK
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -269,7 +272,7 @@ class Connection(BaseHTTPRequestHandler):
         line, _, fields = head.partition(b"\n")
         try:  # read as http.server would, once (h11 frames it below)
             self.command, self.path, self.request_version = request_line(line)
-            self.headers = Fields.parse(fields)  # type: ignore[assignment]
+            self.headers = Fields.parse(fields)
         except Refused as exc:
             self.request_version = "HTTP/1.1"  # never a bare HTTP/0.9 answer without headers
             raise _Early(exc.status, exc.detail) from None
@@ -398,10 +401,10 @@ class Connection(BaseHTTPRequestHandler):
         # the head in one piece, as http.server's send_response/send_header would write
         # it (status line, Server, Date, the headers, Content-Length, keep-alive),
         # without their per-header calls
-        reason = self.responses[status][0] if status in self.responses else ""
+        reason = _REASONS.get(status, "")
         lines = [
             f"{self.protocol_version} {status} {reason}\r\n"
-            f"Server: {self.version_string()}\r\nDate: {http_date()}\r\n"
+            f"Server: {self.server_header}\r\nDate: {http_date()}\r\n"
         ]
         lines += [
             f"{name}: {value}\r\n"
@@ -470,29 +473,17 @@ class Connection(BaseHTTPRequestHandler):
         self._out.clear()
         self.phase = Phase.DONE
 
-    # ------------------------------------------------------------ http.server's hooks
+    # ------------------------------------------------------------ per request
     def _new_request(self) -> None:
         self._rid = ""
         self._browser = self._NO_BROWSER
         self._head = b""
         self._body = bytearray()
         self._started = time.perf_counter()
-        self.command, self.path, self.request_version, self.requestline = "", "", "HTTP/1.1", ""
+        self.command, self.path, self.request_version = "", "", "HTTP/1.1"
 
     def _instance(self) -> str | None:
         return (urlsplit(self.path).path or None) if self.path else None
-
-    def handle_expect_100(self) -> bool:
-        return True  # sent by _start once the length is known to be acceptable
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return  # we log our own JSON line per request
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own errors (malformed request line, bad version, too many
-        headers) in the API's problem+json shape with the full header set."""
-        self.request_version = "HTTP/1.1"  # never a bare HTTP/0.9 answer without headers
-        raise _Early(code, message or explain or STATUS_PROBLEMS.get(code, ("", "Error"))[1])
 
     def _log(self, status: int | None, **extra: Any) -> None:
         log_request(self.command, self.path, status, self._started, **extra)
