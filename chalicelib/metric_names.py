@@ -99,7 +99,7 @@ METRICS: Final[dict[str, MetricKind]] = {
     # ---- share notifications (chalicelib/service_layer/notifications.py)
     "NotificationsSent": USAGE,
     "NotificationSendFailures": ALARMED,  # SES failed (retried) or refused (skipped) a mail
-    "NotificationLag": USAGE,  # age of the oldest outbox row after the consumer's cursor
+    "NotificationLag": ALARMED,  # age of the oldest outbox row after the consumer's cursor
     # ---- the synthetic canary (functions/canary.py): a passing run; CanaryAlarm
     # fires on a minute without one (missing data breaching)
     "CanarySucceeded": ALARMED,

@@ -46,7 +46,7 @@ from chalicelib.domain.ports.notifications import (
 from chalicelib.domain.ports.pii import FieldCipher
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.timestamps import iso_z
-from chalicelib.observability import count, gauge, logger
+from chalicelib.observability import count, logger, milliseconds
 from chalicelib.service_layer.retry import retry_transient
 
 
@@ -102,9 +102,12 @@ class ShareNotifier:
 
     def drain(self, budget_s: float = 20.0) -> NotifyReport:
         """Batches until caught up, a transient failure, or ``budget_s`` is spent.
-        Off (no sender): claims nothing, so the cursor starts when it is turned on."""
+        Off (no sender): claims nothing, so the cursor starts when it is turned on.
+        Either way every run publishes ``NotificationLag`` (0 when off: nothing is
+        owed), so its alarm can treat a silent schedule as a failure."""
         total = NotifyReport()
         if not self.enabled:
+            milliseconds("NotificationLag", 0.0)
             return total
         deadline = self.clock() + budget_s
         while True:
@@ -112,7 +115,7 @@ class ShareNotifier:
             total.add(report)
             if report.failed or report.rows < self.batch_size or self.clock() >= deadline:
                 break
-        gauge("NotificationLag", self.stream.stats().lag_s * 1000)
+        milliseconds("NotificationLag", self.stream.stats().lag_s * 1000)
         return total
 
     def run_batch(self) -> NotifyReport:

@@ -159,3 +159,21 @@ def test_the_share_notifications_flag_off_for_a_grantee_skips_only_their_mail() 
     assert [user for _, user in asked] == ["ann", "bob"]
     assert batch.advanced_to == (101, 1)  # skipped, not kept for later
     assert batch.claims == {("d1", "ann")}  # nothing claimed for bob: no throttle when it turns on
+
+
+def test_every_run_publishes_the_lag_its_alarm_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``NotificationLagAlarm`` treats missing data as a failure (a schedule that stopped),
+    so a run publishes ``NotificationLag`` whether or not a sender is configured: 0 when
+    off (nothing is owed), the stream's lag when on, in milliseconds as the alarm reads."""
+    from chalicelib.service_layer import notifications
+
+    published: list[tuple[str, float]] = []
+    monkeypatch.setattr(notifications, "milliseconds", lambda n, v: published.append((n, v)))
+    batch = _Batch([_event()], set())
+    ShareNotifier(_Stream(batch), None, lambda o, u: True, _Cipher()).drain()  # type: ignore[arg-type]
+    assert published == [("NotificationLag", 0.0)]
+    published.clear()
+    stream = _Stream(_Batch([], set()))
+    stream.stats = lambda: StreamStats(2.5, 3)  # type: ignore[method-assign]
+    ShareNotifier(stream, _Mailer({}), lambda o, u: True, _Cipher()).drain()  # type: ignore[arg-type]
+    assert published == [("NotificationLag", 2500.0)]
