@@ -58,6 +58,7 @@ from devtools.http_framing import (
 from devtools.local_http import Limits, local_problem, log_request
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
+_NO_FIELDS = Fields([])
 LINGER_S = 2.0  # after an early error, drop what the client still sends for at most this long
 RECV_BYTES = 65536
 _END_OF_HEAD = re.compile(rb"\r?\n\r?\n")
@@ -107,7 +108,6 @@ class Connection:
     def __init__(self, sock: socket.socket, address: Any, now: float) -> None:
         self.connection = sock
         self.client_address = address
-        self.headers = Fields([])
         # the head and the body go out in one send, but a 100 Continue and then the
         # answer are two: with Nagle on, the second waits for the client's delayed ACK
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -481,6 +481,7 @@ class Connection:
         self._body = bytearray()
         self._started = time.perf_counter()
         self.command, self.path, self.request_version = "", "", "HTTP/1.1"
+        self.headers = _NO_FIELDS  # (a malformed head must not see the last request's)
 
     def _instance(self) -> str | None:
         return (urlsplit(self.path).path or None) if self.path else None
