@@ -37,9 +37,7 @@ checks() {
 }
 
 checks_log="var/checks-$$.log"
-# at a lower priority than pytest: they use the CPU the tests leave while they wait
-# on their servers, instead of slowing the tests down (the longer of the two is the run)
-( renice -n 10 "$BASHPID" >/dev/null 2>&1 || true; checks ) >"$checks_log" 2>&1 &
+( checks ) >"$checks_log" 2>&1 &
 checks_pid=$!
 trap 'kill "$checks_pid" 2>/dev/null || true; rm -f "$checks_log"' EXIT
 
