@@ -48,6 +48,7 @@ def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) ->
         services.DEFAULT_REDIS_URL
     ):
         pytest.skip("nothing answers on the default PostgreSQL/Redis addresses here")
+    existed = _database_exists(services.LOCAL_DATABASE)
     stack = services.resolve(env={}, data_dir=tmp_path, with_moto=False, with_search=False)
     try:
         assert stack.database_url == services.DEFAULT_DATABASE_URL
@@ -55,8 +56,21 @@ def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) ->
         assert services.LOCAL_DATABASE.startswith("docs_local_")
         assert services.postgres_reachable(stack.database_url) is None
         assert stack.redis_url == services.DEFAULT_REDIS_URL
+        assert _database_exists(services.LOCAL_DATABASE)
     finally:
         stack.stop()
+        if not existed:  # made by this test (a fresh clone's CI run): not left behind
+            from tests.conftest import drop_database
+
+            drop_database(stack.database_url)
+
+
+def _database_exists(name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(services.DEFAULT_SERVER_URL, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return found is not None
 
 
 def test_the_local_database_is_created_once(tmp_path) -> None:
