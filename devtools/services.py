@@ -297,24 +297,35 @@ def start_moto(port: int | None = None) -> tuple[str, Any]:
 
 
 def _search_service(url: str | None, stack: LocalStack) -> str:
-    if url:
-        try:
-            check_url("OPENSEARCH_URL", url)
-        except ServiceUnavailable:
-            stack.stop()
-            raise
-        reason = opensearch_reachable(url)
-        if reason:
-            stack.stop()
-            raise ServiceUnavailable(
-                f"OPENSEARCH_URL is set but OpenSearch does not answer there: {reason}"
-            )
+    if url:  # (checked by resolve before anything started)
         stack.notes.append("search: OPENSEARCH_URL")
         return url
     url, stop = start_embedded_opensearch()
     stack._stoppers.append(stop)
     stack.notes.append(f"search: embedded in-memory OpenSearch (osmem-server) at {url}")
     return url
+
+
+def _fail_fast(env: dict[str, str], *, embedded: bool, with_search: bool) -> None:
+    """Every service URL that is set answers, checked before anything is created or
+    started (a database made, an embedded server begun) for a run that must stop."""
+    db_url = None if embedded else env.get("DATABASE_URL")
+    if db_url:
+        reason = postgres_reachable(db_url)
+        if reason:
+            raise ServiceUnavailable(_unreachable_database(db_url, reason))
+    redis_url = None if embedded else env.get("REDIS_URL")
+    if redis_url:
+        reason = redis_reachable(redis_url)
+        if reason:
+            raise ServiceUnavailable(f"REDIS_URL is set but Redis does not answer there: {reason}")
+    search_url = env.get("OPENSEARCH_URL") if with_search else None
+    if search_url:
+        reason = opensearch_reachable(search_url)
+        if reason:
+            raise ServiceUnavailable(
+                f"OPENSEARCH_URL is set but OpenSearch does not answer there: {reason}"
+            )
 
 
 def resolve(
@@ -333,12 +344,10 @@ def resolve(
     for name in ("DATABASE_URL", "REDIS_URL", "OPENSEARCH_URL"):
         if env.get(name) and not (embedded and name != "OPENSEARCH_URL"):
             check_url(name, env[name])
+    _fail_fast(env, embedded=embedded, with_search=with_search)
 
     db_url = None if embedded else env.get("DATABASE_URL")
     if db_url:
-        reason = postgres_reachable(db_url)
-        if reason:
-            raise ServiceUnavailable(_unreachable_database(db_url, reason))
         notes.append("postgres: DATABASE_URL")
     elif not embedded and postgres_reachable(DEFAULT_SERVER_URL) is None:
         db_url = ensure_database(DEFAULT_SERVER_URL, local_database(port))
@@ -351,9 +360,6 @@ def resolve(
 
     redis_url = None if embedded else env.get("REDIS_URL")
     if redis_url:
-        reason = redis_reachable(redis_url)
-        if reason:
-            raise ServiceUnavailable(f"REDIS_URL is set but Redis does not answer there: {reason}")
         notes.append("redis: REDIS_URL")
     elif not embedded and redis_reachable(DEFAULT_REDIS_URL) is None:
         redis_url = DEFAULT_REDIS_URL

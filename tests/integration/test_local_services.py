@@ -16,6 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> None:
+    """... before anything is made: not even this checkout's database, when only
+    REDIS_URL or OPENSEARCH_URL is set (and wrong)."""
+    existed = _database_exists(services.LOCAL_DATABASE)
     port = services.free_port()
     with pytest.raises(services.ServiceUnavailable) as err:
         services.resolve(
@@ -38,6 +41,8 @@ def test_set_but_unreachable_urls_fail_fast_with_a_clear_message(tmp_path) -> No
             env={"OPENSEARCH_URL": f"http://127.0.0.1:{port}"}, data_dir=tmp_path, with_moto=False
         )
     assert "OPENSEARCH_URL is set" in str(err.value)
+    assert _database_exists(services.LOCAL_DATABASE) == existed
+    assert not any(tmp_path.iterdir())  # no embedded server was started either
 
 
 def test_the_machines_servers_are_used_with_a_database_of_their_own(tmp_path) -> None:
