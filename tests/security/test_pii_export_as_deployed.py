@@ -20,11 +20,12 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 
 from chalicelib.config import Settings
 from chalicelib.domain.principal import Principal
 from functions.manifest import Call
-from tests.conftest import REDIS_URL, create_database, drop_database
+from tests.conftest import REDIS_URL, create_database, delete_prefix, drop_database
 from tests.unit.template_paths import canon
 from tests.unit.test_template import (
     _env,
@@ -72,8 +73,13 @@ def aws(moto_endpoint: str) -> Iterator[dict[str, str]]:
         Bucket=bucket
     )
     db = create_database()
-    yield {"endpoint": moto_endpoint, "ContentKey.Arn": key, "bucket": bucket, "db": db}
+    prefix = f"t:{uuid.uuid4().hex[:8]}:"  # the stack's one prefix, as both functions get it
+    yield {
+        "endpoint": moto_endpoint, "ContentKey.Arn": key, "bucket": bucket, "db": db,
+        "prefix": prefix,
+    }  # fmt: skip
     drop_database(db)
+    delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
 
 
 def _deployed_settings(name: str, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -102,7 +108,7 @@ def _deployed_settings(name: str, aws: dict[str, str], monkeypatch: pytest.Monke
         "DOCS_DB_IAM_AUTH": "false",
         "DOCS_AWS_ENDPOINT_URL": aws["endpoint"],
         "DOCS_PII_KMS_ENDPOINT_URL": aws["endpoint"],
-        "DOCS_REDIS_KEY_PREFIX": f"t:{uuid.uuid4().hex[:8]}:",
+        "DOCS_REDIS_KEY_PREFIX": aws["prefix"],
         "DOCS_RATE_LIMIT_ENABLED": "false",
     }
     for key in [f"DOCS_{k.upper()}" for k in Settings.model_fields] + [
