@@ -39,8 +39,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
-from tests.conftest import REDIS_URL, create_database, drop_database, make_token
+from tests.conftest import REDIS_URL, create_database, delete_prefix, drop_database, make_token
 from tests.e2e.conftest import ROOT, LocalServer, server_env
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(900)]
@@ -60,9 +61,10 @@ def fuzz_server(opensearch_url: str) -> Iterator[str]:
     what the fuzzer creates never meets another test's data."""
     database = create_database()
     alias = f"fz{uuid.uuid4().hex[:6]}-docs"
+    prefix = f"fz:{uuid.uuid4().hex[:8]}:"
     server = LocalServer(
         server_env(
-            database, REDIS_URL, f"fz:{uuid.uuid4().hex[:8]}:",
+            database, REDIS_URL, prefix,
             OPENSEARCH_URL=opensearch_url, DOCS_SEARCH_ALIAS=alias, DOCS_WORKERS="2",
         )
     )  # fmt: skip
@@ -71,6 +73,8 @@ def fuzz_server(opensearch_url: str) -> Iterator[str]:
     finally:
         server.stop()
         drop_database(database)
+        # (list generations and rate-limit buckets have no TTL: they would stay)
+        delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
 
 
 def test_the_api_matches_its_openapi_document(fuzz_server: str, tmp_path: Path) -> None:
