@@ -337,9 +337,11 @@ class Hub:
 
     # -- the fan-out thread -------------------------------------------------------------------
     def fan_out(self, stop: threading.Event, poll_s: float = 0.5) -> None:
-        import psycopg
-
-        from chalicelib.adapters.postgres.outbox_listener import Pace, take_pending
+        from chalicelib.adapters.postgres.outbox_listener import (
+            Pace,
+            listening_connection,
+            take_pending,
+        )
 
         fanout = self.fanout
         uow = self.container.uow
@@ -350,9 +352,7 @@ class Hub:
             try:
                 if listener is None:
                     name = listener_name(uow.settings.realtime_consumer)
-                    kwargs = {**uow._connect_kwargs(), "autocommit": True, "application_name": name}
-                    listener = psycopg.connect(uow.settings.runtime_database_url, **kwargs)
-                    listener.execute("LISTEN docs_outbox")
+                    listener = listening_connection(uow, "docs_outbox", name)
                 pace.before_pass()
                 if take_pending(listener):  # commits this pass will see: no pass of their own
                     self.loop.call_soon_threadsafe(self.pulse)

@@ -36,15 +36,15 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, Pace, listen
+from chalicelib.adapters.postgres.outbox_listener import Consumer, OutboxListener, listen
 from chalicelib.config import Settings
 from chalicelib.domain.errors import DomainError
+from devtools import consumer_loop
 from devtools.logline import log_line
 
 log = logging.getLogger("docs.sync")
 CHANNEL = "docs_outbox"
 PURGE_INTERVAL_S = 3600.0  # the scheduled purge's rate in AWS (functions/purge.py)
-STOP_CHECK_S = 0.2  # how soon a stop is seen while waiting for the outbox
 # at most one pass this often: under load a pass takes a batch of commits, not one
 # (outbox_listener.Pace); the search lag grows by at most this much
 PACE_S = 0.05
@@ -98,50 +98,34 @@ def run(
     stop = stop or threading.Event()
     container = bootstrap.container()
     sync = container.search_sync
-    backoff = 0.0
-    listener: OutboxListener | None = None
-    last_housekeeping = 0.0
-    last_purge = 0.0
-    pace = Pace(PACE_S, sleep=stop.wait)
+    last = {"housekeeping": 0.0, "purge": 0.0}
+
+    def one_pass() -> None:
+        chained = container.audit_chainer.chain()
+        if chained:
+            log_line("audit chained", rows=chained)
+        report = sync.drain()
+        if report.rows:
+            log_line("search sync", **report.as_dict())
+        _notify(container)
+        if time.monotonic() - last["housekeeping"] > 60:
+            _housekeeping(sync)
+            last["housekeeping"] = time.monotonic()
+        if time.monotonic() - last["purge"] > PURGE_INTERVAL_S:
+            last["purge"] = time.monotonic()  # the hourly purge, as in AWS
+            purged = container.purge.run()
+            if purged.purged or purged.failed:
+                log_line("purge", **purged.as_dict())
+
     log_line("search sync started", alias=container.settings.search_alias)
-    while not stop.is_set():
-        try:
-            if listener is None or listener.closed:
-                listener = register(container)
-            pace.before_pass()
-            listener.take_pending()  # commits this pass will see: no pass of their own
-            chained = container.audit_chainer.chain()
-            if chained:
-                log_line("audit chained", rows=chained)
-            report = sync.drain()
-            if report.rows:
-                log_line("search sync", **report.as_dict())
-            _notify(container)
-            if time.monotonic() - last_housekeeping > 60:
-                _housekeeping(sync)
-                last_housekeeping = time.monotonic()
-            if time.monotonic() - last_purge > PURGE_INTERVAL_S:
-                last_purge = time.monotonic()  # the hourly purge, as in AWS
-                purged = container.purge.run()
-                if purged.purged or purged.failed:
-                    log_line("purge", **purged.as_dict())
-            backoff = 0.0
-            _wait(listener, stop, poll_s)  # a commit that wrote the outbox, or the poll interval
-        except Exception as exc:  # the loop outlives any one failure, like a retried Lambda
-            backoff = min(max_backoff_s, max(0.5, backoff * 2))
-            expected = isinstance(exc, (DomainError, psycopg.Error))
-            log_line(
-                "search sync waiting" if expected else "search sync error",
-                reason=f"{type(exc).__name__}: {str(exc)[:300]}",
-                retry_in_s=backoff,
-            )
-            if listener is not None:
-                listener.close()
-                listener = None
-            stop.wait(backoff)
-    if listener is not None:
-        listener.close()
-    container.close()
+    try:
+        consumer_loop.run(
+            stop, name="search sync", listen=lambda: register(container), one_pass=one_pass,
+            pace_s=PACE_S, poll_s=poll_s, max_backoff_s=max_backoff_s,
+            expected=(DomainError, psycopg.Error),
+        )  # fmt: skip
+    finally:
+        container.close()
 
 
 def _housekeeping(sync: Any) -> None:
@@ -167,16 +151,6 @@ def _notify(container: Any) -> None:
         return
     if report.events or report.failed:
         log_line("share notifications", **report.__dict__)
-
-
-def _wait(listener: OutboxListener, stop: threading.Event, poll_s: float) -> None:
-    """Until a notification, ``poll_s``, or ``stop``: the wait is cut in slices, because
-    a signal does not interrupt it and a server that stops waits for this process."""
-    deadline = time.monotonic() + poll_s
-    while not stop.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0 or listener.wait(min(STOP_CHECK_S, left)):
-            return
 
 
 def main() -> None:

@@ -38,14 +38,11 @@ class Consumer:
         return cls(int(parts[1]), parts[2], parts[3])
 
 
-class OutboxListener:
-    """A consumer's own connection: it LISTENs for commits that wrote the outbox,
-    and registers the consumer while it is open (a shared advisory lock, the
-    consumer in ``application_name``), so consumers can see each other."""
+class CommitListener:
+    """A connection of its own that LISTENs for commits that wrote the outbox."""
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]], me: Consumer) -> None:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         self.conn = conn
-        self.me = me
 
     @property
     def closed(self) -> bool:
@@ -59,6 +56,19 @@ class OutboxListener:
         """Take the notifications already here without waiting (``take_pending``)."""
         return take_pending(self.conn)
 
+    def close(self) -> None:
+        self.conn.close()
+
+
+class OutboxListener(CommitListener):
+    """A registered consumer's listener: it also registers the consumer while it is
+    open (a shared advisory lock, the consumer in ``application_name``), so
+    consumers can see each other."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], me: Consumer) -> None:
+        super().__init__(conn)
+        self.me = me
+
     def others(self) -> list[Consumer]:
         """The other consumers registered on this database's outbox."""
         rows = self.conn.execute(
@@ -70,9 +80,6 @@ class OutboxListener:
         ).fetchall()
         found = (Consumer.parse(r["application_name"]) for r in rows)
         return [c for c in found if c is not None]
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def listen(uow: PostgresUnitOfWork, channel: str, me: Consumer) -> OutboxListener:
