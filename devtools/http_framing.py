@@ -35,6 +35,7 @@ added to the copy h11 validates.  Two ``Host`` fields remain a 400.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import sys
 import time
@@ -239,12 +240,11 @@ class Fields:
         return list(self._items)
 
 
-_date_cache: list[Any] = [0, ""]
-
-
 def http_date() -> str:
     """The ``Date`` header's value (RFC 9110 IMF-fixdate), made once a second."""
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache[:] = [now, formatdate(now, usegmt=True)]
-    return str(_date_cache[1])
+    return _date_of(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _date_of(second: int) -> str:
+    return formatdate(second, usegmt=True)
